@@ -1,0 +1,339 @@
+//! What a sequence is: its range, its direction, and how blocks are cut from it.
+//!
+//! This is the arithmetic every other layer relies on for the one promise PEZ
+//! makes, so it is pure (no I/O, no clock) and covered by unit and property
+//! tests. A *block* is a run of numbers that follow each other in the
+//! sequence's direction; blocks never straddle a wrap, so a block is always a
+//! plain interval and its length always fits in a `u64`.
+
+use serde::Serialize;
+use std::fmt;
+
+/// The largest number PEZ issues: 2^63-1, the top of PostgreSQL's `bigint`.
+pub const MAX_VALUE: i64 = i64::MAX;
+/// The smallest number PEZ issues; zero and negatives are never handed out.
+pub const MIN_VALUE: i64 = 1;
+
+/// Which way a sequence counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    /// 1, 2, 3, ... like the original's `forward`.
+    Ascending,
+    /// 2^63-1, 2^63-2, ... like the original's `reverse`.
+    Descending,
+}
+
+impl Direction {
+    /// The name used in the store, in `pez sequence list` and in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Ascending => "ascending",
+            Direction::Descending => "descending",
+        }
+    }
+}
+
+impl fmt::Display for Direction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The fixed settings of a sequence: everything except its current position.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SequenceSpec {
+    /// Unique name, used in URLs and in the store.
+    pub name: String,
+    /// Which way it counts.
+    pub direction: Direction,
+    /// Smallest number it issues.
+    pub min: i64,
+    /// Largest number it issues.
+    pub max: i64,
+    /// Whether it starts over at the far end after its last number.
+    pub cycle: bool,
+}
+
+impl SequenceSpec {
+    /// The original's ascending sequence: 1, 2, ... 2^63-1, then 1 again.
+    pub fn forward() -> Self {
+        Self {
+            name: "forward".to_owned(),
+            direction: Direction::Ascending,
+            min: MIN_VALUE,
+            max: MAX_VALUE,
+            cycle: true,
+        }
+    }
+
+    /// The original's descending sequence: 2^63-1, ... 1, then 2^63-1 again.
+    pub fn reverse() -> Self {
+        Self {
+            name: "reverse".to_owned(),
+            direction: Direction::Descending,
+            min: MIN_VALUE,
+            max: MAX_VALUE,
+            cycle: true,
+        }
+    }
+
+    /// The first number a fresh sequence issues (and the one it wraps to).
+    pub fn origin(&self) -> i64 {
+        match self.direction {
+            Direction::Ascending => self.min,
+            Direction::Descending => self.max,
+        }
+    }
+
+    /// The last number before the sequence wraps or runs out.
+    pub fn terminus(&self) -> i64 {
+        match self.direction {
+            Direction::Ascending => self.max,
+            Direction::Descending => self.min,
+        }
+    }
+
+    /// Whether `value` is a number this sequence can issue.
+    pub fn contains(&self, value: i64) -> bool {
+        (self.min..=self.max).contains(&value)
+    }
+
+    /// The number that follows `value`: one step on, wrapping to the origin
+    /// after the terminus. `None` when a non-cycling sequence has run out.
+    pub fn successor(&self, value: i64) -> Option<i64> {
+        if value == self.terminus() {
+            return self.cycle.then(|| self.origin());
+        }
+        Some(match self.direction {
+            Direction::Ascending => value + 1,
+            Direction::Descending => value - 1,
+        })
+    }
+
+    /// Cuts a block of at most `size` numbers (at least one) starting at
+    /// `next`, stopping at the terminus so a block never wraps. Returns the
+    /// block and the position the store must record after it.
+    ///
+    /// `next` must be inside the range; the store guarantees that.
+    pub fn cut(&self, next: i64, size: u64) -> (Block, Option<i64>) {
+        debug_assert!(self.contains(next), "{next} outside {}..={}", self.min, self.max);
+        let size = size.max(1);
+        // Numbers left before the terminus, counting `next` itself.
+        let room = self.distance(next, self.terminus()) + 1;
+        let len = size.min(room);
+        let block = Block::new(next, self.direction, len);
+        (block, self.successor(block.last))
+    }
+
+    /// How many steps separate `from` and `to` when walking in the
+    /// sequence's direction without wrapping (`to` must not be behind).
+    fn distance(&self, from: i64, to: i64) -> u64 {
+        match self.direction {
+            Direction::Ascending => to.abs_diff(from),
+            Direction::Descending => from.abs_diff(to),
+        }
+    }
+}
+
+/// A run of consecutive numbers in a sequence's direction: `first`, then one
+/// step at a time up to and including `last`. Never empty, never wraps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Block {
+    /// The first number of the run.
+    pub first: i64,
+    /// The last number of the run, inclusive.
+    pub last: i64,
+    /// Which way the run counts.
+    pub direction: Direction,
+}
+
+impl Block {
+    /// The run of `len` numbers (at least one) starting at `first`. The
+    /// caller ensures it stays inside 1..=2^63-1.
+    pub fn new(first: i64, direction: Direction, len: u64) -> Self {
+        debug_assert!(len >= 1);
+        // len - 1 <= 2^63 - 2 whenever the block fits the range, so the
+        // conversion and the step below cannot overflow.
+        let span = i64::try_from(len - 1).unwrap_or(i64::MAX);
+        let last = match direction {
+            Direction::Ascending => first.saturating_add(span),
+            Direction::Descending => first.saturating_sub(span),
+        };
+        Self { first, last, direction }
+    }
+
+    /// How many numbers the block holds.
+    pub fn len(&self) -> u64 {
+        self.first.abs_diff(self.last) + 1
+    }
+
+    /// Always false: a block holds at least one number. Here for clippy's
+    /// `len_without_is_empty` and for readers who look for it.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// Splits off the first `n` numbers (`0 < n <= len`). Returns them and
+    /// what remains, if anything.
+    pub fn split_front(self, n: u64) -> (Block, Option<Block>) {
+        debug_assert!(n >= 1 && n <= self.len());
+        let front = Block::new(self.first, self.direction, n);
+        if n == self.len() {
+            return (front, None);
+        }
+        let rest_first = match self.direction {
+            Direction::Ascending => front.last + 1,
+            Direction::Descending => front.last - 1,
+        };
+        (
+            front,
+            Some(Block {
+                first: rest_first,
+                last: self.last,
+                direction: self.direction,
+            }),
+        )
+    }
+
+    /// The numbers of the block in order.
+    pub fn iter(&self) -> impl Iterator<Item = i64> + use<> {
+        let (first, direction) = (self.first, self.direction);
+        // i < len <= 2^63-1, and first +/- i stays inside the block.
+        (0..self.len()).map(move |i| match direction {
+            Direction::Ascending => first + i as i64,
+            Direction::Descending => first - i as i64,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn spec(direction: Direction, min: i64, max: i64, cycle: bool) -> SequenceSpec {
+        SequenceSpec {
+            name: "t".into(),
+            direction,
+            min,
+            max,
+            cycle,
+        }
+    }
+
+    #[test]
+    fn forward_starts_at_one_and_wraps_after_the_largest_bigint() {
+        let f = SequenceSpec::forward();
+        assert_eq!(f.origin(), 1);
+        assert_eq!(f.successor(1), Some(2));
+        assert_eq!(f.successor(i64::MAX), Some(1));
+    }
+
+    #[test]
+    fn reverse_starts_at_the_largest_bigint_and_wraps_after_one() {
+        let r = SequenceSpec::reverse();
+        assert_eq!(r.origin(), i64::MAX);
+        assert_eq!(r.successor(i64::MAX), Some(i64::MAX - 1));
+        assert_eq!(r.successor(1), Some(i64::MAX));
+    }
+
+    #[test]
+    fn a_block_is_cut_at_the_end_of_the_range() {
+        let f = SequenceSpec::forward();
+        let (block, after) = f.cut(i64::MAX - 1, 1000);
+        assert_eq!((block.first, block.last, block.len()), (i64::MAX - 1, i64::MAX, 2));
+        assert_eq!(after, Some(1));
+
+        let r = SequenceSpec::reverse();
+        let (block, after) = r.cut(3, 1000);
+        assert_eq!(block.iter().collect::<Vec<_>>(), vec![3, 2, 1]);
+        assert_eq!(after, Some(i64::MAX));
+    }
+
+    #[test]
+    fn a_non_cycling_sequence_has_no_successor_at_its_end() {
+        let s = spec(Direction::Ascending, 5, 10, false);
+        let (block, after) = s.cut(8, 100);
+        assert_eq!(block.iter().collect::<Vec<_>>(), vec![8, 9, 10]);
+        assert_eq!(after, None);
+    }
+
+    #[test]
+    fn the_whole_range_fits_one_block() {
+        let f = SequenceSpec::forward();
+        let (block, after) = f.cut(1, u64::MAX);
+        assert_eq!(block.len(), i64::MAX as u64);
+        assert_eq!(after, Some(1));
+    }
+
+    #[test]
+    fn splitting_keeps_every_number_once() {
+        let block = Block::new(10, Direction::Descending, 5);
+        let (front, rest) = block.split_front(2);
+        assert_eq!(front.iter().collect::<Vec<_>>(), vec![10, 9]);
+        assert_eq!(rest.map(|b| b.iter().collect::<Vec<_>>()), Some(vec![8, 7, 6]));
+        assert_eq!(block.split_front(5), (block, None));
+    }
+
+    fn any_spec() -> impl Strategy<Value = SequenceSpec> {
+        (any::<bool>(), 1..=i64::MAX, 0u64..2000, any::<bool>()).prop_map(
+            |(ascending, min, width, cycle)| {
+                let max = min.saturating_add(width as i64);
+                let direction = if ascending { Direction::Ascending } else { Direction::Descending };
+                spec(direction, min, max, cycle)
+            },
+        )
+    }
+
+    proptest! {
+        /// Walking a sequence block by block visits exactly the numbers that
+        /// stepping one at a time visits, in the same order.
+        #[test]
+        fn blocks_walk_the_sequence_one_step_at_a_time(
+            s in any_spec(),
+            offset in 0u64..2000,
+            sizes in prop::collection::vec(1u64..50, 1..40),
+        ) {
+            let width = s.min.abs_diff(s.max);
+            let start = match s.direction {
+                Direction::Ascending => s.min + (offset.min(width) as i64),
+                Direction::Descending => s.max - (offset.min(width) as i64),
+            };
+            let mut by_blocks = Vec::new();
+            let mut next = Some(start);
+            for size in sizes {
+                let Some(at) = next else { break };
+                let (block, after) = s.cut(at, size);
+                prop_assert!(block.len() <= size);
+                prop_assert!(s.contains(block.first) && s.contains(block.last));
+                by_blocks.extend(block.iter());
+                next = after;
+            }
+            let mut by_steps = vec![start];
+            while by_steps.len() < by_blocks.len() {
+                let last = *by_steps.last().unwrap();
+                by_steps.push(s.successor(last).expect("blocks went past a non-cycling end"));
+            }
+            prop_assert_eq!(by_blocks, by_steps);
+        }
+
+        /// Near the top of the range the arithmetic never overflows.
+        #[test]
+        fn blocks_near_the_ends_of_bigint_stay_in_range(
+            ascending in any::<bool>(),
+            from_end in 0i64..1000,
+            size in 1u64..u64::MAX,
+        ) {
+            let s = if ascending { SequenceSpec::forward() } else { SequenceSpec::reverse() };
+            let at = if ascending { i64::MAX - from_end } else { 1 + from_end };
+            let (block, after) = s.cut(at, size);
+            prop_assert_eq!(block.len(), size.min(from_end as u64 + 1));
+            prop_assert_eq!(block.last == s.terminus(), size > from_end as u64);
+            prop_assert_eq!(after, s.successor(block.last));
+            let (front, rest) = block.split_front(1);
+            prop_assert_eq!(front.first, at);
+            prop_assert_eq!(rest.map_or(0, |r| r.len()) + 1, block.len());
+        }
+    }
+}

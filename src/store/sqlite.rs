@@ -1,0 +1,353 @@
+//! The embedded store: one SQLite file in the data directory.
+//!
+//! SQLite is compiled in (libsqlite3-sys's `bundled` feature), so a fresh
+//! machine needs nothing installed. Every lease is an `IMMEDIATE` transaction
+//! committed with `synchronous = FULL`, which makes SQLite fsync the
+//! write-ahead log before the commit returns: once `lease` returns, the block
+//! survives a crash of the process or the machine.
+
+use super::{DataDirLock, SequenceState, Store, StoreError};
+use crate::sequence::{Block, Direction, SequenceSpec};
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The schema, applied at start; each file pair is one step.
+const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+
+/// The database file's name inside the data directory.
+pub const DATABASE_FILE: &str = "pez.sqlite3";
+
+diesel::table! {
+    sequences (name) {
+        name -> Text,
+        ascending -> Bool,
+        min_value -> BigInt,
+        max_value -> BigInt,
+        cycle -> Bool,
+        next_value -> Nullable<BigInt>,
+    }
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = sequences, check_for_backend(diesel::sqlite::Sqlite))]
+struct SequenceRow {
+    name: String,
+    ascending: bool,
+    min_value: i64,
+    max_value: i64,
+    cycle: bool,
+    next_value: Option<i64>,
+}
+
+impl From<SequenceRow> for SequenceState {
+    fn from(row: SequenceRow) -> Self {
+        let direction = if row.ascending {
+            Direction::Ascending
+        } else {
+            Direction::Descending
+        };
+        SequenceState {
+            spec: SequenceSpec {
+                name: row.name,
+                direction,
+                min: row.min_value,
+                max: row.max_value,
+                cycle: row.cycle,
+            },
+            next_value: row.next_value,
+        }
+    }
+}
+
+/// Settings applied to every pooled connection.
+#[derive(Debug)]
+struct ConnectionSettings {
+    busy_timeout: Duration,
+}
+
+impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for ConnectionSettings {
+    fn on_acquire(&self, conn: &mut SqliteConnection) -> Result<(), diesel::r2d2::Error> {
+        // FULL: fsync the WAL at every commit, so a lease outlives a power cut.
+        // busy_timeout bounds how long a lease waits for a lock held by
+        // someone else (an operator's sqlite3 shell, say) before it fails.
+        conn.batch_execute(&format!(
+            "PRAGMA synchronous = FULL; PRAGMA busy_timeout = {};",
+            self.busy_timeout.as_millis()
+        ))
+        .map_err(diesel::r2d2::Error::QueryError)
+    }
+}
+
+/// The SQLite store. Holds the data directory's lock for as long as it lives.
+pub struct SqliteStore {
+    pool: Pool<ConnectionManager<SqliteConnection>>,
+    path: PathBuf,
+    _lock: DataDirLock,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore").field("path", &self.path).finish()
+    }
+}
+
+/// Why the embedded store could not be opened.
+#[derive(Debug)]
+pub enum OpenError {
+    /// Another process holds the data directory.
+    Locked(super::LockError),
+    /// The directory, the file or the schema could not be set up.
+    Setup(String),
+}
+
+impl std::fmt::Display for OpenError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OpenError::Locked(e) => e.fmt(f),
+            OpenError::Setup(cause) => f.write_str(cause),
+        }
+    }
+}
+
+impl std::error::Error for OpenError {}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the store in `dir`, takes the directory's
+    /// lock and brings the schema up to date.
+    pub fn open(dir: &Path, busy_timeout: Duration) -> Result<Self, OpenError> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| OpenError::Setup(format!("cannot create {}: {e}", dir.display())))?;
+        let lock = DataDirLock::acquire(dir).map_err(OpenError::Locked)?;
+        let path = dir.join(DATABASE_FILE);
+        let setup = |what: &str, e: &dyn std::fmt::Display| {
+            OpenError::Setup(format!("{what} {}: {e}", path.display()))
+        };
+
+        let manager = ConnectionManager::<SqliteConnection>::new(path.to_string_lossy());
+        // Two connections: leases of different sequences can be prepared at
+        // once; SQLite still serialises their commits.
+        let pool = Pool::builder()
+            .max_size(2)
+            .connection_timeout(busy_timeout + Duration::from_secs(1))
+            .connection_customizer(Box::new(ConnectionSettings { busy_timeout }))
+            .build(manager)
+            .map_err(|e| setup("cannot open", &e))?;
+        let mut conn = pool.get().map_err(|e| setup("cannot open", &e))?;
+        // WAL is a property of the file, so setting it once is enough; it
+        // lets `sqlite3` read the store while PEZ runs.
+        conn.batch_execute("PRAGMA journal_mode = WAL;")
+            .map_err(|e| setup("cannot set WAL mode on", &e))?;
+        conn.run_pending_migrations(MIGRATIONS)
+            .map_err(|e| setup("cannot migrate", &e))?;
+        drop(conn);
+        Ok(Self {
+            pool,
+            path,
+            _lock: lock,
+        })
+    }
+
+    fn conn(&self) -> Result<PooledConnection<ConnectionManager<SqliteConnection>>, StoreError> {
+        self.pool
+            .get()
+            .map_err(|e| StoreError::Unavailable(format!("{}: {e}", self.path.display())))
+    }
+}
+
+fn unavailable(e: diesel::result::Error) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+/// Errors inside a transaction: ours, or diesel's (which roll it back).
+enum TxError {
+    Store(StoreError),
+    Diesel(diesel::result::Error),
+}
+
+impl From<diesel::result::Error> for TxError {
+    fn from(e: diesel::result::Error) -> Self {
+        TxError::Diesel(e)
+    }
+}
+
+impl From<TxError> for StoreError {
+    fn from(e: TxError) -> Self {
+        match e {
+            TxError::Store(e) => e,
+            TxError::Diesel(e) => unavailable(e),
+        }
+    }
+}
+
+fn load(conn: &mut SqliteConnection, name: &str) -> Result<SequenceState, TxError> {
+    sequences::table
+        .find(name)
+        .select(SequenceRow::as_select())
+        .first(conn)
+        .optional()?
+        .map(SequenceState::from)
+        .ok_or_else(|| TxError::Store(StoreError::UnknownSequence(name.to_owned())))
+}
+
+fn set_next(conn: &mut SqliteConnection, name: &str, next: Option<i64>) -> Result<(), TxError> {
+    diesel::update(sequences::table.find(name))
+        .set(sequences::next_value.eq(next))
+        .execute(conn)?;
+    Ok(())
+}
+
+impl Store for SqliteStore {
+    fn list(&self) -> Result<Vec<SequenceState>, StoreError> {
+        let rows = sequences::table
+            .select(SequenceRow::as_select())
+            .order(sequences::name)
+            .load(&mut *self.conn()?)
+            .map_err(unavailable)?;
+        Ok(rows.into_iter().map(SequenceState::from).collect())
+    }
+
+    fn lease(&self, name: &str, size: u64) -> Result<Block, StoreError> {
+        let mut conn = self.conn()?;
+        // IMMEDIATE takes the write lock up front, so the read below cannot
+        // go stale before the update.
+        let block = conn.immediate_transaction(|conn| {
+            let state = load(conn, name)?;
+            let next = state
+                .next_value
+                .ok_or_else(|| TxError::Store(StoreError::Exhausted(name.to_owned())))?;
+            let (block, after) = state.spec.cut(next, size);
+            set_next(conn, name, after)?;
+            Ok::<_, TxError>(block)
+        })?;
+        Ok(block)
+    }
+
+    fn give_back(&self, name: &str, unused: Block) -> Result<bool, StoreError> {
+        let mut conn = self.conn()?;
+        let taken = conn.immediate_transaction(|conn| {
+            let state = load(conn, name)?;
+            if state.next_value != state.spec.successor(unused.last) {
+                return Ok::<_, TxError>(false);
+            }
+            set_next(conn, name, Some(unused.first))?;
+            Ok(true)
+        })?;
+        Ok(taken)
+    }
+
+    fn restart(&self, name: &str, value: i64) -> Result<(), StoreError> {
+        let mut conn = self.conn()?;
+        conn.immediate_transaction(|conn| {
+            let spec = load(conn, name)?.spec;
+            if !spec.contains(value) {
+                return Err(TxError::Store(StoreError::OutOfRange {
+                    name: name.to_owned(),
+                    value,
+                    min: spec.min,
+                    max: spec.max,
+                }));
+            }
+            set_next(conn, name, Some(value))
+        })?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct TempDir(PathBuf);
+    impl TempDir {
+        fn new(tag: &str) -> Self {
+            let dir = std::env::temp_dir().join(format!(
+                "pez-sqlite-{tag}-{}-{:?}",
+                std::process::id(),
+                std::time::SystemTime::now()
+            ));
+            TempDir(dir)
+        }
+    }
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn open(dir: &TempDir) -> SqliteStore {
+        SqliteStore::open(&dir.0, Duration::from_millis(200)).unwrap()
+    }
+
+    #[test]
+    fn a_fresh_store_has_forward_and_reverse_at_their_origins() {
+        let dir = TempDir::new("fresh");
+        let states = open(&dir).list().unwrap();
+        let positions: Vec<_> = states
+            .iter()
+            .map(|s| (s.spec.clone(), s.next_value))
+            .collect();
+        assert_eq!(
+            positions,
+            vec![
+                (SequenceSpec::forward(), Some(1)),
+                (SequenceSpec::reverse(), Some(i64::MAX)),
+            ]
+        );
+    }
+
+    #[test]
+    fn leases_follow_each_other_and_survive_reopening() {
+        let dir = TempDir::new("leases");
+        let store = open(&dir);
+        assert_eq!(store.lease("forward", 10).unwrap().first, 1);
+        assert_eq!(store.lease("forward", 10).unwrap().first, 11);
+        let down = store.lease("reverse", 5).unwrap();
+        assert_eq!((down.first, down.last), (i64::MAX, i64::MAX - 4));
+        drop(store);
+        let store = open(&dir);
+        assert_eq!(store.lease("forward", 1).unwrap().first, 21);
+        assert_eq!(store.lease("reverse", 1).unwrap().first, i64::MAX - 5);
+    }
+
+    #[test]
+    fn a_give_back_is_refused_once_the_sequence_moved_on() {
+        let dir = TempDir::new("give-back");
+        let store = open(&dir);
+        let first = store.lease("forward", 10).unwrap();
+        let (_, rest) = first.split_front(4);
+        let rest = rest.unwrap();
+        store.lease("forward", 10).unwrap();
+        assert!(!store.give_back("forward", rest).unwrap());
+        let next = store.lease("forward", 1).unwrap();
+        assert_eq!(next.first, 21, "a refused give-back must leave a gap");
+
+        let latest = store.lease("forward", 10).unwrap();
+        let (_, rest) = latest.split_front(3);
+        assert!(store.give_back("forward", rest.unwrap()).unwrap());
+        assert_eq!(store.lease("forward", 1).unwrap().first, 25);
+    }
+
+    #[test]
+    fn a_restart_outside_the_range_or_of_an_unknown_sequence_is_refused() {
+        let dir = TempDir::new("restart");
+        let store = open(&dir);
+        assert!(matches!(store.restart("forward", 0), Err(StoreError::OutOfRange { .. })));
+        assert!(matches!(store.restart("nope", 5), Err(StoreError::UnknownSequence(_))));
+        store.restart("forward", i64::MAX).unwrap();
+        let block = store.lease("forward", 100).unwrap();
+        assert_eq!((block.first, block.len()), (i64::MAX, 1));
+        assert_eq!(store.lease("forward", 1).unwrap().first, 1);
+    }
+
+    #[test]
+    fn a_second_store_on_the_same_directory_is_refused() {
+        let dir = TempDir::new("second");
+        let _store = open(&dir);
+        let err = SqliteStore::open(&dir.0, Duration::from_millis(200)).unwrap_err();
+        assert!(matches!(err, OpenError::Locked(_)), "{err}");
+    }
+}
