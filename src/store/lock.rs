@@ -42,7 +42,7 @@ impl fmt::Display for LockError {
                 if let Some(pid) = holder {
                     write!(f, " (pid {pid})")?;
                 }
-                write!(f, " is using the store in {}; stop it first", dir.display())
+                write!(f, " is using the store in {}", dir.display())
             }
             LockError::Io(path, err) => write!(f, "cannot lock {}: {err}", path.display()),
         }

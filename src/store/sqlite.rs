@@ -151,6 +151,20 @@ impl SqliteStore {
         })
     }
 
+    /// Reads every sequence without taking the directory's lock, for
+    /// `pez sequence list` while a server runs. WAL mode lets this read go
+    /// on beside the server's writes. Changes nothing, creates nothing.
+    pub fn read_unlocked(dir: &Path) -> Result<Vec<SequenceState>, StoreError> {
+        let path = dir.join(DATABASE_FILE);
+        if !path.exists() {
+            return Err(StoreError::Unavailable(format!("no store at {}", path.display())));
+        }
+        let mut conn = SqliteConnection::establish(&format!("file:{}?mode=ro", path.display()))
+            .map_err(|e| StoreError::Unavailable(format!("{}: {e}", path.display())))?;
+        conn.batch_execute("PRAGMA busy_timeout = 1000;").map_err(unavailable)?;
+        list(&mut conn)
+    }
+
     fn conn(&self) -> Result<PooledConnection<ConnectionManager<SqliteConnection>>, StoreError> {
         self.pool
             .get()
@@ -193,6 +207,15 @@ fn load(conn: &mut SqliteConnection, name: &str) -> Result<SequenceState, TxErro
         .ok_or_else(|| TxError::Store(StoreError::UnknownSequence(name.to_owned())))
 }
 
+fn list(conn: &mut SqliteConnection) -> Result<Vec<SequenceState>, StoreError> {
+    let rows = sequences::table
+        .select(SequenceRow::as_select())
+        .order(sequences::name)
+        .load(conn)
+        .map_err(unavailable)?;
+    Ok(rows.into_iter().map(SequenceState::from).collect())
+}
+
 fn set_next(conn: &mut SqliteConnection, name: &str, next: Option<i64>) -> Result<(), TxError> {
     diesel::update(sequences::table.find(name))
         .set(sequences::next_value.eq(next))
@@ -202,12 +225,7 @@ fn set_next(conn: &mut SqliteConnection, name: &str, next: Option<i64>) -> Resul
 
 impl Store for SqliteStore {
     fn list(&self) -> Result<Vec<SequenceState>, StoreError> {
-        let rows = sequences::table
-            .select(SequenceRow::as_select())
-            .order(sequences::name)
-            .load(&mut *self.conn()?)
-            .map_err(unavailable)?;
-        Ok(rows.into_iter().map(SequenceState::from).collect())
+        list(&mut *self.conn()?)
     }
 
     fn lease(&self, name: &str, size: u64) -> Result<Block, StoreError> {

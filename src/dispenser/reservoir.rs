@@ -1,0 +1,355 @@
+//! The numbers one instance holds for one sequence, and when to lease more.
+//!
+//! Pure bookkeeping: no I/O, no clock (callers pass `now`), no locking. The
+//! async side ([`super::Dispenser`]) wraps it in a mutex, runs the leases it
+//! asks for on the store, and reports back.
+
+use crate::sequence::Block;
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+/// A block lasting less than this makes the next one twice as large.
+pub const GROW_WHEN_FASTER_THAN: Duration = Duration::from_secs(60);
+/// A block lasting more than this makes the next one half as large.
+pub const SHRINK_WHEN_SLOWER_THAN: Duration = Duration::from_secs(600);
+
+/// How large leases are: adaptive between two bounds, the way Leaf and
+/// Tinyid size their segments, so a busy sequence goes to the store a few
+/// times a minute at most and an idle one loses little in a crash.
+#[derive(Debug, Clone)]
+pub struct BlockSizing {
+    size: u64,
+    min: u64,
+    max: u64,
+    last_lease: Option<Instant>,
+}
+
+impl BlockSizing {
+    /// Starts at `min` and never leaves `min..=max`.
+    pub fn new(min: u64, max: u64) -> Self {
+        let min = min.max(1);
+        Self {
+            size: min,
+            min,
+            max: max.max(min),
+            last_lease: None,
+        }
+    }
+
+    /// The size for a lease starting `now`, adapted to how long the previous
+    /// one lasted.
+    pub fn next_size(&mut self, now: Instant) -> u64 {
+        if let Some(previous) = self.last_lease {
+            let lasted = now.saturating_duration_since(previous);
+            if lasted < GROW_WHEN_FASTER_THAN {
+                self.size = self.size.saturating_mul(2).min(self.max);
+            } else if lasted > SHRINK_WHEN_SLOWER_THAN {
+                self.size = (self.size / 2).max(self.min);
+            }
+        }
+        self.last_lease = Some(now);
+        self.size
+    }
+
+    /// The current size.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+}
+
+/// Why numbers could not be taken right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shortfall {
+    /// Not enough on hand; a lease is under way or about to be. Wait for it.
+    Waiting,
+    /// The last lease failed and the next try has not started: answer at once.
+    StoreFailing,
+    /// A non-cycling sequence has run out for good.
+    Exhausted,
+    /// The instance is stopping and has given (or is giving) its blocks back.
+    Closed,
+}
+
+/// What the leaser should do next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaseDecision {
+    /// Lease a block of this many numbers now (it is marked in flight).
+    Lease(u64),
+    /// Enough on hand, or a lease is already in flight.
+    Idle,
+    /// Stopping: lease nothing more.
+    Closed,
+}
+
+/// The leased, unissued numbers of one sequence in this instance, in
+/// sequence order, and the state of the lease that refills them.
+#[derive(Debug)]
+pub struct Reservoir {
+    blocks: VecDeque<Block>,
+    available: u64,
+    sizing: BlockSizing,
+    lease_in_flight: bool,
+    /// A take found too little on hand: lease even if not "low", because a
+    /// request is waiting (counts larger than half a block, tiny ranges).
+    starved: bool,
+    failing: bool,
+    exhausted: bool,
+    closed: bool,
+}
+
+impl Reservoir {
+    /// An empty reservoir whose leases are sized by `sizing`.
+    pub fn new(sizing: BlockSizing) -> Self {
+        Self {
+            blocks: VecDeque::new(),
+            available: 0,
+            sizing,
+            lease_in_flight: false,
+            starved: false,
+            failing: false,
+            exhausted: false,
+            closed: false,
+        }
+    }
+
+    /// How many numbers are on hand.
+    pub fn available(&self) -> u64 {
+        self.available
+    }
+
+    /// Takes the next `count` numbers, all or none, as the runs of
+    /// consecutive numbers they form. Taking none when short means a
+    /// request that gives up (503) loses no numbers.
+    pub fn take(&mut self, count: u64) -> Result<Vec<Block>, Shortfall> {
+        if self.closed {
+            return Err(Shortfall::Closed);
+        }
+        if count > self.available {
+            self.starved = true;
+            return Err(if self.exhausted {
+                Shortfall::Exhausted
+            } else if self.failing && !self.lease_in_flight {
+                Shortfall::StoreFailing
+            } else {
+                Shortfall::Waiting
+            });
+        }
+        let mut runs = Vec::with_capacity(1);
+        let mut wanted = count;
+        while wanted > 0 {
+            let Some(block) = self.blocks.pop_front() else {
+                unreachable!("available counted numbers that are not there");
+            };
+            let n = wanted.min(block.len());
+            let (front, rest) = block.split_front(n);
+            if let Some(rest) = rest {
+                self.blocks.push_front(rest);
+            }
+            runs.push(front);
+            wanted -= n;
+        }
+        self.available -= count;
+        Ok(runs)
+    }
+
+    /// Whether the leaser should be woken: stock is low and nothing is
+    /// being done about it. Cheap, so requests can ask every time.
+    pub fn wants_lease(&self) -> bool {
+        !self.closed && !self.exhausted && !self.lease_in_flight && (self.starved || self.is_low())
+    }
+
+    /// Below half a block on hand: time to fetch the next block in the
+    /// background, so requests never wait for the store in steady state.
+    fn is_low(&self) -> bool {
+        self.available < self.sizing.size().div_ceil(2).max(1)
+    }
+
+    /// Decides whether to lease now; a `Lease` is marked in flight until
+    /// [`Self::lease_succeeded`] or [`Self::lease_failed`].
+    pub fn start_lease(&mut self, now: Instant) -> LeaseDecision {
+        if self.closed {
+            return LeaseDecision::Closed;
+        }
+        if !self.wants_lease() {
+            return LeaseDecision::Idle;
+        }
+        self.lease_in_flight = true;
+        LeaseDecision::Lease(self.sizing.next_size(now))
+    }
+
+    /// Adds a freshly leased block behind the ones on hand. Accepted even
+    /// when closed, so that [`Self::close`] gives it back too.
+    pub fn lease_succeeded(&mut self, block: Block) {
+        self.lease_in_flight = false;
+        self.failing = false;
+        self.starved = false;
+        self.available += block.len();
+        self.blocks.push_back(block);
+    }
+
+    /// Records a failed lease. `exhausted` means the sequence has no numbers
+    /// left at all (a non-cycling sequence at its end), not a store fault.
+    pub fn lease_failed(&mut self, exhausted: bool) {
+        self.lease_in_flight = false;
+        if exhausted {
+            self.exhausted = true;
+        } else {
+            self.failing = true;
+        }
+    }
+
+    /// Stops all taking and leasing, and hands over the unissued blocks in
+    /// sequence order, to be given back to the store.
+    pub fn close(&mut self) -> Vec<Block> {
+        self.closed = true;
+        self.available = 0;
+        self.blocks.drain(..).collect()
+    }
+
+    /// Whether a lease is under way.
+    pub fn lease_in_flight(&self) -> bool {
+        self.lease_in_flight
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sequence::{Direction, SequenceSpec};
+    use proptest::prelude::*;
+
+    fn numbers(runs: &[Block]) -> Vec<i64> {
+        runs.iter().flat_map(|b| b.iter()).collect()
+    }
+
+    fn filled(blocks: &[(i64, u64)]) -> Reservoir {
+        let mut r = Reservoir::new(BlockSizing::new(10, 100));
+        for &(first, len) in blocks {
+            r.lease_succeeded(Block::new(first, Direction::Ascending, len));
+        }
+        r
+    }
+
+    #[test]
+    fn a_take_spans_blocks_in_order() {
+        let mut r = filled(&[(1, 3), (4, 10)]);
+        assert_eq!(numbers(&r.take(2).unwrap()), vec![1, 2]);
+        assert_eq!(numbers(&r.take(3).unwrap()), vec![3, 4, 5]);
+        assert_eq!(r.available(), 8);
+    }
+
+    #[test]
+    fn a_take_larger_than_the_stock_takes_nothing() {
+        let mut r = filled(&[(1, 3)]);
+        assert_eq!(r.take(4), Err(Shortfall::Waiting));
+        assert_eq!(numbers(&r.take(3).unwrap()), vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn a_request_larger_than_the_stock_asks_for_a_lease_even_when_stock_is_not_low() {
+        let mut r = filled(&[(1, 50)]);
+        assert!(!r.wants_lease());
+        assert_eq!(r.take(60), Err(Shortfall::Waiting));
+        assert!(r.wants_lease());
+    }
+
+    #[test]
+    fn a_failed_lease_answers_at_once_until_the_next_try_starts() {
+        let mut r = filled(&[]);
+        let now = Instant::now();
+        assert_eq!(r.start_lease(now), LeaseDecision::Lease(10));
+        assert_eq!(r.take(1), Err(Shortfall::Waiting));
+        r.lease_failed(false);
+        assert_eq!(r.take(1), Err(Shortfall::StoreFailing));
+        assert!(matches!(r.start_lease(now), LeaseDecision::Lease(_)));
+        assert_eq!(r.take(1), Err(Shortfall::Waiting));
+        r.lease_succeeded(Block::new(1, Direction::Ascending, 10));
+        assert_eq!(numbers(&r.take(1).unwrap()), vec![1]);
+    }
+
+    #[test]
+    fn an_exhausted_sequence_says_so() {
+        let mut r = filled(&[(1, 2)]);
+        r.lease_failed(true);
+        assert_eq!(r.take(3), Err(Shortfall::Exhausted));
+        assert_eq!(r.start_lease(Instant::now()), LeaseDecision::Idle);
+        assert_eq!(numbers(&r.take(2).unwrap()), vec![1, 2]);
+    }
+
+    #[test]
+    fn the_next_block_is_leased_when_half_the_current_one_is_gone() {
+        let mut r = filled(&[]);
+        let now = Instant::now();
+        assert_eq!(r.start_lease(now), LeaseDecision::Lease(10));
+        assert_eq!(r.start_lease(now), LeaseDecision::Idle, "one lease at a time");
+        r.lease_succeeded(Block::new(1, Direction::Ascending, 10));
+        r.take(5).unwrap();
+        assert!(!r.wants_lease());
+        r.take(1).unwrap();
+        assert!(r.wants_lease());
+    }
+
+    #[test]
+    fn closing_hands_back_everything_and_stops_taking() {
+        let mut r = filled(&[(1, 3), (4, 3)]);
+        r.take(1).unwrap();
+        let back = r.close();
+        assert_eq!(numbers(&back), vec![2, 3, 4, 5, 6]);
+        assert_eq!(r.take(1), Err(Shortfall::Closed));
+        assert_eq!(r.start_lease(Instant::now()), LeaseDecision::Closed);
+    }
+
+    #[test]
+    fn blocks_grow_when_they_go_fast_and_shrink_when_they_go_slow() {
+        let mut s = BlockSizing::new(1000, 4000);
+        let t0 = Instant::now();
+        assert_eq!(s.next_size(t0), 1000);
+        assert_eq!(s.next_size(t0 + Duration::from_secs(1)), 2000);
+        assert_eq!(s.next_size(t0 + Duration::from_secs(2)), 4000);
+        assert_eq!(s.next_size(t0 + Duration::from_secs(3)), 4000, "capped");
+        assert_eq!(s.next_size(t0 + Duration::from_secs(200)), 4000, "steady");
+        assert_eq!(s.next_size(t0 + Duration::from_secs(1000)), 2000);
+        assert_eq!(s.next_size(t0 + Duration::from_secs(2000)), 1000);
+        assert_eq!(s.next_size(t0 + Duration::from_secs(3000)), 1000, "floored");
+    }
+
+    proptest! {
+        /// Whatever mix of takes, leases and closes happens, the numbers
+        /// taken and given back are the numbers leased, each exactly once,
+        /// in the order they were leased.
+        #[test]
+        fn every_leased_number_leaves_exactly_once_in_order(
+            ops in prop::collection::vec((any::<bool>(), 1u64..40), 1..200),
+        ) {
+            let spec = SequenceSpec::forward();
+            let mut r = Reservoir::new(BlockSizing::new(4, 64));
+            let mut store_next = Some(1);
+            let mut leased = Vec::new();
+            let mut out = Vec::new();
+            let now = Instant::now();
+            for (op, n) in ops {
+                let lease = op;
+                if lease {
+                    if let LeaseDecision::Lease(size) = r.start_lease(now) {
+                        let (block, after) = spec.cut(store_next.unwrap(), size);
+                        store_next = after;
+                        leased.extend(block.iter());
+                        r.lease_succeeded(block);
+                    }
+                } else {
+                    let before = r.available();
+                    match r.take(n) {
+                        Ok(runs) => {
+                            prop_assert_eq!(runs.iter().map(Block::len).sum::<u64>(), n);
+                            prop_assert_eq!(r.available(), before - n);
+                            out.extend(numbers(&runs));
+                        }
+                        Err(_) => prop_assert!(n > before),
+                    }
+                }
+            }
+            out.extend(numbers(&r.close()));
+            prop_assert_eq!(out, leased);
+        }
+    }
+}

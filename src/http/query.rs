@@ -1,0 +1,85 @@
+//! The `count` query parameter, parsed by hand: strict decimal, first
+//! occurrence wins, every other parameter ignored (the original's load-test
+//! URL is `/v2/forward?99`).
+
+/// Finds `count` in a raw query string and checks it against `1..=max`.
+/// `Ok(1)` when absent. `Err` carries the offending (decoded) text.
+pub fn count(query: Option<&str>, max: u64) -> Result<u64, String> {
+    let Some(given) = query.and_then(find_count) else {
+        return Ok(1);
+    };
+    let digits_only = !given.is_empty() && given.bytes().all(|b| b.is_ascii_digit());
+    match given.parse::<u64>() {
+        Ok(n) if digits_only && (1..=max).contains(&n) => Ok(n),
+        _ => Err(given),
+    }
+}
+
+/// The decoded value of the first `count` parameter, if any.
+fn find_count(query: &str) -> Option<String> {
+    query.split('&').find_map(|pair| {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        (decode(key) == "count").then(|| decode(value))
+    })
+}
+
+/// application/x-www-form-urlencoded decoding: `+` is a space, `%XX` a
+/// byte; a malformed escape is kept as it is (and then fails the digit check).
+fn decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = match bytes.get(i..i + 3) {
+            Some([b'%', high, low]) => hex(*high).zip(hex(*low)).map(|(h, l)| h << 4 | l),
+            _ => None,
+        };
+        match (escaped, bytes[i]) {
+            (Some(byte), _) => {
+                out.push(byte);
+                i += 3;
+                continue;
+            }
+            (None, b'+') => out.push(b' '),
+            (None, byte) => out.push(byte),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn hex(digit: u8) -> Option<u8> {
+    (digit as char).to_digit(16).map(|d| d as u8)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn count_defaults_to_one_and_other_parameters_are_ignored() {
+        assert_eq!(count(None, 100), Ok(1));
+        assert_eq!(count(Some("99"), 100), Ok(1));
+        assert_eq!(count(Some("foo=bar&x"), 100), Ok(1));
+        assert_eq!(count(Some("x=1&count=7&count=9"), 100), Ok(7));
+    }
+
+    #[test]
+    fn count_accepts_decimal_digits_within_the_limit() {
+        assert_eq!(count(Some("count=1"), 100), Ok(1));
+        assert_eq!(count(Some("count=100"), 100), Ok(100));
+        assert_eq!(count(Some("count=007"), 100), Ok(7));
+        assert_eq!(count(Some("count=%35"), 100), Ok(5));
+    }
+
+    #[test]
+    fn count_rejects_everything_else() {
+        for bad in [
+            "count=0", "count=-1", "count=101", "count=", "count", "count=abc", "count=1.5",
+            "count=1e2", "count=0x10", "count=+5", "count=%2B5", "count=+5", "count= 5",
+            "count=99999999999999999999999", "count=%", "count=%zz", "count=5%", "count=%C3%A9", "count=\u{e9}%",
+        ] {
+            assert!(count(Some(bad), 100).is_err(), "{bad} was accepted");
+        }
+    }
+}
