@@ -61,10 +61,20 @@ pub enum SequenceCommand {
 #[derive(Debug, Clone, Args)]
 pub struct RawSettings {
     /// Address and port to serve HTTP on.
-    #[arg(long, env = "PEZ_LISTEN", default_value = "127.0.0.1:8000", global = true)]
+    #[arg(
+        long,
+        env = "PEZ_LISTEN",
+        default_value = "127.0.0.1:8000",
+        global = true
+    )]
     pub listen: String,
     /// Directory of the embedded store (created if missing).
-    #[arg(long, env = "PEZ_DATA_DIR", default_value = "./pez-data", global = true)]
+    #[arg(
+        long,
+        env = "PEZ_DATA_DIR",
+        default_value = "./pez-data",
+        global = true
+    )]
     pub data_dir: PathBuf,
     /// Largest count a v2 request may ask for; 0 means the default, 100.
     #[arg(long, env = "PEZ_MAX_COUNT", default_value = "100", global = true)]
@@ -83,10 +93,20 @@ pub struct RawSettings {
     #[arg(long, env = "PEZ_LEASE_WAIT_MS", default_value = "1000", global = true)]
     pub lease_wait_ms: String,
     /// Milliseconds a store call waits for a lock held elsewhere before it fails.
-    #[arg(long, env = "PEZ_STORE_TIMEOUT_MS", default_value = "500", global = true)]
+    #[arg(
+        long,
+        env = "PEZ_STORE_TIMEOUT_MS",
+        default_value = "500",
+        global = true
+    )]
     pub store_timeout_ms: String,
     /// Milliseconds a graceful stop waits for requests in flight.
-    #[arg(long, env = "PEZ_SHUTDOWN_TIMEOUT_MS", default_value = "5000", global = true)]
+    #[arg(
+        long,
+        env = "PEZ_SHUTDOWN_TIMEOUT_MS",
+        default_value = "5000",
+        global = true
+    )]
     pub shutdown_timeout_ms: String,
 }
 
@@ -238,30 +258,61 @@ mod tests {
 
     #[test]
     fn a_max_count_of_zero_means_the_default() {
-        let settings = RawSettings { max_count: "0".into(), ..raw() }.validate().unwrap();
+        let settings = RawSettings {
+            max_count: "0".into(),
+            ..raw()
+        }
+        .validate()
+        .unwrap();
         assert_eq!(settings.max_count, DEFAULT_MAX_COUNT);
     }
 
     #[test]
     fn a_max_count_that_is_not_a_non_negative_integer_names_the_variable() {
-        for bad in ["-1", "abc", "", "1.5", "+5", "1e2", "99999999999999999999999"] {
-            let err = RawSettings { max_count: bad.into(), ..raw() }.validate().unwrap_err();
+        for bad in [
+            "-1",
+            "abc",
+            "",
+            "1.5",
+            "+5",
+            "1e2",
+            "99999999999999999999999",
+        ] {
+            let err = RawSettings {
+                max_count: bad.into(),
+                ..raw()
+            }
+            .validate()
+            .unwrap_err();
             let line = err.to_string();
-            assert!(line.starts_with("PEZ_MAX_COUNT must be a non-negative integer"), "{line}");
+            assert!(
+                line.starts_with("PEZ_MAX_COUNT must be a non-negative integer"),
+                "{line}"
+            );
             assert!(!line.contains('\n'));
         }
     }
 
     #[test]
     fn blocks_are_at_least_twice_the_max_count() {
-        let settings = RawSettings { max_count: "5000".into(), ..raw() }.validate().unwrap();
+        let settings = RawSettings {
+            max_count: "5000".into(),
+            ..raw()
+        }
+        .validate()
+        .unwrap();
         assert_eq!(settings.block_min, 10_000);
         assert!(settings.block_max >= settings.block_min);
     }
 
     #[test]
     fn a_listen_address_without_a_port_is_refused() {
-        let err = RawSettings { listen: "127.0.0.1".into(), ..raw() }.validate().unwrap_err();
+        let err = RawSettings {
+            listen: "127.0.0.1".into(),
+            ..raw()
+        }
+        .validate()
+        .unwrap_err();
         assert!(err.to_string().starts_with("PEZ_LISTEN"));
     }
 }

@@ -117,7 +117,12 @@ impl SequenceSpec {
     ///
     /// `next` must be inside the range; the store guarantees that.
     pub fn cut(&self, next: i64, size: u64) -> (Block, Option<i64>) {
-        debug_assert!(self.contains(next), "{next} outside {}..={}", self.min, self.max);
+        debug_assert!(
+            self.contains(next),
+            "{next} outside {}..={}",
+            self.min,
+            self.max
+        );
         let size = size.max(1);
         // Numbers left before the terminus, counting `next` itself.
         let room = self.distance(next, self.terminus()) + 1;
@@ -160,7 +165,11 @@ impl Block {
             Direction::Ascending => first.saturating_add(span),
             Direction::Descending => first.saturating_sub(span),
         };
-        Self { first, last, direction }
+        Self {
+            first,
+            last,
+            direction,
+        }
     }
 
     /// How many numbers the block holds.
@@ -242,7 +251,10 @@ mod tests {
     fn a_block_is_cut_at_the_end_of_the_range() {
         let f = SequenceSpec::forward();
         let (block, after) = f.cut(i64::MAX - 1, 1000);
-        assert_eq!((block.first, block.last, block.len()), (i64::MAX - 1, i64::MAX, 2));
+        assert_eq!(
+            (block.first, block.last, block.len()),
+            (i64::MAX - 1, i64::MAX, 2)
+        );
         assert_eq!(after, Some(1));
 
         let r = SequenceSpec::reverse();
@@ -272,7 +284,10 @@ mod tests {
         let block = Block::new(10, Direction::Descending, 5);
         let (front, rest) = block.split_front(2);
         assert_eq!(front.iter().collect::<Vec<_>>(), vec![10, 9]);
-        assert_eq!(rest.map(|b| b.iter().collect::<Vec<_>>()), Some(vec![8, 7, 6]));
+        assert_eq!(
+            rest.map(|b| b.iter().collect::<Vec<_>>()),
+            Some(vec![8, 7, 6])
+        );
         assert_eq!(block.split_front(5), (block, None));
     }
 
@@ -280,7 +295,11 @@ mod tests {
         (any::<bool>(), 1..=i64::MAX, 0u64..2000, any::<bool>()).prop_map(
             |(ascending, min, width, cycle)| {
                 let max = min.saturating_add(width as i64);
-                let direction = if ascending { Direction::Ascending } else { Direction::Descending };
+                let direction = if ascending {
+                    Direction::Ascending
+                } else {
+                    Direction::Descending
+                };
                 spec(direction, min, max, cycle)
             },
         )

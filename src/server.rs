@@ -10,7 +10,7 @@
 use crate::config::Settings;
 use crate::dispenser::{Dispenser, DispenserSettings, ReturnReport};
 use crate::http::{self, App};
-use crate::store::{OpenError, SqliteStore, StoreError, DATABASE_FILE};
+use crate::store::{DATABASE_FILE, OpenError, SqliteStore, StoreError};
 use log::{info, warn};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -56,7 +56,9 @@ pub struct Server {
 
 impl std::fmt::Debug for Server {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Server").field("addr", &self.addr).finish_non_exhaustive()
+        f.debug_struct("Server")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
     }
 }
 

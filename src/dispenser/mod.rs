@@ -62,7 +62,9 @@ impl Sequence {
     fn reservoir(&self) -> MutexGuard<'_, Reservoir> {
         // A panic while holding the lock cannot leave the reservoir half
         // updated (every method leaves it consistent), so poisoning is moot.
-        self.reservoir.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.reservoir
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -146,7 +148,10 @@ impl Dispenser {
     /// consecutive numbers. Waits for the store only when nothing is on
     /// hand, and never longer than `lease_wait`.
     pub async fn next(&self, name: &str, count: u64) -> Result<Vec<Block>, DispenseError> {
-        let sequence = self.sequences.get(name).ok_or(DispenseError::UnknownSequence)?;
+        let sequence = self
+            .sequences
+            .get(name)
+            .ok_or(DispenseError::UnknownSequence)?;
         let deadline = tokio::time::Instant::now() + self.settings.lease_wait;
         loop {
             // Registered before the lock is released, so a lease that lands
@@ -202,13 +207,23 @@ impl Dispenser {
 /// Gives back `blocks` (in sequence order) last first: each give-back only
 /// succeeds when the store stands right after the block, and the last block
 /// is the one it stands after.
-async fn give_back(name: &str, blocks: Vec<Block>, store: &Arc<dyn Store>, report: &mut ReturnReport) {
+async fn give_back(
+    name: &str,
+    blocks: Vec<Block>,
+    store: &Arc<dyn Store>,
+    report: &mut ReturnReport,
+) {
     for block in blocks.into_iter().rev() {
         let (store, owned_name) = (Arc::clone(store), name.to_owned());
         match blocking(move || store.give_back(&owned_name, block)).await {
             Ok(true) => {
                 report.returned += block.len();
-                info!("{name}: gave back {} unused numbers {}..={}", block.len(), block.first, block.last);
+                info!(
+                    "{name}: gave back {} unused numbers {}..={}",
+                    block.len(),
+                    block.first,
+                    block.last
+                );
             }
             Ok(false) => {
                 report.abandoned += block.len();
@@ -221,7 +236,10 @@ async fn give_back(name: &str, blocks: Vec<Block>, store: &Arc<dyn Store>, repor
             }
             Err(e) => {
                 report.abandoned += block.len();
-                error!("{name}: could not give back {}..={}: {e}; they stay a gap", block.first, block.last);
+                error!(
+                    "{name}: could not give back {}..={}: {e}; they stay a gap",
+                    block.first, block.last
+                );
             }
         }
     }
@@ -241,7 +259,10 @@ where
 
 /// Leases one block for `sequence` if it wants one; reports the outcome to
 /// its reservoir and wakes the requests waiting for it.
-async fn lease_once(sequence: &Arc<Sequence>, store: &Arc<dyn Store>) -> Result<LeaseDecision, StoreError> {
+async fn lease_once(
+    sequence: &Arc<Sequence>,
+    store: &Arc<dyn Store>,
+) -> Result<LeaseDecision, StoreError> {
     let decision = sequence.reservoir().start_lease(Instant::now());
     let LeaseDecision::Lease(size) = decision else {
         return Ok(decision);

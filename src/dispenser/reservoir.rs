@@ -281,7 +281,11 @@ mod tests {
         let mut r = filled(&[]);
         let now = Instant::now();
         assert_eq!(r.start_lease(now), LeaseDecision::Lease(10));
-        assert_eq!(r.start_lease(now), LeaseDecision::Idle, "one lease at a time");
+        assert_eq!(
+            r.start_lease(now),
+            LeaseDecision::Idle,
+            "one lease at a time"
+        );
         r.lease_succeeded(Block::new(1, Direction::Ascending, 10));
         r.take(5).unwrap();
         assert!(!r.wants_lease());

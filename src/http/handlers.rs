@@ -55,14 +55,20 @@ pub fn not_found(path: &str) -> Response<Body> {
     .into_response(Some(path))
 }
 
-async fn issue(resource: Resource, query: Option<&str>, app: &App) -> Result<Response<Body>, ApiError> {
+async fn issue(
+    resource: Resource,
+    query: Option<&str>,
+    app: &App,
+) -> Result<Response<Body>, ApiError> {
     let count = match resource.shape {
         // v1 takes no parameters; like the original it ignores any.
         Shape::Single => 1,
-        Shape::List => query::count(query, app.max_count).map_err(|given| ApiError::InvalidCount {
-            given,
-            max: app.max_count,
-        })?,
+        Shape::List => {
+            query::count(query, app.max_count).map_err(|given| ApiError::InvalidCount {
+                given,
+                max: app.max_count,
+            })?
+        }
     };
     let runs = app
         .dispenser
@@ -130,7 +136,10 @@ mod tests {
             Block::new(9223372036854775806, Direction::Ascending, 2),
             Block::new(1, Direction::Ascending, 1),
         ];
-        assert_eq!(json_array(&runs, 3), "[9223372036854775806, 9223372036854775807, 1]");
+        assert_eq!(
+            json_array(&runs, 3),
+            "[9223372036854775806, 9223372036854775807, 1]"
+        );
         assert_eq!(json_array(&runs[2..], 0), "[]");
     }
 }

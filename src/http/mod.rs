@@ -36,7 +36,8 @@ pub fn routes(
         .and(raw_query())
         .and(with_app(app))
         .then(handlers::number_resource);
-    let not_found = warp::path::full().map(|path: warp::path::FullPath| handlers::not_found(path.as_str()));
+    let not_found =
+        warp::path::full().map(|path: warp::path::FullPath| handlers::not_found(path.as_str()));
     numbers.or(not_found).unify()
 }
 

@@ -94,7 +94,9 @@ impl ApiError {
         use serde_json::json;
         match self {
             ApiError::NotFound { path } => (
-                format!("There is nothing at {path}. Resources: /v1/forward, /v1/reverse, /v2/forward, /v2/reverse."),
+                format!(
+                    "There is nothing at {path}. Resources: /v1/forward, /v1/reverse, /v2/forward, /v2/reverse."
+                ),
                 json!({}),
             ),
             ApiError::MethodNotAllowed { method, allow } => (

@@ -94,7 +94,10 @@ mod tests {
         let first = DataDirLock::acquire(&dir).unwrap();
         let err = DataDirLock::acquire(&dir).unwrap_err();
         let message = err.to_string();
-        assert!(message.contains(&std::process::id().to_string()), "{message}");
+        assert!(
+            message.contains(&std::process::id().to_string()),
+            "{message}"
+        );
         assert!(message.contains("another pez process"), "{message}");
         drop(first);
         DataDirLock::acquire(&dir).unwrap();

@@ -51,8 +51,15 @@ impl fmt::Display for StoreError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             StoreError::UnknownSequence(name) => write!(f, "no sequence named {name:?}"),
-            StoreError::Exhausted(name) => write!(f, "sequence {name:?} has issued its last number"),
-            StoreError::OutOfRange { name, value, min, max } => write!(
+            StoreError::Exhausted(name) => {
+                write!(f, "sequence {name:?} has issued its last number")
+            }
+            StoreError::OutOfRange {
+                name,
+                value,
+                min,
+                max,
+            } => write!(
                 f,
                 "{value} is outside the range of sequence {name:?} ({min} to {max})"
             ),

@@ -91,7 +91,9 @@ pub struct SqliteStore {
 
 impl std::fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqliteStore").field("path", &self.path).finish()
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish()
     }
 }
 
@@ -157,11 +159,15 @@ impl SqliteStore {
     pub fn read_unlocked(dir: &Path) -> Result<Vec<SequenceState>, StoreError> {
         let path = dir.join(DATABASE_FILE);
         if !path.exists() {
-            return Err(StoreError::Unavailable(format!("no store at {}", path.display())));
+            return Err(StoreError::Unavailable(format!(
+                "no store at {}",
+                path.display()
+            )));
         }
         let mut conn = SqliteConnection::establish(&format!("file:{}?mode=ro", path.display()))
             .map_err(|e| StoreError::Unavailable(format!("{}: {e}", path.display())))?;
-        conn.batch_execute("PRAGMA busy_timeout = 1000;").map_err(unavailable)?;
+        conn.batch_execute("PRAGMA busy_timeout = 1000;")
+            .map_err(unavailable)?;
         list(&mut conn)
     }
 
@@ -353,12 +359,49 @@ mod tests {
     fn a_restart_outside_the_range_or_of_an_unknown_sequence_is_refused() {
         let dir = TempDir::new("restart");
         let store = open(&dir);
-        assert!(matches!(store.restart("forward", 0), Err(StoreError::OutOfRange { .. })));
-        assert!(matches!(store.restart("nope", 5), Err(StoreError::UnknownSequence(_))));
+        assert!(matches!(
+            store.restart("forward", 0),
+            Err(StoreError::OutOfRange { .. })
+        ));
+        assert!(matches!(
+            store.restart("nope", 5),
+            Err(StoreError::UnknownSequence(_))
+        ));
         store.restart("forward", i64::MAX).unwrap();
         let block = store.lease("forward", 100).unwrap();
         assert_eq!((block.first, block.len()), (i64::MAX, 1));
         assert_eq!(store.lease("forward", 1).unwrap().first, 1);
+    }
+
+    /// The durability promise rests on these two settings: WAL with
+    /// synchronous=FULL fsyncs the log at every commit.
+    #[test]
+    fn every_connection_commits_with_fsync() {
+        #[derive(QueryableByName)]
+        struct Pragma {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            value: String,
+        }
+        let dir = TempDir::new("durable");
+        let store = open(&dir);
+        for _ in 0..3 {
+            let mut conn = store.conn().unwrap();
+            let read = |conn: &mut SqliteConnection, pragma: &str| {
+                diesel::sql_query(format!("SELECT CAST({pragma} AS TEXT) AS value"))
+                    .get_result::<Pragma>(conn)
+                    .unwrap()
+                    .value
+            };
+            // synchronous: 2 is FULL.
+            assert_eq!(
+                read(&mut conn, "(SELECT synchronous FROM pragma_synchronous)"),
+                "2"
+            );
+            assert_eq!(
+                read(&mut conn, "(SELECT journal_mode FROM pragma_journal_mode)"),
+                "wal"
+            );
+        }
     }
 
     #[test]

@@ -1,0 +1,385 @@
+//! One way to start PEZ in tests, in-process or as the real binary, and to
+//! talk HTTP to it. Every server gets its own data directory and port.
+
+use hyper::body::to_bytes;
+use hyper::client::HttpConnector;
+use hyper::{Body, Client, Method, Request, StatusCode};
+use pez::config::Settings;
+use pez::dispenser::ReturnReport;
+use pez::server::Server;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// The largest number PEZ issues.
+pub const MAX: i64 = i64::MAX;
+
+/// Logs are silent unless TEST_LOG is set (as in zero-to-production).
+fn init_logs() {
+    if let Ok(filter) = std::env::var("TEST_LOG") {
+        pez::telemetry::init(if filter.is_empty() { "debug" } else { &filter });
+    }
+}
+
+/// A directory that is removed when dropped.
+#[derive(Debug)]
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    /// A fresh, empty, uniquely named directory.
+    pub fn new() -> Self {
+        static SERIAL: AtomicU64 = AtomicU64::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        let dir = std::env::temp_dir().join(format!(
+            "pez-test-{}-{}-{nanos}",
+            std::process::id(),
+            SERIAL.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).expect("create temp dir");
+        TempDir(dir)
+    }
+
+    /// Its path.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A response, read whole.
+#[derive(Debug)]
+pub struct TestResponse {
+    /// Status code.
+    pub status: StatusCode,
+    /// Headers.
+    pub headers: hyper::HeaderMap,
+    /// Body as text.
+    pub body: String,
+}
+
+impl TestResponse {
+    /// The body parsed as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {:?}", self.body))
+    }
+
+    /// A header as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The numbers of a 200 answer from v1 (one) or v2 (a list).
+    pub fn numbers(&self) -> Vec<i64> {
+        assert_eq!(self.status, StatusCode::OK, "body: {}", self.body);
+        match self.json() {
+            serde_json::Value::Array(items) => items
+                .iter()
+                .map(|n| n.as_i64().unwrap_or_else(|| panic!("not an i64: {n}")))
+                .collect(),
+            n => vec![n.as_i64().unwrap_or_else(|| panic!("not an i64: {n}"))],
+        }
+    }
+
+    /// Asserts an RFC 9457 problem with this status; returns its body.
+    pub fn problem(&self, status: u16) -> serde_json::Value {
+        assert_eq!(self.status.as_u16(), status, "body: {}", self.body);
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/problem+json")
+        );
+        let problem = self.json();
+        assert_eq!(problem["status"], status);
+        assert!(problem["type"].is_string() && problem["title"].is_string());
+        assert!(problem["detail"].as_str().is_some_and(|d| !d.is_empty()));
+        problem
+    }
+}
+
+/// An HTTP client bound to one server.
+#[derive(Clone, Debug)]
+pub struct HttpClient {
+    addr: SocketAddr,
+    client: Client<HttpConnector>,
+}
+
+impl HttpClient {
+    /// A client for the server at `addr`.
+    pub fn new(addr: SocketAddr) -> Self {
+        Self {
+            addr,
+            client: Client::new(),
+        }
+    }
+
+    /// Sends `method path` with no body; fails the test after 10 s.
+    pub async fn request(&self, method: Method, path: &str) -> TestResponse {
+        self.try_request(method, path)
+            .await
+            .unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    /// Like [`Self::request`], but a connection error is returned, not a panic.
+    pub async fn try_request(&self, method: Method, path: &str) -> Result<TestResponse, String> {
+        let request = Request::builder()
+            .method(method)
+            .uri(format!("http://{}{path}", self.addr))
+            .body(Body::empty())
+            .map_err(|e| e.to_string())?;
+        let exchange = async {
+            let response = self
+                .client
+                .request(request)
+                .await
+                .map_err(|e| e.to_string())?;
+            let (parts, body) = response.into_parts();
+            let body = to_bytes(body).await.map_err(|e| e.to_string())?;
+            Ok(TestResponse {
+                status: parts.status,
+                headers: parts.headers,
+                body: String::from_utf8(body.to_vec()).map_err(|e| e.to_string())?,
+            })
+        };
+        tokio::time::timeout(Duration::from_secs(10), exchange)
+            .await
+            .map_err(|_| "no answer within 10 s".to_owned())?
+    }
+
+    /// GET `path`.
+    pub async fn get(&self, path: &str) -> TestResponse {
+        self.request(Method::GET, path).await
+    }
+
+    /// GET `path` and return its numbers.
+    pub async fn numbers(&self, path: &str) -> Vec<i64> {
+        self.get(path).await.numbers()
+    }
+}
+
+/// A PEZ server running inside the test process.
+pub struct TestApp {
+    /// Talks to it.
+    pub http: HttpClient,
+    stop: Option<oneshot::Sender<()>>,
+    running: Option<JoinHandle<ReturnReport>>,
+    data_dir: Arc<TempDir>,
+}
+
+impl TestApp {
+    /// A server on a fresh store with default settings.
+    pub async fn spawn() -> Self {
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// A server on a fresh store, with settings adjusted by `adjust`.
+    pub async fn spawn_with(adjust: impl FnOnce(&mut Settings)) -> Self {
+        Self::spawn_in(Arc::new(TempDir::new()), adjust).await
+    }
+
+    /// A server on the store in `data_dir` (which may hold earlier runs).
+    pub async fn spawn_in(data_dir: Arc<TempDir>, adjust: impl FnOnce(&mut Settings)) -> Self {
+        init_logs();
+        let mut settings = Settings::with_data_dir(data_dir.path().to_owned());
+        settings.listen = "127.0.0.1:0".parse().expect("address");
+        adjust(&mut settings);
+        let server = Server::start(&settings).await.expect("server starts");
+        let http = HttpClient::new(server.local_addr());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let running = tokio::spawn(server.run_until(async {
+            let _ = stopped.await;
+        }));
+        Self {
+            http,
+            stop: Some(stop),
+            running: Some(running),
+            data_dir,
+        }
+    }
+
+    /// The data directory, to start another server on it after this one.
+    pub fn data_dir(&self) -> Arc<TempDir> {
+        Arc::clone(&self.data_dir)
+    }
+
+    /// The SQLite file of the store.
+    pub fn database_file(&self) -> PathBuf {
+        self.data_dir.path().join(pez::store::DATABASE_FILE)
+    }
+
+    /// Stops the server gracefully and reports what it gave back.
+    pub async fn stop(mut self) -> ReturnReport {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let running = self.running.take().expect("running");
+        tokio::time::timeout(Duration::from_secs(10), running)
+            .await
+            .expect("graceful stop within 10 s")
+            .expect("server task")
+    }
+
+    /// GET `path` and return its numbers.
+    pub async fn numbers(&self, path: &str) -> Vec<i64> {
+        self.http.numbers(path).await
+    }
+
+    /// GET `path`.
+    pub async fn get(&self, path: &str) -> TestResponse {
+        self.http.get(path).await
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// The `pez` binary as a command, with a clean environment: no PEZ_*
+/// variable leaks in from the developer's shell, and no `.env` is found.
+pub fn pez_command(data_dir: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_pez"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("PEZ_") {
+            command.env_remove(key);
+        }
+    }
+    command
+        .current_dir(data_dir)
+        .env("PEZ_DATA_DIR", data_dir)
+        .env("PEZ_LOG", "info");
+    command
+}
+
+/// Runs `pez ARGS` to completion on `data_dir`.
+pub fn run_pez(data_dir: &Path, args: &[&str]) -> Output {
+    pez_command(data_dir).args(args).output().expect("run pez")
+}
+
+/// The real `pez` binary serving on a free port.
+pub struct PezProcess {
+    child: Child,
+    /// Talks to it.
+    pub http: HttpClient,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl PezProcess {
+    /// Starts `pez` on `data_dir` with extra environment variables and
+    /// waits until it listens.
+    pub fn start(data_dir: &Path, env: &[(&str, &str)]) -> Self {
+        let mut command = pez_command(data_dir);
+        command
+            .env("PEZ_LISTEN", "127.0.0.1:0")
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().expect("spawn pez");
+        let stderr = child.stderr.take().expect("stderr");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (found, addr) = mpsc::channel();
+        let lines = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(at) = line.split("listening on http://").nth(1) {
+                    let _ = found.send(at.trim().to_owned());
+                }
+                lines.lock().expect("log").push(line);
+            }
+        });
+        let addr = match addr.recv_timeout(Duration::from_secs(20)) {
+            Ok(addr) => addr.parse().expect("address in log"),
+            Err(_) => {
+                let _ = child.kill();
+                panic!("pez did not start: {:?}", log.lock().expect("log"));
+            }
+        };
+        Self {
+            child,
+            http: HttpClient::new(addr),
+            log,
+        }
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// What it has logged so far.
+    pub fn log(&self) -> Vec<String> {
+        self.log.lock().expect("log").clone()
+    }
+
+    /// Sends SIGTERM, as `systemctl stop` does.
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success());
+    }
+
+    /// Sends SIGKILL: a crash, with no chance to give anything back.
+    pub fn kill_9(&mut self) {
+        self.child.kill().expect("kill -9");
+        let _ = self.child.wait();
+    }
+
+    /// Waits up to `limit` for the process to exit; returns its exit code
+    /// and how long it took.
+    pub fn wait_exit(&mut self, limit: Duration) -> (Option<i32>, Duration) {
+        let started = Instant::now();
+        while started.elapsed() < limit {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return (status.code(), started.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("pez did not exit within {limit:?}; log: {:?}", self.log());
+    }
+}
+
+impl Drop for PezProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Asserts that `numbers` holds no number twice.
+pub fn assert_unique(numbers: &[i64]) {
+    let mut sorted = numbers.to_vec();
+    sorted.sort_unstable();
+    if let Some(pair) = sorted.windows(2).find(|w| w[0] == w[1]) {
+        panic!("{} was issued twice", pair[0]);
+    }
+}
+
+/// Asserts that `numbers` count up one by one (or down, for `step` -1).
+pub fn assert_consecutive(numbers: &[i64], step: i64) {
+    for pair in numbers.windows(2) {
+        assert_eq!(
+            pair[1],
+            pair[0] + step,
+            "not in sequence order: {numbers:?}"
+        );
+    }
+}
