@@ -1,0 +1,30 @@
+# PEZ: the two commands a user needs are `make run` and `make test`.
+
+CARGO ?= cargo
+
+.PHONY: run test bench lint fmt clean
+
+## Start PEZ on 127.0.0.1:8000 with its data in ./pez-data.
+run:
+	$(CARGO) run --release
+
+## Every test: unit, property and integration (real server, real HTTP).
+test:
+	$(CARGO) nextest --version >/dev/null 2>&1 || $(CARGO) install --locked cargo-nextest
+	$(CARGO) nextest run --no-fail-fast
+
+## Throughput against the HTTP ceiling, measured in one run (prints figures).
+bench:
+	$(CARGO) build --release --bin pez --example ceiling
+	python3 bench/bench.py $(BENCH_ARGS)
+
+## What CI checks besides the tests.
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+clean:
+	$(CARGO) clean
