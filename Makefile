@@ -11,7 +11,7 @@ run:
 ## Every test: unit, property and integration (real server, real HTTP).
 test:
 	$(CARGO) nextest --version >/dev/null 2>&1 || $(CARGO) install --locked cargo-nextest
-	$(CARGO) nextest run --no-fail-fast
+	tests/pg-cluster.sh run $(CARGO) nextest run --no-fail-fast
 
 ## Throughput against the HTTP ceiling, measured in one run (prints figures).
 bench:

@@ -1,10 +1,10 @@
 //! The `pez` command: parse, validate, and run a subcommand. Every failure
 //! ends as one line on stderr and a non-zero exit code.
 
-use crate::config::{Cli, Command, SequenceCommand, Settings};
+use crate::config::{Cli, Command, SequenceCommand, Settings, StoreChoice};
 use crate::sequence::{MAX_VALUE, MIN_VALUE};
 use crate::server::{self, Server};
-use crate::store::{OpenError, SequenceState, SqliteStore, Store};
+use crate::store::{self, OpenError, PgStore, SequenceState, SqliteStore, Store};
 use crate::telemetry;
 use clap::Parser;
 use clap::error::ErrorKind;
@@ -39,6 +39,7 @@ pub fn main() -> ExitCode {
     telemetry::init(&settings.log);
     let outcome = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(&settings),
+        Command::Migrate => migrate(&settings),
         Command::Sequence(SequenceCommand::List) => list(&settings),
         Command::Sequence(SequenceCommand::Restart { name, value }) => {
             restart(&settings, &name, &value)
@@ -67,16 +68,41 @@ fn serve(settings: &Settings) -> Result<(), String> {
     })
 }
 
-fn open_store(settings: &Settings) -> Result<SqliteStore, String> {
-    SqliteStore::open(&settings.data_dir, settings.store_timeout).map_err(|e| match e {
+fn open_store(settings: &Settings) -> Result<std::sync::Arc<dyn Store>, String> {
+    store::open(settings).map_err(|e| match e {
         OpenError::Locked(lock) => format!("{lock}; sequences cannot be changed while it runs"),
         other => other.to_string(),
     })
 }
 
+fn migrate(settings: &Settings) -> Result<(), String> {
+    match &settings.store {
+        StoreChoice::Postgres(pg) => {
+            let applied = PgStore::migrate(pg).map_err(|e| e.to_string())?;
+            println!(
+                "{}: {applied} migration(s) applied; the schema is up to date",
+                pg.description
+            );
+        }
+        // The embedded store migrates whenever it is opened.
+        StoreChoice::Embedded => {
+            open_store(settings)?;
+            println!("{}: the schema is up to date", store::describe(settings));
+        }
+    }
+    Ok(())
+}
+
 fn list(settings: &Settings) -> Result<(), String> {
-    let states = match SqliteStore::open(&settings.data_dir, settings.store_timeout) {
-        Ok(store) => store.list(),
+    let states = match store::open(settings) {
+        Ok(store) => {
+            if matches!(settings.store, StoreChoice::Postgres(_)) {
+                eprintln!(
+                    "note: NEXT is where the next lease starts; running instances first issue the blocks they hold"
+                );
+            }
+            store.list()
+        }
         Err(OpenError::Locked(holder)) => {
             // A server runs: NEXT is where its next lease starts; it issues
             // the numbers before that from the blocks it holds.

@@ -37,6 +37,9 @@ pub struct Cli {
 pub enum Command {
     /// Serve numbers over HTTP (the default).
     Serve,
+    /// Bring the store's schema up to date and exit (for PostgreSQL users
+    /// that may not run DDL from the service).
+    Migrate,
     /// Inspect or move sequences in the store.
     #[command(subcommand)]
     Sequence(SequenceCommand),
@@ -108,6 +111,114 @@ pub struct RawSettings {
         global = true
     )]
     pub shutdown_timeout_ms: String,
+    /// PostgreSQL connection URL or libpq conninfo; when set (or PEZ_DB_HOST
+    /// is), PostgreSQL is the store instead of the embedded one.
+    #[arg(long, env = "PEZ_DATABASE_URL", hide_env_values = true, global = true)]
+    pub database_url: Option<String>,
+    /// PostgreSQL host; when set, PostgreSQL is the store (the original's variables).
+    #[arg(long, env = "PEZ_DB_HOST", global = true)]
+    pub db_host: Option<String>,
+    /// PostgreSQL port.
+    #[arg(long, env = "PEZ_DB_PORT", default_value = "5432", global = true)]
+    pub db_port: String,
+    /// PostgreSQL database name.
+    #[arg(long, env = "PEZ_DB_NAME", default_value = "pez", global = true)]
+    pub db_name: String,
+    /// PostgreSQL user.
+    #[arg(
+        long,
+        env = "PEZ_DB_USERNAME",
+        default_value = "pezuser",
+        global = true
+    )]
+    pub db_username: String,
+    /// PostgreSQL password (never logged; prefer the environment to the flag).
+    #[arg(long, env = "PEZ_DB_PASSWORD", hide_env_values = true, global = true)]
+    pub db_password: Option<String>,
+    /// TLS to PostgreSQL: disable, prefer, require, verify-ca or verify-full
+    /// [default: prefer, or what PEZ_DATABASE_URL says].
+    #[arg(long, env = "PEZ_DB_SSLMODE", global = true)]
+    pub db_sslmode: Option<String>,
+    /// CA certificate file for sslmode verify-ca and verify-full (for RDS: the RDS CA bundle).
+    #[arg(long, env = "PEZ_DB_SSLROOTCERT", global = true)]
+    pub db_sslrootcert: Option<String>,
+    /// Connections to PostgreSQL per instance.
+    #[arg(long, env = "PEZ_DB_POOL_SIZE", default_value = "4", global = true)]
+    pub db_pool_size: String,
+    /// Milliseconds for each PostgreSQL call: getting a pooled connection, a
+    /// statement, a lock wait.
+    #[arg(long, env = "PEZ_DB_TIMEOUT_MS", default_value = "1000", global = true)]
+    pub db_timeout_ms: String,
+    /// Milliseconds PEZ keeps retrying at start while PostgreSQL is not up yet.
+    #[arg(
+        long,
+        env = "PEZ_DB_STARTUP_TIMEOUT_MS",
+        default_value = "30000",
+        global = true
+    )]
+    pub db_startup_timeout_ms: String,
+}
+
+/// A value that must never reach a log or an error message: Debug shows
+/// `***`, and there is no Display.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(value: String) -> Self {
+        Secret(value)
+    }
+
+    /// The secret itself, for the one place that needs it (libpq).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// How to reach PostgreSQL.
+#[derive(Debug, Clone)]
+pub struct PgSettings {
+    /// The libpq connection string, password and timeouts included.
+    pub conninfo: Secret,
+    /// Where, for logs and errors: no password.
+    pub description: String,
+    /// The password, to scrub from any text that might echo it.
+    pub password: Option<Secret>,
+    /// Pool size.
+    pub pool_size: u32,
+    /// Bound of each call.
+    pub timeout: Duration,
+    /// How long to wait at start for a database that is not up yet.
+    pub startup_timeout: Duration,
+}
+
+impl PgSettings {
+    /// `text` with the password (if any) replaced by `***`.
+    pub fn scrub(&self, text: &str) -> String {
+        match &self.password {
+            // Too short a password would blank out ordinary words.
+            Some(password) if password.expose().len() >= 3 => {
+                text.replace(password.expose(), "***")
+            }
+            _ => text.to_owned(),
+        }
+    }
+}
+
+/// Which store PEZ uses.
+#[derive(Debug, Clone)]
+pub enum StoreChoice {
+    /// SQLite in the data directory: one machine, nothing to install.
+    Embedded,
+    /// PostgreSQL: many instances on one database.
+    Postgres(PgSettings),
 }
 
 /// Validated settings.
@@ -131,6 +242,8 @@ pub struct Settings {
     pub store_timeout: Duration,
     /// Longest a graceful stop waits for requests in flight.
     pub shutdown_timeout: Duration,
+    /// The store.
+    pub store: StoreChoice,
 }
 
 /// A setting with a value PEZ cannot use.
@@ -221,7 +334,176 @@ impl RawSettings {
             lease_wait: millis("PEZ_LEASE_WAIT_MS", &self.lease_wait_ms)?,
             store_timeout: millis("PEZ_STORE_TIMEOUT_MS", &self.store_timeout_ms)?,
             shutdown_timeout: millis("PEZ_SHUTDOWN_TIMEOUT_MS", &self.shutdown_timeout_ms)?,
+            store: self.store()?,
         })
+    }
+
+    fn store(&self) -> Result<StoreChoice, SettingError> {
+        if self.database_url.is_none() && self.db_host.is_none() {
+            return Ok(StoreChoice::Embedded);
+        }
+        let sslmode = match self.db_sslmode.as_deref() {
+            None => None,
+            Some(mode @ ("disable" | "prefer" | "require" | "verify-ca" | "verify-full")) => {
+                Some(mode)
+            }
+            Some(other) => {
+                return Err(SettingError {
+                    variable: "PEZ_DB_SSLMODE",
+                    value: other.to_owned(),
+                    expected: "one of disable, prefer, require, verify-ca, verify-full",
+                });
+            }
+        };
+        let pool_size: u32 = parse("PEZ_DB_POOL_SIZE", &self.db_pool_size, "a positive integer")?;
+        if pool_size == 0 {
+            return Err(SettingError {
+                variable: "PEZ_DB_POOL_SIZE",
+                value: self.db_pool_size.clone(),
+                expected: "a positive integer",
+            });
+        }
+        let timeout =
+            millis("PEZ_DB_TIMEOUT_MS", &self.db_timeout_ms)?.max(Duration::from_millis(1));
+        let startup_timeout = millis("PEZ_DB_STARTUP_TIMEOUT_MS", &self.db_startup_timeout_ms)?;
+        // libpq's connect_timeout is whole seconds, at least 2.
+        let connect_secs = timeout.as_secs().max(2).to_string();
+        // Unacknowledged data for this long means the server is gone.
+        let tcp_user_timeout = (timeout.as_millis() * 5).to_string();
+        let mut extra: Vec<(&str, String)> = vec![
+            ("connect_timeout", connect_secs),
+            ("tcp_user_timeout", tcp_user_timeout),
+            ("keepalives_idle", "5".into()),
+            ("keepalives_interval", "2".into()),
+            ("keepalives_count", "3".into()),
+            ("application_name", "pez".into()),
+        ];
+        if let Some(mode) = sslmode {
+            extra.push(("sslmode", mode.to_owned()));
+        }
+        if let Some(cert) = &self.db_sslrootcert {
+            extra.push(("sslrootcert", cert.clone()));
+        }
+        let (conninfo, description, password) = match &self.database_url {
+            Some(url) => {
+                let password = url_password(url);
+                (append_params(url, &extra), redact_url(url), password)
+            }
+            None => {
+                let port: u16 = parse("PEZ_DB_PORT", &self.db_port, "a port number")?;
+                let host = self.db_host.clone().unwrap_or_default();
+                let mut params: Vec<(&str, String)> = vec![
+                    ("host", host.clone()),
+                    ("port", port.to_string()),
+                    ("dbname", self.db_name.clone()),
+                    ("user", self.db_username.clone()),
+                ];
+                if let Some(password) = &self.db_password {
+                    params.push(("password", password.clone()));
+                }
+                params.extend(extra);
+                let description = format!(
+                    "postgresql://{}@{host}:{port}/{} (sslmode={})",
+                    self.db_username,
+                    self.db_name,
+                    sslmode.unwrap_or("prefer")
+                );
+                (
+                    keyword_values(&params),
+                    description,
+                    self.db_password.clone(),
+                )
+            }
+        };
+        Ok(StoreChoice::Postgres(PgSettings {
+            conninfo: Secret::new(conninfo),
+            description,
+            password: password.map(Secret::new),
+            pool_size,
+            timeout,
+            startup_timeout,
+        }))
+    }
+}
+
+/// `key='value' ...` as libpq reads it (quotes and backslashes escaped).
+fn keyword_values(params: &[(&str, String)]) -> String {
+    params
+        .iter()
+        .map(|(key, value)| {
+            format!(
+                "{key}='{}'",
+                value.replace('\\', "\\\\").replace('\'', "\\'")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn is_uri(conninfo: &str) -> bool {
+    conninfo.starts_with("postgres://") || conninfo.starts_with("postgresql://")
+}
+
+/// Adds the parameters that `conninfo` does not set itself.
+fn append_params(conninfo: &str, params: &[(&str, String)]) -> String {
+    let mut out = conninfo.trim().to_owned();
+    for (key, value) in params {
+        if out.contains(&format!("{key}=")) {
+            continue;
+        }
+        if is_uri(&out) {
+            out.push(if out.contains('?') { '&' } else { '?' });
+            out.push_str(&format!("{key}={}", percent_encode(value)));
+        } else {
+            out.push(' ');
+            out.push_str(&keyword_values(&[(key, value.clone())]));
+        }
+    }
+    out
+}
+
+fn percent_encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The userinfo of a URI (`user:password@`), if any.
+fn userinfo(url: &str) -> Option<(usize, usize)> {
+    let start = url.find("://")? + 3;
+    let authority_end = url[start..]
+        .find(['/', '?'])
+        .map_or(url.len(), |i| start + i);
+    let at = url[start..authority_end].rfind('@')? + start;
+    Some((start, at))
+}
+
+/// The password in a connection URI or conninfo string, if any.
+fn url_password(url: &str) -> Option<String> {
+    if is_uri(url) {
+        let (start, at) = userinfo(url)?;
+        let (_, password) = url[start..at].split_once(':')?;
+        return Some(password.to_owned());
+    }
+    let rest = url.split("password=").nth(1)?;
+    let value = rest.strip_prefix('\'').map_or_else(
+        || rest.split_whitespace().next().unwrap_or_default(),
+        |quoted| quoted.split('\'').next().unwrap_or_default(),
+    );
+    Some(value.to_owned())
+}
+
+/// The URI or conninfo with its password replaced by `***`.
+fn redact_url(url: &str) -> String {
+    match url_password(url) {
+        Some(password) if !password.is_empty() => url.replacen(&password, "***", 1),
+        _ => url.to_owned(),
     }
 }
 
@@ -253,7 +535,92 @@ mod tests {
             lease_wait_ms: "1000".into(),
             store_timeout_ms: "500".into(),
             shutdown_timeout_ms: "5000".into(),
+            database_url: None,
+            db_host: None,
+            db_port: "5432".into(),
+            db_name: "pez".into(),
+            db_username: "pezuser".into(),
+            db_password: None,
+            db_sslmode: None,
+            db_sslrootcert: None,
+            db_pool_size: "4".into(),
+            db_timeout_ms: "1000".into(),
+            db_startup_timeout_ms: "30000".into(),
         }
+    }
+
+    fn postgres(raw: RawSettings) -> PgSettings {
+        match raw.validate().unwrap().store {
+            StoreChoice::Postgres(pg) => pg,
+            StoreChoice::Embedded => panic!("expected PostgreSQL"),
+        }
+    }
+
+    #[test]
+    fn without_database_settings_the_store_is_embedded() {
+        assert!(matches!(
+            raw().validate().unwrap().store,
+            StoreChoice::Embedded
+        ));
+    }
+
+    #[test]
+    fn the_originals_variables_build_a_conninfo_and_the_password_stays_hidden() {
+        let pg = postgres(RawSettings {
+            db_host: Some("db.internal".into()),
+            db_password: Some("s3cr'et".into()),
+            db_sslmode: Some("verify-full".into()),
+            db_sslrootcert: Some("/etc/pez/rds ca.pem".into()),
+            ..raw()
+        });
+        let conninfo = pg.conninfo.expose();
+        for part in [
+            "host='db.internal'",
+            "port='5432'",
+            "dbname='pez'",
+            "user='pezuser'",
+            "password='s3cr\\'et'",
+            "sslmode='verify-full'",
+            "sslrootcert='/etc/pez/rds ca.pem'",
+        ] {
+            assert!(conninfo.contains(part), "{part} missing from {conninfo}");
+        }
+        assert_eq!(
+            pg.description,
+            "postgresql://pezuser@db.internal:5432/pez (sslmode=verify-full)"
+        );
+        assert!(!format!("{pg:?}").contains("s3cr"));
+        assert_eq!(pg.scrub("FATAL: s3cr'et is wrong"), "FATAL: *** is wrong");
+    }
+
+    #[test]
+    fn a_database_url_keeps_its_own_parameters_and_is_redacted() {
+        let pg = postgres(RawSettings {
+            database_url: Some("postgres://me:hunter2@h:6543/db?sslmode=require".into()),
+            db_sslmode: Some("disable".into()),
+            ..raw()
+        });
+        let conninfo = pg.conninfo.expose();
+        assert!(conninfo.starts_with("postgres://me:hunter2@h:6543/db?sslmode=require&"));
+        assert!(!conninfo.contains("sslmode=disable"));
+        assert!(conninfo.contains("connect_timeout=2"));
+        assert_eq!(
+            pg.description,
+            "postgres://me:***@h:6543/db?sslmode=require"
+        );
+        assert_eq!(pg.scrub("x hunter2 y"), "x *** y");
+    }
+
+    #[test]
+    fn an_unknown_sslmode_is_refused() {
+        let err = RawSettings {
+            db_host: Some("h".into()),
+            db_sslmode: Some("maybe".into()),
+            ..raw()
+        }
+        .validate()
+        .unwrap_err();
+        assert!(err.to_string().starts_with("PEZ_DB_SSLMODE"));
     }
 
     #[test]

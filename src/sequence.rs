@@ -205,6 +205,21 @@ impl Block {
         )
     }
 
+    /// The one block made of `self` then `next`, when `next` continues
+    /// `self` without a wrap.
+    pub fn join(self, next: Block) -> Option<Block> {
+        let continues = self.direction == next.direction
+            && match self.direction {
+                Direction::Ascending => self.last.checked_add(1) == Some(next.first),
+                Direction::Descending => self.last.checked_sub(1) == Some(next.first),
+            };
+        continues.then_some(Block {
+            first: self.first,
+            last: next.last,
+            direction: self.direction,
+        })
+    }
+
     /// The numbers of the block in order.
     pub fn iter(&self) -> impl Iterator<Item = i64> + use<> {
         let (first, direction) = (self.first, self.direction);
@@ -289,6 +304,20 @@ mod tests {
             Some(vec![8, 7, 6])
         );
         assert_eq!(block.split_front(5), (block, None));
+    }
+
+    #[test]
+    fn blocks_join_only_when_they_follow_each_other() {
+        let a = Block::new(1, Direction::Ascending, 3);
+        let b = Block::new(4, Direction::Ascending, 2);
+        assert_eq!(a.join(b), Some(Block::new(1, Direction::Ascending, 5)));
+        assert_eq!(b.join(a), None);
+        let down = Block::new(10, Direction::Descending, 2);
+        assert_eq!(
+            down.join(Block::new(8, Direction::Descending, 1)),
+            Some(Block::new(10, Direction::Descending, 3))
+        );
+        assert_eq!(down.join(Block::new(7, Direction::Descending, 1)), None);
     }
 
     fn any_spec() -> impl Strategy<Value = SequenceSpec> {

@@ -10,7 +10,7 @@
 use crate::config::Settings;
 use crate::dispenser::{Dispenser, DispenserSettings, ReturnReport};
 use crate::http::{self, App};
-use crate::store::{DATABASE_FILE, OpenError, SqliteStore, StoreError};
+use crate::store::{self, OpenError, StoreError};
 use log::{info, warn};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -63,22 +63,18 @@ impl std::fmt::Debug for Server {
 }
 
 impl Server {
-    /// Opens the embedded store, leases the first block of every sequence
+    /// Opens the store, leases the first block of every sequence
     /// and binds the listen address. Nothing is served until
     /// [`Self::run_until`].
     pub async fn start(settings: &Settings) -> Result<Self, StartError> {
-        let dir = settings.data_dir.clone();
-        let timeout = settings.store_timeout;
-        let store = tokio::task::spawn_blocking(move || SqliteStore::open(&dir, timeout))
+        let opening = settings.clone();
+        let store = tokio::task::spawn_blocking(move || store::open(&opening))
             .await
             .map_err(|e| StartError::Open(OpenError::Setup(e.to_string())))?
             .map_err(StartError::Open)?;
-        info!(
-            "store: sqlite at {}",
-            settings.data_dir.join(DATABASE_FILE).display()
-        );
+        info!("store: {}", store::describe(settings));
         let dispenser = Dispenser::start(
-            Arc::new(store),
+            store,
             DispenserSettings {
                 block_min: settings.block_min,
                 block_max: settings.block_max,

@@ -273,16 +273,18 @@ async fn lease_once(
     let result = {
         let mut reservoir = sequence.reservoir();
         match outcome {
-            Ok(block) => {
-                reservoir.lease_succeeded(block);
-                debug!(
-                    "{}: leased {} numbers {}..={} in {:?}",
-                    sequence.spec.name,
-                    block.len(),
-                    block.first,
-                    block.last,
-                    started.elapsed()
-                );
+            Ok(blocks) => {
+                for block in &blocks {
+                    debug!(
+                        "{}: leased {} numbers {}..={} in {:?}",
+                        sequence.spec.name,
+                        block.len(),
+                        block.first,
+                        block.last,
+                        started.elapsed()
+                    );
+                }
+                reservoir.lease_succeeded(blocks);
                 Ok(decision)
             }
             Err(StoreError::Exhausted(name)) => {

@@ -177,14 +177,16 @@ impl Reservoir {
         LeaseDecision::Lease(self.sizing.next_size(now))
     }
 
-    /// Adds a freshly leased block behind the ones on hand. Accepted even
-    /// when closed, so that [`Self::close`] gives it back too.
-    pub fn lease_succeeded(&mut self, block: Block) {
+    /// Adds freshly leased blocks behind the ones on hand. Accepted even
+    /// when closed, so that [`Self::close`] gives them back too.
+    pub fn lease_succeeded(&mut self, blocks: impl IntoIterator<Item = Block>) {
         self.lease_in_flight = false;
         self.failing = false;
         self.starved = false;
-        self.available += block.len();
-        self.blocks.push_back(block);
+        for block in blocks {
+            self.available += block.len();
+            self.blocks.push_back(block);
+        }
     }
 
     /// Records a failed lease. `exhausted` means the sequence has no numbers
@@ -225,7 +227,7 @@ mod tests {
     fn filled(blocks: &[(i64, u64)]) -> Reservoir {
         let mut r = Reservoir::new(BlockSizing::new(10, 100));
         for &(first, len) in blocks {
-            r.lease_succeeded(Block::new(first, Direction::Ascending, len));
+            r.lease_succeeded([Block::new(first, Direction::Ascending, len)]);
         }
         r
     }
@@ -263,7 +265,7 @@ mod tests {
         assert_eq!(r.take(1), Err(Shortfall::StoreFailing));
         assert!(matches!(r.start_lease(now), LeaseDecision::Lease(_)));
         assert_eq!(r.take(1), Err(Shortfall::Waiting));
-        r.lease_succeeded(Block::new(1, Direction::Ascending, 10));
+        r.lease_succeeded([Block::new(1, Direction::Ascending, 10)]);
         assert_eq!(numbers(&r.take(1).unwrap()), vec![1]);
     }
 
@@ -286,7 +288,7 @@ mod tests {
             LeaseDecision::Idle,
             "one lease at a time"
         );
-        r.lease_succeeded(Block::new(1, Direction::Ascending, 10));
+        r.lease_succeeded([Block::new(1, Direction::Ascending, 10)]);
         r.take(5).unwrap();
         assert!(!r.wants_lease());
         r.take(1).unwrap();
@@ -338,7 +340,7 @@ mod tests {
                         let (block, after) = spec.cut(store_next.unwrap(), size);
                         store_next = after;
                         leased.extend(block.iter());
-                        r.lease_succeeded(block);
+                        r.lease_succeeded([block]);
                     }
                 } else {
                     let before = r.available();

@@ -6,13 +6,17 @@
 //! `spawn_blocking` threads.
 
 mod lock;
+mod postgres;
 mod sqlite;
 
 pub use lock::{DataDirLock, LockError};
-pub use sqlite::{DATABASE_FILE, OpenError, SqliteStore};
+pub use postgres::PgStore;
+pub use sqlite::{DATABASE_FILE, SqliteStore};
 
+use crate::config::{Settings, StoreChoice};
 use crate::sequence::{Block, SequenceSpec};
 use std::fmt;
+use std::sync::Arc;
 
 /// A sequence as the store knows it: its settings and the next number the
 /// store will lease out (`None` once a non-cycling sequence has run out).
@@ -70,6 +74,41 @@ impl fmt::Display for StoreError {
 
 impl std::error::Error for StoreError {}
 
+/// Why a store could not be opened.
+#[derive(Debug)]
+pub enum OpenError {
+    /// Another process holds the embedded store's data directory.
+    Locked(LockError),
+    /// The store could not be reached or set up; the text says why, in one
+    /// line, without secrets.
+    Setup(String),
+}
+
+impl fmt::Display for OpenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OpenError::Locked(e) => e.fmt(f),
+            OpenError::Setup(cause) => f.write_str(cause),
+        }
+    }
+}
+
+impl std::error::Error for OpenError {}
+
+/// An error inside a store transaction: a verdict of the store's own, or
+/// the database's. Either rolls the transaction back.
+#[derive(Debug)]
+enum TxError {
+    Store(StoreError),
+    Db(diesel::result::Error),
+}
+
+impl From<diesel::result::Error> for TxError {
+    fn from(e: diesel::result::Error) -> Self {
+        TxError::Db(e)
+    }
+}
+
 /// The operations PEZ needs from durable storage.
 ///
 /// Every method is one atomic transaction. `lease` must be durable (synced to
@@ -79,10 +118,12 @@ pub trait Store: Send + Sync + 'static {
     /// Every sequence with its position, ordered by name.
     fn list(&self) -> Result<Vec<SequenceState>, StoreError>;
 
-    /// Leases the next block of at most `size` numbers of `name` and moves
-    /// the sequence past it. The block stops at the end of the range, so it
-    /// may be shorter than asked.
-    fn lease(&self, name: &str, size: u64) -> Result<Block, StoreError>;
+    /// Leases about `size` numbers of `name` and moves the sequence past
+    /// them. Returns the leased runs in sequence order: usually one block;
+    /// two or more where the lease wraps, or where a backend leases in fixed
+    /// steps (PostgreSQL). The total may differ from `size`: blocks stop at
+    /// the end of the range, and stepped backends round up.
+    fn lease(&self, name: &str, size: u64) -> Result<Vec<Block>, StoreError>;
 
     /// Hands back `unused`, the unissued tail of a lease, so the next lease
     /// starts with it. It is taken back only if the sequence still stands
@@ -93,4 +134,27 @@ pub trait Store: Send + Sync + 'static {
     /// Makes `value` the next number `name` leases, like PostgreSQL's
     /// `ALTER SEQUENCE ... RESTART WITH`.
     fn restart(&self, name: &str, value: i64) -> Result<(), StoreError>;
+}
+
+/// Opens the store the settings choose: PostgreSQL when configured (its
+/// schema brought up to date), the embedded store otherwise. Blocking.
+pub fn open(settings: &Settings) -> Result<Arc<dyn Store>, OpenError> {
+    Ok(match &settings.store {
+        StoreChoice::Embedded => Arc::new(SqliteStore::open(
+            &settings.data_dir,
+            settings.store_timeout,
+        )?),
+        StoreChoice::Postgres(pg) => Arc::new(PgStore::connect(pg, true)?),
+    })
+}
+
+/// Where the store is, for logs: no secrets.
+pub fn describe(settings: &Settings) -> String {
+    match &settings.store {
+        StoreChoice::Embedded => format!(
+            "sqlite at {}",
+            settings.data_dir.join(DATABASE_FILE).display()
+        ),
+        StoreChoice::Postgres(pg) => format!("postgres at {}", pg.description),
+    }
 }

@@ -6,7 +6,7 @@
 //! write-ahead log before the commit returns: once `lease` returns, the block
 //! survives a crash of the process or the machine.
 
-use super::{DataDirLock, SequenceState, Store, StoreError};
+use super::{DataDirLock, OpenError, SequenceState, Store, StoreError, TxError};
 use crate::sequence::{Block, Direction, SequenceSpec};
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
@@ -97,26 +97,6 @@ impl std::fmt::Debug for SqliteStore {
     }
 }
 
-/// Why the embedded store could not be opened.
-#[derive(Debug)]
-pub enum OpenError {
-    /// Another process holds the data directory.
-    Locked(super::LockError),
-    /// The directory, the file or the schema could not be set up.
-    Setup(String),
-}
-
-impl std::fmt::Display for OpenError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            OpenError::Locked(e) => e.fmt(f),
-            OpenError::Setup(cause) => f.write_str(cause),
-        }
-    }
-}
-
-impl std::error::Error for OpenError {}
-
 impl SqliteStore {
     /// Opens (creating if missing) the store in `dir`, takes the directory's
     /// lock and brings the schema up to date.
@@ -182,23 +162,11 @@ fn unavailable(e: diesel::result::Error) -> StoreError {
     StoreError::Unavailable(e.to_string())
 }
 
-/// Errors inside a transaction: ours, or diesel's (which roll it back).
-enum TxError {
-    Store(StoreError),
-    Diesel(diesel::result::Error),
-}
-
-impl From<diesel::result::Error> for TxError {
-    fn from(e: diesel::result::Error) -> Self {
-        TxError::Diesel(e)
-    }
-}
-
 impl From<TxError> for StoreError {
     fn from(e: TxError) -> Self {
         match e {
             TxError::Store(e) => e,
-            TxError::Diesel(e) => unavailable(e),
+            TxError::Db(e) => unavailable(e),
         }
     }
 }
@@ -234,7 +202,7 @@ impl Store for SqliteStore {
         list(&mut *self.conn()?)
     }
 
-    fn lease(&self, name: &str, size: u64) -> Result<Block, StoreError> {
+    fn lease(&self, name: &str, size: u64) -> Result<Vec<Block>, StoreError> {
         let mut conn = self.conn()?;
         // IMMEDIATE takes the write lock up front, so the read below cannot
         // go stale before the update.
@@ -247,7 +215,7 @@ impl Store for SqliteStore {
             set_next(conn, name, after)?;
             Ok::<_, TxError>(block)
         })?;
-        Ok(block)
+        Ok(vec![block])
     }
 
     fn give_back(&self, name: &str, unused: Block) -> Result<bool, StoreError> {
@@ -327,32 +295,32 @@ mod tests {
     fn leases_follow_each_other_and_survive_reopening() {
         let dir = TempDir::new("leases");
         let store = open(&dir);
-        assert_eq!(store.lease("forward", 10).unwrap().first, 1);
-        assert_eq!(store.lease("forward", 10).unwrap().first, 11);
-        let down = store.lease("reverse", 5).unwrap();
+        assert_eq!(store.lease("forward", 10).unwrap()[0].first, 1);
+        assert_eq!(store.lease("forward", 10).unwrap()[0].first, 11);
+        let down = store.lease("reverse", 5).unwrap()[0];
         assert_eq!((down.first, down.last), (i64::MAX, i64::MAX - 4));
         drop(store);
         let store = open(&dir);
-        assert_eq!(store.lease("forward", 1).unwrap().first, 21);
-        assert_eq!(store.lease("reverse", 1).unwrap().first, i64::MAX - 5);
+        assert_eq!(store.lease("forward", 1).unwrap()[0].first, 21);
+        assert_eq!(store.lease("reverse", 1).unwrap()[0].first, i64::MAX - 5);
     }
 
     #[test]
     fn a_give_back_is_refused_once_the_sequence_moved_on() {
         let dir = TempDir::new("give-back");
         let store = open(&dir);
-        let first = store.lease("forward", 10).unwrap();
+        let first = store.lease("forward", 10).unwrap()[0];
         let (_, rest) = first.split_front(4);
         let rest = rest.unwrap();
         store.lease("forward", 10).unwrap();
         assert!(!store.give_back("forward", rest).unwrap());
-        let next = store.lease("forward", 1).unwrap();
+        let next = store.lease("forward", 1).unwrap()[0];
         assert_eq!(next.first, 21, "a refused give-back must leave a gap");
 
-        let latest = store.lease("forward", 10).unwrap();
+        let latest = store.lease("forward", 10).unwrap()[0];
         let (_, rest) = latest.split_front(3);
         assert!(store.give_back("forward", rest.unwrap()).unwrap());
-        assert_eq!(store.lease("forward", 1).unwrap().first, 25);
+        assert_eq!(store.lease("forward", 1).unwrap()[0].first, 25);
     }
 
     #[test]
@@ -368,9 +336,9 @@ mod tests {
             Err(StoreError::UnknownSequence(_))
         ));
         store.restart("forward", i64::MAX).unwrap();
-        let block = store.lease("forward", 100).unwrap();
+        let block = store.lease("forward", 100).unwrap()[0];
         assert_eq!((block.first, block.len()), (i64::MAX, 1));
-        assert_eq!(store.lease("forward", 1).unwrap().first, 1);
+        assert_eq!(store.lease("forward", 1).unwrap()[0].first, 1);
     }
 
     /// The durability promise rests on these two settings: WAL with

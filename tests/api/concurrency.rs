@@ -1,12 +1,11 @@
 //! Many clients at once: every number once, every response in order.
 
-use crate::helpers::{MAX, TestApp, assert_consecutive, assert_unique};
+use crate::helpers::{Backend, MAX, TestApp, assert_consecutive, assert_unique};
 
 /// 32 clients mixing v1 and v2 on both sequences, with small blocks so
 /// that many leases (and block boundaries) happen during the test.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_clients_get_every_number_once_and_in_order() {
-    let app = TestApp::spawn_with(|s| {
+async fn concurrent_clients_get_every_number_once_and_in_order(backend: Backend) {
+    let app = TestApp::spawn_on(backend, |s| {
         s.block_min = 200;
         s.block_max = 800;
     })
@@ -63,9 +62,8 @@ async fn concurrent_clients_get_every_number_once_and_in_order() {
     assert_eq!(all_reverse, (MAX - count + 1..=MAX).collect::<Vec<_>>());
 }
 
-#[tokio::test]
-async fn one_client_sees_each_response_continue_where_the_last_ended() {
-    let app = TestApp::spawn_with(|s| {
+async fn one_client_sees_each_response_continue_where_the_last_ended(backend: Backend) {
+    let app = TestApp::spawn_on(backend, |s| {
         s.block_min = 200;
         s.block_max = 200;
     })
@@ -77,3 +75,8 @@ async fn one_client_sees_each_response_continue_where_the_last_ended() {
     assert_eq!(issued[0], 1);
     assert_consecutive(&issued, 1);
 }
+
+crate::on_both_stores!(
+    concurrent_clients_get_every_number_once_and_in_order,
+    one_client_sees_each_response_continue_where_the_last_ended,
+);

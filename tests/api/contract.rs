@@ -1,11 +1,10 @@
-//! The original PEZ's API, exactly.
+//! The original PEZ's API, exactly, on both stores.
 
-use crate::helpers::{MAX, TestApp, assert_consecutive};
+use crate::helpers::{Backend, MAX, TestApp, assert_consecutive};
 use hyper::Method;
 
-#[tokio::test]
-async fn a_fresh_store_gives_one_then_two_as_bare_json_integers() {
-    let app = TestApp::spawn().await;
+async fn a_fresh_store_gives_one_then_two_as_bare_json_integers(backend: Backend) {
+    let app = TestApp::spawn_on(backend, |_| {}).await;
     let first = app.get("/v1/forward").await;
     assert_eq!(first.status, 200);
     assert_eq!(first.header("content-type"), Some("application/json"));
@@ -13,25 +12,22 @@ async fn a_fresh_store_gives_one_then_two_as_bare_json_integers() {
     assert_eq!(app.get("/v1/forward").await.body, "2");
 }
 
-#[tokio::test]
-async fn reverse_counts_down_from_the_largest_bigint() {
-    let app = TestApp::spawn().await;
+async fn reverse_counts_down_from_the_largest_bigint(backend: Backend) {
+    let app = TestApp::spawn_on(backend, |_| {}).await;
     assert_eq!(app.get("/v1/reverse").await.body, MAX.to_string());
     assert_eq!(app.get("/v1/reverse").await.body, (MAX - 1).to_string());
 }
 
-#[tokio::test]
-async fn forward_and_reverse_are_independent_sequences() {
-    let app = TestApp::spawn().await;
+async fn forward_and_reverse_are_independent_sequences(backend: Backend) {
+    let app = TestApp::spawn_on(backend, |_| {}).await;
     assert_eq!(app.numbers("/v2/forward?count=3").await, vec![1, 2, 3]);
     assert_eq!(app.numbers("/v2/reverse?count=2").await, vec![MAX, MAX - 1]);
     assert_eq!(app.numbers("/v1/forward").await, vec![4]);
     assert_eq!(app.numbers("/v1/reverse").await, vec![MAX - 2]);
 }
 
-#[tokio::test]
-async fn v2_always_answers_a_list_in_sequence_order_formatted_like_the_original() {
-    let app = TestApp::spawn().await;
+async fn v2_always_answers_a_list_in_sequence_order_formatted_like_the_original(backend: Backend) {
+    let app = TestApp::spawn_on(backend, |_| {}).await;
     let five = app.get("/v2/forward?count=5").await;
     assert_eq!(five.header("content-type"), Some("application/json"));
     assert_eq!(five.body, "[1, 2, 3, 4, 5]");
@@ -43,18 +39,16 @@ async fn v2_always_answers_a_list_in_sequence_order_formatted_like_the_original(
     assert_consecutive(&down, -1);
 }
 
-#[tokio::test]
-async fn unknown_query_parameters_are_ignored() {
-    let app = TestApp::spawn().await;
+async fn unknown_query_parameters_are_ignored(backend: Backend) {
+    let app = TestApp::spawn_on(backend, |_| {}).await;
     // The URL of the original's load-test recipe.
     assert_eq!(app.numbers("/v2/forward?99").await, vec![1]);
     assert_eq!(app.numbers("/v2/forward?foo=bar&count=2").await, vec![2, 3]);
     assert_eq!(app.numbers("/v1/forward?count=50").await, vec![4]);
 }
 
-#[tokio::test]
-async fn a_count_that_is_not_a_decimal_integer_within_the_limit_is_rejected() {
-    let app = TestApp::spawn().await;
+async fn a_count_that_is_not_a_decimal_integer_within_the_limit_is_rejected(backend: Backend) {
+    let app = TestApp::spawn_on(backend, |_| {}).await;
     for bad in [
         "0",
         "-1",
@@ -85,9 +79,8 @@ async fn a_count_that_is_not_a_decimal_integer_within_the_limit_is_rejected() {
     assert_eq!(app.numbers("/v1/reverse").await, vec![MAX]);
 }
 
-#[tokio::test]
-async fn the_max_count_is_a_setting() {
-    let app = TestApp::spawn_with(|s| s.max_count = 7).await;
+async fn the_max_count_is_a_setting(backend: Backend) {
+    let app = TestApp::spawn_on(backend, |s| s.max_count = 7).await;
     assert_eq!(app.numbers("/v2/forward?count=7").await.len(), 7);
     let problem = app.get("/v2/forward?count=8").await.problem(400);
     assert_eq!(problem["maximum"], 7);
@@ -99,9 +92,8 @@ async fn the_max_count_is_a_setting() {
     assert_eq!(help["parameters"]["count"]["maximum"], 7);
 }
 
-#[tokio::test]
-async fn options_describes_each_resource() {
-    let app = TestApp::spawn().await;
+async fn options_describes_each_resource(backend: Backend) {
+    let app = TestApp::spawn_on(backend, |_| {}).await;
     for resource in ["/v1/forward", "/v1/reverse", "/v2/forward", "/v2/reverse"] {
         let response = app.http.request(Method::OPTIONS, resource).await;
         assert_eq!(response.status, 200, "{resource}");
@@ -126,9 +118,8 @@ async fn options_describes_each_resource() {
     assert_eq!(app.numbers("/v1/forward").await, vec![1]);
 }
 
-#[tokio::test]
-async fn other_methods_are_not_allowed() {
-    let app = TestApp::spawn().await;
+async fn other_methods_are_not_allowed(backend: Backend) {
+    let app = TestApp::spawn_on(backend, |_| {}).await;
     for method in [
         Method::POST,
         Method::PUT,
@@ -154,9 +145,8 @@ async fn other_methods_are_not_allowed() {
     assert_eq!(app.numbers("/v1/forward").await, vec![1]);
 }
 
-#[tokio::test]
-async fn unknown_paths_are_not_found() {
-    let app = TestApp::spawn().await;
+async fn unknown_paths_are_not_found(backend: Backend) {
+    let app = TestApp::spawn_on(backend, |_| {}).await;
     for path in [
         "/",
         "/v1",
@@ -169,3 +159,16 @@ async fn unknown_paths_are_not_found() {
         assert_eq!(problem["instance"], path);
     }
 }
+
+crate::on_both_stores!(
+    a_fresh_store_gives_one_then_two_as_bare_json_integers,
+    reverse_counts_down_from_the_largest_bigint,
+    forward_and_reverse_are_independent_sequences,
+    v2_always_answers_a_list_in_sequence_order_formatted_like_the_original,
+    unknown_query_parameters_are_ignored,
+    a_count_that_is_not_a_decimal_integer_within_the_limit_is_rejected,
+    the_max_count_is_a_setting,
+    options_describes_each_resource,
+    other_methods_are_not_allowed,
+    unknown_paths_are_not_found,
+);

@@ -1,10 +1,11 @@
 //! One way to start PEZ in tests, in-process or as the real binary, and to
 //! talk HTTP to it. Every server gets its own data directory and port.
 
+use crate::postgres_support::TestDatabase;
 use hyper::body::to_bytes;
 use hyper::client::HttpConnector;
 use hyper::{Body, Client, Method, Request, StatusCode};
-use pez::config::Settings;
+use pez::config::{Cli, Settings, StoreChoice};
 use pez::dispenser::ReturnReport;
 use pez::server::Server;
 use std::io::{BufRead, BufReader};
@@ -171,54 +172,125 @@ impl HttpClient {
     }
 }
 
+/// Which store a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// The embedded SQLite store.
+    Sqlite,
+    /// PostgreSQL: a database of the test's own.
+    Postgres,
+}
+
+/// A store that servers can be started on, one after another (SQLite) or
+/// side by side (PostgreSQL). Cleaned up when the last holder drops it.
+#[derive(Debug, Clone)]
+pub struct StoreFixture {
+    data_dir: Arc<TempDir>,
+    database: Option<Arc<TestDatabase>>,
+}
+
+impl StoreFixture {
+    /// A fresh store of `backend`.
+    pub fn new(backend: Backend) -> Self {
+        Self {
+            data_dir: Arc::new(TempDir::new()),
+            database: (backend == Backend::Postgres).then(|| Arc::new(TestDatabase::create())),
+        }
+    }
+
+    /// A fresh store on the PostgreSQL database `database`.
+    pub fn on_database(database: TestDatabase) -> Self {
+        Self {
+            data_dir: Arc::new(TempDir::new()),
+            database: Some(Arc::new(database)),
+        }
+    }
+
+    /// Settings for a server on this store, on port 0, with defaults.
+    pub fn settings(&self) -> Settings {
+        let mut settings = Settings::with_data_dir(self.data_dir.path().to_owned());
+        settings.listen = "127.0.0.1:0".parse().expect("address");
+        settings.store = match &self.database {
+            None => StoreChoice::Embedded,
+            Some(database) => postgres_store(&database.url),
+        };
+        settings
+    }
+
+    /// The embedded store's data directory.
+    pub fn data_dir(&self) -> &Path {
+        self.data_dir.path()
+    }
+
+    /// The PostgreSQL database, if this is one.
+    pub fn database(&self) -> Option<&TestDatabase> {
+        self.database.as_deref()
+    }
+}
+
+/// The store settings PEZ derives from PEZ_DATABASE_URL=`url`.
+pub fn postgres_store(url: &str) -> StoreChoice {
+    let cli = <Cli as clap::Parser>::parse_from(["pez", "--database-url", url]);
+    cli.settings.validate().expect("valid settings").store
+}
+
 /// A PEZ server running inside the test process.
 pub struct TestApp {
     /// Talks to it.
     pub http: HttpClient,
     stop: Option<oneshot::Sender<()>>,
     running: Option<JoinHandle<ReturnReport>>,
-    data_dir: Arc<TempDir>,
+    store: StoreFixture,
 }
 
 impl TestApp {
-    /// A server on a fresh store with default settings.
-    pub async fn spawn() -> Self {
-        Self::spawn_with(|_| {}).await
-    }
-
-    /// A server on a fresh store, with settings adjusted by `adjust`.
+    /// A server on a fresh embedded store, with settings adjusted by `adjust`.
     pub async fn spawn_with(adjust: impl FnOnce(&mut Settings)) -> Self {
-        Self::spawn_in(Arc::new(TempDir::new()), adjust).await
+        Self::spawn_on(Backend::Sqlite, adjust).await
     }
 
-    /// A server on the store in `data_dir` (which may hold earlier runs).
-    pub async fn spawn_in(data_dir: Arc<TempDir>, adjust: impl FnOnce(&mut Settings)) -> Self {
+    /// A server on a fresh store of `backend`.
+    pub async fn spawn_on(backend: Backend, adjust: impl FnOnce(&mut Settings)) -> Self {
+        Self::spawn_in(StoreFixture::new(backend), adjust).await
+    }
+
+    /// A server on `store` (which may hold earlier runs, or serve others).
+    pub async fn spawn_in(store: StoreFixture, adjust: impl FnOnce(&mut Settings)) -> Self {
+        Self::try_spawn_in(store, adjust)
+            .await
+            .expect("server starts")
+    }
+
+    /// Like [`Self::spawn_in`], but a failed start is returned.
+    pub async fn try_spawn_in(
+        store: StoreFixture,
+        adjust: impl FnOnce(&mut Settings),
+    ) -> Result<Self, pez::server::StartError> {
         init_logs();
-        let mut settings = Settings::with_data_dir(data_dir.path().to_owned());
-        settings.listen = "127.0.0.1:0".parse().expect("address");
+        let mut settings = store.settings();
         adjust(&mut settings);
-        let server = Server::start(&settings).await.expect("server starts");
+        let server = Server::start(&settings).await?;
         let http = HttpClient::new(server.local_addr());
         let (stop, stopped) = oneshot::channel::<()>();
         let running = tokio::spawn(server.run_until(async {
             let _ = stopped.await;
         }));
-        Self {
+        Ok(Self {
             http,
             stop: Some(stop),
             running: Some(running),
-            data_dir,
-        }
+            store,
+        })
     }
 
-    /// The data directory, to start another server on it after this one.
-    pub fn data_dir(&self) -> Arc<TempDir> {
-        Arc::clone(&self.data_dir)
+    /// Its store, to start another server on it.
+    pub fn store(&self) -> StoreFixture {
+        self.store.clone()
     }
 
-    /// The SQLite file of the store.
+    /// The SQLite file of the embedded store.
     pub fn database_file(&self) -> PathBuf {
-        self.data_dir.path().join(pez::store::DATABASE_FILE)
+        self.store.data_dir().join(pez::store::DATABASE_FILE)
     }
 
     /// Stops the server gracefully and reports what it gave back.
@@ -362,6 +434,30 @@ impl Drop for PezProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Generates one `#[tokio::test]` per store for each listed
+/// `async fn name(backend: Backend)`, in modules `on_sqlite` and `on_postgres`.
+#[macro_export]
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod on_sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::helpers::Backend::Sqlite).await
+                }
+            )*
+        }
+        mod on_postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::helpers::Backend::Postgres).await
+                }
+            )*
+        }
+    };
 }
 
 /// Asserts that `numbers` holds no number twice.

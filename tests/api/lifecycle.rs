@@ -1,7 +1,9 @@
 //! Stops, crashes and restarts of the real binary: nothing is ever issued
 //! twice, and a graceful stop leaves no gap.
 
-use crate::helpers::{HttpClient, MAX, PezProcess, TempDir, TestApp, assert_unique, run_pez};
+use crate::helpers::{
+    Backend, HttpClient, MAX, PezProcess, TempDir, TestApp, assert_unique, run_pez,
+};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -126,20 +128,21 @@ async fn a_second_pez_on_the_same_data_dir_refuses_to_start() {
     assert_eq!(first.http.numbers("/v1/forward").await, vec![1]);
 }
 
-#[tokio::test]
-async fn an_in_process_restart_on_the_same_store_is_gapless() {
-    let app = TestApp::spawn().await;
-    let dir = app.data_dir();
+async fn an_in_process_restart_on_the_same_store_is_gapless(backend: Backend) {
+    let app = TestApp::spawn_on(backend, |_| {}).await;
+    let store = app.store();
     let before = app.numbers("/v2/forward?count=42").await;
     let report = app.stop().await;
     assert!(report.returned > 0 && report.abandoned == 0, "{report:?}");
-    let app = TestApp::spawn_in(dir, |_| {}).await;
+    let app = TestApp::spawn_in(store, |_| {}).await;
     assert_eq!(app.numbers("/v1/forward").await, vec![before[41] + 1]);
 }
 
+crate::on_both_stores!(an_in_process_restart_on_the_same_store_is_gapless);
+
 /// `clients` clients ask for forward numbers (v1 and v2 alternately) for
 /// `duration`; returns every number they got.
-async fn hammer(
+pub async fn hammer(
     http: HttpClient,
     clients: usize,
     duration: Duration,
@@ -158,7 +161,7 @@ async fn hammer(
 
 /// Like [`hammer`] until `stopping` is set or the server goes away. Only
 /// numbers from complete 200 answers count: those are the ones issued.
-async fn hammer_until(http: HttpClient, clients: usize, stopping: Arc<AtomicBool>) -> Vec<i64> {
+pub async fn hammer_until(http: HttpClient, clients: usize, stopping: Arc<AtomicBool>) -> Vec<i64> {
     let mut tasks = Vec::new();
     for client in 0..clients {
         let (http, stopping) = (http.clone(), Arc::clone(&stopping));

@@ -1,9 +1,12 @@
 //! Integration tests: the real server, over real HTTP. One binary, as in
 //! zero-to-production, so the crate and its helpers compile once.
 
+mod helpers;
+mod postgres_support;
+
 mod cli;
 mod concurrency;
 mod contract;
-mod helpers;
 mod lifecycle;
+mod postgres;
 mod store_failure;

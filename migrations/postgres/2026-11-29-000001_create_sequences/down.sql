@@ -1,0 +1,3 @@
+DROP SEQUENCE pez."reverse";
+DROP SEQUENCE pez."forward";
+DROP SCHEMA pez;

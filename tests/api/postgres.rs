@@ -1,0 +1,451 @@
+//! PostgreSQL as the store: many instances on one database, crashes of
+//! instances and of the database, wrap, TLS, and start-up failures.
+
+use crate::helpers::{
+    Backend, MAX, PezProcess, StoreFixture, TempDir, TestApp, assert_unique, pez_command,
+};
+use crate::lifecycle::{hammer, hammer_until};
+use crate::postgres_support::{
+    Cluster, ClusterOptions, TestDatabase, shared_server, with_database,
+};
+use diesel::{Connection, RunQueryDsl};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+fn small_blocks(settings: &mut pez::config::Settings) {
+    settings.block_min = 200;
+    settings.block_max = 400;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_instances_on_one_database_never_issue_a_number_twice() {
+    let store = StoreFixture::new(Backend::Postgres);
+    let mut apps = Vec::new();
+    for _ in 0..3 {
+        apps.push(TestApp::spawn_in(store.clone(), small_blocks).await);
+    }
+    let mut clients = Vec::new();
+    for (instance, app) in apps.iter().enumerate() {
+        for client in 0..10usize {
+            let http = app.http.clone();
+            clients.push(tokio::spawn(async move {
+                let mut responses = Vec::new();
+                for i in 0..40usize {
+                    let count = (instance * 13 + client * 7 + i * 11) % 100 + 1;
+                    let path = if i % 3 == 0 {
+                        "/v1/forward".to_owned()
+                    } else {
+                        format!("/v2/forward?count={count}")
+                    };
+                    responses.push(http.numbers(&path).await);
+                }
+                responses
+            }));
+        }
+    }
+    let mut all = Vec::new();
+    for client in clients {
+        let responses = client.await.expect("client");
+        for pair in responses.windows(2) {
+            // One client talks to one instance: its responses go up.
+            assert!(pair[1][0] > *pair[0].last().expect("numbers"), "{pair:?}");
+        }
+        for response in responses {
+            // In order; not necessarily consecutive, as the other instances
+            // lease from the same sequence.
+            assert!(response.windows(2).all(|w| w[0] < w[1]), "{response:?}");
+            all.extend(response);
+        }
+    }
+    assert_unique(&all);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_starting_at_the_same_moment_on_a_fresh_database_all_start() {
+    let store = StoreFixture::new(Backend::Postgres);
+    let (a, b, c) = tokio::join!(
+        TestApp::try_spawn_in(store.clone(), |_| {}),
+        TestApp::try_spawn_in(store.clone(), |_| {}),
+        TestApp::try_spawn_in(store.clone(), |_| {}),
+    );
+    let mut all = Vec::new();
+    for app in [a, b, c] {
+        let app = app.expect("every instance starts");
+        all.extend(app.numbers("/v2/forward?count=10").await);
+    }
+    assert_unique(&all);
+}
+
+#[tokio::test]
+async fn a_graceful_stop_gives_back_only_if_no_other_instance_leased_since() {
+    let store = StoreFixture::new(Backend::Postgres);
+    let first = TestApp::spawn_in(store.clone(), |_| {}).await;
+    let from_first = first.numbers("/v2/forward?count=5").await;
+    let second = TestApp::spawn_in(store.clone(), |_| {}).await;
+    let from_second = second.numbers("/v2/forward?count=5").await;
+    assert!(from_second[0] > from_first[4]);
+
+    let report = first.stop().await;
+    assert_eq!(
+        report.returned, 0,
+        "the second instance leased since: {report:?}"
+    );
+    assert!(report.abandoned > 0);
+    let report = second.stop().await;
+    assert!(report.returned > 0, "{report:?}");
+
+    let third = TestApp::spawn_in(store, |_| {}).await;
+    assert_eq!(third.numbers("/v1/forward").await, vec![from_second[4] + 1]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_of_one_instance_under_load_then_restart_issues_nothing_twice() {
+    let database = TestDatabase::create();
+    let env = [
+        ("PEZ_DATABASE_URL", database.url.as_str()),
+        ("PEZ_BLOCK_SIZE", "200"),
+        ("PEZ_BLOCK_MAX", "400"),
+    ];
+    let (dir_a, dir_b) = (TempDir::new(), TempDir::new());
+    let mut a = PezProcess::start(dir_a.path(), &env);
+    let b = PezProcess::start(dir_b.path(), &env);
+    let stopping = Arc::new(AtomicBool::new(false));
+    let load_a = tokio::spawn(hammer_until(a.http.clone(), 8, Arc::clone(&stopping)));
+    let load_b = tokio::spawn(hammer_until(b.http.clone(), 8, Arc::clone(&stopping)));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    a.kill_9();
+    let a = PezProcess::start(dir_a.path(), &env);
+    let load_restarted = tokio::spawn(hammer_until(a.http.clone(), 8, Arc::clone(&stopping)));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stopping.store(true, Ordering::Relaxed);
+    let mut all = load_a.await.expect("load");
+    all.extend(load_b.await.expect("load"));
+    all.extend(load_restarted.await.expect("load"));
+    assert!(all.len() > 1000, "too little load: {}", all.len());
+    assert_unique(&all);
+}
+
+/// PostgreSQL stops (cleanly, then as in a crash) under load: requests are
+/// served from the blocks on hand, then answered 503 quickly; when the
+/// database is back, service resumes by itself; nothing is issued twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_stopped_and_started_under_load_gives_503s_then_recovers() {
+    let cluster = Cluster::start(ClusterOptions::default());
+    let store = StoreFixture::on_database(TestDatabase::create_on(&cluster.admin_url));
+    let app = TestApp::spawn_in(store, |s| {
+        s.block_min = 200;
+        s.block_max = 200;
+    })
+    .await;
+    let mut all = Vec::new();
+    for mode in ["fast", "immediate"] {
+        let stopping = Arc::new(AtomicBool::new(false));
+        let load = tokio::spawn(hammer_until(app.http.clone(), 4, Arc::clone(&stopping)));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        cluster.stop(mode);
+
+        // Blocks on hand run out: 503, each answer within a bounded time.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let started = Instant::now();
+            let response = app.get("/v2/forward?count=100").await;
+            assert!(
+                started.elapsed() < Duration::from_millis(2500),
+                "{:?}",
+                started.elapsed()
+            );
+            if response.status == 503 {
+                assert_eq!(response.header("retry-after"), Some("1"));
+                response.problem(503);
+                break;
+            }
+            all.extend(response.numbers());
+            assert!(
+                Instant::now() < deadline,
+                "never ran out while PostgreSQL was down ({mode})"
+            );
+        }
+
+        cluster.restart();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let response = app.get("/v2/forward?count=10").await;
+            if response.status == 200 {
+                all.extend(response.numbers());
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no recovery after a {mode} stop: {}",
+                response.body
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        stopping.store(true, Ordering::Relaxed);
+        all.extend(load.await.expect("load"));
+    }
+    all.extend(hammer(app.http.clone(), 4, Duration::from_millis(300), true).await);
+    assert_unique(&all);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_ends_wrap_with_several_instances() {
+    let store = StoreFixture::new(Backend::Postgres);
+    let url = store.database().expect("postgres").url.clone();
+    let dir = TempDir::new();
+    for (name, value) in [("forward", MAX - 2500), ("reverse", 2500)] {
+        let output = pez_command(dir.path())
+            .env("PEZ_DATABASE_URL", &url)
+            .args(["sequence", "restart", name, &value.to_string()])
+            .output()
+            .expect("run pez");
+        assert!(output.status.success(), "{output:?}");
+    }
+    let listed = pez_command(dir.path())
+        .env("PEZ_DATABASE_URL", &url)
+        .args(["sequence", "list"])
+        .output()
+        .expect("run pez");
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    assert!(listed.contains(&(MAX - 2500).to_string()), "{listed}");
+
+    let mut apps = Vec::new();
+    for _ in 0..3 {
+        apps.push(TestApp::spawn_in(store.clone(), |_| {}).await);
+    }
+    let (mut forward, mut reverse) = (Vec::new(), Vec::new());
+    for _ in 0..15 {
+        for app in &apps {
+            forward.extend(app.numbers("/v2/forward?count=100").await);
+            reverse.extend(app.numbers("/v2/reverse?count=100").await);
+        }
+    }
+    assert_unique(&forward);
+    assert_unique(&reverse);
+    for (numbers, end, start) in [(&forward, MAX, 1), (&reverse, 1, MAX)] {
+        assert!(
+            numbers.contains(&end),
+            "the last number before the wrap was issued"
+        );
+        assert!(
+            numbers.contains(&start),
+            "the sequence wrapped to its origin"
+        );
+    }
+}
+
+/// The original's PEZ_DB_* variables for `database` on localhost:`port`.
+fn db_env<'a>(database: &'a str, port: &'a str) -> Vec<(&'a str, String)> {
+    vec![
+        ("PEZ_DB_HOST", "localhost".to_owned()),
+        ("PEZ_DB_PORT", port.to_owned()),
+        ("PEZ_DB_NAME", database.to_owned()),
+        ("PEZ_DB_USERNAME", "postgres".to_owned()),
+    ]
+}
+
+#[tokio::test]
+async fn tls_with_require_and_verify_full_and_the_password_never_shows() {
+    const PASSWORD: &str = "pez-Secret-42";
+    let cluster = Cluster::start(ClusterOptions {
+        ssl: true,
+        password: Some(PASSWORD),
+    });
+    let database = TestDatabase::create_on(&cluster.admin_url);
+    let name = database.url.rsplit('/').next().expect("name").to_owned();
+    let port = cluster.port().to_string();
+    let ca = cluster.cert("ca.crt").to_string_lossy().into_owned();
+    let dir = TempDir::new();
+    let base = db_env(&name, &port);
+
+    for (mode, root) in [("require", None), ("verify-full", Some(ca.as_str()))] {
+        let mut env: Vec<(&str, &str)> = base.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        env.extend([("PEZ_DB_PASSWORD", PASSWORD), ("PEZ_DB_SSLMODE", mode)]);
+        if let Some(root) = root {
+            env.push(("PEZ_DB_SSLROOTCERT", root));
+        }
+        let pez = PezProcess::start(dir.path(), &env);
+        assert!(!pez.http.numbers("/v1/forward").await.is_empty());
+        // PEZ's own connections are encrypted.
+        let output = std::process::Command::new("psql")
+            .args([
+                &cluster.admin_url,
+                "-tAc",
+                "SELECT bool_and(s.ssl) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) \
+                 WHERE a.application_name = 'pez'",
+            ])
+            .env("PGSSLMODE", "require")
+            .output()
+            .expect("psql");
+        assert_eq!(
+            String::from_utf8_lossy(&output.stdout).trim(),
+            "t",
+            "{output:?}"
+        );
+        drop(pez);
+    }
+
+    // The wrong CA: verify-full refuses the server, at once, in one line.
+    let other_ca = cluster.cert("other-ca.crt").to_string_lossy().into_owned();
+    let started = Instant::now();
+    let output = pez_command(dir.path())
+        .envs(base.iter().map(|(k, v)| (*k, v.as_str())))
+        .env("PEZ_DB_PASSWORD", PASSWORD)
+        .env("PEZ_DB_SSLMODE", "verify-full")
+        .env("PEZ_DB_SSLROOTCERT", &other_ca)
+        .output()
+        .expect("run pez");
+    assert!(!output.status.success());
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("certificate"), "{stderr}");
+
+    // A wrong password: one line, at once, and no password in it.
+    let started = Instant::now();
+    let output = pez_command(dir.path())
+        .envs(base.iter().map(|(k, v)| (*k, v.as_str())))
+        .env("PEZ_DB_PASSWORD", "not-the-Secret")
+        .env("PEZ_DB_SSLMODE", "require")
+        .output()
+        .expect("run pez");
+    assert!(!output.status.success());
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let errors: Vec<_> = stderr.lines().filter(|l| l.starts_with("pez: ")).collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    assert!(
+        errors[0].contains("password authentication failed"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("not-the-Secret") && !stderr.contains(PASSWORD),
+        "{stderr}"
+    );
+
+    // --help never shows the password from the environment.
+    let help = pez_command(dir.path())
+        .env("PEZ_DB_PASSWORD", PASSWORD)
+        .env(
+            "PEZ_DATABASE_URL",
+            format!("postgres://postgres:{PASSWORD}@localhost/x"),
+        )
+        .arg("--help")
+        .output()
+        .expect("run pez");
+    assert!(help.status.success());
+    assert!(!String::from_utf8_lossy(&help.stdout).contains(PASSWORD));
+}
+
+#[test]
+fn an_unknown_database_stops_pez_at_once_with_one_line() {
+    let dir = TempDir::new();
+    let started = Instant::now();
+    let output = pez_command(dir.path())
+        .env(
+            "PEZ_DATABASE_URL",
+            with_database(shared_server(), "no_such_pez_database"),
+        )
+        .output()
+        .expect("run pez");
+    assert!(!output.status.success());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let errors: Vec<_> = stderr.lines().filter(|l| l.starts_with("pez: ")).collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    assert!(errors[0].contains("does not exist"), "{stderr}");
+}
+
+#[tokio::test]
+async fn a_database_that_is_not_up_yet_is_waited_for_within_the_startup_timeout() {
+    let cluster = Cluster::start(ClusterOptions::default());
+    let database = TestDatabase::create_on(&cluster.admin_url);
+    cluster.stop("fast");
+    let dir = TempDir::new();
+
+    // Not up within the timeout: a bounded wait, then one line.
+    let started = Instant::now();
+    let output = pez_command(dir.path())
+        .env("PEZ_DATABASE_URL", &database.url)
+        .env("PEZ_DB_STARTUP_TIMEOUT_MS", "1500")
+        .output()
+        .expect("run pez");
+    let waited = started.elapsed();
+    assert!(!output.status.success());
+    assert!(
+        waited >= Duration::from_millis(1000) && waited < Duration::from_secs(10),
+        "{waited:?}"
+    );
+
+    // Up within the timeout: PEZ starts.
+    let restarting = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(1000));
+        cluster.restart();
+        cluster
+    });
+    let pez = PezProcess::start(dir.path(), &[("PEZ_DATABASE_URL", &database.url)]);
+    let _cluster = restarting.join().expect("restart");
+    assert_eq!(pez.http.numbers("/v1/forward").await, vec![1]);
+    drop(pez);
+}
+
+#[tokio::test]
+async fn pez_migrate_lets_a_user_without_ddl_rights_run_pez() {
+    let database = TestDatabase::create();
+    let dir = TempDir::new();
+    let role = format!("pez_limited_{}", std::process::id());
+    database.execute(&format!("DROP ROLE IF EXISTS {role}"));
+    database.execute(&format!("CREATE ROLE {role} LOGIN"));
+    database.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC");
+    let limited_url = database
+        .url
+        .replacen("://postgres", &format!("://{role}"), 1);
+    assert_ne!(
+        limited_url, database.url,
+        "the test server's URL must name user postgres"
+    );
+
+    // Without the schema, the limited user cannot start PEZ, and is told why.
+    let output = pez_command(dir.path())
+        .env("PEZ_DATABASE_URL", &limited_url)
+        .output()
+        .expect("run");
+    assert!(!output.status.success());
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("pez migrate"),
+        "{output:?}"
+    );
+
+    let migrate = |url: &str| {
+        let output = pez_command(dir.path())
+            .env("PEZ_DATABASE_URL", url)
+            .arg("migrate")
+            .output()
+            .expect("run");
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    assert!(migrate(&database.url).contains("1 migration(s) applied"));
+    assert!(migrate(&database.url).contains("0 migration(s) applied"));
+
+    database.execute(&format!("GRANT USAGE ON SCHEMA pez TO {role}"));
+    database.execute(&format!(
+        "GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA pez TO {role}"
+    ));
+    database.execute(&format!(
+        "GRANT SELECT ON __diesel_schema_migrations TO {role}"
+    ));
+    let pez = PezProcess::start(dir.path(), &[("PEZ_DATABASE_URL", &limited_url)]);
+    assert_eq!(pez.http.numbers("/v2/forward?count=2").await, vec![1, 2]);
+    drop(pez);
+    // Roles outlive databases: drop it once its database is gone.
+    drop(database);
+    let mut admin = diesel::PgConnection::establish(shared_server()).expect("admin connection");
+    diesel::sql_query(format!("DROP ROLE IF EXISTS {role}"))
+        .execute(&mut admin)
+        .expect("drop role");
+}

@@ -1,0 +1,199 @@
+//! PostgreSQL for the tests: the server in PEZ_TEST_DATABASE_URL, or
+//! throwaway clusters started by `tests/pg-cluster.sh`; one database per
+//! test, dropped afterwards.
+
+use diesel::{Connection, PgConnection, RunQueryDsl};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+fn script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/pg-cluster.sh")
+}
+
+fn run_script(args: &[&str]) -> String {
+    let output = Command::new(script())
+        .args(args)
+        .output()
+        .expect("run pg-cluster.sh");
+    assert!(
+        output.status.success(),
+        "pg-cluster.sh {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+/// A throwaway PostgreSQL cluster of this test's own, which it may stop and
+/// start. Removed on drop, or when the test process ends.
+#[derive(Debug)]
+pub struct Cluster {
+    dir: PathBuf,
+    /// postgres://postgres[:password]@127.0.0.1:PORT/postgres
+    pub admin_url: String,
+}
+
+/// How a [`Cluster`] is set up.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ClusterOptions<'a> {
+    /// TLS on, with certificates for localhost signed by a test CA.
+    pub ssl: bool,
+    /// Password authentication (scram-sha-256) over TCP, with this password.
+    pub password: Option<&'a str>,
+}
+
+impl Cluster {
+    /// Starts a cluster.
+    pub fn start(options: ClusterOptions<'_>) -> Self {
+        static SERIAL: AtomicU64 = AtomicU64::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "pez-cluster-{}-{}",
+            std::process::id(),
+            SERIAL.fetch_add(1, Ordering::Relaxed)
+        ));
+        let pid = std::process::id().to_string();
+        let dir_arg = dir.to_string_lossy().into_owned();
+        let mut args = vec!["start", &dir_arg, "--watch", &pid];
+        if options.ssl {
+            args.push("--ssl");
+        }
+        if let Some(password) = options.password {
+            args.extend(["--password", password]);
+        }
+        let admin_url = run_script(&args);
+        Self { dir, admin_url }
+    }
+
+    /// Stops the server: `fast` (clean) or `immediate` (as in a crash).
+    pub fn stop(&self, mode: &str) {
+        run_script(&["stop", &self.dir.to_string_lossy(), mode]);
+    }
+
+    /// Starts the stopped server again, on the same port.
+    pub fn restart(&self) {
+        run_script(&["restart", &self.dir.to_string_lossy()]);
+    }
+
+    /// A certificate file made by the cluster script (`ca.crt`, `other-ca.crt`).
+    pub fn cert(&self, name: &str) -> PathBuf {
+        self.dir.join("certs").join(name)
+    }
+
+    /// Its port.
+    pub fn port(&self) -> u16 {
+        std::fs::read_to_string(self.dir.join("port"))
+            .expect("port file")
+            .trim()
+            .parse()
+            .expect("port")
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = Command::new(script())
+            .args(["remove", &self.dir.to_string_lossy()])
+            .output();
+    }
+}
+
+/// The server most tests share: PEZ_TEST_DATABASE_URL (as `make test` sets
+/// it), or else one cluster started for this test process, removed when the
+/// process ends.
+pub fn shared_server() -> &'static str {
+    static SERVER: OnceLock<String> = OnceLock::new();
+    SERVER.get_or_init(|| match std::env::var("PEZ_TEST_DATABASE_URL") {
+        Ok(url) if !url.is_empty() => url,
+        _ => {
+            let cluster = Cluster::start(ClusterOptions::default());
+            let url = cluster.admin_url.clone();
+            // Kept for the whole process; the script's watcher removes it.
+            std::mem::forget(cluster);
+            url
+        }
+    })
+}
+
+/// `url` with its database name replaced by `database`.
+pub fn with_database(url: &str, database: &str) -> String {
+    let authority = url.find("://").map_or(0, |i| i + 3);
+    let path = url[authority..].find('/').map(|i| authority + i);
+    let query = url.find('?');
+    let end = query.unwrap_or(url.len());
+    let base = &url[..path.unwrap_or(end)];
+    format!("{base}/{database}{}", &url[end..])
+}
+
+/// A database of one test's own, dropped when it is dropped.
+#[derive(Debug)]
+pub struct TestDatabase {
+    admin_url: String,
+    name: String,
+    /// Connection URL of the database.
+    pub url: String,
+}
+
+impl TestDatabase {
+    /// A fresh database on the shared server.
+    pub fn create() -> Self {
+        Self::create_on(shared_server())
+    }
+
+    /// A fresh database on the server of `admin_url`.
+    pub fn create_on(admin_url: &str) -> Self {
+        static SERIAL: AtomicU64 = AtomicU64::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or_default();
+        let name = format!(
+            "pez_test_{}_{}_{nanos}",
+            std::process::id(),
+            SERIAL.fetch_add(1, Ordering::Relaxed)
+        );
+        let mut admin = PgConnection::establish(admin_url)
+            .unwrap_or_else(|e| panic!("cannot reach the test PostgreSQL at {admin_url}: {e}"));
+        diesel::sql_query(format!("CREATE DATABASE {name}"))
+            .execute(&mut admin)
+            .expect("create database");
+        Self {
+            admin_url: admin_url.to_owned(),
+            url: with_database(admin_url, &name),
+            name,
+        }
+    }
+
+    /// Runs SQL on the test database.
+    pub fn execute(&self, sql: &str) {
+        let mut conn = PgConnection::establish(&self.url).expect("connect to the test database");
+        diesel::sql_query(sql)
+            .execute(&mut conn)
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if let Ok(mut admin) = PgConnection::establish(&self.admin_url) {
+            let _ = diesel::sql_query(format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+            .execute(&mut admin);
+        }
+    }
+}
+
+#[test]
+fn database_names_are_swapped_in_urls() {
+    assert_eq!(
+        with_database("postgres://u@h:1/postgres", "x"),
+        "postgres://u@h:1/x"
+    );
+    assert_eq!(
+        with_database("postgres://u@h:1/postgres?sslmode=disable", "x"),
+        "postgres://u@h:1/x?sslmode=disable"
+    );
+    assert_eq!(with_database("postgres://u@h:1", "x"), "postgres://u@h:1/x");
+}

@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# Throwaway PostgreSQL clusters for PEZ's tests, from the installed server
+# binaries (pg_config --bindir): initdb into a directory, own port, own
+# socket directory, and stopped and removed afterwards. Run as root, the
+# server runs as the postgres user (initdb refuses root).
+#
+#   pg-cluster.sh run CMD...          CMD with PEZ_TEST_DATABASE_URL set: the one
+#                                     already set, or a cluster started for CMD
+#   pg-cluster.sh start DIR [--ssl] [--password PW] [--watch PID]
+#                                     start a cluster in DIR (created); prints its
+#                                     admin URL. --ssl: TLS on, with a CA and a
+#                                     server certificate for localhost in
+#                                     DIR/certs; --password: scram-sha-256 for
+#                                     TCP, PW for user postgres; --watch: stop and
+#                                     remove it when process PID ends
+#   pg-cluster.sh stop DIR [fast|immediate]    stop (immediate: as in a crash)
+#   pg-cluster.sh restart DIR         start a stopped cluster again
+#   pg-cluster.sh remove DIR          stop and delete
+set -euo pipefail
+
+bindir() {
+    if command -v pg_config >/dev/null 2>&1 && [ -x "$(pg_config --bindir)/initdb" ]; then
+        pg_config --bindir
+    else
+        ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1
+    fi
+}
+BIN=$(bindir)
+[ -x "$BIN/initdb" ] || { echo "pg-cluster: no PostgreSQL server binaries (initdb) found" >&2; exit 1; }
+
+as_owner() {
+    if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+make_certs() {
+    local certs=$1
+    mkdir -p "$certs"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=PEZ test CA" \
+        -keyout "$certs/ca.key" -out "$certs/ca.crt" 2>/dev/null
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" \
+        -keyout "$certs/server.key" -out "$certs/server.csr" 2>/dev/null
+    printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >"$certs/san.ext"
+    openssl x509 -req -in "$certs/server.csr" -CA "$certs/ca.crt" -CAkey "$certs/ca.key" \
+        -CAcreateserial -days 2 -extfile "$certs/san.ext" -out "$certs/server.crt" 2>/dev/null
+    # A second, unrelated CA: verify-full against it must fail.
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=Some other CA" \
+        -keyout "$certs/other-ca.key" -out "$certs/other-ca.crt" 2>/dev/null
+    chmod 600 "$certs/server.key"
+}
+
+start() {
+    local dir=$1; shift
+    local ssl=no password="" watch=""
+    while [ $# -gt 0 ]; do
+        case $1 in
+            --ssl) ssl=yes ;;
+            --password) password=$2; shift ;;
+            --watch) watch=$2; shift ;;
+            *) echo "pg-cluster: unknown option $1" >&2; exit 2 ;;
+        esac
+        shift
+    done
+    mkdir -p "$dir"
+    local port; port=$(free_port)
+    echo "$port" >"$dir/port"
+    local auth=(-A trust)
+    if [ -n "$password" ]; then
+        printf '%s\n' "$password" >"$dir/pwfile"
+        auth=(--auth-local=trust --auth-host=scram-sha-256 --pwfile="$dir/pwfile")
+    fi
+    [ "$ssl" = yes ] && make_certs "$dir/certs"
+    [ "$(id -u)" = 0 ] && chown -R postgres: "$dir"
+    as_owner "$BIN/initdb" -D "$dir/data" -U postgres -E UTF8 --no-sync "${auth[@]}" >"$dir/initdb.log"
+    {
+        echo "port = $port"
+        echo "listen_addresses = '127.0.0.1'"
+        echo "unix_socket_directories = '$dir'"
+        echo "max_connections = 200"
+        if [ "$ssl" = yes ]; then
+            echo "ssl = on"
+            echo "ssl_cert_file = '$dir/certs/server.crt'"
+            echo "ssl_key_file = '$dir/certs/server.key'"
+        fi
+    } >>"$dir/data/postgresql.conf"
+    as_owner "$BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null
+    if [ -n "$watch" ]; then
+        # Detached, with no inherited output, so the caller is not kept waiting.
+        setsid bash -c 'while kill -0 "$1" 2>/dev/null; do sleep 1; done; "$2" remove "$3"' \
+            _ "$watch" "$0" "$dir" </dev/null >/dev/null 2>&1 &
+    fi
+    if [ -n "$password" ]; then
+        echo "postgres://postgres:$password@127.0.0.1:$port/postgres"
+    else
+        echo "postgres://postgres@127.0.0.1:$port/postgres"
+    fi
+}
+
+stop() {
+    local dir=$1 mode=${2:-fast}
+    [ -d "$dir/data" ] || return 0
+    as_owner "$BIN/pg_ctl" -D "$dir/data" -m "$mode" -w -t 60 stop >/dev/null 2>&1 || true
+}
+
+restart() {
+    as_owner "$BIN/pg_ctl" -D "$1/data" -l "$1/server.log" -w -t 60 start >/dev/null
+}
+
+remove() {
+    stop "$1" immediate
+    rm -rf "$1"
+}
+
+run() {
+    if [ -n "${PEZ_TEST_DATABASE_URL:-}" ]; then
+        exec "$@"
+    fi
+    # Global: the EXIT trap runs after this function has returned.
+    RUN_DIR=$(mktemp -d "${TMPDIR:-/tmp}/pez-pg-XXXXXX")
+    trap 'remove "$RUN_DIR"' EXIT
+    PEZ_TEST_DATABASE_URL=$(start "$RUN_DIR")
+    export PEZ_TEST_DATABASE_URL
+    echo "pg-cluster: PostgreSQL for the tests at $PEZ_TEST_DATABASE_URL" >&2
+    "$@"
+}
+
+command=${1:-}; shift || true
+case $command in
+    run|start|stop|restart|remove) "$command" "$@" ;;
+    *) sed -n '2,22p' "$0" >&2; exit 2 ;;
+esac
