@@ -1,13 +1,27 @@
 #!/usr/bin/env python3
 """PEZ throughput against the HTTP ceiling of this machine, measured in one run.
 
-Starts the release builds of `pez` (fresh embedded store) and of the
-`ceiling` example (the smallest warp server: answers 71 to every GET), then
-drives each in turn with the same wrk command, alternating for several
-rounds so that noise from a shared machine hits all targets alike. Prints
-req/s, p50 and p99 per target (median over rounds), the ratio PEZ / ceiling
-and PEZ's peak RSS. A script that prints figures, not a test: it asserts
-nothing about speed.
+Starts the release builds of `pez` and of the `ceiling` example (the
+smallest warp server: answers 71 to every GET), then drives each target in
+turn with the same wrk command, alternating for several rounds so that
+noise from a shared machine hits all targets alike:
+
+- the ceiling;
+- PEZ on a fresh embedded store: /v1/forward and /v2/forward?count=100;
+- PEZ on PostgreSQL: /v1/forward;
+- pgbench calling `SELECT nextval(...)` once per number over TCP with as
+  many connections: the original PEZ's approach, without its Python.
+
+Then three PEZ instances on one database, each driven by its own wrk at
+once, and the lease calls per second that reach PostgreSQL (counted from
+the instances' "leased" log lines).
+
+PostgreSQL is a throwaway cluster (tests/pg-cluster.sh) unless
+PEZ_BENCH_DATABASE_URL names a server to use (its database is created).
+
+Prints req/s, p50 and p99 per target (median over rounds), each round's
+ratio to the ceiling (median), and PEZ's peak RSS. A script that prints
+figures, not a test: it asserts nothing about speed.
 
 Usage: bench/bench.py [--rounds N] [--duration S] [--connections C] [--threads T]
 (`make bench` builds the binaries first.)
@@ -100,12 +114,112 @@ def run_wrk(url, args):
     return rps, p50, p99
 
 
+def pg_bindir():
+    try:
+        return subprocess.run(["pg_config", "--bindir"], check=True, capture_output=True, text=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        sys.exit("bench: PostgreSQL's binaries are needed (pg_config --bindir)")
+
+
+def psql(url, sql):
+    subprocess.run([os.path.join(pg_bindir(), "psql"), url, "-qXc", "SET client_min_messages = warning; " + sql], check=True,
+                   stdout=subprocess.DEVNULL)
+
+
+def with_database(url, name):
+    head, _, tail = url.partition("://")
+    authority, slash, rest = tail.partition("/")
+    query = rest.partition("?")[2]
+    return f"{head}://{authority}/{name}" + (f"?{query}" if query else "")
+
+
+class Postgres:
+    """A database for the benchmark, on a throwaway cluster or a given server."""
+
+    def __init__(self):
+        self.cluster_dir = None
+        admin = os.environ.get("PEZ_BENCH_DATABASE_URL")
+        if not admin:
+            self.cluster_dir = tempfile.mkdtemp(prefix="pez-bench-pg-")
+            admin = subprocess.run(
+                [os.path.join(ROOT, "tests", "pg-cluster.sh"), "start", self.cluster_dir, "--watch", str(os.getpid())],
+                check=True, capture_output=True, text=True,
+            ).stdout.strip()
+        self.admin = admin
+        self.name = f"pez_bench_{os.getpid()}"
+        psql(admin, f"DROP DATABASE IF EXISTS {self.name}")
+        psql(admin, f"CREATE DATABASE {self.name}")
+        self.url = with_database(admin, self.name)
+        psql(self.url, "CREATE SEQUENCE bench_nextval")
+
+    def close(self):
+        psql(self.admin, f"DROP DATABASE IF EXISTS {self.name} WITH (FORCE)")
+        if self.cluster_dir:
+            subprocess.run([os.path.join(ROOT, "tests", "pg-cluster.sh"), "remove", self.cluster_dir], check=False)
+
+
+def run_pgbench(url, args):
+    script = os.path.join(tempfile.gettempdir(), f"pez-bench-nextval-{os.getpid()}.sql")
+    with open(script, "w") as f:
+        f.write("SELECT nextval('bench_nextval');\n")
+    out = subprocess.run(
+        [os.path.join(pg_bindir(), "pgbench"), "-n", "-c", str(args.connections), "-j", str(args.threads),
+         "-T", str(args.duration), "-f", script, "-r", url],
+        check=True, capture_output=True, text=True,
+    ).stdout
+    tps = float(re.search(r"tps = ([\d.]+)", out).group(1))
+    latency = float(re.search(r"latency average = ([\d.]+) ms", out).group(1))
+    return tps, latency
+
+
 def peak_rss_mib(pid):
     with open(f"/proc/{pid}/status") as status:
         for line in status:
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def three_instances(url, env, args):
+    """Three PEZ instances on one database, each under its own wrk at once.
+    Returns (requests, leases during the run, seconds)."""
+    instances = []
+    try:
+        for i in range(3):
+            port = free_port()
+            log = tempfile.TemporaryFile(mode="w+")
+            process = subprocess.Popen(
+                [os.path.join(RELEASE, "pez")],
+                env=dict(env, PEZ_LISTEN=f"127.0.0.1:{port}", PEZ_DATABASE_URL=url, PEZ_LOG="info"),
+                stdout=subprocess.DEVNULL, stderr=log,
+            )
+            wait_ready(f"http://127.0.0.1:{port}/v1/forward", process)
+            instances.append((process, port, log))
+
+        def leases():
+            total = 0
+            for _, _, log in instances:
+                log.seek(0)
+                total += sum(1 for line in log if ": leased " in line)
+            return total
+
+        before = leases()
+        connections = max(3, args.connections // 3)
+        loads = [
+            subprocess.Popen(["wrk", "-t1", f"-c{connections}", f"-d{args.duration}s",
+                              f"http://127.0.0.1:{port}/v1/forward"], stdout=subprocess.PIPE, text=True)
+            for _, port, _ in instances
+        ]
+        requests = 0
+        for load in loads:
+            out, _ = load.communicate()
+            requests += int(re.search(r"(\d+) requests in", out).group(1))
+        during = leases() - before
+        print(f"  three instances: {requests} requests, {during} leases in {args.duration} s", flush=True)
+        return requests, during, float(args.duration)
+    finally:
+        for process, _, _ in instances:
+            stop(process)
 
 
 def main():
@@ -122,32 +236,52 @@ def main():
     ensure_wrk()
 
     data_dir = tempfile.mkdtemp(prefix="pez-bench-")
-    ceiling_port, pez_port = free_port(), free_port()
+    ceiling_port, pez_port, pg_port = free_port(), free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PEZ_")}
     pez_env = dict(env, PEZ_LISTEN=f"127.0.0.1:{pez_port}", PEZ_DATA_DIR=data_dir, PEZ_LOG="warn")
-    ceiling = start([os.path.join(RELEASE, "examples", "ceiling"), f"127.0.0.1:{ceiling_port}"],
-                    env, f"http://127.0.0.1:{ceiling_port}/")
-    pez = start([os.path.join(RELEASE, "pez")], pez_env, f"http://127.0.0.1:{pez_port}/v1/forward")
-    targets = [
-        ("ceiling (warp, answers 71)", f"http://127.0.0.1:{ceiling_port}/", 1),
-        ("pez /v1/forward", f"http://127.0.0.1:{pez_port}/v1/forward", 1),
-        ("pez /v2/forward?count=100", f"http://127.0.0.1:{pez_port}/v2/forward?count=100", 100),
-    ]
-    results = {name: [] for name, _, _ in targets}
+    postgres = Postgres()
+    processes = []
     try:
-        print(f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s --latency, "
+        ceiling = start([os.path.join(RELEASE, "examples", "ceiling"), f"127.0.0.1:{ceiling_port}"],
+                        env, f"http://127.0.0.1:{ceiling_port}/")
+        processes.append(ceiling)
+        pez = start([os.path.join(RELEASE, "pez")], pez_env, f"http://127.0.0.1:{pez_port}/v1/forward")
+        processes.append(pez)
+        pez_pg_env = dict(env, PEZ_LISTEN=f"127.0.0.1:{pg_port}", PEZ_DATABASE_URL=postgres.url, PEZ_LOG="warn")
+        pez_pg = start([os.path.join(RELEASE, "pez")], pez_pg_env, f"http://127.0.0.1:{pg_port}/v1/forward")
+        processes.append(pez_pg)
+        targets = [
+            ("ceiling (warp, answers 71)", f"http://127.0.0.1:{ceiling_port}/", 1),
+            ("pez /v1/forward", f"http://127.0.0.1:{pez_port}/v1/forward", 1),
+            ("pez /v2/forward?count=100", f"http://127.0.0.1:{pez_port}/v2/forward?count=100", 100),
+            ("pez on postgres /v1/forward", f"http://127.0.0.1:{pg_port}/v1/forward", 1),
+            ("pgbench nextval per number", None, 1),
+        ]
+        results = {name: [] for name, _, _ in targets}
+        print(f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s --latency; "
+              f"pgbench -c{args.connections} -j{args.threads} -T{args.duration} over TCP; "
               f"{args.rounds} rounds, targets alternating; {os.cpu_count()} CPUs", flush=True)
         for round_no in range(1, args.rounds + 1):
             for name, url, _ in targets:
+                if url is None:
+                    tps, latency = run_pgbench(postgres.url, args)
+                    results[name].append((tps, latency, float("nan")))
+                    print(f"  round {round_no}: {name:<28} {tps:>10.0f} nextval/s  mean latency {latency:.3f} ms",
+                          flush=True)
+                    continue
                 rps, p50, p99 = run_wrk(url, args)
                 results[name].append((rps, p50, p99))
                 print(f"  round {round_no}: {name:<28} {rps:>10.0f} req/s  p50 {p50:.3f} ms  p99 {p99:.3f} ms",
                       flush=True)
         rss = peak_rss_mib(pez.pid)
+        rss_pg = peak_rss_mib(pez_pg.pid)
+        stop(pez_pg)
+        three = three_instances(postgres.url, env, args)
     finally:
-        stop(pez)
-        stop(ceiling)
+        for process in processes:
+            stop(process)
         shutil.rmtree(data_dir, ignore_errors=True)
+        postgres.close()
 
     ceiling_runs = [r[0] for r in results[targets[0][0]]]
     print()
@@ -159,7 +293,13 @@ def main():
         p99 = statistics.median(r[2] for r in results[name])
         ratio = statistics.median(r[0] / c for r, c in zip(results[name], ceiling_runs))
         print(f"{name:<30} {rps:>10.0f} {rps * per_request:>12.0f} {p50:>8.3f} {p99:>8.3f} {ratio:>10.2f}")
-    print(f"pez peak RSS (VmHWM) under load: {rss:.1f} MiB")
+    pgbench = statistics.median(r[0] for r in results["pgbench nextval per number"])
+    pez_pg = statistics.median(r[0] for r in results["pez on postgres /v1/forward"])
+    print(f"pez on postgres / pgbench nextval: {pez_pg / pgbench:.1f}x")
+    print(f"pez peak RSS (VmHWM) under load: embedded store {rss:.1f} MiB, postgres store {rss_pg:.1f} MiB")
+    requests, leases, seconds = three
+    print(f"three instances on one database: {requests / seconds:.0f} req/s in all, "
+          f"{leases} leases in {seconds:.0f} s = {leases / seconds:.2f} lease calls/s reaching PostgreSQL")
 
 
 if __name__ == "__main__":

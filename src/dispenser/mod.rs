@@ -275,7 +275,7 @@ async fn lease_once(
         match outcome {
             Ok(blocks) => {
                 for block in &blocks {
-                    debug!(
+                    info!(
                         "{}: leased {} numbers {}..={} in {:?}",
                         sequence.spec.name,
                         block.len(),
