@@ -122,8 +122,8 @@ def pg_bindir():
 
 
 def psql(url, sql):
-    subprocess.run([os.path.join(pg_bindir(), "psql"), url, "-qXc", "SET client_min_messages = warning; " + sql], check=True,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run([os.path.join(pg_bindir(), "psql"), url, "-qXc", sql], check=True, stdout=subprocess.DEVNULL,
+                   env=dict(os.environ, PGOPTIONS="-c client_min_messages=warning"))
 
 
 def with_database(url, name):
