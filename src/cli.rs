@@ -5,10 +5,12 @@ use crate::config::{Cli, Command, SequenceCommand, Settings, StoreChoice};
 use crate::sequence::{MAX_VALUE, MIN_VALUE};
 use crate::server::{self, Server};
 use crate::store::{self, OpenError, PgStore, SequenceState, SqliteStore, Store};
+use crate::systemd::{self, Notifier};
 use crate::telemetry;
 use clap::Parser;
 use clap::error::ErrorKind;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 /// Runs `pez` with the process's arguments and environment.
 pub fn main() -> ExitCode {
@@ -39,6 +41,13 @@ pub fn main() -> ExitCode {
     telemetry::init(&settings.log);
     let outcome = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(&settings),
+        Command::Settings => {
+            for (variable, value) in cli.settings.effective(&settings) {
+                println!("{variable}={value}");
+            }
+            println!("# store: {}", store::describe(&settings));
+            Ok(())
+        }
         Command::Migrate => migrate(&settings),
         Command::Sequence(SequenceCommand::List) => list(&settings),
         Command::Sequence(SequenceCommand::Restart { name, value }) => {
@@ -62,8 +71,27 @@ fn serve(settings: &Settings) -> Result<(), String> {
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
     runtime.block_on(async {
+        let notifier = Arc::new(Notifier::from_env());
         let server = Server::start(settings).await.map_err(|e| e.to_string())?;
-        server.run_until(server::shutdown_signal()).await;
+        // The store answered and the first blocks are leased: ready.
+        notifier.ready();
+        if let Some(every) = systemd::watchdog_interval() {
+            let pinger = Arc::clone(&notifier);
+            tokio::spawn(async move {
+                let mut ticks = tokio::time::interval(every);
+                loop {
+                    ticks.tick().await;
+                    pinger.watchdog();
+                }
+            });
+        }
+        let stopping = Arc::clone(&notifier);
+        server
+            .run_until(async move {
+                server::shutdown_signal().await;
+                stopping.stopping();
+            })
+            .await;
         Ok(())
     })
 }

@@ -17,7 +17,7 @@ pub const DEFAULT_MAX_COUNT: u64 = 100;
 #[derive(Debug, Parser)]
 #[command(
     name = "pez",
-    version,
+    version = crate::VERSION,
     about = "PEZ hands out unique 64-bit numbers over HTTP.",
     long_about = "PEZ hands out unique 64-bit numbers over HTTP, from sequences kept in a \
                   durable store. Every setting is a PEZ_* environment variable (also read \
@@ -40,6 +40,9 @@ pub enum Command {
     /// Bring the store's schema up to date and exit (for PostgreSQL users
     /// that may not run DDL from the service).
     Migrate,
+    /// Print the effective settings, one PEZ_NAME=value per line (secrets
+    /// as ***), and exit: what a server started the same way would use.
+    Settings,
     /// Inspect or move sequences in the store.
     #[command(subcommand)]
     Sequence(SequenceCommand),
@@ -426,6 +429,58 @@ impl RawSettings {
     }
 }
 
+impl RawSettings {
+    /// Every setting as `(variable, effective value)`, secrets masked, for
+    /// `pez settings`. `validated` must come from [`Self::validate`].
+    pub fn effective(&self, validated: &Settings) -> Vec<(&'static str, String)> {
+        let masked = |secret: &Option<String>| match secret {
+            Some(_) => "***".to_owned(),
+            None => String::new(),
+        };
+        let optional = |value: &Option<String>| value.clone().unwrap_or_default();
+        vec![
+            ("PEZ_LISTEN", validated.listen.to_string()),
+            ("PEZ_DATA_DIR", validated.data_dir.display().to_string()),
+            ("PEZ_MAX_COUNT", validated.max_count.to_string()),
+            ("PEZ_LOG", validated.log.clone()),
+            ("PEZ_BLOCK_SIZE", validated.block_min.to_string()),
+            ("PEZ_BLOCK_MAX", validated.block_max.to_string()),
+            (
+                "PEZ_LEASE_WAIT_MS",
+                validated.lease_wait.as_millis().to_string(),
+            ),
+            (
+                "PEZ_STORE_TIMEOUT_MS",
+                validated.store_timeout.as_millis().to_string(),
+            ),
+            (
+                "PEZ_SHUTDOWN_TIMEOUT_MS",
+                validated.shutdown_timeout.as_millis().to_string(),
+            ),
+            (
+                "PEZ_DATABASE_URL",
+                self.database_url
+                    .as_deref()
+                    .map(redact_url)
+                    .unwrap_or_default(),
+            ),
+            ("PEZ_DB_HOST", optional(&self.db_host)),
+            ("PEZ_DB_PORT", self.db_port.clone()),
+            ("PEZ_DB_NAME", self.db_name.clone()),
+            ("PEZ_DB_USERNAME", self.db_username.clone()),
+            ("PEZ_DB_PASSWORD", masked(&self.db_password)),
+            ("PEZ_DB_SSLMODE", optional(&self.db_sslmode)),
+            ("PEZ_DB_SSLROOTCERT", optional(&self.db_sslrootcert)),
+            ("PEZ_DB_POOL_SIZE", self.db_pool_size.clone()),
+            ("PEZ_DB_TIMEOUT_MS", self.db_timeout_ms.clone()),
+            (
+                "PEZ_DB_STARTUP_TIMEOUT_MS",
+                self.db_startup_timeout_ms.clone(),
+            ),
+        ]
+    }
+}
+
 /// `key='value' ...` as libpq reads it (quotes and backslashes escaped).
 fn keyword_values(params: &[(&str, String)]) -> String {
     params
@@ -554,6 +609,30 @@ mod tests {
             StoreChoice::Postgres(pg) => pg,
             StoreChoice::Embedded => panic!("expected PostgreSQL"),
         }
+    }
+
+    #[test]
+    fn pez_settings_prints_every_variable_of_the_command_line() {
+        use clap::CommandFactory;
+        let raw = raw();
+        let printed: Vec<_> = raw
+            .effective(&raw.validate().unwrap())
+            .into_iter()
+            .map(|(v, _)| v)
+            .collect();
+        let declared: Vec<String> = Cli::command()
+            .get_arguments()
+            .filter_map(|arg| arg.get_env())
+            .map(|env| env.to_string_lossy().into_owned())
+            .collect();
+        assert!(!declared.is_empty());
+        for variable in &declared {
+            assert!(
+                printed.contains(&variable.as_str()),
+                "pez settings omits {variable}"
+            );
+        }
+        assert_eq!(printed.len(), declared.len());
     }
 
     #[test]

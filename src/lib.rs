@@ -4,7 +4,10 @@
 //! [`dispenser`] (numbers served from memory out of leased blocks),
 //! [`store`] (durable positions), [`sequence`] (the arithmetic).
 //! [`server`] wires them together; [`cli`] and [`config`] are the command
-//! line, [`telemetry`] the logs.
+//! line, [`telemetry`] the logs, [`systemd`] the readiness protocol.
+
+/// The version: Cargo's, with `git describe` when built from git.
+pub const VERSION: &str = env!("PEZ_VERSION");
 
 pub mod cli;
 pub mod config;
@@ -13,4 +16,5 @@ pub mod http;
 pub mod sequence;
 pub mod server;
 pub mod store;
+pub mod systemd;
 pub mod telemetry;

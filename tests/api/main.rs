@@ -10,3 +10,4 @@ mod contract;
 mod lifecycle;
 mod postgres;
 mod store_failure;
+mod systemd;
