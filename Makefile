@@ -18,6 +18,19 @@ bench:
 	$(CARGO) build --release --bin pez --example ceiling
 	python3 bench/bench.py $(BENCH_ARGS)
 
+.PHONY: rpm package-test
+
+## The RPM for Amazon Linux 2023: target/generate-rpm/pez-<version>-1.x86_64.rpm
+## (cargo-generate-rpm, installed when missing; see docs/deploy.md).
+rpm:
+	$(CARGO) generate-rpm --version >/dev/null 2>&1 || $(CARGO) install --locked cargo-generate-rpm
+	$(CARGO) build --release --bin pez
+	CARGO="$(CARGO)" packaging/build-rpm.sh
+
+## The RPM, its unit, env file and Chef cookbook, checked (builds the RPM first).
+package-test:
+	CARGO="$(CARGO)" tests/package-test.sh
+
 ## What CI checks besides the tests.
 lint:
 	$(CARGO) fmt --all -- --check
