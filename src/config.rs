@@ -114,6 +114,26 @@ pub struct RawSettings {
         global = true
     )]
     pub shutdown_timeout_ms: String,
+    /// Milliseconds between looks at the store for restarts, creations and
+    /// deletions made by other instances (the bound on how long they take to
+    /// reach this one).
+    #[arg(
+        long,
+        env = "PEZ_SYNC_INTERVAL_MS",
+        default_value = "1000",
+        global = true
+    )]
+    pub sync_interval_ms: String,
+    /// Largest count of a range lease (POST /v2/sequences/NAME/lease).
+    #[arg(long, env = "PEZ_MAX_LEASE", default_value = "1000000", global = true)]
+    pub max_lease: String,
+    /// Bearer token of the admin API (/v2/sequences); without it the admin API is off.
+    #[arg(long, env = "PEZ_ADMIN_TOKEN", hide_env_values = true, global = true)]
+    pub admin_token: Option<String>,
+    /// Tokens that may take numbers: a comma-separated list, or @FILE with one
+    /// per line. When set, every dispensing request needs one of them.
+    #[arg(long, env = "PEZ_TOKENS", hide_env_values = true, global = true)]
+    pub tokens: Option<String>,
     /// PostgreSQL connection URL or libpq conninfo; when set (or PEZ_DB_HOST
     /// is), PostgreSQL is the store instead of the embedded one.
     #[arg(long, env = "PEZ_DATABASE_URL", hide_env_values = true, global = true)]
@@ -247,6 +267,21 @@ pub struct Settings {
     pub shutdown_timeout: Duration,
     /// The store.
     pub store: StoreChoice,
+    /// How often to look for changes other instances made.
+    pub sync_interval: Duration,
+    /// Largest range lease.
+    pub max_lease: u64,
+    /// Who may do what.
+    pub access: Access,
+}
+
+/// The tokens of the admin API and of dispensing.
+#[derive(Debug, Clone, Default)]
+pub struct Access {
+    /// PEZ_ADMIN_TOKEN; `None`: the admin API is off.
+    pub admin: Option<Secret>,
+    /// PEZ_TOKENS; empty: dispensing is open.
+    pub dispensing: Vec<Secret>,
 }
 
 /// A setting with a value PEZ cannot use.
@@ -338,7 +373,53 @@ impl RawSettings {
             store_timeout: millis("PEZ_STORE_TIMEOUT_MS", &self.store_timeout_ms)?,
             shutdown_timeout: millis("PEZ_SHUTDOWN_TIMEOUT_MS", &self.shutdown_timeout_ms)?,
             store: self.store()?,
+            sync_interval: millis("PEZ_SYNC_INTERVAL_MS", &self.sync_interval_ms)?
+                .max(Duration::from_millis(10)),
+            max_lease: match parse("PEZ_MAX_LEASE", &self.max_lease, "a positive integer")? {
+                0 => {
+                    return Err(SettingError {
+                        variable: "PEZ_MAX_LEASE",
+                        value: self.max_lease.clone(),
+                        expected: "a positive integer",
+                    });
+                }
+                n => n,
+            },
+            access: self.access()?,
         })
+    }
+
+    fn access(&self) -> Result<Access, SettingError> {
+        let admin = match self.admin_token.as_deref() {
+            None | Some("") => None,
+            Some(token) => Some(Secret::new(token.to_owned())),
+        };
+        let dispensing = match self.tokens.as_deref() {
+            None | Some("") => Vec::new(),
+            Some(listed) => {
+                let text = match listed.strip_prefix('@') {
+                    Some(path) => std::fs::read_to_string(path).map_err(|_| SettingError {
+                        variable: "PEZ_TOKENS",
+                        value: listed.to_owned(),
+                        expected: "a comma-separated list or @FILE naming a readable file",
+                    })?,
+                    None => listed.replace(',', "\n"),
+                };
+                text.lines()
+                    .map(str::trim)
+                    .filter(|token| !token.is_empty() && !token.starts_with('#'))
+                    .map(|token| Secret::new(token.to_owned()))
+                    .collect()
+            }
+        };
+        if self.tokens.as_deref().is_some_and(|t| !t.is_empty()) && dispensing.is_empty() {
+            return Err(SettingError {
+                variable: "PEZ_TOKENS",
+                value: "(no tokens)".to_owned(),
+                expected: "at least one token",
+            });
+        }
+        Ok(Access { admin, dispensing })
     }
 
     fn store(&self) -> Result<StoreChoice, SettingError> {
@@ -477,6 +558,19 @@ impl RawSettings {
                 "PEZ_DB_STARTUP_TIMEOUT_MS",
                 self.db_startup_timeout_ms.clone(),
             ),
+            (
+                "PEZ_SYNC_INTERVAL_MS",
+                validated.sync_interval.as_millis().to_string(),
+            ),
+            ("PEZ_MAX_LEASE", validated.max_lease.to_string()),
+            ("PEZ_ADMIN_TOKEN", masked(&self.admin_token)),
+            (
+                "PEZ_TOKENS",
+                match validated.access.dispensing.len() {
+                    0 => String::new(),
+                    n => format!("*** ({n} tokens)"),
+                },
+            ),
         ]
     }
 }
@@ -601,7 +695,63 @@ mod tests {
             db_pool_size: "4".into(),
             db_timeout_ms: "1000".into(),
             db_startup_timeout_ms: "30000".into(),
+            sync_interval_ms: "1000".into(),
+            max_lease: "1000000".into(),
+            admin_token: None,
+            tokens: None,
         }
+    }
+
+    #[test]
+    fn tokens_come_from_a_list_or_a_file() {
+        let listed = RawSettings {
+            tokens: Some("a, b,,c".into()),
+            ..raw()
+        }
+        .validate()
+        .unwrap();
+        let exposed: Vec<_> = listed
+            .access
+            .dispensing
+            .iter()
+            .map(|t| t.expose().to_owned())
+            .collect();
+        assert_eq!(exposed, ["a", "b", "c"]);
+        let path = std::env::temp_dir().join(format!("pez-tokens-{}", std::process::id()));
+        std::fs::write(&path, "# clients\nalpha\n\n  beta  \n").unwrap();
+        let from_file = RawSettings {
+            tokens: Some(format!("@{}", path.display())),
+            ..raw()
+        }
+        .validate()
+        .unwrap();
+        let exposed: Vec<_> = from_file
+            .access
+            .dispensing
+            .iter()
+            .map(|t| t.expose().to_owned())
+            .collect();
+        assert_eq!(exposed, ["alpha", "beta"]);
+        std::fs::remove_file(&path).unwrap();
+        let missing = RawSettings {
+            tokens: Some("@/nonexistent/tokens".into()),
+            ..raw()
+        }
+        .validate()
+        .unwrap_err();
+        assert!(missing.to_string().starts_with("PEZ_TOKENS"));
+        assert!(
+            RawSettings {
+                tokens: Some(",".into()),
+                ..raw()
+            }
+            .validate()
+            .is_err()
+        );
+        assert!(
+            format!("{listed:?}").contains("Secret(***)")
+                && !format!("{listed:?}").contains("\"a\"")
+        );
     }
 
     fn postgres(raw: RawSettings) -> PgSettings {

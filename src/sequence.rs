@@ -6,7 +6,7 @@
 //! sequence's direction; blocks never straddle a wrap, so a block is always a
 //! plain interval and its length always fits in a `u64`.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// The largest number PEZ issues: 2^63-1, the top of PostgreSQL's `bigint`.
@@ -15,7 +15,7 @@ pub const MAX_VALUE: i64 = i64::MAX;
 pub const MIN_VALUE: i64 = 1;
 
 /// Which way a sequence counts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Direction {
     /// 1, 2, 3, ... like the original's `forward`.
@@ -40,6 +40,110 @@ impl fmt::Display for Direction {
     }
 }
 
+impl std::str::FromStr for Direction {
+    type Err = ();
+    fn from_str(text: &str) -> Result<Self, ()> {
+        match text {
+            "ascending" => Ok(Direction::Ascending),
+            "descending" => Ok(Direction::Descending),
+            _ => Err(()),
+        }
+    }
+}
+
+/// How a sequence's numbers reach clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// From blocks each instance leases ahead: fast; in order per instance.
+    Leased,
+    /// Every number straight from the store, so all instances together issue
+    /// numbers in one global order (the original PEZ's behaviour); slower.
+    Strict,
+}
+
+impl Mode {
+    /// The name used in the store and in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Leased => "leased",
+            Mode::Strict => "strict",
+        }
+    }
+}
+
+impl std::str::FromStr for Mode {
+    type Err = ();
+    fn from_str(text: &str) -> Result<Self, ()> {
+        match text {
+            "leased" => Ok(Mode::Leased),
+            "strict" => Ok(Mode::Strict),
+            _ => Err(()),
+        }
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The names of the two sequences every store has and nobody may delete.
+pub const BUILTIN: [&str; 2] = ["forward", "reverse"];
+
+/// The longest sequence name (PostgreSQL's identifier limit).
+pub const MAX_NAME_LEN: usize = 63;
+
+/// Why a sequence's settings are not acceptable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SpecError {
+    /// Not 1 to 63 of `a-z`, `0-9`, `_`, `-`.
+    BadName(String),
+    /// A bound outside 1..=2^63-1.
+    OutOfBounds(&'static str, i64),
+    /// min above max.
+    MinAboveMax(i64, i64),
+    /// start outside min..=max.
+    StartOutside(i64, i64, i64),
+}
+
+impl fmt::Display for SpecError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SpecError::BadName(name) => write!(
+                f,
+                "a sequence name is 1 to {MAX_NAME_LEN} characters of a-z, 0-9, '_' and '-'; {name:?} is not"
+            ),
+            SpecError::OutOfBounds(field, value) => {
+                write!(
+                    f,
+                    "{field} must be from {MIN_VALUE} to {MAX_VALUE}; got {value}"
+                )
+            }
+            SpecError::MinAboveMax(min, max) => write!(f, "min ({min}) is above max ({max})"),
+            SpecError::StartOutside(start, min, max) => {
+                write!(f, "start ({start}) is outside min..max ({min} to {max})")
+            }
+        }
+    }
+}
+
+impl std::error::Error for SpecError {}
+
+/// Checks a sequence name: safe in URLs, file names and SQL identifiers.
+pub fn check_name(name: &str) -> Result<(), SpecError> {
+    let valid = (1..=MAX_NAME_LEN).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+    if valid {
+        Ok(())
+    } else {
+        Err(SpecError::BadName(name.to_owned()))
+    }
+}
+
 /// The fixed settings of a sequence: everything except its current position.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SequenceSpec {
@@ -51,8 +155,12 @@ pub struct SequenceSpec {
     pub min: i64,
     /// Largest number it issues.
     pub max: i64,
+    /// The first number it issued (or will issue), when it was created.
+    pub start: i64,
     /// Whether it starts over at the far end after its last number.
     pub cycle: bool,
+    /// Leased (fast) or strict (one global order).
+    pub mode: Mode,
 }
 
 impl SequenceSpec {
@@ -63,7 +171,9 @@ impl SequenceSpec {
             direction: Direction::Ascending,
             min: MIN_VALUE,
             max: MAX_VALUE,
+            start: MIN_VALUE,
             cycle: true,
+            mode: Mode::Leased,
         }
     }
 
@@ -74,8 +184,73 @@ impl SequenceSpec {
             direction: Direction::Descending,
             min: MIN_VALUE,
             max: MAX_VALUE,
+            start: MAX_VALUE,
             cycle: true,
+            mode: Mode::Leased,
         }
+    }
+
+    /// A new sequence's settings, checked; `start` defaults to the origin
+    /// (min when ascending, max when descending).
+    pub fn new(
+        name: &str,
+        direction: Direction,
+        min: i64,
+        max: i64,
+        start: Option<i64>,
+        cycle: bool,
+        mode: Mode,
+    ) -> Result<Self, SpecError> {
+        check_name(name)?;
+        for (field, value) in [("min", min), ("max", max)] {
+            if value < MIN_VALUE {
+                return Err(SpecError::OutOfBounds(field, value));
+            }
+        }
+        if min > max {
+            return Err(SpecError::MinAboveMax(min, max));
+        }
+        let origin = match direction {
+            Direction::Ascending => min,
+            Direction::Descending => max,
+        };
+        let start = start.unwrap_or(origin);
+        if !(min..=max).contains(&start) {
+            return Err(SpecError::StartOutside(start, min, max));
+        }
+        Ok(Self {
+            name: name.to_owned(),
+            direction,
+            min,
+            max,
+            start,
+            cycle,
+            mode,
+        })
+    }
+
+    /// Whether this is `forward` or `reverse`, which cannot be deleted.
+    pub fn is_builtin(&self) -> bool {
+        BUILTIN.contains(&self.name.as_str())
+    }
+
+    /// Whether `other` has the same settings (names aside).
+    pub fn same_settings(&self, other: &SequenceSpec) -> bool {
+        (
+            self.direction,
+            self.min,
+            self.max,
+            self.start,
+            self.cycle,
+            self.mode,
+        ) == (
+            other.direction,
+            other.min,
+            other.max,
+            other.start,
+            other.cycle,
+            other.mode,
+        )
     }
 
     /// The first number a fresh sequence issues (and the one it wraps to).
@@ -237,13 +412,54 @@ mod tests {
     use proptest::prelude::*;
 
     fn spec(direction: Direction, min: i64, max: i64, cycle: bool) -> SequenceSpec {
-        SequenceSpec {
-            name: "t".into(),
-            direction,
-            min,
-            max,
-            cycle,
+        SequenceSpec::new("t", direction, min, max, None, cycle, Mode::Leased).unwrap()
+    }
+
+    #[test]
+    fn names_are_short_lowercase_words() {
+        for good in ["a", "orders", "order-ids_2", &"x".repeat(63)] {
+            assert_eq!(check_name(good), Ok(()), "{good}");
         }
+        for bad in [
+            "",
+            "Orders",
+            "a b",
+            "../etc",
+            "a/b",
+            "a;drop",
+            "é",
+            "a'b",
+            "a\"b",
+            &"x".repeat(64),
+        ] {
+            assert!(check_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn settings_are_checked() {
+        let new = |min, max, start| {
+            SequenceSpec::new(
+                "s",
+                Direction::Ascending,
+                min,
+                max,
+                start,
+                true,
+                Mode::Leased,
+            )
+        };
+        assert_eq!(new(1, 10, None).unwrap().start, 1);
+        assert_eq!(
+            SequenceSpec::new("s", Direction::Descending, 1, 10, None, true, Mode::Strict)
+                .unwrap()
+                .start,
+            10
+        );
+        assert_eq!(new(0, 10, None), Err(SpecError::OutOfBounds("min", 0)));
+        assert_eq!(new(5, 4, None), Err(SpecError::MinAboveMax(5, 4)));
+        assert_eq!(new(5, 9, Some(10)), Err(SpecError::StartOutside(10, 5, 9)));
+        assert_eq!(new(5, 9, Some(4)), Err(SpecError::StartOutside(4, 5, 9)));
     }
 
     #[test]

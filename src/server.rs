@@ -7,7 +7,7 @@
 //! requests in flight (bounded by the shutdown timeout), then gives the
 //! unissued numbers back to the store.
 
-use crate::config::Settings;
+use crate::config::{Settings, StoreChoice};
 use crate::dispenser::{Dispenser, DispenserSettings, ReturnReport};
 use crate::http::{self, App};
 use crate::store::{self, OpenError, StoreError};
@@ -80,6 +80,12 @@ impl Server {
                 block_max: settings.block_max,
                 lease_wait: settings.lease_wait,
                 retry_max: Duration::from_secs(1),
+                sync_interval: settings.sync_interval,
+                strict_workers: match &settings.store {
+                    // SQLite commits one transaction at a time anyway.
+                    StoreChoice::Embedded => 1,
+                    StoreChoice::Postgres(pg) => pg.pool_size as usize,
+                },
             },
         )
         .await

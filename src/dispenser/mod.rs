@@ -1,23 +1,37 @@
-//! Numbers served from memory out of blocks leased from the store.
+//! Numbers served to requests, sequence by sequence.
 //!
-//! Each sequence has a [`Reservoir`] behind a `std::sync::Mutex` (never held
-//! across an `.await`; the critical sections are a few arithmetic steps) and
-//! a background *leaser* task. Requests take numbers under the mutex; when
-//! stock falls below half a block they wake the leaser, which leases the next
-//! block on a blocking thread while requests go on being served from the
-//! current one (double buffering). A request waits for the store only when
-//! stock ran out, and then for at most `lease_wait`.
+//! A **leased** sequence has a [`Reservoir`] behind a `std::sync::Mutex`
+//! (never held across an `.await`; the critical sections are a few
+//! arithmetic steps) and a background *leaser* task. Requests take numbers
+//! under the mutex; when stock falls below half a block they wake the
+//! leaser, which leases the next block on a blocking thread while requests
+//! go on being served from the current one (double buffering). A request
+//! waits for the store only when stock ran out, and then for at most
+//! `lease_wait`.
+//!
+//! A **strict** sequence keeps nothing: requests queue, and a few worker
+//! tasks take exactly the queued numbers from the store in one durable
+//! transaction per batch (group commit), so every number comes straight
+//! from the store and all instances issue in one global order.
+//!
+//! Sequences come and go: admin operations change the store and then
+//! reconcile this instance with it at once; a sync task polls the store's
+//! generations every `sync_interval` to pick up what other instances did
+//! (a restart elsewhere makes this instance drop the blocks it holds).
 
 mod reservoir;
+mod strict;
 
 pub use reservoir::{BlockSizing, LeaseDecision, Reservoir, Shortfall};
 
-use crate::sequence::{Block, SequenceSpec};
-use crate::store::{Store, StoreError};
+use crate::sequence::{Block, Mode, SequenceSpec};
+use crate::store::{Created, SequenceState, Store, StoreError};
 use log::{debug, error, info, warn};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
+use strict::StrictQueue;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
@@ -28,10 +42,14 @@ pub struct DispenserSettings {
     pub block_min: u64,
     /// Largest lease size.
     pub block_max: u64,
-    /// Longest a request waits for a lease before it is answered 503.
+    /// Longest a request waits for the store before it is answered 503.
     pub lease_wait: Duration,
     /// Longest pause between retries while the store is failing.
     pub retry_max: Duration,
+    /// How often to look for changes other instances made.
+    pub sync_interval: Duration,
+    /// Concurrent store transactions per strict sequence.
+    pub strict_workers: usize,
 }
 
 /// Why a request got no numbers.
@@ -47,18 +65,24 @@ pub enum DispenseError {
     ShuttingDown,
 }
 
-/// One sequence in this instance: its stock and the signals around it.
+/// How a sequence's numbers are produced in this instance.
 #[derive(Debug)]
-struct Sequence {
-    spec: SequenceSpec,
+enum Engine {
+    Leased(Leased),
+    Strict(StrictQueue),
+}
+
+/// The stock of a leased sequence and the signals around it.
+#[derive(Debug)]
+struct Leased {
     reservoir: Mutex<Reservoir>,
-    /// Wakes the leaser: stock is low, or the instance is stopping.
+    /// Wakes the leaser: stock is low, or the sequence is closing.
     lease_needed: Notify,
     /// Wakes waiting requests: a lease finished, well or badly.
     lease_done: Notify,
 }
 
-impl Sequence {
+impl Leased {
     fn reservoir(&self) -> MutexGuard<'_, Reservoir> {
         // A panic while holding the lock cannot leave the reservoir half
         // updated (every method leaves it consistent), so poisoning is moot.
@@ -68,21 +92,38 @@ impl Sequence {
     }
 }
 
-/// Every sequence of this instance, with their leasers.
-pub struct Dispenser {
-    sequences: HashMap<String, Arc<Sequence>>,
-    store: Arc<dyn Store>,
-    settings: DispenserSettings,
-    leasers: Mutex<Vec<JoinHandle<()>>>,
+/// One sequence in this instance.
+#[derive(Debug)]
+struct Sequence {
+    spec: SequenceSpec,
+    /// The store's generation this instance last saw.
+    generation: AtomicI64,
+    engine: Engine,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
-impl std::fmt::Debug for Dispenser {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Dispenser")
-            .field("sequences", &self.sequences.keys().collect::<Vec<_>>())
-            .field("settings", &self.settings)
-            .finish()
+impl Sequence {
+    fn leased(&self) -> Option<&Leased> {
+        match &self.engine {
+            Engine::Leased(leased) => Some(leased),
+            Engine::Strict(_) => None,
+        }
     }
+}
+
+/// What this instance knows of a sequence, for the admin API and the
+/// status page.
+#[derive(Debug, Clone)]
+pub struct SequenceInfo {
+    /// Its settings.
+    pub spec: SequenceSpec,
+    /// Where the store stands: the first number of the next lease (`None`:
+    /// a non-cycling sequence ran out).
+    pub store_next: Option<i64>,
+    /// The next number this instance will issue from what it holds.
+    pub next: Option<i64>,
+    /// Numbers this instance holds, unissued.
+    pub on_hand: u64,
 }
 
 /// What a graceful stop did with the numbers on hand.
@@ -94,74 +135,160 @@ pub struct ReturnReport {
     pub abandoned: u64,
 }
 
+/// Every sequence of this instance, with their tasks.
+pub struct Dispenser {
+    sequences: RwLock<HashMap<String, Arc<Sequence>>>,
+    store: Arc<dyn Store>,
+    settings: DispenserSettings,
+    /// Serialises reconciling with the store (admin operations, the sync
+    /// task), which spans store calls; a tokio mutex, made to be held
+    /// across `.await`.
+    reconciling: tokio::sync::Mutex<()>,
+    closed: AtomicBool,
+    stop_sync: Notify,
+    sync_task: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Dispenser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dispenser")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 impl Dispenser {
-    /// Loads the sequences, leases a first block of each (so the first
-    /// request is served from memory and a broken store fails the start,
-    /// not the first request), and starts their leasers.
+    /// Loads the sequences, leases a first block of each leased one (so the
+    /// first request is served from memory and a broken store fails the
+    /// start, not the first request), and starts their tasks and the sync.
     pub async fn start(
         store: Arc<dyn Store>,
         settings: DispenserSettings,
     ) -> Result<Arc<Self>, StoreError> {
         let listing = Arc::clone(&store);
         let states = blocking(move || listing.list()).await?;
-        let mut sequences = HashMap::new();
-        for state in states {
-            let sequence = Arc::new(Sequence {
-                reservoir: Mutex::new(Reservoir::new(BlockSizing::new(
-                    settings.block_min,
-                    settings.block_max,
-                ))),
-                spec: state.spec,
-                lease_needed: Notify::new(),
-                lease_done: Notify::new(),
-            });
-            lease_once(&sequence, &store).await?;
-            sequences.insert(sequence.spec.name.clone(), sequence);
-        }
         let dispenser = Arc::new(Self {
-            sequences,
+            sequences: RwLock::new(HashMap::new()),
             store,
             settings,
-            leasers: Mutex::new(Vec::new()),
+            reconciling: tokio::sync::Mutex::new(()),
+            closed: AtomicBool::new(false),
+            stop_sync: Notify::new(),
+            sync_task: Mutex::new(None),
         });
-        let handles = dispenser
-            .sequences
-            .values()
-            .map(|sequence| {
-                tokio::spawn(run_leaser(
-                    Arc::clone(sequence),
-                    Arc::clone(&dispenser.store),
-                    dispenser.settings.retry_max,
-                ))
-            })
-            .collect();
-        *dispenser.leasers.lock().unwrap_or_else(|p| p.into_inner()) = handles;
+        for state in states {
+            let sequence = dispenser.new_sequence(&state);
+            if let Some(leased) = sequence.leased() {
+                lease_once(&sequence.spec.name, leased, &dispenser.store).await?;
+            }
+            dispenser.start_tasks(&sequence);
+            dispenser
+                .write_map()
+                .insert(state.spec.name.clone(), sequence);
+        }
+        let syncing = Arc::clone(&dispenser);
+        *locked(&dispenser.sync_task) = Some(tokio::spawn(async move { syncing.run_sync().await }));
         Ok(dispenser)
     }
 
+    fn read_map(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Arc<Sequence>>> {
+        self.sequences.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write_map(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Arc<Sequence>>> {
+        self.sequences.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn get(&self, name: &str) -> Option<Arc<Sequence>> {
+        self.read_map().get(name).cloned()
+    }
+
+    fn new_sequence(&self, state: &SequenceState) -> Arc<Sequence> {
+        let engine = match state.spec.mode {
+            Mode::Leased => Engine::Leased(Leased {
+                reservoir: Mutex::new(Reservoir::new(BlockSizing::new(
+                    self.settings.block_min,
+                    self.settings.block_max,
+                ))),
+                lease_needed: Notify::new(),
+                lease_done: Notify::new(),
+            }),
+            Mode::Strict => Engine::Strict(StrictQueue::new()),
+        };
+        Arc::new(Sequence {
+            spec: state.spec.clone(),
+            generation: AtomicI64::new(state.generation),
+            engine,
+            tasks: Mutex::new(Vec::new()),
+        })
+    }
+
+    fn start_tasks(&self, sequence: &Arc<Sequence>) {
+        let mut tasks = locked(&sequence.tasks);
+        match &sequence.engine {
+            Engine::Leased(_) => {
+                let (sequence, store) = (Arc::clone(sequence), Arc::clone(&self.store));
+                let retry_max = self.settings.retry_max;
+                tasks.push(tokio::spawn(async move {
+                    let Some(leased) = sequence.leased() else {
+                        return;
+                    };
+                    run_leaser(&sequence.spec.name, leased, store, retry_max).await;
+                }));
+            }
+            Engine::Strict(_) => {
+                for _ in 0..self.settings.strict_workers.max(1) {
+                    let (sequence, store) = (Arc::clone(sequence), Arc::clone(&self.store));
+                    tasks.push(tokio::spawn(async move {
+                        if let Engine::Strict(queue) = &sequence.engine {
+                            queue.run_worker(&sequence.spec.name, store).await;
+                        }
+                    }));
+                }
+            }
+        }
+    }
+
     /// The settings of the sequence `name`, if it exists.
-    pub fn spec(&self, name: &str) -> Option<&SequenceSpec> {
-        self.sequences.get(name).map(|s| &s.spec)
+    pub fn spec(&self, name: &str) -> Option<SequenceSpec> {
+        self.get(name).map(|s| s.spec.clone())
+    }
+
+    /// The names of the sequences, sorted.
+    pub fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.read_map().keys().cloned().collect();
+        names.sort();
+        names
     }
 
     /// The next `count` numbers of `name`, in sequence order, as runs of
-    /// consecutive numbers. Waits for the store only when nothing is on
-    /// hand, and never longer than `lease_wait`.
+    /// consecutive numbers. Waits for the store only when it must, and never
+    /// longer than `lease_wait`.
     pub async fn next(&self, name: &str, count: u64) -> Result<Vec<Block>, DispenseError> {
-        let sequence = self
-            .sequences
-            .get(name)
-            .ok_or(DispenseError::UnknownSequence)?;
+        let sequence = self.get(name).ok_or(DispenseError::UnknownSequence)?;
+        match &sequence.engine {
+            Engine::Leased(leased) => self.next_leased(leased, count).await,
+            Engine::Strict(queue) => queue.next(count, self.settings.lease_wait).await,
+        }
+    }
+
+    async fn next_leased(&self, leased: &Leased, count: u64) -> Result<Vec<Block>, DispenseError> {
         let deadline = tokio::time::Instant::now() + self.settings.lease_wait;
         loop {
             // Registered before the lock is released, so a lease that lands
             // between our check and our wait still wakes us.
-            let lease_done = sequence.lease_done.notified();
+            let lease_done = leased.lease_done.notified();
             {
-                let mut reservoir = sequence.reservoir();
+                let mut reservoir = leased.reservoir();
                 let taken = reservoir.take(count);
                 if reservoir.wants_lease() {
-                    sequence.lease_needed.notify_one();
+                    leased.lease_needed.notify_one();
                 }
                 match taken {
                     Ok(runs) => return Ok(runs),
@@ -177,31 +304,279 @@ impl Dispenser {
         }
     }
 
-    /// Stops leasing and taking, waits for leases in flight, and gives the
+    /// A range lease: exactly `count` numbers of `name` (fewer only when a
+    /// non-cycling sequence runs out), taken straight from the store in
+    /// durable transactions, for a client to hand out itself.
+    pub async fn lease_range(&self, name: &str, count: u64) -> Result<Vec<Block>, DispenseError> {
+        if self.closed.load(Ordering::Relaxed) {
+            return Err(DispenseError::ShuttingDown);
+        }
+        if self.get(name).is_none() {
+            return Err(DispenseError::UnknownSequence);
+        }
+        let runs = take_exact(&self.store, name, count)
+            .await
+            .map_err(|e| match e {
+                StoreError::UnknownSequence(_) => DispenseError::UnknownSequence,
+                StoreError::Exhausted(_) => DispenseError::Exhausted,
+                _ => DispenseError::Unavailable,
+            })?;
+        info!(
+            "{name}: range lease of {} numbers {}",
+            runs.iter().map(Block::len).sum::<u64>(),
+            describe_runs(&runs)
+        );
+        Ok(runs)
+    }
+
+    /// Every sequence, with where the store stands and what this instance
+    /// holds.
+    pub async fn describe(&self) -> Result<Vec<SequenceInfo>, StoreError> {
+        let store = Arc::clone(&self.store);
+        let states = blocking(move || store.list()).await?;
+        Ok(states
+            .into_iter()
+            .map(|state| {
+                let local = self.get(&state.spec.name);
+                let (next, on_hand) = local
+                    .as_deref()
+                    .and_then(Sequence::leased)
+                    .map(|leased| {
+                        let reservoir = leased.reservoir();
+                        (reservoir.peek(), reservoir.available())
+                    })
+                    .unwrap_or((None, 0));
+                SequenceInfo {
+                    next: next.or(state.next_value),
+                    store_next: state.next_value,
+                    on_hand,
+                    spec: state.spec,
+                }
+            })
+            .collect())
+    }
+
+    /// Creates a sequence (or finds it there with the same settings) and
+    /// starts serving it.
+    pub async fn create(&self, spec: SequenceSpec) -> Result<Created, StoreError> {
+        let _reconciling = self.reconciling.lock().await;
+        let store = Arc::clone(&self.store);
+        let created = blocking(move || store.create(&spec)).await?;
+        self.reconcile_now().await?;
+        Ok(created)
+    }
+
+    /// Deletes a sequence; this instance stops serving it at once, the
+    /// others at their next sync.
+    pub async fn delete(&self, name: &str) -> Result<(), StoreError> {
+        let _reconciling = self.reconciling.lock().await;
+        let (store, owned) = (Arc::clone(&self.store), name.to_owned());
+        blocking(move || store.delete(&owned)).await?;
+        self.reconcile_now().await
+    }
+
+    /// Makes `value` the next number of `name`. This instance drops the
+    /// blocks it holds of it at once, the others at their next sync.
+    pub async fn restart(&self, name: &str, value: i64) -> Result<(), StoreError> {
+        let _reconciling = self.reconciling.lock().await;
+        let (store, owned) = (Arc::clone(&self.store), name.to_owned());
+        blocking(move || store.restart(&owned, value)).await?;
+        self.reconcile_now().await
+    }
+
+    async fn reconcile_now(&self) -> Result<(), StoreError> {
+        let store = Arc::clone(&self.store);
+        let states = blocking(move || store.list()).await?;
+        self.reconcile(states).await;
+        Ok(())
+    }
+
+    /// Brings this instance in line with the store's sequences: adds new
+    /// ones, drops deleted ones, and drops the blocks of restarted ones.
+    async fn reconcile(&self, states: Vec<SequenceState>) {
+        if self.closed.load(Ordering::Relaxed) {
+            return;
+        }
+        let mut retired = Vec::new();
+        for state in &states {
+            let name = &state.spec.name;
+            match self.get(name) {
+                Some(local) if local.spec == state.spec => {
+                    if local.generation.swap(state.generation, Ordering::Relaxed)
+                        != state.generation
+                        && let Some(leased) = local.leased()
+                    {
+                        let dropped = leased.reservoir().reset();
+                        leased.lease_needed.notify_one();
+                        info!("{name}: restarted in the store; dropped {dropped} numbers on hand");
+                    }
+                }
+                other => {
+                    // New here, or deleted and created again with other settings.
+                    if let Some(old) = other {
+                        retired.push(old);
+                    }
+                    let sequence = self.new_sequence(state);
+                    self.start_tasks(&sequence);
+                    self.write_map().insert(name.clone(), sequence);
+                    info!(
+                        "{name}: now served ({} {}, generation {})",
+                        state.spec.direction, state.spec.mode, state.generation
+                    );
+                }
+            }
+        }
+        let present: std::collections::HashSet<&str> =
+            states.iter().map(|s| s.spec.name.as_str()).collect();
+        let gone: Vec<String> = self
+            .read_map()
+            .keys()
+            .filter(|name| !present.contains(name.as_str()))
+            .cloned()
+            .collect();
+        for name in gone {
+            if let Some(old) = self.write_map().remove(&name) {
+                info!("{name}: deleted in the store; no longer served");
+                retired.push(old);
+            }
+        }
+        for sequence in retired {
+            close(&sequence);
+            let tasks = std::mem::take(&mut *locked(&sequence.tasks));
+            for task in tasks {
+                let _ = task.await;
+            }
+        }
+    }
+
+    /// Polls the store's generations; reconciles when they differ from
+    /// what this instance knows.
+    async fn run_sync(self: Arc<Self>) {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(self.settings.sync_interval) => {}
+                _ = self.stop_sync.notified() => return,
+            }
+            if self.closed.load(Ordering::Relaxed) {
+                return;
+            }
+            let store = Arc::clone(&self.store);
+            let generations = match blocking(move || store.generations()).await {
+                Ok(generations) => generations,
+                Err(e) => {
+                    debug!("sync: {e}");
+                    continue;
+                }
+            };
+            let known: HashMap<String, i64> = self
+                .read_map()
+                .iter()
+                .map(|(name, s)| (name.clone(), s.generation.load(Ordering::Relaxed)))
+                .collect();
+            let stored: HashMap<String, i64> = generations.into_iter().collect();
+            if stored == known {
+                continue;
+            }
+            let _reconciling = self.reconciling.lock().await;
+            if let Err(e) = self.reconcile_now().await {
+                debug!("sync: {e}");
+            }
+        }
+    }
+
+    /// Stops taking and leasing, waits for leases in flight, and gives the
     /// unissued numbers back to the store, so a clean restart continues
     /// with the very next number. Call after the HTTP server has drained.
     pub async fn shutdown(&self) -> ReturnReport {
-        let mut unissued: HashMap<&str, Vec<Block>> = HashMap::new();
-        for (name, sequence) in &self.sequences {
-            unissued.insert(name, sequence.reservoir().close());
-            sequence.lease_needed.notify_one();
+        self.closed.store(true, Ordering::Relaxed);
+        self.stop_sync.notify_one();
+        let sync_task = locked(&self.sync_task).take();
+        if let Some(task) = sync_task {
+            let _ = task.await;
         }
-        let leasers = std::mem::take(&mut *self.leasers.lock().unwrap_or_else(|p| p.into_inner()));
-        for leaser in leasers {
-            if let Err(e) = leaser.await {
-                error!("a leaser task failed: {e}");
-            }
+        let sequences: Vec<Arc<Sequence>> = self.read_map().values().cloned().collect();
+        let mut unissued: Vec<(Arc<Sequence>, Vec<Block>)> = Vec::new();
+        for sequence in sequences {
+            let blocks = close(&sequence);
+            unissued.push((sequence, blocks));
         }
         let mut report = ReturnReport::default();
-        for (name, sequence) in &self.sequences {
-            // Leases that were in flight at the first close landed since;
-            // they come after the blocks collected then.
-            let mut blocks = unissued.remove(name.as_str()).unwrap_or_default();
-            blocks.extend(sequence.reservoir().close());
-            give_back(name, blocks, &self.store, &mut report).await;
+        for (sequence, mut blocks) in unissued {
+            let tasks = std::mem::take(&mut *locked(&sequence.tasks));
+            for task in tasks {
+                if let Err(e) = task.await {
+                    error!("{}: a task failed: {e}", sequence.spec.name);
+                }
+            }
+            if let Some(leased) = sequence.leased() {
+                // Leases that were in flight at the first close landed since;
+                // they come after the blocks collected then.
+                blocks.extend(leased.reservoir().close());
+                give_back(&sequence.spec.name, blocks, &self.store, &mut report).await;
+            }
         }
         report
     }
+}
+
+/// Stops a sequence's taking and its tasks; returns the blocks it held.
+fn close(sequence: &Sequence) -> Vec<Block> {
+    match &sequence.engine {
+        Engine::Leased(leased) => {
+            let blocks = leased.reservoir().close();
+            leased.lease_needed.notify_one();
+            leased.lease_done.notify_waiters();
+            blocks
+        }
+        Engine::Strict(queue) => {
+            queue.close();
+            Vec::new()
+        }
+    }
+}
+
+/// `first..=last` for each run, for logs.
+fn describe_runs(runs: &[Block]) -> String {
+    runs.iter()
+        .map(|b| format!("{}..={}", b.first, b.last))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Takes exactly `count` numbers of `name` from the store, in as many
+/// transactions as wraps (and the per-call cap) need; fewer only if a
+/// non-cycling sequence runs out. A store that rounds up to its lease step
+/// leaves the excess unissued: a gap.
+async fn take_exact(
+    store: &Arc<dyn Store>,
+    name: &str,
+    count: u64,
+) -> Result<Vec<Block>, StoreError> {
+    let mut runs: Vec<Block> = Vec::new();
+    let mut remaining = count;
+    while remaining > 0 {
+        let (call, owned) = (Arc::clone(store), name.to_owned());
+        let blocks = match blocking(move || call.take(&owned, remaining)).await {
+            Ok(blocks) => blocks,
+            Err(StoreError::Exhausted(_)) if !runs.is_empty() => break,
+            Err(e) => return Err(e),
+        };
+        for block in blocks {
+            if remaining == 0 {
+                break;
+            }
+            let (front, _excess) = block.split_front(remaining.min(block.len()));
+            remaining -= front.len();
+            match runs
+                .last_mut()
+                .and_then(|last| last.join(front).map(|joined| (last, joined)))
+            {
+                Some((last, joined)) => *last = joined,
+                None => runs.push(front),
+            }
+        }
+    }
+    Ok(runs)
 }
 
 /// Gives back `blocks` (in sequence order) last first: each give-back only
@@ -257,37 +632,37 @@ where
         .unwrap_or_else(|e| Err(StoreError::Unavailable(format!("store call failed: {e}"))))
 }
 
-/// Leases one block for `sequence` if it wants one; reports the outcome to
-/// its reservoir and wakes the requests waiting for it.
+/// Leases one block for the sequence if it wants one; reports the outcome
+/// to its reservoir and wakes the requests waiting for it.
 async fn lease_once(
-    sequence: &Arc<Sequence>,
+    name: &str,
+    leased: &Leased,
     store: &Arc<dyn Store>,
 ) -> Result<LeaseDecision, StoreError> {
-    let decision = sequence.reservoir().start_lease(Instant::now());
+    let decision = leased.reservoir().start_lease(Instant::now());
     let LeaseDecision::Lease(size) = decision else {
         return Ok(decision);
     };
-    let (store, name) = (Arc::clone(store), sequence.spec.name.clone());
+    let (store, owned) = (Arc::clone(store), name.to_owned());
     let started = Instant::now();
-    let outcome = blocking(move || store.lease(&name, size)).await;
+    let outcome = blocking(move || store.lease(&owned, size)).await;
     let result = {
-        let mut reservoir = sequence.reservoir();
+        let mut reservoir = leased.reservoir();
         match outcome {
             Ok(blocks) => {
-                for block in &blocks {
+                let described = describe_runs(&blocks);
+                let count: u64 = blocks.iter().map(Block::len).sum();
+                if reservoir.lease_succeeded(blocks) {
                     info!(
-                        "{}: leased {} numbers {}..={} in {:?}",
-                        sequence.spec.name,
-                        block.len(),
-                        block.first,
-                        block.last,
+                        "{name}: leased {count} numbers {described} in {:?}",
                         started.elapsed()
                     );
+                } else {
+                    info!("{name}: dropped a lease of {described} made before a restart");
                 }
-                reservoir.lease_succeeded(blocks);
                 Ok(decision)
             }
-            Err(StoreError::Exhausted(name)) => {
+            Err(StoreError::Exhausted(_)) => {
                 reservoir.lease_failed(true);
                 warn!("{name}: exhausted; it does not cycle, so it issues no more numbers");
                 Ok(decision)
@@ -298,20 +673,19 @@ async fn lease_once(
             }
         }
     };
-    sequence.lease_done.notify_waiters();
+    leased.lease_done.notify_waiters();
     result
 }
 
-/// The background task that keeps one sequence stocked. Retries a failing
-/// store with exponential backoff up to `retry_max`, logging the outage
-/// once when it starts and once when it ends.
-async fn run_leaser(sequence: Arc<Sequence>, store: Arc<dyn Store>, retry_max: Duration) {
-    let name = sequence.spec.name.clone();
+/// The background task that keeps one leased sequence stocked. Retries a
+/// failing store with exponential backoff up to `retry_max`, logging the
+/// outage once when it starts and once when it ends.
+async fn run_leaser(name: &str, leased: &Leased, store: Arc<dyn Store>, retry_max: Duration) {
     let mut outage: Option<(Instant, u32)> = None;
     loop {
-        match lease_once(&sequence, &store).await {
+        match lease_once(name, leased, &store).await {
             Ok(LeaseDecision::Closed) => return,
-            Ok(LeaseDecision::Idle) => sequence.lease_needed.notified().await,
+            Ok(LeaseDecision::Idle) => leased.lease_needed.notified().await,
             Ok(LeaseDecision::Lease(_)) => {
                 if let Some((since, attempts)) = outage.take() {
                     info!(
@@ -334,7 +708,7 @@ async fn run_leaser(sequence: Arc<Sequence>, store: Arc<dyn Store>, retry_max: D
                 // A stop during the pause must not wait it out.
                 tokio::select! {
                     _ = tokio::time::sleep(pause) => {}
-                    _ = sequence.lease_needed.notified() => {}
+                    _ = leased.lease_needed.notified() => {}
                 }
             }
         }

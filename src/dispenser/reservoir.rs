@@ -95,6 +95,10 @@ pub struct Reservoir {
     failing: bool,
     exhausted: bool,
     closed: bool,
+    /// Bumped by [`Self::reset`]; a lease started under an older epoch
+    /// brings numbers from before a restart and is dropped.
+    epoch: u64,
+    lease_epoch: u64,
 }
 
 impl Reservoir {
@@ -109,6 +113,8 @@ impl Reservoir {
             failing: false,
             exhausted: false,
             closed: false,
+            epoch: 0,
+            lease_epoch: 0,
         }
     }
 
@@ -174,19 +180,43 @@ impl Reservoir {
             return LeaseDecision::Idle;
         }
         self.lease_in_flight = true;
+        self.lease_epoch = self.epoch;
         LeaseDecision::Lease(self.sizing.next_size(now))
     }
 
     /// Adds freshly leased blocks behind the ones on hand. Accepted even
     /// when closed, so that [`Self::close`] gives them back too.
-    pub fn lease_succeeded(&mut self, blocks: impl IntoIterator<Item = Block>) {
+    /// Returns false, dropping the blocks, when a [`Self::reset`] happened
+    /// while the lease was in flight: they predate a restart.
+    pub fn lease_succeeded(&mut self, blocks: impl IntoIterator<Item = Block>) -> bool {
         self.lease_in_flight = false;
         self.failing = false;
+        if self.lease_epoch != self.epoch {
+            return false;
+        }
         self.starved = false;
         for block in blocks {
             self.available += block.len();
             self.blocks.push_back(block);
         }
+        true
+    }
+
+    /// Drops every block on hand without giving it back (the sequence was
+    /// restarted: they may hold numbers the restart hands out again), and
+    /// disowns the lease in flight, if any. Returns how many were dropped.
+    pub fn reset(&mut self) -> u64 {
+        let dropped = self.available;
+        self.blocks.clear();
+        self.available = 0;
+        self.exhausted = false;
+        self.epoch += 1;
+        dropped
+    }
+
+    /// The next number a take would hand out, if any is on hand.
+    pub fn peek(&self) -> Option<i64> {
+        self.blocks.front().map(|block| block.first)
     }
 
     /// Records a failed lease. `exhausted` means the sequence has no numbers
@@ -227,7 +257,7 @@ mod tests {
     fn filled(blocks: &[(i64, u64)]) -> Reservoir {
         let mut r = Reservoir::new(BlockSizing::new(10, 100));
         for &(first, len) in blocks {
-            r.lease_succeeded([Block::new(first, Direction::Ascending, len)]);
+            assert!(r.lease_succeeded([Block::new(first, Direction::Ascending, len)]));
         }
         r
     }
@@ -293,6 +323,31 @@ mod tests {
         assert!(!r.wants_lease());
         r.take(1).unwrap();
         assert!(r.wants_lease());
+    }
+
+    #[test]
+    fn a_reset_drops_the_stock_and_the_lease_in_flight() {
+        let mut r = filled(&[(1, 4)]);
+        r.take(1).unwrap();
+        assert_eq!(r.peek(), Some(2));
+        assert!(matches!(
+            r.start_lease(Instant::now()),
+            LeaseDecision::Lease(_)
+        ));
+        assert_eq!(r.reset(), 3);
+        assert_eq!(r.peek(), None);
+        assert!(!r.lease_succeeded([Block::new(11, Direction::Ascending, 10)]));
+        assert_eq!(
+            r.available(),
+            0,
+            "a lease from before the reset is not served"
+        );
+        assert!(matches!(
+            r.start_lease(Instant::now()),
+            LeaseDecision::Lease(_)
+        ));
+        assert!(r.lease_succeeded([Block::new(500, Direction::Ascending, 10)]));
+        assert_eq!(numbers(&r.take(2).unwrap()), vec![500, 501]);
     }
 
     #[test]

@@ -26,6 +26,18 @@ pub struct SequenceState {
     pub spec: SequenceSpec,
     /// First number of the next lease; numbers before it are leased or issued.
     pub next_value: Option<i64>,
+    /// Bumped by every restart: blocks leased under an older generation
+    /// must not be served any more.
+    pub generation: i64,
+}
+
+/// What creating a sequence did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Created {
+    /// It did not exist; now it does.
+    New,
+    /// It existed already with the very same settings: nothing changed.
+    Existing,
 }
 
 /// What can go wrong in a store. Messages are for operators and logs; the
@@ -47,6 +59,10 @@ pub enum StoreError {
         /// Its largest number.
         max: i64,
     },
+    /// A sequence of that name exists with other settings.
+    Conflict(Box<SequenceSpec>),
+    /// `forward` and `reverse` cannot be deleted.
+    Builtin(String),
     /// The store itself failed: I/O, locking, a broken connection.
     Unavailable(String),
 }
@@ -67,6 +83,20 @@ impl fmt::Display for StoreError {
                 f,
                 "{value} is outside the range of sequence {name:?} ({min} to {max})"
             ),
+            StoreError::Conflict(existing) => write!(
+                f,
+                "sequence {:?} exists with other settings ({} {}..{}, start {}, cycle {}, {})",
+                existing.name,
+                existing.direction,
+                existing.min,
+                existing.max,
+                existing.start,
+                existing.cycle,
+                existing.mode
+            ),
+            StoreError::Builtin(name) => {
+                write!(f, "sequence {name:?} is built in and cannot be deleted")
+            }
             StoreError::Unavailable(cause) => write!(f, "store unavailable: {cause}"),
         }
     }
@@ -131,9 +161,28 @@ pub trait Store: Send + Sync + 'static {
     /// whether it was. Refusing leaves a gap, never a duplicate.
     fn give_back(&self, name: &str, unused: Block) -> Result<bool, StoreError>;
 
+    /// Takes at most `count` numbers of `name` straight from the store, in
+    /// one durable transaction, for strict sequences and range leases:
+    /// exactly what is asked (short only at the end of the range), and
+    /// without the per-sequence lock leases take, so instances do not
+    /// queue behind each other.
+    fn take(&self, name: &str, count: u64) -> Result<Vec<Block>, StoreError> {
+        self.lease(name, count)
+    }
+
     /// Makes `value` the next number `name` leases, like PostgreSQL's
-    /// `ALTER SEQUENCE ... RESTART WITH`.
+    /// `ALTER SEQUENCE ... RESTART WITH`, and bumps its generation.
     fn restart(&self, name: &str, value: i64) -> Result<(), StoreError>;
+
+    /// Creates a sequence, or finds it already there with the same settings.
+    fn create(&self, spec: &SequenceSpec) -> Result<Created, StoreError>;
+
+    /// Deletes a sequence (not `forward` or `reverse`).
+    fn delete(&self, name: &str) -> Result<(), StoreError>;
+
+    /// Every sequence's name and generation: what instances poll to notice
+    /// restarts, creations and deletions made elsewhere.
+    fn generations(&self) -> Result<Vec<(String, i64)>, StoreError>;
 }
 
 /// Opens the store the settings choose: PostgreSQL when configured (its

@@ -24,9 +24,9 @@
 //!   sequence take a transaction-scoped advisory lock on it, so "nobody
 //!   leased since" can be checked and acted on atomically.
 
-use super::{OpenError, SequenceState, Store, StoreError, TxError};
+use super::{Created, OpenError, SequenceState, Store, StoreError, TxError};
 use crate::config::PgSettings;
-use crate::sequence::{Block, Direction, SequenceSpec};
+use crate::sequence::{Block, Direction, Mode, SequenceSpec};
 use diesel::connection::SimpleConnection;
 use diesel::migration::MigrationSource;
 use diesel::pg::Pg;
@@ -42,6 +42,10 @@ const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 
 /// The schema PEZ's sequences live in.
 pub const SCHEMA: &str = "pez";
+
+/// Transaction advisory lock that serialises creating and deleting
+/// sequences ("PEZCATLG").
+const CATALOG_LOCK: i64 = 0x50455A4341544C47;
 
 /// Session advisory lock that serialises migrations of instances starting
 /// at the same moment ("PEZMIGRT").
@@ -105,18 +109,28 @@ impl CustomizeConnection<PgConnection, diesel::r2d2::Error> for SessionSettings 
     }
 }
 
+/// The numbers one nextval() of a leased sequence leases: its INCREMENT.
+pub const LEASE_STEP: u64 = 1000;
+
 /// A PEZ sequence as PostgreSQL describes it.
 #[derive(Debug, Clone)]
 struct Described {
     spec: SequenceSpec,
     /// |increment|: the numbers one nextval() leases.
     step: u64,
+    generation: i64,
 }
+
+/// The catalog's view of a sequence (pg_sequences) joined with PEZ's own
+/// (pez.sequences).
+const CATALOG: &str = "SELECT m.name, s.increment_by, s.min_value, s.max_value, s.cycle, \
+     m.mode, m.start_value, m.generation \
+     FROM pez.sequences m JOIN pg_sequences s ON s.schemaname = 'pez' AND s.sequencename = m.name";
 
 #[derive(QueryableByName)]
 struct CatalogRow {
     #[diesel(sql_type = Text)]
-    sequencename: String,
+    name: String,
     #[diesel(sql_type = BigInt)]
     increment_by: i64,
     #[diesel(sql_type = BigInt)]
@@ -125,6 +139,12 @@ struct CatalogRow {
     max_value: i64,
     #[diesel(sql_type = Bool)]
     cycle: bool,
+    #[diesel(sql_type = Text)]
+    mode: String,
+    #[diesel(sql_type = BigInt)]
+    start_value: i64,
+    #[diesel(sql_type = BigInt)]
+    generation: i64,
 }
 
 impl From<CatalogRow> for Described {
@@ -136,15 +156,27 @@ impl From<CatalogRow> for Described {
         };
         Described {
             spec: SequenceSpec {
-                name: row.sequencename,
+                name: row.name,
                 direction,
                 min: row.min_value,
                 max: row.max_value,
+                start: row.start_value,
                 cycle: row.cycle,
+                // The table's CHECK allows only the two.
+                mode: row.mode.parse().unwrap_or(Mode::Leased),
             },
             step: row.increment_by.unsigned_abs().max(1),
+            generation: row.generation,
         }
     }
+}
+
+#[derive(QueryableByName)]
+struct Generation {
+    #[diesel(sql_type = Text)]
+    name: String,
+    #[diesel(sql_type = BigInt)]
+    generation: i64,
 }
 
 #[derive(QueryableByName)]
@@ -222,34 +254,60 @@ impl PgStore {
         StoreError::Unavailable(self.settings.scrub(&format!("postgres: {e}")))
     }
 
-    /// Runs `work` in a transaction that holds `name`'s advisory lock and
-    /// whose commit is durable (see the module docs).
-    fn locked<T>(
+    /// Runs `work` in a transaction whose commit is durable (see the
+    /// module docs), holding `name`'s advisory lock when `lock` is true.
+    fn transaction<T>(
         &self,
         name: &str,
+        lock: bool,
         work: impl FnOnce(&mut PgConnection, &Described) -> Result<T, TxError>,
     ) -> Result<T, StoreError> {
         let mut conn = self.conn()?;
         conn.transaction(|conn| {
             let described = describe(conn, name)?
                 .ok_or_else(|| TxError::Store(StoreError::UnknownSequence(name.to_owned())))?;
-            diesel::sql_query(
-                "SELECT txid_current(), \
-                 pg_advisory_xact_lock(($1::bigint << 32) | $2::regclass::oid::bigint)",
-            )
-            .bind::<BigInt, _>(SEQUENCE_LOCK_CLASS)
-            .bind::<Text, _>(qualified(name))
-            .execute(conn)?;
+            if lock {
+                diesel::sql_query(
+                    "SELECT txid_current(), \
+                     pg_advisory_xact_lock(($1::bigint << 32) | $2::regclass::oid::bigint)",
+                )
+                .bind::<BigInt, _>(SEQUENCE_LOCK_CLASS)
+                .bind::<Text, _>(qualified(name))
+                .execute(conn)?;
+            } else {
+                diesel::sql_query("SELECT txid_current()").execute(conn)?;
+            }
             work(conn, &described)
         })
-        .map_err(|e| match e {
+        .map_err(|e| self.tx_error(e, name))
+    }
+
+    fn tx_error(&self, e: TxError, name: &str) -> StoreError {
+        match e {
             TxError::Store(e) => e,
             // A non-cycling sequence at its end: nextval() says so.
             TxError::Db(e) if e.to_string().contains("reached m") => {
                 StoreError::Exhausted(name.to_owned())
             }
             TxError::Db(e) => self.unavailable(e),
+        }
+    }
+
+    /// Runs `work` in a transaction holding the catalog lock: creating and
+    /// deleting sequences, one at a time across all instances.
+    fn catalog<T>(
+        &self,
+        name: &str,
+        work: impl FnOnce(&mut PgConnection) -> Result<T, TxError>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.conn()?;
+        conn.transaction(|conn| {
+            diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
+                .bind::<BigInt, _>(CATALOG_LOCK)
+                .execute(conn)?;
+            work(conn)
         })
+        .map_err(|e| self.tx_error(e, name))
     }
 }
 
@@ -257,15 +315,11 @@ fn describe(
     conn: &mut PgConnection,
     name: &str,
 ) -> Result<Option<Described>, diesel::result::Error> {
-    Ok(diesel::sql_query(
-        "SELECT sequencename::text AS sequencename, increment_by, min_value, max_value, cycle \
-         FROM pg_sequences WHERE schemaname = $1 AND sequencename = $2",
-    )
-    .bind::<Text, _>(SCHEMA)
-    .bind::<Text, _>(name)
-    .get_result::<CatalogRow>(conn)
-    .optional()?
-    .map(Described::from))
+    Ok(diesel::sql_query(format!("{CATALOG} WHERE m.name = $1"))
+        .bind::<Text, _>(name)
+        .get_result::<CatalogRow>(conn)
+        .optional()?
+        .map(Described::from))
 }
 
 /// The first number of the next lease: where the sequence stands.
@@ -304,13 +358,9 @@ fn join_runs(blocks: impl IntoIterator<Item = Block>) -> Vec<Block> {
 impl Store for PgStore {
     fn list(&self) -> Result<Vec<SequenceState>, StoreError> {
         let mut conn = self.conn()?;
-        let rows = diesel::sql_query(
-            "SELECT sequencename::text AS sequencename, increment_by, min_value, max_value, cycle \
-             FROM pg_sequences WHERE schemaname = $1 ORDER BY sequencename",
-        )
-        .bind::<Text, _>(SCHEMA)
-        .load::<CatalogRow>(&mut *conn)
-        .map_err(|e| self.unavailable(e))?;
+        let rows = diesel::sql_query(format!("{CATALOG} ORDER BY m.name"))
+            .load::<CatalogRow>(&mut *conn)
+            .map_err(|e| self.unavailable(e))?;
         rows.into_iter()
             .map(|row| {
                 let described = Described::from(row);
@@ -319,38 +369,23 @@ impl Store for PgStore {
                 Ok(SequenceState {
                     spec: described.spec,
                     next_value,
+                    generation: described.generation,
                 })
             })
             .collect()
     }
 
     fn lease(&self, name: &str, size: u64) -> Result<Vec<Block>, StoreError> {
-        self.locked(name, |conn, seq| {
-            let mut steps = size.div_ceil(seq.step).clamp(1, MAX_STEPS_PER_LEASE);
-            if !seq.spec.cycle {
-                // nextval() past the end fails the whole statement; ask only
-                // for the steps that are left.
-                let next = frontier(conn, seq)?
-                    .ok_or_else(|| TxError::Store(StoreError::Exhausted(name.to_owned())))?;
-                let left = next.abs_diff(seq.spec.terminus()) / seq.step + 1;
-                steps = steps.min(left);
-            }
-            let values = diesel::sql_query(
-                "SELECT nextval($1::regclass) AS value FROM generate_series(1, $2)",
-            )
-            .bind::<Text, _>(qualified(name))
-            .bind::<BigInt, _>(steps as i64)
-            .load::<Value>(conn)?;
-            Ok(join_runs(
-                values
-                    .into_iter()
-                    .map(|v| seq.spec.cut(v.value, seq.step).0),
-            ))
-        })
+        self.transaction(name, true, |conn, seq| next_values(conn, seq, size))
+    }
+
+    fn take(&self, name: &str, count: u64) -> Result<Vec<Block>, StoreError> {
+        // No lock: nextval() is atomic, and strict sequences never give back.
+        self.transaction(name, false, |conn, seq| next_values(conn, seq, count))
     }
 
     fn give_back(&self, name: &str, unused: Block) -> Result<bool, StoreError> {
-        self.locked(name, |conn, seq| {
+        self.transaction(name, true, |conn, seq| {
             let stands = frontier(conn, seq)?;
             if stands != seq.spec.successor(unused.last) {
                 return Ok(false);
@@ -361,7 +396,7 @@ impl Store for PgStore {
     }
 
     fn restart(&self, name: &str, value: i64) -> Result<(), StoreError> {
-        self.locked(name, |conn, seq| {
+        self.transaction(name, true, |conn, seq| {
             if !seq.spec.contains(value) {
                 return Err(TxError::Store(StoreError::OutOfRange {
                     name: name.to_owned(),
@@ -370,9 +405,107 @@ impl Store for PgStore {
                     max: seq.spec.max,
                 }));
             }
-            set_next(conn, name, value)
+            set_next(conn, name, value)?;
+            diesel::sql_query(
+                "UPDATE pez.sequences SET generation = generation + 1 WHERE name = $1",
+            )
+            .bind::<Text, _>(name)
+            .execute(conn)?;
+            Ok(())
         })
     }
+
+    fn create(&self, spec: &SequenceSpec) -> Result<Created, StoreError> {
+        self.catalog(&spec.name, |conn| {
+            if let Some(existing) = describe(conn, &spec.name)? {
+                return if existing.spec.same_settings(spec) {
+                    Ok(Created::Existing)
+                } else {
+                    Err(TxError::Store(StoreError::Conflict(Box::new(
+                        existing.spec,
+                    ))))
+                };
+            }
+            let step = match spec.mode {
+                Mode::Leased => LEASE_STEP as i64,
+                Mode::Strict => 1,
+            };
+            let increment = match spec.direction {
+                Direction::Ascending => step,
+                Direction::Descending => -step,
+            };
+            // Names are checked (a-z, 0-9, _ and -) and the numbers are
+            // integers, so this DDL (which cannot take bind parameters) is safe.
+            diesel::sql_query(format!(
+                "CREATE SEQUENCE {} AS bigint INCREMENT BY {increment} MINVALUE {} MAXVALUE {} \
+                 START WITH {} CACHE 1 {}",
+                qualified(&spec.name),
+                spec.min,
+                spec.max,
+                spec.start,
+                if spec.cycle { "CYCLE" } else { "NO CYCLE" }
+            ))
+            .execute(conn)?;
+            diesel::sql_query(
+                "INSERT INTO pez.sequences (name, mode, start_value) VALUES ($1, $2, $3)",
+            )
+            .bind::<Text, _>(&spec.name)
+            .bind::<Text, _>(spec.mode.as_str())
+            .bind::<BigInt, _>(spec.start)
+            .execute(conn)?;
+            Ok(Created::New)
+        })
+    }
+
+    fn delete(&self, name: &str) -> Result<(), StoreError> {
+        self.catalog(name, |conn| {
+            let spec = describe(conn, name)?
+                .ok_or_else(|| TxError::Store(StoreError::UnknownSequence(name.to_owned())))?
+                .spec;
+            if spec.is_builtin() {
+                return Err(TxError::Store(StoreError::Builtin(name.to_owned())));
+            }
+            diesel::sql_query("DELETE FROM pez.sequences WHERE name = $1")
+                .bind::<Text, _>(name)
+                .execute(conn)?;
+            diesel::sql_query(format!("DROP SEQUENCE {}", qualified(name))).execute(conn)?;
+            Ok(())
+        })
+    }
+
+    fn generations(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let rows = diesel::sql_query("SELECT name, generation FROM pez.sequences")
+            .load::<Generation>(&mut *self.conn()?)
+            .map_err(|e| self.unavailable(e))?;
+        Ok(rows
+            .into_iter()
+            .map(|row| (row.name, row.generation))
+            .collect())
+    }
+}
+
+/// Calls nextval() as often as it takes to cover `size` numbers (at least
+/// once, at most [`MAX_STEPS_PER_LEASE`] times) and returns the blocks.
+fn next_values(conn: &mut PgConnection, seq: &Described, size: u64) -> Result<Vec<Block>, TxError> {
+    let mut steps = size.div_ceil(seq.step).clamp(1, MAX_STEPS_PER_LEASE);
+    if !seq.spec.cycle {
+        // nextval() past the end fails the whole statement; ask only for
+        // the steps that are left.
+        let next = frontier(conn, seq)?
+            .ok_or_else(|| TxError::Store(StoreError::Exhausted(seq.spec.name.clone())))?;
+        let left = next.abs_diff(seq.spec.terminus()) / seq.step + 1;
+        steps = steps.min(left);
+    }
+    let values =
+        diesel::sql_query("SELECT nextval($1::regclass) AS value FROM generate_series(1, $2)")
+            .bind::<Text, _>(qualified(&seq.spec.name))
+            .bind::<BigInt, _>(steps as i64)
+            .load::<Value>(conn)?;
+    Ok(join_runs(
+        values
+            .into_iter()
+            .map(|v| seq.spec.cut(v.value, seq.step).0),
+    ))
 }
 
 /// Makes `value` the value the next nextval() returns.

@@ -6,8 +6,8 @@
 //! write-ahead log before the commit returns: once `lease` returns, the block
 //! survives a crash of the process or the machine.
 
-use super::{DataDirLock, OpenError, SequenceState, Store, StoreError, TxError};
-use crate::sequence::{Block, Direction, SequenceSpec};
+use super::{Created, DataDirLock, OpenError, SequenceState, Store, StoreError, TxError};
+use crate::sequence::{Block, Direction, Mode, SequenceSpec};
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
@@ -29,10 +29,13 @@ diesel::table! {
         max_value -> BigInt,
         cycle -> Bool,
         next_value -> Nullable<BigInt>,
+        start_value -> BigInt,
+        mode -> Text,
+        generation -> BigInt,
     }
 }
 
-#[derive(Queryable, Selectable)]
+#[derive(Queryable, Selectable, Insertable)]
 #[diesel(table_name = sequences, check_for_backend(diesel::sqlite::Sqlite))]
 struct SequenceRow {
     name: String,
@@ -41,6 +44,9 @@ struct SequenceRow {
     max_value: i64,
     cycle: bool,
     next_value: Option<i64>,
+    start_value: i64,
+    mode: String,
+    generation: i64,
 }
 
 impl From<SequenceRow> for SequenceState {
@@ -56,9 +62,13 @@ impl From<SequenceRow> for SequenceState {
                 direction,
                 min: row.min_value,
                 max: row.max_value,
+                start: row.start_value,
                 cycle: row.cycle,
+                // The schema's CHECK allows only the two.
+                mode: row.mode.parse().unwrap_or(Mode::Leased),
             },
             next_value: row.next_value,
+            generation: row.generation,
         }
     }
 }
@@ -243,9 +253,61 @@ impl Store for SqliteStore {
                     max: spec.max,
                 }));
             }
-            set_next(conn, name, Some(value))
+            set_next(conn, name, Some(value))?;
+            diesel::update(sequences::table.find(name))
+                .set(sequences::generation.eq(sequences::generation + 1))
+                .execute(conn)?;
+            Ok(())
         })?;
         Ok(())
+    }
+
+    fn create(&self, spec: &SequenceSpec) -> Result<Created, StoreError> {
+        let mut conn = self.conn()?;
+        let created = conn.immediate_transaction(|conn| match load(conn, &spec.name) {
+            Ok(existing) if existing.spec.same_settings(spec) => Ok(Created::Existing),
+            Ok(existing) => Err(TxError::Store(StoreError::Conflict(Box::new(
+                existing.spec,
+            )))),
+            Err(TxError::Store(StoreError::UnknownSequence(_))) => {
+                diesel::insert_into(sequences::table)
+                    .values(SequenceRow {
+                        name: spec.name.clone(),
+                        ascending: spec.direction == Direction::Ascending,
+                        min_value: spec.min,
+                        max_value: spec.max,
+                        cycle: spec.cycle,
+                        next_value: Some(spec.start),
+                        start_value: spec.start,
+                        mode: spec.mode.as_str().to_owned(),
+                        generation: 0,
+                    })
+                    .execute(conn)?;
+                Ok(Created::New)
+            }
+            Err(e) => Err(e),
+        })?;
+        Ok(created)
+    }
+
+    fn delete(&self, name: &str) -> Result<(), StoreError> {
+        let mut conn = self.conn()?;
+        conn.immediate_transaction(|conn| {
+            let spec = load(conn, name)?.spec;
+            if spec.is_builtin() {
+                return Err(TxError::Store(StoreError::Builtin(name.to_owned())));
+            }
+            diesel::delete(sequences::table.find(name)).execute(conn)?;
+            Ok(())
+        })?;
+        Ok(())
+    }
+
+    fn generations(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        sequences::table
+            .select((sequences::name, sequences::generation))
+            .load(&mut *self.conn()?)
+            .map_err(unavailable)
     }
 }
 
@@ -370,6 +432,69 @@ mod tests {
                 "wal"
             );
         }
+    }
+
+    #[test]
+    fn sequences_are_created_once_and_deleted_unless_built_in() {
+        let dir = TempDir::new("create");
+        let store = open(&dir);
+        let spec = SequenceSpec::new(
+            "orders",
+            Direction::Descending,
+            10,
+            20,
+            Some(15),
+            false,
+            Mode::Strict,
+        )
+        .unwrap();
+        assert_eq!(store.create(&spec).unwrap(), Created::New);
+        assert_eq!(store.create(&spec).unwrap(), Created::Existing);
+        let other = SequenceSpec {
+            cycle: true,
+            ..spec.clone()
+        };
+        assert!(matches!(store.create(&other), Err(StoreError::Conflict(_))));
+        let block = store.lease("orders", 100).unwrap()[0];
+        assert_eq!(
+            block.iter().collect::<Vec<_>>(),
+            (10..=15).rev().collect::<Vec<_>>()
+        );
+        assert!(matches!(
+            store.lease("orders", 1),
+            Err(StoreError::Exhausted(_))
+        ));
+        let listed = store.list().unwrap();
+        let orders = listed.iter().find(|s| s.spec.name == "orders").unwrap();
+        assert_eq!((orders.spec.clone(), orders.next_value), (spec, None));
+
+        assert!(matches!(
+            store.delete("forward"),
+            Err(StoreError::Builtin(_))
+        ));
+        store.delete("orders").unwrap();
+        assert!(matches!(
+            store.delete("orders"),
+            Err(StoreError::UnknownSequence(_))
+        ));
+    }
+
+    #[test]
+    fn a_restart_bumps_the_generation() {
+        let dir = TempDir::new("generation");
+        let store = open(&dir);
+        let generation = |store: &SqliteStore| {
+            store
+                .generations()
+                .unwrap()
+                .into_iter()
+                .find(|(n, _)| n == "forward")
+                .unwrap()
+                .1
+        };
+        let before = generation(&store);
+        store.restart("forward", 7).unwrap();
+        assert_eq!(generation(&store), before + 1);
     }
 
     #[test]

@@ -370,10 +370,15 @@ impl PezProcess {
         let lines = Arc::clone(&log);
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(at) = line.split("listening on http://").nth(1) {
-                    let _ = found.send(at.trim().to_owned());
-                }
+                let listening = line
+                    .split("listening on http://")
+                    .nth(1)
+                    .map(|at| at.trim().to_owned());
+                // Logged first, so that whoever hears "listening" finds the line.
                 lines.lock().expect("log").push(line);
+                if let Some(at) = listening {
+                    let _ = found.send(at);
+                }
             }
         });
         let addr = match addr.recv_timeout(Duration::from_secs(20)) {

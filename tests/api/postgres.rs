@@ -429,8 +429,10 @@ async fn pez_migrate_lets_a_user_without_ddl_rights_run_pez() {
         assert!(output.status.success(), "{output:?}");
         String::from_utf8_lossy(&output.stdout).into_owned()
     };
-    assert!(migrate(&database.url).contains("1 migration(s) applied"));
-    assert!(migrate(&database.url).contains("0 migration(s) applied"));
+    let first = migrate(&database.url);
+    assert!(!first.contains(" 0 migration(s) applied"), "{first}");
+    assert!(first.contains("migration(s) applied"), "{first}");
+    assert!(migrate(&database.url).contains(" 0 migration(s) applied"));
 
     database.execute(&format!("GRANT USAGE ON SCHEMA pez TO {role}"));
     database.execute(&format!(
@@ -439,6 +441,7 @@ async fn pez_migrate_lets_a_user_without_ddl_rights_run_pez() {
     database.execute(&format!(
         "GRANT SELECT ON __diesel_schema_migrations TO {role}"
     ));
+    database.execute(&format!("GRANT SELECT, UPDATE ON pez.sequences TO {role}"));
     let pez = PezProcess::start(dir.path(), &[("PEZ_DATABASE_URL", &limited_url)]);
     assert_eq!(pez.http.numbers("/v2/forward?count=2").await, vec![1, 2]);
     drop(pez);

@@ -1,0 +1,3 @@
+ALTER TABLE sequences DROP COLUMN generation;
+ALTER TABLE sequences DROP COLUMN mode;
+ALTER TABLE sequences DROP COLUMN start_value;
