@@ -1,0 +1,7 @@
+name 'pez'
+maintainer 'PEZ maintainers'
+license 'MIT'
+description 'Installs PEZ (unique 64-bit numbers over HTTP) from its RPM, configures /etc/pez/pez.env and runs the pez systemd service'
+version '0.1.0'
+chef_version '>= 15.0'
+supports 'amazon', '>= 2023.0'

@@ -1,0 +1,3 @@
+# Everything, in lifecycle order: install, configure, deploy (deploy includes
+# the other two).
+include_recipe 'pez::deploy'
