@@ -376,7 +376,8 @@ start_pez() {
     PEZ_PID=$!
     PIDS+=("$PEZ_PID")
     for ((i = 0; i < 400; i++)); do
-        curl -fs -o /dev/null "$PEZ_URL/v1/forward" -X OPTIONS 2>/dev/null && return 0
+        # Any HTTP answer means it serves (OPTIONS takes no number).
+        [ "$(curl -s -o /dev/null -w '%{http_code}' -X OPTIONS "$PEZ_URL/v1/forward")" != 000 ] && return 0
         kill -0 "$PEZ_PID" 2>/dev/null || return 1
         sleep 0.1
     done
@@ -409,8 +410,10 @@ forget_pid() {
     done
     PIDS=("${kept[@]}")
 }
-get() { curl -s --max-time 5 "$PEZ_URL$1"; }
-status_of() { curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$PEZ_URL$1"; }
+# GET, with a bearer token when TOKEN is set.
+get() { curl -s --max-time 5 ${TOKEN:+-H "Authorization: Bearer $TOKEN"} "$PEZ_URL$1"; }
+status_of() { curl -s -o /dev/null -w '%{http_code}' --max-time 5 ${TOKEN:+-H "Authorization: Bearer $TOKEN"} "$PEZ_URL$1"; }
+TOKEN=""
 
 # The packaged env file, edited as an operator would.
 port=$(free_port)
@@ -691,7 +694,8 @@ cat >"$TMP/node.json" <<EOF
       "db_name": "pez_chef",
       "db_username": "pezchef",
       "db_sslmode": "disable",
-      "db_pool_size": 2
+      "db_pool_size": 2,
+      "tokens": "tok-a,tok-b"
     },
     "db_password_data_bag": { "bag": "pez" },
     "verify": { "attempts": 1 }
@@ -731,7 +735,8 @@ if [ -f "$TMP/chef.env" ]; then
     bad=""
     for want in PEZ_MAX_COUNT=7 'PEZ_LOG=pez=debug,warp=info' PEZ_SHUTDOWN_TIMEOUT_MS=3000 PEZ_DB_HOST=127.0.0.1 \
         "PEZ_DB_PORT=${pg_port:-5432}" PEZ_DB_NAME=pez_chef PEZ_DB_USERNAME=pezchef 'PEZ_DB_PASSWORD=***' \
-        PEZ_DB_SSLMODE=disable PEZ_DB_POOL_SIZE=2 "PEZ_LISTEN=127.0.0.1:$chef_port" PEZ_BLOCK_SIZE=1000; do
+        PEZ_DB_SSLMODE=disable PEZ_DB_POOL_SIZE=2 "PEZ_LISTEN=127.0.0.1:$chef_port" PEZ_BLOCK_SIZE=1000 \
+        'PEZ_TOKENS=*** (2 tokens)'; do
         grep -qxF "$want" <<<"$out" || bad+="missing: $want"$'\n'
     done
     if [ $status = 0 ] && [ -z "$bad" ]; then
@@ -743,26 +748,38 @@ if [ -f "$TMP/chef.env" ]; then
 
     if [ $pg_ready = yes ]; then
         if start_pez chef "$TMP/chef.env"; then
+            no_token=$(status_of /v1/forward)
+            TOKEN=tok-b
             a=$(get /v1/forward) seven=$(get '/v2/forward?count=7') eight=$(status_of '/v2/forward?count=8')
-            verify_command=$(jq -r -s '.[] | select(.type == "execute" and .name == "pez answers /v1/forward") | .command' \
-                "$TMP/resources.jsonl")
-            (cd "$TMP/cwd" && sh -c "$verify_command") >/dev/null 2>&1
+            TOKEN=""
+            verify=$(jq -c -s '.[] | select(.type == "execute" and .name == "pez answers /v1/forward")' "$TMP/resources.jsonl")
+            verify_command=$(jq -r '.command' <<<"$verify")
+            verify_header=$(jq -r '.environment.PEZ_VERIFY_HEADER // ""' <<<"$verify")
+            (cd "$TMP/cwd" && PEZ_VERIFY_HEADER=$verify_header sh -c "$verify_command") >/dev/null 2>&1
             verify_up=$?
             stop_pez
             stopped=$?
-            (cd "$TMP/cwd" && sh -c "$verify_command") >/dev/null 2>&1
+            (cd "$TMP/cwd" && PEZ_VERIFY_HEADER=$verify_header sh -c "$verify_command") >/dev/null 2>&1
             verify_down=$?
-            if [[ $a =~ ^[0-9]+$ ]] && [ "$(tr -cd ',' <<<"$seven" | wc -c)" = 6 ] && [ "$eight" = 400 ] && [ $stopped = 0 ]; then
+            if [[ $a =~ ^[0-9]+$ ]] && [ "$(tr -cd ',' <<<"$seven" | wc -c)" = 6 ] && [ "$eight" = 400 ] &&
+                [ $stopped = 0 ]; then
                 ok "pez runs on PostgreSQL with the rendered env file: the data bag's password (quotes, \$, \\, \`) logs in; count=7 works, 8 is 400"
             else
                 not_ok "pez runs on PostgreSQL with the rendered env file and its settings take effect" \
-                    "v1: '$a'; count=7: '$seven'; count=8: HTTP $eight; exit on SIGTERM: $stopped"$'\n'"$(tail -n 5 "$TMP/chef.log")"
+                    "v1: '$a'; count=7: '$seven'; count=8: HTTP $eight; without a token: HTTP $no_token; exit on SIGTERM: $stopped"$'\n'"$(tail -n 5 "$TMP/chef.log")"
             fi
-            if [ -n "$verify_command" ] && [ $verify_up = 0 ] && [ $verify_down != 0 ]; then
-                ok "the deploy's curl check passes against the running pez and fails once it is stopped"
+            if [ -n "$verify_command" ] && [ $verify_up = 0 ] && [ $verify_down != 0 ] &&
+                jq -e '.sensitive == true' <<<"$verify" >/dev/null && ! grep -q 'tok-' <<<"$verify_command"; then
+                ok "the deploy's curl check (token on curl's stdin, not in its arguments) passes against the running pez and fails once it is stopped"
             else
                 not_ok "the deploy's curl check passes against a running pez and fails against a stopped one" \
                     "command: $verify_command; running: exit $verify_up; stopped: exit $verify_down"
+            fi
+            # The token matters only where pez enforces PEZ_TOKENS.
+            if [ "$no_token" = 401 ]; then
+                ok "with PEZ_TOKENS set, pez refuses a request without a token (401), so the check's token was needed"
+            else
+                echo "# note: this pez answered HTTP $no_token without a token despite PEZ_TOKENS; the check's token is not proven"
             fi
         else
             not_ok "pez starts on PostgreSQL with the rendered env file" "$(tail -n 10 "$TMP/chef.log")"

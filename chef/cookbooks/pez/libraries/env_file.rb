@@ -47,6 +47,34 @@ module PezCookbook
       '"' + text.gsub(/[\\"$`]/) { |c| "\\#{c}" } + '"'
     end
 
+    # A token for the deploy check, or nil when taking numbers is open
+    # (PEZ_TOKENS unset): the first of PEZ_TOKENS (a comma-separated list, or
+    # @FILE, read with read_file), else PEZ_ADMIN_TOKEN, which may take
+    # numbers too.
+    def self.verify_token(env, read_file = ->(path) { File.read(path) })
+      env = (env || {}).to_hash
+      tokens = env['tokens'].to_s.strip
+      return nil if tokens.empty?
+
+      candidates = if tokens.start_with?('@')
+                     begin
+                       read_file.call(tokens[1..]).lines
+                     rescue SystemCallError => e
+                       raise ArgumentError, "pez: PEZ_TOKENS=#{tokens}: #{e.message}"
+                     end
+                   else
+                     tokens.split(',')
+                   end
+      candidates.map(&:strip).reject(&:empty?).first || env['admin_token']
+    end
+
+    # TOKEN as the value of a curl config file line (header = "..."): the
+    # check feeds the header to `curl -K -` on stdin, so the token never
+    # appears in a process's arguments.
+    def self.curl_config_header(token)
+      "header = \"Authorization: Bearer #{token.to_s.gsub(/[\\"]/) { |c| "\\#{c}" }}\""
+    end
+
     # The URL the deploy recipe checks with curl: PEZ_LISTEN's port on the
     # loopback address when PEZ listens on every interface.
     def self.verify_url(listen, path = '/v1/forward')
