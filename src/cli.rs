@@ -2,9 +2,9 @@
 //! ends as one line on stderr and a non-zero exit code.
 
 use crate::config::{Cli, Command, SequenceCommand, Settings, StoreChoice};
-use crate::sequence::{MAX_VALUE, MIN_VALUE};
+use crate::sequence::{Direction, MAX_VALUE, MIN_VALUE, Mode, SequenceSpec, check_name};
 use crate::server::{self, Server};
-use crate::store::{self, OpenError, PgStore, SequenceState, SqliteStore, Store};
+use crate::store::{self, Created, OpenError, PgStore, SequenceState, SqliteStore, Store};
 use crate::systemd::{self, Notifier};
 use crate::telemetry;
 use clap::Parser;
@@ -53,6 +53,28 @@ pub fn main() -> ExitCode {
         Command::Sequence(SequenceCommand::Restart { name, value }) => {
             restart(&settings, &name, &value)
         }
+        Command::Sequence(SequenceCommand::Show { name }) => show(&settings, &name),
+        Command::Sequence(SequenceCommand::Delete { name }) => delete(&settings, &name),
+        Command::Sequence(SequenceCommand::Create {
+            name,
+            direction,
+            min,
+            max,
+            start,
+            cycle,
+            mode,
+        }) => create(
+            &settings,
+            &name,
+            CreateArgs {
+                direction: &direction,
+                min: min.as_deref(),
+                max: max.as_deref(),
+                start: start.as_deref(),
+                cycle: &cycle,
+                mode: &mode,
+            },
+        ),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -167,16 +189,99 @@ pub fn format_list(states: &[SequenceState]) -> String {
     out
 }
 
-fn restart(settings: &Settings, name: &str, value: &str) -> Result<(), String> {
-    let parsed = value
+/// A number from 1 to 2^63-1 given on the command line as `what`.
+fn number(what: &str, value: &str) -> Result<i64, String> {
+    value
         .parse::<i64>()
         .ok()
-        .filter(|v| value.bytes().all(|b| b.is_ascii_digit()) && *v >= MIN_VALUE);
-    let Some(value) = parsed else {
-        return Err(format!(
-            "VALUE must be an integer from {MIN_VALUE} to {MAX_VALUE}, not {value:?}"
-        ));
+        .filter(|v| value.bytes().all(|b| b.is_ascii_digit()) && *v >= MIN_VALUE)
+        .ok_or_else(|| {
+            format!("{what} must be an integer from {MIN_VALUE} to {MAX_VALUE}, not {value:?}")
+        })
+}
+
+/// The text arguments of `pez sequence create`.
+struct CreateArgs<'a> {
+    direction: &'a str,
+    min: Option<&'a str>,
+    max: Option<&'a str>,
+    start: Option<&'a str>,
+    cycle: &'a str,
+    mode: &'a str,
+}
+
+fn create(settings: &Settings, name: &str, args: CreateArgs<'_>) -> Result<(), String> {
+    let direction: Direction = args.direction.parse().map_err(|()| {
+        format!(
+            "--direction must be ascending or descending, not {:?}",
+            args.direction
+        )
+    })?;
+    let mode: Mode = args
+        .mode
+        .parse()
+        .map_err(|()| format!("--mode must be leased or strict, not {:?}", args.mode))?;
+    let cycle = match args.cycle {
+        "true" => true,
+        "false" => false,
+        other => return Err(format!("--cycle must be true or false, not {other:?}")),
     };
+    let min = args
+        .min
+        .map(|v| number("--min", v))
+        .transpose()?
+        .unwrap_or(MIN_VALUE);
+    let max = args
+        .max
+        .map(|v| number("--max", v))
+        .transpose()?
+        .unwrap_or(MAX_VALUE);
+    let start = args.start.map(|v| number("--start", v)).transpose()?;
+    let spec = SequenceSpec::new(name, direction, min, max, start, cycle, mode)
+        .map_err(|e| e.to_string())?;
+    let outcome = open_store(settings)?
+        .create(&spec)
+        .map_err(|e| e.to_string())?;
+    match outcome {
+        Created::New => println!("{name}: created"),
+        Created::Existing => println!("{name}: exists already with these settings"),
+    }
+    Ok(())
+}
+
+fn show(settings: &Settings, name: &str) -> Result<(), String> {
+    check_name(name).map_err(|e| e.to_string())?;
+    let states = open_store(settings)?.list().map_err(|e| e.to_string())?;
+    let state = states
+        .iter()
+        .find(|s| s.spec.name == name)
+        .ok_or_else(|| format!("no sequence named {name:?}"))?;
+    let spec = &state.spec;
+    println!("name       {}", spec.name);
+    println!("direction  {}", spec.direction);
+    println!("min        {}", spec.min);
+    println!("max        {}", spec.max);
+    println!("start      {}", spec.start);
+    println!("cycle      {}", if spec.cycle { "yes" } else { "no" });
+    println!("mode       {}", spec.mode);
+    match state.next_value {
+        Some(next) => println!("next       {next}"),
+        None => println!("next       exhausted"),
+    }
+    Ok(())
+}
+
+fn delete(settings: &Settings, name: &str) -> Result<(), String> {
+    check_name(name).map_err(|e| e.to_string())?;
+    open_store(settings)?
+        .delete(name)
+        .map_err(|e| e.to_string())?;
+    println!("{name}: deleted");
+    Ok(())
+}
+
+fn restart(settings: &Settings, name: &str, value: &str) -> Result<(), String> {
+    let value = number("VALUE", value)?;
     let store = open_store(settings)?;
     store.restart(name, value).map_err(|e| e.to_string())?;
     println!("{name}: the next number issued is {value}");

@@ -53,6 +53,39 @@ pub enum Command {
 pub enum SequenceCommand {
     /// Print each sequence with the next number it will issue.
     List,
+    /// Show one sequence's settings and position.
+    Show {
+        /// The sequence.
+        name: String,
+    },
+    /// Create a sequence (the same settings again: nothing changes).
+    Create {
+        /// The name: 1 to 63 of a-z, 0-9, '_' and '-'.
+        name: String,
+        /// ascending or descending.
+        #[arg(long, default_value = "ascending")]
+        direction: String,
+        /// Smallest number, from 1.
+        #[arg(long, allow_hyphen_values = true)]
+        min: Option<String>,
+        /// Largest number, up to 9223372036854775807.
+        #[arg(long, allow_hyphen_values = true)]
+        max: Option<String>,
+        /// First number [default: min when ascending, max when descending].
+        #[arg(long, allow_hyphen_values = true)]
+        start: Option<String>,
+        /// Wrap after the last number: true or false.
+        #[arg(long, default_value = "true")]
+        cycle: String,
+        /// leased (fast, blocks per instance) or strict (one global order).
+        #[arg(long, default_value = "leased")]
+        mode: String,
+    },
+    /// Delete a sequence (not forward or reverse).
+    Delete {
+        /// The sequence.
+        name: String,
+    },
     /// Make VALUE the next number NAME issues (like ALTER SEQUENCE ... RESTART).
     Restart {
         /// The sequence: forward or reverse.

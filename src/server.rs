@@ -94,6 +94,8 @@ impl Server {
         let app = Arc::new(App {
             dispenser: Arc::clone(&dispenser),
             max_count: settings.max_count,
+            max_lease: settings.max_lease,
+            access: settings.access.clone(),
         });
         let (stop_accepting, stopped) = oneshot::channel::<()>();
         let (addr, serve) = warp::serve(http::routes(app))

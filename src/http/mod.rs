@@ -5,12 +5,18 @@
 //! rejections; a final catch-all answers 404. The hot path (`GET
 //! /v1/forward`) is the first route tried.
 
+pub mod auth;
+pub mod format;
 pub mod handlers;
 pub mod problem;
 pub mod query;
 pub mod resources;
+pub mod sequences;
 
-pub use handlers::App;
+pub use handlers::{App, RequestHeaders};
+
+use futures_util::StreamExt;
+use problem::ApiError;
 
 use resources::{V1_FORWARD, V1_REVERSE, V2_FORWARD, V2_REVERSE};
 use std::convert::Infallible;
@@ -34,11 +40,75 @@ pub fn routes(
     let numbers = resource
         .and(warp::method())
         .and(raw_query())
-        .and(with_app(app))
+        .and(request_headers())
+        .and(with_app(Arc::clone(&app)))
         .then(handlers::number_resource);
+    let sequences = warp::path!("v2" / "sequences" / ..)
+        .and(warp::path::tail())
+        .map(|tail: warp::path::Tail| tail.as_str().to_owned())
+        .and(warp::method())
+        .and(raw_query())
+        .and(request_headers())
+        .and(limited_body(sequences::BODY_LIMIT))
+        .and(with_app(app))
+        .then(sequences::handle);
     let not_found =
         warp::path::full().map(|path: warp::path::FullPath| handlers::not_found(path.as_str()));
-    numbers.or(not_found).unify()
+    numbers.or(sequences).unify().or(not_found).unify()
+}
+
+/// The headers handlers look at (allocated only when present).
+fn request_headers() -> impl Filter<Extract = (RequestHeaders,), Error = Infallible> + Clone {
+    warp::header::optional::<String>("accept")
+        .or(warp::any().map(|| None))
+        .unify()
+        .and(
+            warp::header::optional::<String>("authorization")
+                .or(warp::any().map(|| None))
+                .unify(),
+        )
+        .map(|accept, authorization| RequestHeaders {
+            accept,
+            authorization,
+        })
+}
+
+/// The request body, read up to `limit` bytes: larger bodies are 413,
+/// whether they declare their length or arrive in chunks.
+fn limited_body(
+    limit: u64,
+) -> impl Filter<Extract = (Result<Vec<u8>, ApiError>,), Error = warp::Rejection> + Clone {
+    warp::header::optional::<u64>("content-length")
+        .or(warp::any().map(|| None))
+        .unify()
+        .and(warp::body::stream())
+        .then(move |declared, stream| read_limited(declared, stream, limit))
+}
+
+async fn read_limited<S, B>(
+    declared: Option<u64>,
+    stream: S,
+    limit: u64,
+) -> Result<Vec<u8>, ApiError>
+where
+    S: futures_util::Stream<Item = Result<B, warp::Error>>,
+    B: warp::hyper::body::Buf,
+{
+    if declared.is_some_and(|length| length > limit) {
+        return Err(ApiError::BodyTooLarge { limit });
+    }
+    let mut stream = Box::pin(stream);
+    let mut body = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|_| ApiError::InvalidBody {
+            detail: "the request body could not be read".into(),
+        })?;
+        body.extend_from_slice(chunk.chunk());
+        if body.len() as u64 > limit {
+            return Err(ApiError::BodyTooLarge { limit });
+        }
+    }
+    Ok(body)
 }
 
 /// The raw query string, if the request has one.

@@ -3,6 +3,7 @@
 //! client can act on; internal causes go to the log, never to the client.
 
 use serde::Serialize;
+use serde_json::{Value, json};
 use warp::http::{HeaderValue, Response, StatusCode, header};
 use warp::hyper::Body;
 
@@ -17,6 +18,11 @@ pub enum ApiError {
         /// The path asked for.
         path: String,
     },
+    /// No sequence of this name.
+    UnknownSequence {
+        /// The name asked for.
+        name: String,
+    },
     /// The resource exists but not with this method.
     MethodNotAllowed {
         /// The method used.
@@ -30,6 +36,43 @@ pub enum ApiError {
         given: String,
         /// The largest count allowed.
         max: u64,
+    },
+    /// `format` is not json, string or text.
+    InvalidFormat {
+        /// What was given.
+        given: String,
+    },
+    /// Not a valid sequence name.
+    InvalidName {
+        /// Why.
+        detail: String,
+    },
+    /// A request body that is not what the resource takes.
+    InvalidBody {
+        /// Why, in terms of the body.
+        detail: String,
+    },
+    /// A request body over the limit.
+    BodyTooLarge {
+        /// The limit in bytes.
+        limit: u64,
+    },
+    /// No token, or a wrong one.
+    Unauthorized {
+        /// Whether the admin token was needed (else a dispensing token).
+        admin: bool,
+    },
+    /// The admin API is off: PEZ_ADMIN_TOKEN is not set.
+    AdminOff,
+    /// A sequence of that name exists with other settings.
+    Conflict {
+        /// The existing settings.
+        existing: Value,
+    },
+    /// `forward` and `reverse` cannot be deleted.
+    Builtin {
+        /// The sequence.
+        name: String,
     },
     /// A non-cycling sequence has no numbers left.
     Exhausted {
@@ -54,50 +97,81 @@ struct Problem<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     instance: Option<&'a str>,
     #[serde(flatten)]
-    extra: serde_json::Value,
+    extra: Value,
 }
 
 impl ApiError {
     /// The status code this error is answered with.
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
+            ApiError::NotFound { .. } | ApiError::UnknownSequence { .. } => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::InvalidCount { .. } => StatusCode::BAD_REQUEST,
-            ApiError::Exhausted { .. } => StatusCode::CONFLICT,
+            ApiError::InvalidCount { .. }
+            | ApiError::InvalidFormat { .. }
+            | ApiError::InvalidName { .. }
+            | ApiError::InvalidBody { .. } => StatusCode::BAD_REQUEST,
+            ApiError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            ApiError::AdminOff => StatusCode::FORBIDDEN,
+            ApiError::Conflict { .. } | ApiError::Builtin { .. } | ApiError::Exhausted { .. } => {
+                StatusCode::CONFLICT
+            }
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
-    /// The problem type URI: a stable identifier clients can match on.
-    fn kind(&self) -> &'static str {
+    /// The problem type URI (a stable identifier clients can match on) and title.
+    fn kind_and_title(&self) -> (&'static str, &'static str) {
         match self {
-            ApiError::NotFound { .. } => "urn:pez:problem:not-found",
-            ApiError::MethodNotAllowed { .. } => "urn:pez:problem:method-not-allowed",
-            ApiError::InvalidCount { .. } => "urn:pez:problem:invalid-count",
-            ApiError::Exhausted { .. } => "urn:pez:problem:sequence-exhausted",
-            ApiError::Unavailable { .. } => "urn:pez:problem:unavailable",
+            ApiError::NotFound { .. } => ("urn:pez:problem:not-found", "No such resource"),
+            ApiError::UnknownSequence { .. } => {
+                ("urn:pez:problem:unknown-sequence", "No such sequence")
+            }
+            ApiError::MethodNotAllowed { .. } => {
+                ("urn:pez:problem:method-not-allowed", "Method not allowed")
+            }
+            ApiError::InvalidCount { .. } => ("urn:pez:problem:invalid-count", "Invalid count"),
+            ApiError::InvalidFormat { .. } => ("urn:pez:problem:invalid-format", "Invalid format"),
+            ApiError::InvalidName { .. } => {
+                ("urn:pez:problem:invalid-name", "Invalid sequence name")
+            }
+            ApiError::InvalidBody { .. } => {
+                ("urn:pez:problem:invalid-body", "Invalid request body")
+            }
+            ApiError::BodyTooLarge { .. } => {
+                ("urn:pez:problem:body-too-large", "Request body too large")
+            }
+            ApiError::Unauthorized { .. } => {
+                ("urn:pez:problem:unauthorized", "Missing or wrong token")
+            }
+            ApiError::AdminOff => ("urn:pez:problem:admin-off", "Admin API is off"),
+            ApiError::Conflict { .. } => (
+                "urn:pez:problem:sequence-conflict",
+                "Sequence exists with other settings",
+            ),
+            ApiError::Builtin { .. } => ("urn:pez:problem:builtin-sequence", "Built-in sequence"),
+            ApiError::Exhausted { .. } => {
+                ("urn:pez:problem:sequence-exhausted", "Sequence exhausted")
+            }
+            ApiError::Unavailable { .. } => (
+                "urn:pez:problem:unavailable",
+                "Numbers temporarily unavailable",
+            ),
         }
     }
 
-    fn title(&self) -> &'static str {
-        match self {
-            ApiError::NotFound { .. } => "No such resource",
-            ApiError::MethodNotAllowed { .. } => "Method not allowed",
-            ApiError::InvalidCount { .. } => "Invalid count",
-            ApiError::Exhausted { .. } => "Sequence exhausted",
-            ApiError::Unavailable { .. } => "Numbers temporarily unavailable",
-        }
-    }
-
-    fn detail_and_extra(&self) -> (String, serde_json::Value) {
-        use serde_json::json;
+    fn detail_and_extra(&self) -> (String, Value) {
         match self {
             ApiError::NotFound { path } => (
                 format!(
-                    "There is nothing at {path}. Resources: /v1/forward, /v1/reverse, /v2/forward, /v2/reverse."
+                    "There is nothing at {path}. Resources: /v1/forward, /v1/reverse, /v2/forward, \
+                     /v2/reverse, /v2/sequences."
                 ),
                 json!({}),
+            ),
+            ApiError::UnknownSequence { name } => (
+                format!("There is no sequence named {name:?}."),
+                json!({ "sequence": name }),
             ),
             ApiError::MethodNotAllowed { method, allow } => (
                 format!("{method} is not allowed here; use one of: {allow}."),
@@ -106,6 +180,45 @@ impl ApiError {
             ApiError::InvalidCount { given, max } => (
                 format!("count must be a decimal integer from 1 to {max}; got {given:?}."),
                 json!({ "parameter": "count", "minimum": 1, "maximum": max }),
+            ),
+            ApiError::InvalidFormat { given } => (
+                format!("format must be json, string or text; got {given:?}."),
+                json!({ "parameter": "format", "allowed": ["json", "string", "text"] }),
+            ),
+            ApiError::InvalidName { detail } | ApiError::InvalidBody { detail } => {
+                (format!("{detail}."), json!({}))
+            }
+            ApiError::BodyTooLarge { limit } => (
+                format!("The request body is over {limit} bytes."),
+                json!({ "limit": limit }),
+            ),
+            ApiError::Unauthorized { admin: true } => (
+                "This needs the admin token: send `Authorization: Bearer <PEZ_ADMIN_TOKEN>`."
+                    .into(),
+                json!({}),
+            ),
+            ApiError::Unauthorized { admin: false } => (
+                "Taking numbers needs a token: send `Authorization: Bearer <one of PEZ_TOKENS>`."
+                    .into(),
+                json!({}),
+            ),
+            ApiError::AdminOff => (
+                "The admin API is off on this instance; an operator turns it on by setting \
+                 PEZ_ADMIN_TOKEN."
+                    .into(),
+                json!({}),
+            ),
+            ApiError::Conflict { existing } => (
+                "A sequence of this name exists with other settings; delete it first, or use \
+                 its settings."
+                    .into(),
+                json!({ "existing": existing }),
+            ),
+            ApiError::Builtin { name } => (
+                format!(
+                    "Sequence {name} is built in (the original PEZ API uses it) and cannot be deleted."
+                ),
+                json!({ "sequence": name }),
             ),
             ApiError::Exhausted { sequence } => (
                 format!("Sequence {sequence} has issued its last number and does not cycle."),
@@ -121,10 +234,11 @@ impl ApiError {
     /// The complete response, problem body and headers included.
     pub fn into_response(self, instance: Option<&str>) -> Response<Body> {
         let (detail, extra) = self.detail_and_extra();
+        let (kind, title) = self.kind_and_title();
         let status = self.status();
         let problem = Problem {
-            kind: self.kind(),
-            title: self.title(),
+            kind,
+            title,
             status: status.as_u16(),
             detail,
             instance,
@@ -144,6 +258,12 @@ impl ApiError {
             }
             ApiError::Unavailable { .. } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
+            }
+            ApiError::Unauthorized { .. } => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"pez\""),
+                );
             }
             _ => {}
         }

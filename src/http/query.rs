@@ -1,11 +1,11 @@
-//! The `count` query parameter, parsed by hand: strict decimal, first
-//! occurrence wins, every other parameter ignored (the original's load-test
-//! URL is `/v2/forward?99`).
+//! Query parameters, parsed by hand: strict decimal counts, first
+//! occurrence wins, every unknown parameter ignored (the original's
+//! load-test URL is `/v2/forward?99`).
 
 /// Finds `count` in a raw query string and checks it against `1..=max`.
 /// `Ok(1)` when absent. `Err` carries the offending (decoded) text.
 pub fn count(query: Option<&str>, max: u64) -> Result<u64, String> {
-    let Some(given) = query.and_then(find_count) else {
+    let Some(given) = query.and_then(|q| param(q, "count")) else {
         return Ok(1);
     };
     let digits_only = !given.is_empty() && given.bytes().all(|b| b.is_ascii_digit());
@@ -15,17 +15,17 @@ pub fn count(query: Option<&str>, max: u64) -> Result<u64, String> {
     }
 }
 
-/// The decoded value of the first `count` parameter, if any.
-fn find_count(query: &str) -> Option<String> {
+/// The decoded value of the first parameter named `name`, if any.
+pub fn param(query: &str, name: &str) -> Option<String> {
     query.split('&').find_map(|pair| {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        (decode(key) == "count").then(|| decode(value))
+        (decode(key) == name).then(|| decode(value))
     })
 }
 
 /// application/x-www-form-urlencoded decoding: `+` is a space, `%XX` a
 /// byte; a malformed escape is kept as it is (and then fails the digit check).
-fn decode(text: &str) -> String {
+pub fn decode(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

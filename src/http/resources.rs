@@ -111,3 +111,94 @@ impl Resource {
         }
     }
 }
+
+/// The OPTIONS help of the resources under `/v2/sequences` (`kind` is
+/// collection, sequence, next, lease or restart).
+pub fn sequences_help(kind: &str, app: &super::App) -> Value {
+    let name = json!({
+        "in": "path",
+        "type": "string",
+        "pattern": "^[a-z0-9_-]{1,63}$",
+        "description": "The sequence's name.",
+    });
+    let format = json!({
+        "in": "query",
+        "type": "string",
+        "enum": ["json", "string", "text"],
+        "default": "json",
+        "description": "json: JSON numbers; string: JSON strings (exact in JavaScript, whose \
+                        JSON.parse loses integers above 2^53); text: decimal text, one per line. \
+                        Accept: text/plain also selects text.",
+    });
+    let token = "Needs `Authorization: Bearer <token>` with one of PEZ_TOKENS when that is set.";
+    let admin = "Needs `Authorization: Bearer <PEZ_ADMIN_TOKEN>`; 403 when the admin API is off.";
+    let settings = json!({
+        "direction": { "type": "string", "enum": ["ascending", "descending"], "default": "ascending" },
+        "min": { "type": "integer", "minimum": MIN_VALUE, "maximum": MAX_VALUE, "default": MIN_VALUE },
+        "max": { "type": "integer", "minimum": MIN_VALUE, "maximum": MAX_VALUE, "default": MAX_VALUE },
+        "start": { "type": "integer", "description": "Within min..max; default: min when ascending, max when descending." },
+        "cycle": { "type": "boolean", "default": true, "description": "Wrap after the last number; when false an exhausted sequence answers 409." },
+        "mode": { "type": "string", "enum": ["leased", "strict"], "default": "leased",
+                  "description": "leased: served from blocks each instance leases (fast); strict: every number straight from the store, one global order across instances." },
+    });
+    match kind {
+        "collection" => json!({
+            "resource": "/v2/sequences",
+            "description": format!("Lists every sequence with its settings and position. {admin}"),
+            "methods": { "GET": "List the sequences.", "OPTIONS": "This description." },
+            "parameters": {},
+        }),
+        "sequence" => json!({
+            "resource": "/v2/sequences/{name}",
+            "description": format!(
+                "One sequence. PUT creates it from a JSON body of settings (the same settings \
+                 again: 200; other settings: 409); unknown fields, wrong types, min above max and a \
+                 start outside min..max are 400. DELETE removes it (forward and reverse cannot be \
+                 deleted). {admin}"
+            ),
+            "methods": { "GET": "Show it.", "PUT": "Create it.", "DELETE": "Delete it.", "OPTIONS": "This description." },
+            "parameters": { "name": name, "body (PUT)": settings },
+        }),
+        "next" => json!({
+            "resource": "/v2/sequences/{name}/next",
+            "description": format!(
+                "The next count numbers of the sequence as a JSON array in sequence order, like \
+                 /v2/forward. {token}"
+            ),
+            "methods": { "GET": "Issue count numbers.", "POST": "The same.", "OPTIONS": "This description." },
+            "parameters": {
+                "name": name,
+                "count": { "in": "query", "type": "integer", "minimum": 1, "maximum": app.max_count, "default": 1 },
+                "format": format,
+            },
+        }),
+        "lease" => json!({
+            "resource": "/v2/sequences/{name}/lease",
+            "description": format!(
+                "A range lease for clients that hand out numbers themselves: count numbers, \
+                 durably theirs, as {{\"ranges\": [{{\"first\": F, \"last\": L}}]}}, two ranges \
+                 where the sequence wraps inside the lease (ranges follow the sequence's \
+                 direction). With format=text: one \"FIRST LAST\" line per range. {token}"
+            ),
+            "methods": { "POST": "Lease count numbers.", "OPTIONS": "This description." },
+            "parameters": {
+                "name": name,
+                "count": { "in": "query", "type": "integer", "minimum": 1, "maximum": app.max_lease, "default": 1 },
+                "format": format,
+            },
+        }),
+        _ => json!({
+            "resource": "/v2/sequences/{name}/restart",
+            "description": format!(
+                "Makes value the next number the sequence issues (like ALTER SEQUENCE ... \
+                 RESTART). Every instance drops the blocks it holds of it within \
+                 PEZ_SYNC_INTERVAL_MS plus one store call. {admin}"
+            ),
+            "methods": { "POST": "Restart it.", "OPTIONS": "This description." },
+            "parameters": {
+                "name": name,
+                "body": { "value": { "type": "integer", "description": "Within the sequence's min..max." } },
+            },
+        }),
+    }
+}

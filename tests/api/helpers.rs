@@ -137,10 +137,38 @@ impl HttpClient {
 
     /// Like [`Self::request`], but a connection error is returned, not a panic.
     pub async fn try_request(&self, method: Method, path: &str) -> Result<TestResponse, String> {
-        let request = Request::builder()
+        self.try_send(method, path, &[], None).await
+    }
+
+    /// Sends a request with headers and an optional body; fails the test
+    /// after 10 s.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&str>,
+    ) -> TestResponse {
+        self.try_send(method, path, headers, body)
+            .await
+            .unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    async fn try_send(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&str>,
+    ) -> Result<TestResponse, String> {
+        let mut builder = Request::builder()
             .method(method)
-            .uri(format!("http://{}{path}", self.addr))
-            .body(Body::empty())
+            .uri(format!("http://{}{path}", self.addr));
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        let request = builder
+            .body(body.map_or_else(Body::empty, |b| Body::from(b.to_owned())))
             .map_err(|e| e.to_string())?;
         let exchange = async {
             let response = self

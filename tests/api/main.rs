@@ -9,5 +9,6 @@ mod concurrency;
 mod contract;
 mod lifecycle;
 mod postgres;
+mod sequences;
 mod store_failure;
 mod systemd;

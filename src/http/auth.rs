@@ -1,0 +1,132 @@
+//! Bearer tokens: PEZ_ADMIN_TOKEN for the admin API, PEZ_TOKENS (when set)
+//! for taking numbers. Tokens are compared in constant time and never
+//! logged or echoed.
+
+use super::problem::ApiError;
+use crate::config::{Access, Secret};
+
+/// What a request wants to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    /// Take numbers: open unless PEZ_TOKENS is set.
+    Dispense,
+    /// Manage sequences: needs PEZ_ADMIN_TOKEN, and is off without it.
+    Admin,
+}
+
+/// Checks the `Authorization` header against what `need` requires.
+pub fn authorize(access: &Access, need: Need, authorization: Option<&str>) -> Result<(), ApiError> {
+    let presented = authorization.and_then(bearer);
+    match need {
+        Need::Dispense if access.dispensing.is_empty() => Ok(()),
+        Need::Dispense => {
+            // The admin token may do everything, taking numbers included.
+            let allowed = access.dispensing.iter().chain(access.admin.iter());
+            match presented {
+                Some(token) if any_matches(allowed, token) => Ok(()),
+                _ => Err(ApiError::Unauthorized { admin: false }),
+            }
+        }
+        Need::Admin => match (&access.admin, presented) {
+            (None, _) => Err(ApiError::AdminOff),
+            (Some(admin), Some(token))
+                if constant_time_eq(admin.expose().as_bytes(), token.as_bytes()) =>
+            {
+                Ok(())
+            }
+            (Some(_), _) => Err(ApiError::Unauthorized { admin: true }),
+        },
+    }
+}
+
+/// The token of `Bearer <token>` (the scheme is case-insensitive).
+fn bearer(header: &str) -> Option<&str> {
+    let (scheme, token) = header.trim().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// Compares against every token, without stopping at the first match, so
+/// the time taken does not tell which (or whether one) matched.
+fn any_matches<'a>(tokens: impl Iterator<Item = &'a Secret>, presented: &str) -> bool {
+    tokens.fold(false, |found, token| {
+        constant_time_eq(token.expose().as_bytes(), presented.as_bytes()) | found
+    })
+}
+
+/// Equality whose time depends only on the lengths, not on where the
+/// bytes differ.
+fn constant_time_eq(expected: &[u8], presented: &[u8]) -> bool {
+    let mut difference = expected.len() ^ presented.len();
+    for (i, byte) in presented.iter().enumerate() {
+        // Cycling through `expected` keeps the work proportional to the
+        // presented token whatever its length.
+        let against = expected
+            .get(i % expected.len().max(1))
+            .copied()
+            .unwrap_or(0);
+        difference |= usize::from(byte ^ against);
+    }
+    difference == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn access(admin: Option<&str>, tokens: &[&str]) -> Access {
+        Access {
+            admin: admin.map(|t| Secret::new(t.into())),
+            dispensing: tokens.iter().map(|t| Secret::new((*t).into())).collect(),
+        }
+    }
+
+    #[test]
+    fn dispensing_is_open_until_tokens_are_set() {
+        assert_eq!(authorize(&access(None, &[]), Need::Dispense, None), Ok(()));
+        let closed = access(Some("root"), &["a", "bb"]);
+        assert!(authorize(&closed, Need::Dispense, None).is_err());
+        assert!(authorize(&closed, Need::Dispense, Some("Bearer b")).is_err());
+        assert!(authorize(&closed, Need::Dispense, Some("Basic bb")).is_err());
+        assert_eq!(
+            authorize(&closed, Need::Dispense, Some("Bearer bb")),
+            Ok(())
+        );
+        assert_eq!(authorize(&closed, Need::Dispense, Some("bearer a")), Ok(()));
+        assert_eq!(
+            authorize(&closed, Need::Dispense, Some("Bearer root")),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn the_admin_api_is_off_without_its_token_and_needs_it_exactly() {
+        assert_eq!(
+            authorize(&access(None, &["a"]), Need::Admin, Some("Bearer a")),
+            Err(ApiError::AdminOff)
+        );
+        let on = access(Some("s3cret"), &["a"]);
+        assert_eq!(authorize(&on, Need::Admin, Some("Bearer s3cret")), Ok(()));
+        for wrong in [
+            None,
+            Some("Bearer a"),
+            Some("Bearer s3cre"),
+            Some("Bearer s3crett"),
+            Some("s3cret"),
+        ] {
+            assert_eq!(
+                authorize(&on, Need::Admin, wrong),
+                Err(ApiError::Unauthorized { admin: true })
+            );
+        }
+    }
+
+    #[test]
+    fn constant_time_equality_is_equality() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
+        assert!(!constant_time_eq(b"abc", b"abcabc"));
+        assert!(!constant_time_eq(b"", b"x"));
+        assert!(constant_time_eq(b"", b""));
+    }
+}

@@ -1,0 +1,370 @@
+//! Named sequences: `/v2/sequences/...`. Taking numbers (`next`, `lease`)
+//! is open, or needs one of PEZ_TOKENS when set; everything else is the
+//! admin API and needs PEZ_ADMIN_TOKEN.
+//!
+//! | path | methods |
+//! |---|---|
+//! | `/v2/sequences` | GET: list |
+//! | `/v2/sequences/{name}` | GET: show; PUT: create; DELETE |
+//! | `/v2/sequences/{name}/next?count=N` | GET or POST: the next N numbers |
+//! | `/v2/sequences/{name}/lease?count=N` | POST: a range lease |
+//! | `/v2/sequences/{name}/restart` | POST `{"value": N}` |
+
+use super::auth::{Need, authorize};
+use super::format::{self, Format};
+use super::handlers::{App, RequestHeaders, dispense_error, help, json};
+use super::problem::ApiError;
+use super::query;
+use super::resources;
+use crate::dispenser::SequenceInfo;
+use crate::sequence::{Direction, MAX_VALUE, MIN_VALUE, Mode, SequenceSpec, check_name};
+use crate::store::{Created, StoreError};
+use log::error;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use warp::http::{HeaderValue, Method, Response, StatusCode, header};
+use warp::hyper::Body;
+
+/// The largest request body the admin API reads.
+pub const BODY_LIMIT: u64 = 16 * 1024;
+
+/// Which resource under `/v2/sequences` a path names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Target {
+    Collection,
+    Sequence(String),
+    Next(String),
+    Lease(String),
+    Restart(String),
+}
+
+impl Target {
+    fn parse(tail: &str) -> Option<Self> {
+        let segments: Vec<&str> = tail.trim_end_matches('/').split('/').collect();
+        let name = |raw: &str| query::decode(raw);
+        Some(match segments.as_slice() {
+            [""] => Target::Collection,
+            [sequence] => Target::Sequence(name(sequence)),
+            [sequence, "next"] => Target::Next(name(sequence)),
+            [sequence, "lease"] => Target::Lease(name(sequence)),
+            [sequence, "restart"] => Target::Restart(name(sequence)),
+            _ => return None,
+        })
+    }
+
+    fn allow(&self) -> &'static str {
+        match self {
+            Target::Collection => "GET, OPTIONS",
+            Target::Sequence(_) => "GET, PUT, DELETE, OPTIONS",
+            Target::Next(_) => "GET, POST, OPTIONS",
+            Target::Lease(_) | Target::Restart(_) => "POST, OPTIONS",
+        }
+    }
+
+    fn name(&self) -> Option<&str> {
+        match self {
+            Target::Collection => None,
+            Target::Sequence(n) | Target::Next(n) | Target::Lease(n) | Target::Restart(n) => {
+                Some(n)
+            }
+        }
+    }
+}
+
+/// Any request under `/v2/sequences`; `tail` is the path after it.
+pub async fn handle(
+    tail: String,
+    method: Method,
+    query: Option<String>,
+    headers: RequestHeaders,
+    body: Result<Vec<u8>, ApiError>,
+    app: Arc<App>,
+) -> Response<Body> {
+    let path = if tail.is_empty() {
+        "/v2/sequences".to_owned()
+    } else {
+        format!("/v2/sequences/{tail}")
+    };
+    let Some(target) = Target::parse(&tail) else {
+        return super::handlers::not_found(&path);
+    };
+    respond(target, method, query.as_deref(), &headers, body, &app)
+        .await
+        .unwrap_or_else(|e| e.into_response(Some(&path)))
+}
+
+async fn respond(
+    target: Target,
+    method: Method,
+    query: Option<&str>,
+    headers: &RequestHeaders,
+    body: Result<Vec<u8>, ApiError>,
+    app: &App,
+) -> Result<Response<Body>, ApiError> {
+    if method == Method::OPTIONS {
+        return Ok(help(
+            resources::sequences_help(target_kind(&target), app),
+            target.allow(),
+        ));
+    }
+    let allowed = matches!(
+        (&target, &method),
+        (Target::Collection, &Method::GET)
+            | (
+                Target::Sequence(_),
+                &Method::GET | &Method::PUT | &Method::DELETE
+            )
+            | (Target::Next(_), &Method::GET | &Method::POST)
+            | (Target::Lease(_), &Method::POST)
+            | (Target::Restart(_), &Method::POST)
+    );
+    if !allowed {
+        return Err(ApiError::MethodNotAllowed {
+            method: method.to_string(),
+            allow: target.allow(),
+        });
+    }
+    let need = match target {
+        Target::Next(_) | Target::Lease(_) => Need::Dispense,
+        _ => Need::Admin,
+    };
+    authorize(&app.access, need, headers.authorization.as_deref())?;
+    if let Some(name) = target.name() {
+        check_name(name).map_err(|e| ApiError::InvalidName {
+            detail: e.to_string(),
+        })?;
+    }
+    match target {
+        Target::Collection => {
+            let all = describe(app).await?;
+            let sequences: Vec<Value> = all.iter().map(show).collect();
+            Ok(json(
+                StatusCode::OK,
+                json!({ "sequences": sequences }).to_string(),
+            ))
+        }
+        Target::Sequence(name) if method == Method::GET => {
+            let info = find(app, &name).await?;
+            Ok(json(StatusCode::OK, show(&info).to_string()))
+        }
+        Target::Sequence(name) if method == Method::PUT => create(app, &name, &body?).await,
+        Target::Sequence(name) => {
+            app.dispenser
+                .delete(&name)
+                .await
+                .map_err(|e| store_error(&name, e))?;
+            let mut response = Response::new(Body::empty());
+            *response.status_mut() = StatusCode::NO_CONTENT;
+            Ok(response)
+        }
+        Target::Next(name) => {
+            let format = Format::negotiate(query, headers.accept.as_deref())?;
+            let count =
+                query::count(query, app.max_count).map_err(|given| ApiError::InvalidCount {
+                    given,
+                    max: app.max_count,
+                })?;
+            let runs = app
+                .dispenser
+                .next(&name, count)
+                .await
+                .map_err(|e| dispense_error(&name, e))?;
+            Ok(format::list(&runs, count, format))
+        }
+        Target::Lease(name) => {
+            let format = Format::negotiate(query, headers.accept.as_deref())?;
+            let count =
+                query::count(query, app.max_lease).map_err(|given| ApiError::InvalidCount {
+                    given,
+                    max: app.max_lease,
+                })?;
+            let runs = app
+                .dispenser
+                .lease_range(&name, count)
+                .await
+                .map_err(|e| dispense_error(&name, e))?;
+            Ok(format::ranges(&runs, format))
+        }
+        Target::Restart(name) => {
+            #[derive(Deserialize)]
+            #[serde(deny_unknown_fields)]
+            struct RestartBody {
+                value: i64,
+            }
+            let restart: RestartBody = parse_body(&body?, false)?;
+            app.dispenser
+                .restart(&name, restart.value)
+                .await
+                .map_err(|e| store_error(&name, e))?;
+            Ok(json(
+                StatusCode::OK,
+                json!({ "name": name, "next": restart.value }).to_string(),
+            ))
+        }
+    }
+}
+
+/// Which help to give.
+fn target_kind(target: &Target) -> &'static str {
+    match target {
+        Target::Collection => "collection",
+        Target::Sequence(_) => "sequence",
+        Target::Next(_) => "next",
+        Target::Lease(_) => "lease",
+        Target::Restart(_) => "restart",
+    }
+}
+
+/// The settings a PUT may give; anything else in the body is refused.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SequenceSettings {
+    direction: Option<Direction>,
+    min: Option<i64>,
+    max: Option<i64>,
+    start: Option<i64>,
+    cycle: Option<bool>,
+    mode: Option<Mode>,
+}
+
+async fn create(app: &App, name: &str, body: &[u8]) -> Result<Response<Body>, ApiError> {
+    let settings: SequenceSettings = parse_body(body, true)?;
+    let spec = SequenceSpec::new(
+        name,
+        settings.direction.unwrap_or(Direction::Ascending),
+        settings.min.unwrap_or(MIN_VALUE),
+        settings.max.unwrap_or(MAX_VALUE),
+        settings.start,
+        settings.cycle.unwrap_or(true),
+        settings.mode.unwrap_or(Mode::Leased),
+    )
+    .map_err(|e| ApiError::InvalidBody {
+        detail: e.to_string(),
+    })?;
+    let created = app
+        .dispenser
+        .create(spec)
+        .await
+        .map_err(|e| store_error(name, e))?;
+    let info = find(app, name).await?;
+    let status = match created {
+        Created::New => StatusCode::CREATED,
+        Created::Existing => StatusCode::OK,
+    };
+    let mut response = json(status, show(&info).to_string());
+    if let Ok(location) = HeaderValue::from_str(&format!("/v2/sequences/{name}")) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    Ok(response)
+}
+
+/// Parses a JSON body; an empty body is `{}` when `empty_is_object`.
+fn parse_body<T: serde::de::DeserializeOwned>(
+    body: &[u8],
+    empty_is_object: bool,
+) -> Result<T, ApiError> {
+    let body = if body.iter().all(u8::is_ascii_whitespace) && empty_is_object {
+        b"{}".as_slice()
+    } else {
+        body
+    };
+    serde_json::from_slice(body).map_err(|e| ApiError::InvalidBody {
+        detail: format!("the body must be a JSON object of the documented fields: {e}"),
+    })
+}
+
+async fn describe(app: &App) -> Result<Vec<SequenceInfo>, ApiError> {
+    app.dispenser
+        .describe()
+        .await
+        .map_err(|e| store_error("", e))
+}
+
+async fn find(app: &App, name: &str) -> Result<SequenceInfo, ApiError> {
+    describe(app)
+        .await?
+        .into_iter()
+        .find(|info| info.spec.name == name)
+        .ok_or_else(|| ApiError::UnknownSequence {
+            name: name.to_owned(),
+        })
+}
+
+/// A sequence as the admin API shows it.
+pub fn show(info: &SequenceInfo) -> Value {
+    let spec = &info.spec;
+    json!({
+        "name": spec.name,
+        "direction": spec.direction,
+        "min": spec.min,
+        "max": spec.max,
+        "start": spec.start,
+        "cycle": spec.cycle,
+        "mode": spec.mode,
+        "builtin": spec.is_builtin(),
+        "next": info.next,
+        "store_next": info.store_next,
+        "on_hand": info.on_hand,
+    })
+}
+
+fn store_error(name: &str, error: StoreError) -> ApiError {
+    match error {
+        StoreError::UnknownSequence(name) => ApiError::UnknownSequence { name },
+        StoreError::Exhausted(sequence) => ApiError::Exhausted { sequence },
+        StoreError::OutOfRange { .. } => ApiError::InvalidBody {
+            detail: error.to_string(),
+        },
+        StoreError::Conflict(existing) => ApiError::Conflict {
+            existing: json!({
+                "direction": existing.direction,
+                "min": existing.min,
+                "max": existing.max,
+                "start": existing.start,
+                "cycle": existing.cycle,
+                "mode": existing.mode,
+            }),
+        },
+        StoreError::Builtin(name) => ApiError::Builtin { name },
+        StoreError::Unavailable(cause) => {
+            error!("{name}: store failed: {cause}");
+            ApiError::Unavailable {
+                reason: "The store cannot be reached right now.",
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_name_their_resources() {
+        assert_eq!(Target::parse(""), Some(Target::Collection));
+        assert_eq!(
+            Target::parse("orders"),
+            Some(Target::Sequence("orders".into()))
+        );
+        assert_eq!(
+            Target::parse("orders/"),
+            Some(Target::Sequence("orders".into()))
+        );
+        assert_eq!(
+            Target::parse("orders/next"),
+            Some(Target::Next("orders".into()))
+        );
+        assert_eq!(
+            Target::parse("orders/lease"),
+            Some(Target::Lease("orders".into()))
+        );
+        assert_eq!(
+            Target::parse("orders/restart"),
+            Some(Target::Restart("orders".into()))
+        );
+        assert_eq!(Target::parse("%2e%2e"), Some(Target::Sequence("..".into())));
+        assert_eq!(Target::parse("orders/next/more"), None);
+        assert_eq!(Target::parse("orders/other"), None);
+    }
+}
