@@ -12,7 +12,7 @@
 # (.ci/run installs them). Starts its own PostgreSQL and pez processes on
 # free 127.0.0.1 ports, and stops them and removes its files on exit.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 2
 ROOT=$PWD
 CARGO=${CARGO:-cargo}
 # Settings of the caller's shell must not leak into the pez runs below.
@@ -432,8 +432,11 @@ if start_pez embedded "$TMP/embedded.env"; then
     if start_pez embedded-again "$TMP/embedded.env"; then
         d=$(get /v1/forward)
         stop_pez
-        [ "$d" = 6 ] && ok "after the graceful stop, the next start continues at 6 (no gap)" ||
+        if [ "$d" = 6 ]; then
+            ok "after the graceful stop, the next start continues at 6 (no gap)"
+        else
             not_ok "after the graceful stop, the next start continues at 6" "got '$d'"
+        fi
     else
         not_ok "the packaged pez starts again on its store" "$(tail -n 5 "$TMP/embedded-again.log")"
     fi
@@ -445,7 +448,7 @@ fi
 PG_DIR=$(mktemp -d "${TMPDIR:-/tmp}/pez-package-pg-XXXXXX")
 admin_password=admin$RANDOM$RANDOM
 pg_ready=no
-if pg_url=$(tests/pg-cluster.sh start "$PG_DIR" --password "$admin_password" --watch $$ 2>"$TMP/pg.log"); then
+if tests/pg-cluster.sh start "$PG_DIR" --password "$admin_password" --watch $$ >/dev/null 2>"$TMP/pg.log"; then
     pg_port=$(cat "$PG_DIR/port")
     pg_ready=yes
 else
