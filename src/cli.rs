@@ -167,24 +167,27 @@ fn list(settings: &Settings) -> Result<(), String> {
 
 /// A table of the sequences, one per line, for `pez sequence list`.
 pub fn format_list(states: &[SequenceState]) -> String {
-    let mut out = format!(
-        "{:<16} {:<10} {:>19} {:>19} {:>19} {}\n",
-        "NAME", "DIRECTION", "NEXT", "MIN", "MAX", "CYCLE"
-    );
+    let row = |cells: [&str; 7]| {
+        format!(
+            "{:<16} {:<10} {:>19} {:>19} {:>19} {:<5} {}\n",
+            cells[0], cells[1], cells[2], cells[3], cells[4], cells[5], cells[6]
+        )
+    };
+    let mut out = row(["NAME", "DIRECTION", "NEXT", "MIN", "MAX", "CYCLE", "MODE"]);
     for state in states {
+        let spec = &state.spec;
         let next = state
             .next_value
             .map_or_else(|| "exhausted".to_owned(), |n| n.to_string());
-        let spec = &state.spec;
-        out.push_str(&format!(
-            "{:<16} {:<10} {:>19} {:>19} {:>19} {}\n",
-            spec.name,
-            spec.direction,
-            next,
-            spec.min,
-            spec.max,
-            if spec.cycle { "yes" } else { "no" }
-        ));
+        out.push_str(&row([
+            &spec.name,
+            spec.direction.as_str(),
+            &next,
+            &spec.min.to_string(),
+            &spec.max.to_string(),
+            if spec.cycle { "yes" } else { "no" },
+            spec.mode.as_str(),
+        ]));
     }
     out
 }

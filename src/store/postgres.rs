@@ -35,6 +35,8 @@ use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnectio
 use diesel::sql_types::{BigInt, Bool, Text};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use log::{info, warn};
+use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// The schema, applied at start (or by `pez migrate`).
@@ -63,7 +65,13 @@ const MAX_STEPS_PER_LEASE: u64 = 1000;
 pub struct PgStore {
     pool: Pool<ConnectionManager<PgConnection>>,
     settings: PgSettings,
+    /// Recently read descriptions, so a strict take is one statement.
+    described: Mutex<HashMap<String, (Instant, Described)>>,
 }
+
+/// How long a cached description is trusted. A sequence deleted and made
+/// again with other settings elsewhere is seen within this.
+const DESCRIBED_FOR: Duration = Duration::from_secs(1);
 
 impl std::fmt::Debug for PgStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -194,6 +202,15 @@ struct Value {
 }
 
 #[derive(QueryableByName)]
+struct XidValue {
+    #[allow(dead_code)]
+    #[diesel(sql_type = BigInt)]
+    xid: i64,
+    #[diesel(sql_type = BigInt)]
+    value: i64,
+}
+
+#[derive(QueryableByName)]
 struct Version {
     #[diesel(sql_type = Text)]
     version: String,
@@ -235,7 +252,23 @@ impl PgStore {
         Ok(Self {
             pool,
             settings: settings.clone(),
+            described: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// `name`'s description, from the cache when fresh.
+    fn described(&self, conn: &mut PgConnection, name: &str) -> Result<Described, StoreError> {
+        let mut cache = self.described.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((at, described)) = cache.get(name)
+            && at.elapsed() < DESCRIBED_FOR
+        {
+            return Ok(described.clone());
+        }
+        let described = describe(conn, name)
+            .map_err(|e| self.unavailable(e))?
+            .ok_or_else(|| StoreError::UnknownSequence(name.to_owned()))?;
+        cache.insert(name.to_owned(), (Instant::now(), described.clone()));
+        Ok(described)
     }
 
     /// Applies pending migrations and reports how many; for `pez migrate`.
@@ -380,8 +413,41 @@ impl Store for PgStore {
     }
 
     fn take(&self, name: &str, count: u64) -> Result<Vec<Block>, StoreError> {
-        // No lock: nextval() is atomic, and strict sequences never give back.
-        self.transaction(name, false, |conn, seq| next_values(conn, seq, count))
+        let mut conn = self.conn()?;
+        let seq = self.described(&mut conn, name)?;
+        if !seq.spec.cycle {
+            // Needs to know how much is left first: the general path.
+            drop(conn);
+            return self.transaction(name, false, |conn, seq| next_values(conn, seq, count));
+        }
+        // One statement, no lock (nextval() is atomic and strict sequences
+        // never give back). txid_current() gives it a transaction id, so its
+        // commit is flushed (and on synchronous standbys) before it returns.
+        let steps = count.div_ceil(seq.step).clamp(1, MAX_STEPS_PER_LEASE);
+        let values = diesel::sql_query(
+            "SELECT txid_current() AS xid, nextval($1::regclass) AS value \
+             FROM generate_series(1, $2)",
+        )
+        .bind::<Text, _>(qualified(name))
+        .bind::<BigInt, _>(steps as i64)
+        .load::<XidValue>(&mut *conn)
+        .map_err(|e| {
+            self.described
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(name);
+            match e.to_string() {
+                text if text.contains("does not exist") => {
+                    StoreError::UnknownSequence(name.to_owned())
+                }
+                _ => self.unavailable(e),
+            }
+        })?;
+        Ok(join_runs(
+            values
+                .into_iter()
+                .map(|v| seq.spec.cut(v.value, seq.step).0),
+        ))
     }
 
     fn give_back(&self, name: &str, unused: Block) -> Result<bool, StoreError> {

@@ -172,3 +172,91 @@ async fn restart_refuses_while_a_server_holds_the_store() {
     assert!(listed.status.success());
     assert!(String::from_utf8_lossy(&listed.stderr).contains("next lease"));
 }
+
+#[test]
+fn sequences_are_created_shown_and_deleted_from_the_command_line() {
+    let dir = TempDir::new();
+    let ok = |args: &[&str]| {
+        let output = run_pez(dir.path(), args);
+        assert!(output.status.success(), "{args:?}: {output:?}");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    assert!(
+        ok(&[
+            "sequence",
+            "create",
+            "orders",
+            "--direction",
+            "descending",
+            "--min",
+            "5",
+            "--max",
+            "9"
+        ])
+        .contains("created")
+    );
+    assert!(
+        ok(&[
+            "sequence",
+            "create",
+            "orders",
+            "--direction",
+            "descending",
+            "--min",
+            "5",
+            "--max",
+            "9"
+        ])
+        .contains("exists already")
+    );
+    let shown = ok(&["sequence", "show", "orders"]);
+    for line in [
+        "direction  descending",
+        "min        5",
+        "max        9",
+        "start      9",
+        "next       9",
+        "mode       leased",
+    ] {
+        assert!(shown.contains(line), "{line} missing:\n{shown}");
+    }
+    assert!(
+        ok(&["sequence", "list"])
+            .lines()
+            .any(|l| l.starts_with("orders") && l.ends_with("leased"))
+    );
+    for (args, says) in [
+        (
+            vec!["sequence", "create", "orders", "--min", "6"],
+            "other settings",
+        ),
+        (vec!["sequence", "create", "Bad-Name"], "a-z"),
+        (vec!["sequence", "create", "x", "--min", "0"], "--min"),
+        (
+            vec!["sequence", "create", "x", "--min", "9", "--max", "3"],
+            "above",
+        ),
+        (
+            vec!["sequence", "create", "x", "--max", "5", "--start", "6"],
+            "outside",
+        ),
+        (vec!["sequence", "create", "x", "--mode", "loose"], "--mode"),
+        (
+            vec!["sequence", "create", "x", "--cycle", "maybe"],
+            "--cycle",
+        ),
+        (
+            vec!["sequence", "create", "x", "--direction", "up"],
+            "--direction",
+        ),
+        (vec!["sequence", "delete", "forward"], "built in"),
+        (vec!["sequence", "show", "nope"], "nope"),
+    ] {
+        let line = one_error_line(&run_pez(dir.path(), &args));
+        assert!(line.contains(says), "{args:?}: {line}");
+    }
+    assert!(ok(&["sequence", "delete", "orders"]).contains("deleted"));
+    assert!(
+        one_error_line(&run_pez(dir.path(), &["sequence", "show", "orders"])).contains("orders")
+    );
+}
