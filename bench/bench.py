@@ -9,6 +9,8 @@ noise from a shared machine hits all targets alike:
 - the ceiling;
 - PEZ on a fresh embedded store: /v1/forward and /v2/forward?count=100;
 - PEZ on PostgreSQL: /v1/forward;
+- PEZ on PostgreSQL, a strict-mode sequence (every number straight from
+  the store);
 - pgbench calling `SELECT nextval(...)` once per number over TCP with as
   many connections: the original PEZ's approach, without its Python.
 
@@ -248,6 +250,8 @@ def main():
         pez = start([os.path.join(RELEASE, "pez")], pez_env, f"http://127.0.0.1:{pez_port}/v1/forward")
         processes.append(pez)
         pez_pg_env = dict(env, PEZ_LISTEN=f"127.0.0.1:{pg_port}", PEZ_DATABASE_URL=postgres.url, PEZ_LOG="warn")
+        subprocess.run([os.path.join(RELEASE, "pez"), "sequence", "create", "bench-strict", "--mode", "strict"],
+                       env=pez_pg_env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         pez_pg = start([os.path.join(RELEASE, "pez")], pez_pg_env, f"http://127.0.0.1:{pg_port}/v1/forward")
         processes.append(pez_pg)
         targets = [
@@ -255,6 +259,7 @@ def main():
             ("pez /v1/forward", f"http://127.0.0.1:{pez_port}/v1/forward", 1),
             ("pez /v2/forward?count=100", f"http://127.0.0.1:{pez_port}/v2/forward?count=100", 100),
             ("pez on postgres /v1/forward", f"http://127.0.0.1:{pg_port}/v1/forward", 1),
+            ("pez on postgres, strict mode", f"http://127.0.0.1:{pg_port}/v2/sequences/bench-strict/next", 1),
             ("pgbench nextval per number", None, 1),
         ]
         results = {name: [] for name, _, _ in targets}
@@ -295,7 +300,8 @@ def main():
         print(f"{name:<30} {rps:>10.0f} {rps * per_request:>12.0f} {p50:>8.3f} {p99:>8.3f} {ratio:>10.2f}")
     pgbench = statistics.median(r[0] for r in results["pgbench nextval per number"])
     pez_pg = statistics.median(r[0] for r in results["pez on postgres /v1/forward"])
-    print(f"pez on postgres / pgbench nextval: {pez_pg / pgbench:.1f}x")
+    strict = statistics.median(r[0] for r in results["pez on postgres, strict mode"])
+    print(f"pez on postgres / pgbench nextval: {pez_pg / pgbench:.1f}x; strict mode / pgbench nextval: {strict / pgbench:.2f}x")
     print(f"pez peak RSS (VmHWM) under load: embedded store {rss:.1f} MiB, postgres store {rss_pg:.1f} MiB")
     requests, leases, seconds = three
     print(f"three instances on one database: {requests / seconds:.0f} req/s in all, "

@@ -14,7 +14,9 @@ use std::sync::Arc;
 
 /// Runs `pez` with the process's arguments and environment.
 pub fn main() -> ExitCode {
-    if let Err(e) = dotenvy::dotenv()
+    // Only ./.env, not a parent directory's: under systemd the working
+    // directory is /var/lib/pez, and /var/.env or /.env must not count.
+    if let Err(e) = dotenvy::from_path(".env")
         && !e.not_found()
     {
         return fail(format_args!("cannot read .env: {e}"));
