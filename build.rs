@@ -16,9 +16,13 @@ fn main() {
         .filter(|out| out.status.success())
         .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_owned())
         .filter(|d| !d.is_empty());
-    let full = match described {
+    let full = match &described {
         Some(described) => format!("{version} (git {described})"),
         None => version.to_owned(),
     };
     println!("cargo:rustc-env=PEZ_VERSION={full}");
+    println!(
+        "cargo:rustc-env=PEZ_GIT_DESCRIBE={}",
+        described.unwrap_or_default()
+    );
 }

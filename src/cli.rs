@@ -40,7 +40,7 @@ pub fn main() -> ExitCode {
         Ok(settings) => settings,
         Err(e) => return fail(e),
     };
-    telemetry::init(&settings.log);
+    telemetry::init(&settings.log, settings.log_format);
     let outcome = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(&settings),
         Command::Settings => {

@@ -147,6 +147,42 @@ pub struct RawSettings {
         global = true
     )]
     pub shutdown_timeout_ms: String,
+    /// Log lines as text (for people) or json (one object per line, for log shippers).
+    #[arg(long, env = "PEZ_LOG_FORMAT", default_value = "text", global = true)]
+    pub log_format: String,
+    /// Most connections served at once; more wait to be accepted.
+    #[arg(
+        long,
+        env = "PEZ_MAX_CONNECTIONS",
+        default_value = "1024",
+        global = true
+    )]
+    pub max_connections: String,
+    /// Milliseconds a client has to send a request's headers before it is cut off.
+    #[arg(
+        long,
+        env = "PEZ_HEADER_TIMEOUT_MS",
+        default_value = "5000",
+        global = true
+    )]
+    pub header_timeout_ms: String,
+    /// Milliseconds a request may take before it is answered 503.
+    #[arg(
+        long,
+        env = "PEZ_REQUEST_TIMEOUT_MS",
+        default_value = "10000",
+        global = true
+    )]
+    pub request_timeout_ms: String,
+    /// Largest request body in bytes (larger: 413). Request line and headers
+    /// are limited to 8 KiB (larger: 431).
+    #[arg(
+        long,
+        env = "PEZ_MAX_BODY_BYTES",
+        default_value = "16384",
+        global = true
+    )]
+    pub max_body_bytes: String,
     /// Milliseconds between looks at the store for restarts, creations and
     /// deletions made by other instances (the bound on how long they take to
     /// reach this one).
@@ -306,6 +342,23 @@ pub struct Settings {
     pub max_lease: u64,
     /// Who may do what.
     pub access: Access,
+    /// How log lines look.
+    pub log_format: crate::telemetry::LogFormat,
+    /// Protections against hostile or broken clients.
+    pub limits: Limits,
+}
+
+/// Limits of the HTTP server.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Connections served at once.
+    pub max_connections: usize,
+    /// Time to send request headers.
+    pub header_timeout: Duration,
+    /// Time to answer a request.
+    pub request_timeout: Duration,
+    /// Largest request body.
+    pub max_body_bytes: u64,
 }
 
 /// The tokens of the admin API and of dispensing.
@@ -354,6 +407,17 @@ fn parse<T: FromStr>(
         })
 }
 
+fn positive(variable: &'static str, value: &str) -> Result<u64, SettingError> {
+    match parse(variable, value, "a positive integer")? {
+        0 => Err(SettingError {
+            variable,
+            value: value.to_owned(),
+            expected: "a positive integer",
+        }),
+        n => Ok(n),
+    }
+}
+
 fn millis(variable: &'static str, value: &str) -> Result<Duration, SettingError> {
     parse(variable, value, "a whole number of milliseconds").map(Duration::from_millis)
 }
@@ -375,16 +439,8 @@ impl RawSettings {
             0 => DEFAULT_MAX_COUNT,
             n => n,
         };
-        let positive = "a positive integer";
-        let block_size: u64 = parse("PEZ_BLOCK_SIZE", &self.block_size, positive)?;
-        let block_max: u64 = parse("PEZ_BLOCK_MAX", &self.block_max, positive)?;
-        if block_size == 0 {
-            return Err(SettingError {
-                variable: "PEZ_BLOCK_SIZE",
-                value: self.block_size.clone(),
-                expected: positive,
-            });
-        }
+        let block_size = positive("PEZ_BLOCK_SIZE", &self.block_size)?;
+        let block_max = positive("PEZ_BLOCK_MAX", &self.block_max)?;
         if block_max < block_size {
             return Err(SettingError {
                 variable: "PEZ_BLOCK_MAX",
@@ -408,17 +464,27 @@ impl RawSettings {
             store: self.store()?,
             sync_interval: millis("PEZ_SYNC_INTERVAL_MS", &self.sync_interval_ms)?
                 .max(Duration::from_millis(10)),
-            max_lease: match parse("PEZ_MAX_LEASE", &self.max_lease, "a positive integer")? {
-                0 => {
+            max_lease: positive("PEZ_MAX_LEASE", &self.max_lease)?,
+            access: self.access()?,
+            log_format: match self.log_format.as_str() {
+                "text" => crate::telemetry::LogFormat::Text,
+                "json" => crate::telemetry::LogFormat::Json,
+                _ => {
                     return Err(SettingError {
-                        variable: "PEZ_MAX_LEASE",
-                        value: self.max_lease.clone(),
-                        expected: "a positive integer",
+                        variable: "PEZ_LOG_FORMAT",
+                        value: self.log_format.clone(),
+                        expected: "text or json",
                     });
                 }
-                n => n,
             },
-            access: self.access()?,
+            limits: Limits {
+                max_connections: positive("PEZ_MAX_CONNECTIONS", &self.max_connections)? as usize,
+                header_timeout: millis("PEZ_HEADER_TIMEOUT_MS", &self.header_timeout_ms)?
+                    .max(Duration::from_millis(1)),
+                request_timeout: millis("PEZ_REQUEST_TIMEOUT_MS", &self.request_timeout_ms)?
+                    .max(Duration::from_millis(1)),
+                max_body_bytes: positive("PEZ_MAX_BODY_BYTES", &self.max_body_bytes)?,
+            },
         })
     }
 
@@ -472,14 +538,14 @@ impl RawSettings {
                 });
             }
         };
-        let pool_size: u32 = parse("PEZ_DB_POOL_SIZE", &self.db_pool_size, "a positive integer")?;
-        if pool_size == 0 {
-            return Err(SettingError {
-                variable: "PEZ_DB_POOL_SIZE",
-                value: self.db_pool_size.clone(),
-                expected: "a positive integer",
-            });
-        }
+        let pool_size =
+            u32::try_from(positive("PEZ_DB_POOL_SIZE", &self.db_pool_size)?).map_err(|_| {
+                SettingError {
+                    variable: "PEZ_DB_POOL_SIZE",
+                    value: self.db_pool_size.clone(),
+                    expected: "a positive integer below 2^32",
+                }
+            })?;
         let timeout =
             millis("PEZ_DB_TIMEOUT_MS", &self.db_timeout_ms)?.max(Duration::from_millis(1));
         let startup_timeout = millis("PEZ_DB_STARTUP_TIMEOUT_MS", &self.db_startup_timeout_ms)?;
@@ -596,6 +662,23 @@ impl RawSettings {
                 validated.sync_interval.as_millis().to_string(),
             ),
             ("PEZ_MAX_LEASE", validated.max_lease.to_string()),
+            ("PEZ_LOG_FORMAT", self.log_format.clone()),
+            (
+                "PEZ_MAX_CONNECTIONS",
+                validated.limits.max_connections.to_string(),
+            ),
+            (
+                "PEZ_HEADER_TIMEOUT_MS",
+                validated.limits.header_timeout.as_millis().to_string(),
+            ),
+            (
+                "PEZ_REQUEST_TIMEOUT_MS",
+                validated.limits.request_timeout.as_millis().to_string(),
+            ),
+            (
+                "PEZ_MAX_BODY_BYTES",
+                validated.limits.max_body_bytes.to_string(),
+            ),
             ("PEZ_ADMIN_TOKEN", masked(&self.admin_token)),
             (
                 "PEZ_TOKENS",
@@ -732,7 +815,35 @@ mod tests {
             max_lease: "1000000".into(),
             admin_token: None,
             tokens: None,
+            log_format: "text".into(),
+            max_connections: "1024".into(),
+            header_timeout_ms: "5000".into(),
+            request_timeout_ms: "10000".into(),
+            max_body_bytes: "16384".into(),
         }
+    }
+
+    #[test]
+    fn limits_and_the_log_format_are_checked() {
+        let err = RawSettings {
+            log_format: "xml".into(),
+            ..raw()
+        }
+        .validate()
+        .unwrap_err();
+        assert!(err.to_string().starts_with("PEZ_LOG_FORMAT"));
+        let err = RawSettings {
+            max_connections: "0".into(),
+            ..raw()
+        }
+        .validate()
+        .unwrap_err();
+        assert!(err.to_string().starts_with("PEZ_MAX_CONNECTIONS"));
+        let limits = raw().validate().unwrap().limits;
+        assert_eq!(
+            (limits.max_connections, limits.max_body_bytes),
+            (1024, 16384)
+        );
     }
 
     #[test]

@@ -269,6 +269,18 @@ impl SequenceSpec {
         }
     }
 
+    /// The fraction of the range used before the sequence wraps (or runs
+    /// out) when `next` is the next number it issues; 1 when exhausted.
+    pub fn used_fraction(&self, next: Option<i64>) -> f64 {
+        let Some(next) = next else { return 1.0 };
+        let size = (self.max as f64 - self.min as f64) + 1.0;
+        let used = match self.direction {
+            Direction::Ascending => next.abs_diff(self.min),
+            Direction::Descending => self.max.abs_diff(next),
+        };
+        (used as f64 / size).clamp(0.0, 1.0)
+    }
+
     /// Whether `value` is a number this sequence can issue.
     pub fn contains(&self, value: i64) -> bool {
         (self.min..=self.max).contains(&value)
@@ -413,6 +425,19 @@ mod tests {
 
     fn spec(direction: Direction, min: i64, max: i64, cycle: bool) -> SequenceSpec {
         SequenceSpec::new("t", direction, min, max, None, cycle, Mode::Leased).unwrap()
+    }
+
+    #[test]
+    fn the_used_fraction_grows_from_the_origin_towards_the_end() {
+        let s =
+            SequenceSpec::new("s", Direction::Ascending, 1, 100, None, true, Mode::Leased).unwrap();
+        assert_eq!(s.used_fraction(Some(1)), 0.0);
+        assert_eq!(s.used_fraction(Some(51)), 0.5);
+        assert_eq!(s.used_fraction(None), 1.0);
+        let r = SequenceSpec::reverse();
+        assert_eq!(r.used_fraction(Some(i64::MAX)), 0.0);
+        assert!(r.used_fraction(Some(1)) > 0.999_999);
+        assert!(SequenceSpec::forward().used_fraction(Some(1_000_001)) > 0.0);
     }
 
     #[test]

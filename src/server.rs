@@ -9,15 +9,15 @@
 
 use crate::config::{Settings, StoreChoice};
 use crate::dispenser::{Dispenser, DispenserSettings, ReturnReport};
+use crate::http::serve::HttpServer;
 use crate::http::{self, App};
 use crate::store::{self, OpenError, StoreError};
+use crate::telemetry::Metrics;
 use log::{info, warn};
 use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
-use tokio::sync::oneshot;
+use std::time::{Duration, Instant};
 
 /// Why the server could not start.
 #[derive(Debug)]
@@ -48,9 +48,8 @@ impl std::error::Error for StartError {}
 /// A server that is bound and has numbers on hand, ready to run.
 pub struct Server {
     addr: SocketAddr,
-    dispenser: Arc<Dispenser>,
-    serve: Pin<Box<dyn Future<Output = ()> + Send>>,
-    stop_accepting: oneshot::Sender<()>,
+    app: Arc<App>,
+    http: HttpServer,
     shutdown_timeout: Duration,
 }
 
@@ -63,16 +62,17 @@ impl std::fmt::Debug for Server {
 }
 
 impl Server {
-    /// Opens the store, leases the first block of every sequence
-    /// and binds the listen address. Nothing is served until
-    /// [`Self::run_until`].
+    /// Opens the store, leases the first block of every sequence and binds
+    /// the listen address. Nothing is served until [`Self::run_until`].
     pub async fn start(settings: &Settings) -> Result<Self, StartError> {
         let opening = settings.clone();
         let store = tokio::task::spawn_blocking(move || store::open(&opening))
             .await
             .map_err(|e| StartError::Open(OpenError::Setup(e.to_string())))?
             .map_err(StartError::Open)?;
-        info!("store: {}", store::describe(settings));
+        let store_description = store::describe(settings);
+        info!("store: {store_description}");
+        let metrics = Arc::new(Metrics::new(crate::VERSION));
         let dispenser = Dispenser::start(
             store,
             DispenserSettings {
@@ -87,27 +87,28 @@ impl Server {
                     StoreChoice::Postgres(pg) => pg.pool_size as usize,
                 },
             },
+            Arc::clone(&metrics),
         )
         .await
         .map_err(StartError::Store)?;
-
+        let http = HttpServer::bind(settings.listen, settings.limits.clone(), metrics)
+            .await
+            .map_err(|e| StartError::Bind(settings.listen, e.to_string()))?;
+        let addr = http
+            .local_addr()
+            .map_err(|e| StartError::Bind(settings.listen, e.to_string()))?;
         let app = Arc::new(App {
-            dispenser: Arc::clone(&dispenser),
+            dispenser,
             max_count: settings.max_count,
             max_lease: settings.max_lease,
             access: settings.access.clone(),
+            max_body_bytes: settings.limits.max_body_bytes,
+            store_description,
         });
-        let (stop_accepting, stopped) = oneshot::channel::<()>();
-        let (addr, serve) = warp::serve(http::routes(app))
-            .try_bind_with_graceful_shutdown(settings.listen, async {
-                let _ = stopped.await;
-            })
-            .map_err(|e| StartError::Bind(settings.listen, e.to_string()))?;
         Ok(Self {
             addr,
-            dispenser,
-            serve: Box::pin(serve),
-            stop_accepting,
+            app,
+            http,
             shutdown_timeout: settings.shutdown_timeout,
         })
     }
@@ -122,29 +123,46 @@ impl Server {
     /// timeout), and gives back what was leased and not issued.
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> ReturnReport {
         info!("listening on http://{}", self.addr);
-        let mut serving = tokio::spawn(self.serve);
-        tokio::select! {
-            _ = &mut serving => warn!("the HTTP server stopped by itself"),
-            _ = shutdown => {
-                info!("stopping: finishing requests in flight");
-                let _ = self.stop_accepting.send(());
-                if tokio::time::timeout(self.shutdown_timeout, &mut serving).await.is_err() {
-                    warn!(
-                        "requests still open after {:?}; closing them",
-                        self.shutdown_timeout
-                    );
-                    serving.abort();
-                }
-            }
+        let dispenser = Arc::clone(&self.app.dispenser);
+        let sampler = tokio::spawn(sample_rates(Arc::clone(&dispenser)));
+        let service = warp::service(http::routes(self.app));
+        let drained = self
+            .http
+            .serve(
+                service,
+                async {
+                    shutdown.await;
+                    info!("stopping: finishing requests in flight");
+                },
+                self.shutdown_timeout,
+            )
+            .await;
+        if !drained {
+            warn!(
+                "requests still open after {:?}; they get no more numbers",
+                self.shutdown_timeout
+            );
         }
+        sampler.abort();
         // After this no request can take a number, so what is given back
         // below cannot also be issued.
-        let report = self.dispenser.shutdown().await;
+        let report = dispenser.shutdown().await;
         info!(
             "stopped: {} unissued numbers given back, {} left as a gap",
             report.returned, report.abandoned
         );
         report
+    }
+}
+
+/// Samples the issued counters once a second, for the status page's rates.
+async fn sample_rates(dispenser: Arc<Dispenser>) {
+    let mut ticks = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        ticks.tick().await;
+        dispenser
+            .metrics()
+            .sample(Instant::now(), &dispenser.names());
     }
 }
 

@@ -26,6 +26,7 @@ pub use reservoir::{BlockSizing, LeaseDecision, Reservoir, Shortfall};
 
 use crate::sequence::{Block, Mode, SequenceSpec};
 use crate::store::{Created, SequenceState, Store, StoreError};
+use crate::telemetry::Metrics;
 use log::{debug, error, info, warn};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
@@ -139,6 +140,7 @@ pub struct ReturnReport {
 pub struct Dispenser {
     sequences: RwLock<HashMap<String, Arc<Sequence>>>,
     store: Arc<dyn Store>,
+    metrics: Arc<Metrics>,
     settings: DispenserSettings,
     /// Serialises reconciling with the store (admin operations, the sync
     /// task), which spans store calls; a tokio mutex, made to be held
@@ -170,12 +172,14 @@ impl Dispenser {
     pub async fn start(
         store: Arc<dyn Store>,
         settings: DispenserSettings,
+        metrics: Arc<Metrics>,
     ) -> Result<Arc<Self>, StoreError> {
         let listing = Arc::clone(&store);
         let states = blocking(move || listing.list()).await?;
         let dispenser = Arc::new(Self {
             sequences: RwLock::new(HashMap::new()),
             store,
+            metrics,
             settings,
             reconciling: tokio::sync::Mutex::new(()),
             closed: AtomicBool::new(false),
@@ -185,7 +189,13 @@ impl Dispenser {
         for state in states {
             let sequence = dispenser.new_sequence(&state);
             if let Some(leased) = sequence.leased() {
-                lease_once(&sequence.spec.name, leased, &dispenser.store).await?;
+                lease_once(
+                    &sequence.spec.name,
+                    leased,
+                    &dispenser.store,
+                    &dispenser.metrics,
+                )
+                .await?;
             }
             dispenser.start_tasks(&sequence);
             dispenser
@@ -234,20 +244,22 @@ impl Dispenser {
         match &sequence.engine {
             Engine::Leased(_) => {
                 let (sequence, store) = (Arc::clone(sequence), Arc::clone(&self.store));
+                let metrics = Arc::clone(&self.metrics);
                 let retry_max = self.settings.retry_max;
                 tasks.push(tokio::spawn(async move {
                     let Some(leased) = sequence.leased() else {
                         return;
                     };
-                    run_leaser(&sequence.spec.name, leased, store, retry_max).await;
+                    run_leaser(&sequence.spec.name, leased, store, &metrics, retry_max).await;
                 }));
             }
             Engine::Strict(_) => {
                 for _ in 0..self.settings.strict_workers.max(1) {
                     let (sequence, store) = (Arc::clone(sequence), Arc::clone(&self.store));
+                    let metrics = Arc::clone(&self.metrics);
                     tasks.push(tokio::spawn(async move {
                         if let Engine::Strict(queue) = &sequence.engine {
-                            queue.run_worker(&sequence.spec.name, store).await;
+                            queue.run_worker(&sequence.spec.name, store, &metrics).await;
                         }
                     }));
                 }
@@ -327,6 +339,39 @@ impl Dispenser {
             describe_runs(&runs)
         );
         Ok(runs)
+    }
+
+    /// What this instance holds of each sequence, without asking the store:
+    /// settings, the next number on hand (if any) and how many are on hand.
+    pub fn local(&self) -> Vec<(SequenceSpec, Option<i64>, u64)> {
+        let mut local: Vec<_> = self
+            .read_map()
+            .values()
+            .map(|sequence| {
+                let (next, on_hand) = sequence
+                    .leased()
+                    .map(|leased| {
+                        let reservoir = leased.reservoir();
+                        (reservoir.peek(), reservoir.available())
+                    })
+                    .unwrap_or((None, 0));
+                (sequence.spec.clone(), next, on_hand)
+            })
+            .collect();
+        local.sort_by(|a, b| a.0.name.cmp(&b.0.name));
+        local
+    }
+
+    /// Whether the store answers (a cheap call, bounded by the store's own
+    /// timeouts).
+    pub async fn store_answers(&self) -> Result<(), StoreError> {
+        let store = Arc::clone(&self.store);
+        blocking(move || store.generations()).await.map(|_| ())
+    }
+
+    /// The metrics this dispenser reports to.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// Every sequence, with where the store stands and what this instance
@@ -638,6 +683,7 @@ async fn lease_once(
     name: &str,
     leased: &Leased,
     store: &Arc<dyn Store>,
+    metrics: &Metrics,
 ) -> Result<LeaseDecision, StoreError> {
     let decision = leased.reservoir().start_lease(Instant::now());
     let LeaseDecision::Lease(size) = decision else {
@@ -646,6 +692,15 @@ async fn lease_once(
     let (store, owned) = (Arc::clone(store), name.to_owned());
     let started = Instant::now();
     let outcome = blocking(move || store.lease(&owned, size)).await;
+    let label = match &outcome {
+        Ok(_) => "ok",
+        Err(StoreError::Exhausted(_)) => "exhausted",
+        Err(_) => {
+            metrics.store_error("lease");
+            "error"
+        }
+    };
+    metrics.lease(name, label, started.elapsed());
     let result = {
         let mut reservoir = leased.reservoir();
         match outcome {
@@ -680,10 +735,16 @@ async fn lease_once(
 /// The background task that keeps one leased sequence stocked. Retries a
 /// failing store with exponential backoff up to `retry_max`, logging the
 /// outage once when it starts and once when it ends.
-async fn run_leaser(name: &str, leased: &Leased, store: Arc<dyn Store>, retry_max: Duration) {
+async fn run_leaser(
+    name: &str,
+    leased: &Leased,
+    store: Arc<dyn Store>,
+    metrics: &Metrics,
+    retry_max: Duration,
+) {
     let mut outage: Option<(Instant, u32)> = None;
     loop {
-        match lease_once(name, leased, &store).await {
+        match lease_once(name, leased, &store, metrics).await {
             Ok(LeaseDecision::Closed) => return,
             Ok(LeaseDecision::Idle) => leased.lease_needed.notified().await,
             Ok(LeaseDecision::Lease(_)) => {

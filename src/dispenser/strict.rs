@@ -12,6 +12,7 @@
 use super::{BlockSizing, DispenseError, Reservoir, take_exact};
 use crate::sequence::Block;
 use crate::store::{Store, StoreError};
+use crate::telemetry::Metrics;
 use log::warn;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -92,7 +93,7 @@ impl StrictQueue {
     }
 
     /// One worker: batch, take, hand out; until closed.
-    pub(super) async fn run_worker(&self, name: &str, store: Arc<dyn Store>) {
+    pub(super) async fn run_worker(&self, name: &str, store: Arc<dyn Store>, metrics: &Metrics) {
         loop {
             let work = self.work.notified();
             let batch = self.batch();
@@ -124,6 +125,7 @@ impl StrictQueue {
                         StoreError::Exhausted(_) => DispenseError::Exhausted,
                         StoreError::UnknownSequence(_) => DispenseError::UnknownSequence,
                         other => {
+                            metrics.store_error("take");
                             warn!("{name}: strict take failed: {other}");
                             DispenseError::Unavailable
                         }

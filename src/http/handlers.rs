@@ -24,6 +24,10 @@ pub struct App {
     pub max_lease: u64,
     /// Tokens.
     pub access: Access,
+    /// Largest request body read.
+    pub max_body_bytes: u64,
+    /// Where the store is, for the status page (no secrets).
+    pub store_description: String,
 }
 
 /// The request headers handlers look at.
@@ -47,7 +51,7 @@ pub async fn number_resource(
         Method::GET => issue(resource, query.as_deref(), &headers, &app)
             .await
             .unwrap_or_else(|e| e.into_response(Some(resource.path))),
-        Method::OPTIONS => help(resource.help(app.max_count), ALLOW),
+        Method::OPTIONS => help(super::openapi::help(resource.path, &app), ALLOW),
         other => ApiError::MethodNotAllowed {
             method: other.to_string(),
             allow: ALLOW,
@@ -111,6 +115,7 @@ async fn issue(
         .next(resource.sequence, count)
         .await
         .map_err(|e| dispense_error(resource.sequence, e))?;
+    app.dispenser.metrics().issued(resource.sequence, count);
     Ok(match resource.shape {
         Shape::Single => format::single(runs[0].first, format),
         Shape::List => format::list(&runs, count, format),

@@ -8,10 +8,14 @@
 pub mod auth;
 pub mod format;
 pub mod handlers;
+pub mod openapi;
+pub mod ops;
 pub mod problem;
 pub mod query;
 pub mod resources;
 pub mod sequences;
+pub mod serve;
+pub mod status_page;
 
 pub use handlers::{App, RequestHeaders};
 
@@ -49,12 +53,33 @@ pub fn routes(
         .and(warp::method())
         .and(raw_query())
         .and(request_headers())
-        .and(limited_body(sequences::BODY_LIMIT))
-        .and(with_app(app))
+        .and(limited_body(app.max_body_bytes))
+        .and(with_app(Arc::clone(&app)))
         .then(sequences::handle);
+    let operations = warp::path!("healthz")
+        .map(|| ops::Op::Healthz)
+        .or(warp::path!("readyz").map(|| ops::Op::Readyz))
+        .unify()
+        .or(warp::path!("metrics").map(|| ops::Op::Metrics))
+        .unify()
+        .or(warp::path!("version").map(|| ops::Op::Version))
+        .unify()
+        .or(warp::path!("openapi.json").map(|| ops::Op::OpenApi))
+        .unify()
+        .or(warp::path::end().map(|| ops::Op::StatusPage))
+        .unify()
+        .and(warp::method())
+        .and(with_app(app))
+        .then(ops::handle);
     let not_found =
         warp::path::full().map(|path: warp::path::FullPath| handlers::not_found(path.as_str()));
-    numbers.or(sequences).unify().or(not_found).unify()
+    numbers
+        .or(sequences)
+        .unify()
+        .or(operations)
+        .unify()
+        .or(not_found)
+        .unify()
 }
 
 /// The headers handlers look at (allocated only when present).

@@ -79,6 +79,11 @@ pub enum ApiError {
         /// The sequence.
         sequence: String,
     },
+    /// Not ready to serve (readiness check).
+    NotReady {
+        /// What is missing.
+        reasons: Vec<String>,
+    },
     /// Numbers cannot be had right now: the store is failing and nothing
     /// is on hand, or the instance is stopping.
     Unavailable {
@@ -116,7 +121,9 @@ impl ApiError {
             ApiError::Conflict { .. } | ApiError::Builtin { .. } | ApiError::Exhausted { .. } => {
                 StatusCode::CONFLICT
             }
-            ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable { .. } | ApiError::NotReady { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         }
     }
 
@@ -157,6 +164,7 @@ impl ApiError {
                 "urn:pez:problem:unavailable",
                 "Numbers temporarily unavailable",
             ),
+            ApiError::NotReady { .. } => ("urn:pez:problem:not-ready", "Not ready"),
         }
     }
 
@@ -228,6 +236,10 @@ impl ApiError {
                 format!("{reason} Retry after {RETRY_AFTER_SECONDS} second(s)."),
                 json!({ "retry_after": RETRY_AFTER_SECONDS }),
             ),
+            ApiError::NotReady { reasons } => (
+                format!("Not ready: {}.", reasons.join("; ")),
+                json!({ "reasons": reasons }),
+            ),
         }
     }
 
@@ -256,8 +268,13 @@ impl ApiError {
             ApiError::MethodNotAllowed { allow, .. } => {
                 headers.insert(header::ALLOW, HeaderValue::from_static(allow));
             }
-            ApiError::Unavailable { .. } => {
+            ApiError::Unavailable { .. } | ApiError::NotReady { .. } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
+            }
+            // The rest of the body is not read: the connection cannot carry
+            // another request, and the client must know not to try.
+            ApiError::BodyTooLarge { .. } => {
+                headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
             }
             ApiError::Unauthorized { .. } => {
                 headers.insert(

@@ -15,7 +15,6 @@ use super::format::{self, Format};
 use super::handlers::{App, RequestHeaders, dispense_error, help, json};
 use super::problem::ApiError;
 use super::query;
-use super::resources;
 use crate::dispenser::SequenceInfo;
 use crate::sequence::{Direction, MAX_VALUE, MIN_VALUE, Mode, SequenceSpec, check_name};
 use crate::store::{Created, StoreError};
@@ -25,9 +24,6 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 use warp::http::{HeaderValue, Method, Response, StatusCode, header};
 use warp::hyper::Body;
-
-/// The largest request body the admin API reads.
-pub const BODY_LIMIT: u64 = 16 * 1024;
 
 /// Which resource under `/v2/sequences` a path names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,6 +55,17 @@ impl Target {
             Target::Sequence(_) => "GET, PUT, DELETE, OPTIONS",
             Target::Next(_) => "GET, POST, OPTIONS",
             Target::Lease(_) | Target::Restart(_) => "POST, OPTIONS",
+        }
+    }
+
+    /// The path as the API document names it.
+    fn template(&self) -> &'static str {
+        match self {
+            Target::Collection => "/v2/sequences",
+            Target::Sequence(_) => "/v2/sequences/{name}",
+            Target::Next(_) => "/v2/sequences/{name}/next",
+            Target::Lease(_) => "/v2/sequences/{name}/lease",
+            Target::Restart(_) => "/v2/sequences/{name}/restart",
         }
     }
 
@@ -104,7 +111,7 @@ async fn respond(
 ) -> Result<Response<Body>, ApiError> {
     if method == Method::OPTIONS {
         return Ok(help(
-            resources::sequences_help(target_kind(&target), app),
+            super::openapi::help(target.template(), app),
             target.allow(),
         ));
     }
@@ -170,6 +177,7 @@ async fn respond(
                 .next(&name, count)
                 .await
                 .map_err(|e| dispense_error(&name, e))?;
+            app.dispenser.metrics().issued(&name, count);
             Ok(format::list(&runs, count, format))
         }
         Target::Lease(name) => {
@@ -184,6 +192,8 @@ async fn respond(
                 .lease_range(&name, count)
                 .await
                 .map_err(|e| dispense_error(&name, e))?;
+            let leased = runs.iter().map(crate::sequence::Block::len).sum();
+            app.dispenser.metrics().issued(&name, leased);
             Ok(format::ranges(&runs, format))
         }
         Target::Restart(name) => {
@@ -202,17 +212,6 @@ async fn respond(
                 json!({ "name": name, "next": restart.value }).to_string(),
             ))
         }
-    }
-}
-
-/// Which help to give.
-fn target_kind(target: &Target) -> &'static str {
-    match target {
-        Target::Collection => "collection",
-        Target::Sequence(_) => "sequence",
-        Target::Next(_) => "next",
-        Target::Lease(_) => "lease",
-        Target::Restart(_) => "restart",
     }
 }
 

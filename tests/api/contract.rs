@@ -148,7 +148,6 @@ async fn other_methods_are_not_allowed(backend: Backend) {
 async fn unknown_paths_are_not_found(backend: Backend) {
     let app = TestApp::spawn_on(backend, |_| {}).await;
     for path in [
-        "/",
         "/v1",
         "/v3/forward",
         "/v1/forward/1",

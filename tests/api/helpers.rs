@@ -25,7 +25,8 @@ pub const MAX: i64 = i64::MAX;
 /// Logs are silent unless TEST_LOG is set (as in zero-to-production).
 fn init_logs() {
     if let Ok(filter) = std::env::var("TEST_LOG") {
-        pez::telemetry::init(if filter.is_empty() { "debug" } else { &filter });
+        let filter = if filter.is_empty() { "debug" } else { &filter };
+        pez::telemetry::init(filter, pez::telemetry::LogFormat::Text);
     }
 }
 
@@ -126,6 +127,11 @@ impl HttpClient {
             addr,
             client: Client::new(),
         }
+    }
+
+    /// The server's address, for clients other than this one (a browser).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
     }
 
     /// Sends `method path` with no body; fails the test after 10 s.

@@ -8,6 +8,7 @@ mod cli;
 mod concurrency;
 mod contract;
 mod lifecycle;
+mod operations;
 mod postgres;
 mod sequences;
 mod store_failure;

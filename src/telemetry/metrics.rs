@@ -1,0 +1,278 @@
+//! Prometheus metrics, through the `prometheus` crate (the exposition
+//! format is not written by hand).
+//!
+//! Counters are bumped where things happen (requests in the HTTP layer,
+//! leases in the dispenser); gauges that describe state (numbers on hand,
+//! range used) are set just before each scrape from the dispenser's view.
+
+use prometheus::{
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Every metric of one PEZ instance, in its own registry.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    issued: IntCounterVec,
+    leases: IntCounterVec,
+    lease_seconds: HistogramVec,
+    store_errors: IntCounterVec,
+    on_hand: IntGaugeVec,
+    range_used: GaugeVec,
+    /// Samples of `issued` per sequence, one a second for a minute, for
+    /// the rates of the status page.
+    samples: Mutex<VecDeque<(Instant, HashMap<String, u64>)>>,
+}
+
+/// How long the status page's rates look back.
+pub const RATE_WINDOW: Duration = Duration::from_secs(60);
+
+fn registered<T: prometheus::core::Collector + Clone + 'static>(
+    registry: &Registry,
+    metric: T,
+) -> T {
+    // Names are fixed and distinct, so registering cannot collide.
+    let _ = registry.register(Box::new(metric.clone()));
+    metric
+}
+
+impl Metrics {
+    /// A fresh set of metrics; `version` goes into `pez_build_info`.
+    pub fn new(version: &str) -> Self {
+        let registry = Registry::new();
+        let counter = |name: &str, help: &str, labels: &[&str]| {
+            registered(
+                &registry,
+                IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric"),
+            )
+        };
+        let requests = counter(
+            "pez_http_requests_total",
+            "HTTP requests answered, by route and status code.",
+            &["route", "status"],
+        );
+        let issued = counter(
+            "pez_numbers_issued_total",
+            "Numbers handed to clients, by sequence (range leases included).",
+            &["sequence"],
+        );
+        let leases = counter(
+            "pez_leases_total",
+            "Leases of blocks from the store, by sequence and outcome (ok, error, exhausted).",
+            &["sequence", "outcome"],
+        );
+        let store_errors = counter(
+            "pez_store_errors_total",
+            "Failed store calls, by operation.",
+            &["operation"],
+        );
+        let lease_seconds = registered(
+            &registry,
+            HistogramVec::new(
+                HistogramOpts::new(
+                    "pez_lease_duration_seconds",
+                    "How long leasing a block took.",
+                )
+                .buckets(vec![
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+                ]),
+                &["sequence"],
+            )
+            .expect("valid metric"),
+        );
+        let on_hand = registered(
+            &registry,
+            IntGaugeVec::new(
+                Opts::new(
+                    "pez_numbers_on_hand",
+                    "Leased numbers this instance holds, unissued.",
+                ),
+                &["sequence"],
+            )
+            .expect("valid metric"),
+        );
+        let range_used = registered(
+            &registry,
+            GaugeVec::new(
+                Opts::new(
+                    "pez_sequence_range_used_ratio",
+                    "Fraction of the sequence's range used before it wraps (or runs out): \
+                     watch it to see a wrap coming.",
+                ),
+                &["sequence"],
+            )
+            .expect("valid metric"),
+        );
+        let build = registered(
+            &registry,
+            IntGaugeVec::new(
+                Opts::new("pez_build_info", "The running version."),
+                &["version"],
+            )
+            .expect("valid metric"),
+        );
+        build.with_label_values(&[version]).set(1);
+        Self {
+            registry,
+            requests,
+            issued,
+            leases,
+            lease_seconds,
+            store_errors,
+            on_hand,
+            range_used,
+            samples: Mutex::new(VecDeque::new()),
+        }
+    }
+
+    /// Counts one answered request.
+    pub fn request(&self, route: &str, status: u16) {
+        self.requests
+            .with_label_values(&[route, status_label(status)])
+            .inc();
+    }
+
+    /// Counts numbers handed out.
+    pub fn issued(&self, sequence: &str, count: u64) {
+        self.issued.with_label_values(&[sequence]).inc_by(count);
+    }
+
+    /// Records a lease and how long it took.
+    pub fn lease(&self, sequence: &str, outcome: &str, took: Duration) {
+        self.leases.with_label_values(&[sequence, outcome]).inc();
+        self.lease_seconds
+            .with_label_values(&[sequence])
+            .observe(took.as_secs_f64());
+    }
+
+    /// Counts a failed store call.
+    pub fn store_error(&self, operation: &str) {
+        self.store_errors.with_label_values(&[operation]).inc();
+    }
+
+    /// Sets the state gauges (before a scrape): for each sequence, the
+    /// numbers on hand and the fraction of its range used. Sequences not
+    /// listed (deleted ones) disappear.
+    pub fn sequence_states(&self, states: &[(String, u64, f64)]) {
+        self.on_hand.reset();
+        self.range_used.reset();
+        for (sequence, on_hand, range_used) in states {
+            self.on_hand
+                .with_label_values(&[sequence])
+                .set(*on_hand as i64);
+            self.range_used
+                .with_label_values(&[sequence])
+                .set(*range_used);
+        }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        // Encoding our own well-formed metrics into a Vec cannot fail.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        String::from_utf8(out).unwrap_or_default()
+    }
+
+    /// Takes a sample of the issued counters of `sequences` (call once a
+    /// second).
+    pub fn sample(&self, now: Instant, sequences: &[String]) {
+        let totals: HashMap<String, u64> = sequences
+            .iter()
+            .map(|name| (name.clone(), self.issued.with_label_values(&[name]).get()))
+            .collect();
+        let mut samples = self.samples.lock().unwrap_or_else(|p| p.into_inner());
+        samples.push_back((now, totals));
+        while samples
+            .front()
+            .is_some_and(|(at, _)| now.saturating_duration_since(*at) > RATE_WINDOW)
+        {
+            samples.pop_front();
+        }
+    }
+
+    /// Numbers per second `sequence` issued over the last minute (or since
+    /// the first sample, when younger).
+    pub fn per_second(&self, sequence: &str) -> f64 {
+        let samples = self.samples.lock().unwrap_or_else(|p| p.into_inner());
+        let (Some((first_at, first)), Some((last_at, last))) = (samples.front(), samples.back())
+        else {
+            return 0.0;
+        };
+        let seconds = last_at.saturating_duration_since(*first_at).as_secs_f64();
+        if seconds <= 0.0 {
+            return 0.0;
+        }
+        let before = first.get(sequence).copied().unwrap_or(0);
+        let after = last.get(sequence).copied().unwrap_or(0);
+        after.saturating_sub(before) as f64 / seconds
+    }
+}
+
+/// Status codes as labels without allocating.
+fn status_label(status: u16) -> &'static str {
+    match status {
+        200 => "200",
+        201 => "201",
+        204 => "204",
+        400 => "400",
+        401 => "401",
+        403 => "403",
+        404 => "404",
+        405 => "405",
+        409 => "409",
+        413 => "413",
+        414 => "414",
+        431 => "431",
+        500 => "500",
+        503 => "503",
+        _ => "other",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_show_up_in_the_exposition() {
+        let metrics = Metrics::new("1.2.3");
+        metrics.request("/v1/forward", 200);
+        metrics.request("/v1/forward", 200);
+        metrics.issued("forward", 100);
+        metrics.lease("forward", "ok", Duration::from_millis(3));
+        metrics.sequence_states(&[("forward".into(), 900, 0.25)]);
+        let text = metrics.render();
+        for line in [
+            r#"pez_http_requests_total{route="/v1/forward",status="200"} 2"#,
+            r#"pez_numbers_issued_total{sequence="forward"} 100"#,
+            r#"pez_leases_total{outcome="ok",sequence="forward"} 1"#,
+            r#"pez_lease_duration_seconds_bucket{sequence="forward",le="0.005"} 1"#,
+            r#"pez_numbers_on_hand{sequence="forward"} 900"#,
+            r#"pez_sequence_range_used_ratio{sequence="forward"} 0.25"#,
+            r#"pez_build_info{version="1.2.3"} 1"#,
+        ] {
+            assert!(text.contains(line), "{line} missing:\n{text}");
+        }
+    }
+
+    #[test]
+    fn rates_are_taken_over_the_last_minute() {
+        let metrics = Metrics::new("x");
+        let t0 = Instant::now();
+        let names = ["forward".to_owned(), "reverse".to_owned()];
+        metrics.sample(t0, &names);
+        metrics.issued("forward", 600);
+        metrics.sample(t0 + Duration::from_secs(30), &names);
+        assert_eq!(metrics.per_second("forward"), 20.0);
+        metrics.sample(t0 + Duration::from_secs(90), &names);
+        // The first sample is out of the window: nothing issued since the second.
+        assert_eq!(metrics.per_second("forward"), 0.0);
+        assert_eq!(metrics.per_second("reverse"), 0.0);
+    }
+}

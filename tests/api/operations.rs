@@ -1,0 +1,395 @@
+//! The operator endpoints (health, readiness, metrics, version, the API
+//! document) and the limits that protect the server from hostile clients.
+
+use crate::helpers::{Backend, PezProcess, StoreFixture, TempDir, TestApp, run_pez};
+use crate::postgres_support::{Cluster, ClusterOptions, TestDatabase};
+use diesel::connection::SimpleConnection;
+use diesel::{Connection, SqliteConnection};
+use hyper::Method;
+use pez::config::{Access, Secret};
+use serde_json::Value;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+#[tokio::test]
+async fn healthz_and_version_answer() {
+    let app = TestApp::spawn_on(Backend::Sqlite, |_| {}).await;
+    assert_eq!(
+        app.get("/healthz").await.json(),
+        serde_json::json!({"status": "ok"})
+    );
+    let version = app.get("/version").await.json();
+    let printed = String::from_utf8_lossy(&run_pez(&std::env::temp_dir(), &["--version"]).stdout)
+        .into_owned();
+    assert_eq!(
+        printed.trim(),
+        format!("pez {}", version["full"].as_str().unwrap_or_default())
+    );
+    assert_eq!(version["version"], env!("CARGO_PKG_VERSION"));
+}
+
+#[tokio::test]
+async fn readyz_says_why_it_is_not_ready_and_recovers() {
+    let cluster = Cluster::start(ClusterOptions::default());
+    let store = StoreFixture::on_database(TestDatabase::create_on(&cluster.admin_url));
+    let app = TestApp::spawn_in(store, |s| {
+        s.block_min = 200;
+        s.block_max = 200;
+    })
+    .await;
+    assert_eq!(app.get("/readyz").await.json()["status"], "ready");
+    cluster.stop("fast");
+    let problem = app.get("/readyz").await.problem(503);
+    let reasons = problem["reasons"].to_string();
+    assert!(reasons.contains("store"), "{problem}");
+    // Use up what is on hand: readiness names the sequence that has nothing.
+    while app.get("/v2/forward?count=100").await.status == 200 {}
+    let problem = app.get("/readyz").await.problem(503);
+    assert!(
+        problem["reasons"].to_string().contains("forward"),
+        "{problem}"
+    );
+    cluster.restart();
+    let started = Instant::now();
+    while app.get("/readyz").await.status != 200 {
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "not ready again"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The value of the first sample line that starts with `prefix`.
+fn sample(metrics: &str, prefix: &str) -> f64 {
+    metrics
+        .lines()
+        .find(|line| line.starts_with(prefix))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|value| value.parse().ok())
+        .unwrap_or_else(|| panic!("no {prefix} in:\n{metrics}"))
+}
+
+#[tokio::test]
+async fn metrics_count_requests_numbers_leases_and_show_the_state_of_each_sequence() {
+    let app = TestApp::spawn_on(Backend::Sqlite, |_| {}).await;
+    for _ in 0..3 {
+        app.numbers("/v2/forward?count=10").await;
+    }
+    app.numbers("/v1/reverse").await;
+    app.get("/v2/forward?count=0").await.problem(400);
+    let response = app.get("/metrics").await;
+    assert!(
+        response
+            .header("content-type")
+            .unwrap_or_default()
+            .starts_with("text/plain")
+    );
+    let text = response.body;
+    assert_eq!(
+        sample(
+            &text,
+            r#"pez_http_requests_total{route="/v2/forward",status="200"}"#
+        ),
+        3.0
+    );
+    assert_eq!(
+        sample(
+            &text,
+            r#"pez_http_requests_total{route="/v2/forward",status="400"}"#
+        ),
+        1.0
+    );
+    assert_eq!(
+        sample(&text, r#"pez_numbers_issued_total{sequence="forward"}"#),
+        30.0
+    );
+    assert_eq!(
+        sample(&text, r#"pez_numbers_issued_total{sequence="reverse"}"#),
+        1.0
+    );
+    assert!(
+        sample(
+            &text,
+            r#"pez_leases_total{outcome="ok",sequence="forward"}"#
+        ) >= 1.0
+    );
+    assert!(
+        sample(
+            &text,
+            r#"pez_lease_duration_seconds_count{sequence="forward"}"#
+        ) >= 1.0
+    );
+    assert_eq!(
+        sample(&text, r#"pez_numbers_on_hand{sequence="forward"}"#),
+        1000.0 - 30.0
+    );
+    let used = sample(
+        &text,
+        r#"pez_sequence_range_used_ratio{sequence="forward"}"#,
+    );
+    assert!(used > 0.0 && used < 1e-12, "{used}");
+    assert!(text.contains("pez_build_info{version="));
+    assert!(text.contains("# TYPE pez_lease_duration_seconds histogram"));
+}
+
+/// Every path and method the document names is served, answering one of
+/// the statuses the document lists for it; OPTIONS says the same as the
+/// document.
+#[tokio::test]
+async fn the_openapi_document_describes_what_the_server_does() {
+    let app = TestApp::spawn_on(Backend::Sqlite, |s| {
+        s.access = Access {
+            admin: Some(Secret::new("admin".into())),
+            dispensing: Vec::new(),
+        };
+    })
+    .await;
+    let document = app.get("/openapi.json").await.json();
+    assert_eq!(document["openapi"], "3.1.0");
+    let paths = document["paths"].as_object().expect("paths");
+    let mut listed: Vec<&str> = paths.keys().map(String::as_str).collect();
+    listed.sort_unstable();
+    assert_eq!(
+        listed,
+        [
+            "/",
+            "/healthz",
+            "/metrics",
+            "/openapi.json",
+            "/readyz",
+            "/v1/forward",
+            "/v1/reverse",
+            "/v2/forward",
+            "/v2/reverse",
+            "/v2/sequences",
+            "/v2/sequences/{name}",
+            "/v2/sequences/{name}/lease",
+            "/v2/sequences/{name}/next",
+            "/v2/sequences/{name}/restart",
+            "/version",
+        ]
+    );
+    let auth = [("authorization", "Bearer admin")];
+    for (path, item) in paths {
+        let concrete = path.replace("{name}", "forward");
+        for (method, operation) in item.as_object().expect("path item") {
+            if !["get", "put", "post", "delete", "options", "patch", "head"]
+                .contains(&method.as_str())
+            {
+                continue; // summary, description, parameters
+            }
+            let Ok(method) = method.to_uppercase().parse::<Method>() else {
+                continue;
+            };
+            let body = match (path.as_str(), &method) {
+                ("/v2/sequences/{name}/restart", &Method::POST) => Some(r#"{"value": 1}"#),
+                ("/v2/sequences/{name}", &Method::PUT) => Some(r#"{}"#),
+                _ => None,
+            };
+            let response = app.http.send(method.clone(), &concrete, &auth, body).await;
+            let documented = &operation["responses"][response.status.as_str()];
+            assert!(
+                !documented.is_null(),
+                "{method} {path}: {} is not documented ({})",
+                response.status,
+                response.body
+            );
+            if method == Method::OPTIONS {
+                let help = response.json();
+                assert_eq!(help["description"], item["description"], "{path}");
+                assert!(response.header("allow").is_some());
+            }
+        }
+    }
+    // A method the document does not list is 405 with Allow.
+    let response = app
+        .http
+        .send(Method::PATCH, "/v2/sequences/forward", &auth, None)
+        .await;
+    response.problem(405);
+    let help = app
+        .http
+        .request(Method::OPTIONS, "/v2/forward")
+        .await
+        .json();
+    let documented: &Value =
+        &document["paths"]["/v2/forward"]["get"]["parameters"][0]["schema"]["maximum"];
+    assert_eq!(&help["parameters"]["count"]["maximum"], documented);
+}
+
+/// Sends raw bytes on a fresh connection and reads until the server closes
+/// it (or `limit` passes); returns what came back and when it closed.
+fn raw_exchange(addr: SocketAddr, request: &[u8], limit: Duration) -> (String, Option<Duration>) {
+    let started = Instant::now();
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream.set_read_timeout(Some(limit)).expect("timeout");
+    let _ = stream.write_all(request);
+    let mut answer = Vec::new();
+    let mut buffer = [0u8; 4096];
+    let closed = loop {
+        match stream.read(&mut buffer) {
+            Ok(0) => break Some(started.elapsed()),
+            Ok(n) => answer.extend_from_slice(&buffer[..n]),
+            Err(_) => break None,
+        }
+    };
+    (String::from_utf8_lossy(&answer).into_owned(), closed)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_request_lines_headers_and_bodies_are_refused() {
+    let dir = TempDir::new();
+    let pez = PezProcess::start(dir.path(), &[("PEZ_ADMIN_TOKEN", "admin")]);
+    let addr: SocketAddr = pez.http.addr();
+    let long_line = format!(
+        "GET /v1/forward?pad={} HTTP/1.1\r\nHost: x\r\n\r\n",
+        "a".repeat(9000)
+    );
+    let (answer, _) = raw_exchange(addr, long_line.as_bytes(), Duration::from_secs(5));
+    assert!(
+        answer.starts_with("HTTP/1.1 431") || answer.starts_with("HTTP/1.1 414"),
+        "{answer}"
+    );
+    let many_headers: String = (0..300)
+        .map(|i| format!("X-Padding-{i}: {}\r\n", "b".repeat(30)))
+        .collect();
+    let big_head = format!("GET /v1/forward HTTP/1.1\r\nHost: x\r\n{many_headers}\r\n");
+    let (answer, _) = raw_exchange(addr, big_head.as_bytes(), Duration::from_secs(5));
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+
+    // A body over the limit: 413, declared or chunked, on any route.
+    let body = "x".repeat(20_000);
+    let declared = format!(
+        "PUT /v2/sequences/big HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer admin\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let (answer, _) = raw_exchange(addr, declared.as_bytes(), Duration::from_secs(5));
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("application/problem+json"), "{answer}");
+    let on_v1 = format!(
+        "GET /v1/forward HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let (answer, _) = raw_exchange(addr, on_v1.as_bytes(), Duration::from_secs(5));
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    let chunk = "y".repeat(8000);
+    let chunked = format!(
+        "PUT /v2/sequences/big HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer admin\r\nTransfer-Encoding: chunked\r\n\r\n\
+         {len:x}\r\n{chunk}\r\n{len:x}\r\n{chunk}\r\n{len:x}\r\n{chunk}\r\n0\r\n\r\n",
+        len = chunk.len()
+    );
+    let (answer, _) = raw_exchange(addr, chunked.as_bytes(), Duration::from_secs(5));
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+
+    // The server is unharmed.
+    assert!(!pez.http.numbers("/v1/forward").await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_headers_are_cut_off_and_other_clients_do_not_notice() {
+    let dir = TempDir::new();
+    let pez = PezProcess::start(dir.path(), &[("PEZ_HEADER_TIMEOUT_MS", "700")]);
+    let addr = pez.http.addr();
+    let dribbler = std::thread::spawn(move || {
+        raw_exchange(
+            addr,
+            b"GET /v1/forward HTTP/1.1\r\nHost: x\r\nX-Slow: ",
+            Duration::from_secs(10),
+        )
+    });
+    // Meanwhile others are served at once.
+    for _ in 0..20 {
+        let started = Instant::now();
+        pez.http.numbers("/v1/forward").await;
+        assert!(started.elapsed() < Duration::from_millis(500));
+    }
+    let (_, closed) = dribbler.join().expect("dribbler");
+    let closed = closed.expect("the slow client's connection was closed");
+    assert!(
+        closed >= Duration::from_millis(600) && closed < Duration::from_secs(5),
+        "{closed:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_beyond_the_cap_wait_and_the_server_keeps_serving() {
+    let dir = TempDir::new();
+    let pez = PezProcess::start(
+        dir.path(),
+        &[
+            ("PEZ_MAX_CONNECTIONS", "4"),
+            ("PEZ_HEADER_TIMEOUT_MS", "1000"),
+        ],
+    );
+    let addr = pez.http.addr();
+    // Four connections that never finish their headers take every slot...
+    let holders: Vec<_> = (0..4)
+        .map(|_| {
+            std::thread::spawn(move || {
+                raw_exchange(
+                    addr,
+                    b"GET /v1/forward HTTP/1.1\r\n",
+                    Duration::from_secs(10),
+                )
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    // ...so a fifth waits until the header timeout frees a slot.
+    let started = Instant::now();
+    let (answer, _) = raw_exchange(
+        addr,
+        b"GET /v1/forward HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        Duration::from_secs(10),
+    );
+    let waited = started.elapsed();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        waited >= Duration::from_millis(500) && waited < Duration::from_secs(5),
+        "{waited:?}"
+    );
+    for holder in holders {
+        holder.join().expect("holder");
+    }
+    assert!(!pez.http.numbers("/v1/forward").await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_that_takes_too_long_is_answered_503() {
+    let app = TestApp::spawn_on(Backend::Sqlite, |s| {
+        s.access = Access {
+            admin: Some(Secret::new("admin".into())),
+            dispensing: Vec::new(),
+        };
+        s.lease_wait = Duration::from_secs(20);
+        s.store_timeout = Duration::from_secs(20);
+        s.limits.request_timeout = Duration::from_millis(400);
+    })
+    .await;
+    let created = app
+        .http
+        .send(
+            Method::PUT,
+            "/v2/sequences/slow",
+            &[("authorization", "Bearer admin")],
+            Some(r#"{"mode": "strict"}"#),
+        )
+        .await;
+    assert_eq!(created.status, 201);
+    let mut blocker =
+        SqliteConnection::establish(&app.database_file().to_string_lossy()).expect("open");
+    blocker.batch_execute("BEGIN IMMEDIATE").expect("lock");
+    let started = Instant::now();
+    let response = app.get("/v2/sequences/slow/next").await;
+    let took = started.elapsed();
+    response.problem(503);
+    assert!(
+        took >= Duration::from_millis(350) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
+    blocker.batch_execute("ROLLBACK").expect("unlock");
+    // Other requests were never held up.
+    assert_eq!(app.numbers("/v1/forward").await, vec![1]);
+}
