@@ -62,8 +62,8 @@ const STYLE: &str = r#"
 body{margin:0;padding:1rem;font:16px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:var(--fg);background:var(--bg)}
 main{max-width:72rem;margin:0 auto}
 h1{font-size:1.35rem;margin:0 0 .25rem}
-.meta{margin:0 0 1rem;color:var(--muted);font-size:.875rem;overflow-wrap:anywhere}
-.meta span+span::before{content:" \b7  "}
+.meta{display:flex;flex-wrap:wrap;gap:0 1.25rem;margin:0 0 1rem;color:var(--muted);font-size:.875rem}
+.meta span{min-width:0;overflow-wrap:anywhere}
 table{width:100%;border-collapse:collapse}
 th{text-align:left;font-size:.75rem;font-weight:600;text-transform:uppercase;letter-spacing:.04em;color:var(--muted);padding:.4rem .6rem;border-bottom:2px solid var(--line)}
 td{padding:.55rem .6rem;border-bottom:1px solid var(--line);vertical-align:top;font-variant-numeric:tabular-nums}
