@@ -11,5 +11,6 @@ mod lifecycle;
 mod operations;
 mod postgres;
 mod sequences;
+mod status_page;
 mod store_failure;
 mod systemd;
