@@ -31,6 +31,14 @@ rpm:
 package-test:
 	CARGO="$(CARGO)" tests/package-test.sh
 
+.PHONY: api-test
+
+## schemathesis (from PyPI) against /openapi.json of a live server: no 5xx,
+## every response as documented.
+api-test:
+	$(CARGO) build --bin pez
+	tests/api-test.sh target/debug/pez
+
 ## What CI checks besides the tests.
 lint:
 	$(CARGO) fmt --all -- --check

@@ -97,6 +97,8 @@ async fn page(app: &App) -> Response<Body> {
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/html; charset=utf-8"),
     );
+    // It reloads itself: a cached copy would be stale at once.
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     // The page needs nothing from anywhere: say so to the browser.
     headers.insert(
         header::CONTENT_SECURITY_POLICY,

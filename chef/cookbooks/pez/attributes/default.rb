@@ -39,6 +39,16 @@ default['pez']['env']['store_timeout_ms'] = nil
 # Milliseconds a graceful stop waits for requests in flight (PEZ: 5000; the
 # unit allows 15 s for the whole stop).
 default['pez']['env']['shutdown_timeout_ms'] = nil
+# Log lines: text or json (PEZ: text).
+default['pez']['env']['log_format'] = nil
+# Most connections served at once (PEZ: 1024).
+default['pez']['env']['max_connections'] = nil
+# Milliseconds a client has to send its headers (PEZ: 5000).
+default['pez']['env']['header_timeout_ms'] = nil
+# Milliseconds a request may take before 503 (PEZ: 10000).
+default['pez']['env']['request_timeout_ms'] = nil
+# Largest request body in bytes (PEZ: 16384).
+default['pez']['env']['max_body_bytes'] = nil
 # Milliseconds between looks at the store for other instances' changes to
 # sequences (PEZ: 1000).
 default['pez']['env']['sync_interval_ms'] = nil
