@@ -97,6 +97,8 @@ impl Leased {
 #[derive(Debug)]
 struct Sequence {
     spec: SequenceSpec,
+    /// Numbers handed out, for the metrics (kept to bump without a lookup).
+    issued: prometheus::IntCounter,
     /// The store's generation this instance last saw.
     generation: AtomicI64,
     engine: Engine,
@@ -232,6 +234,7 @@ impl Dispenser {
             Mode::Strict => Engine::Strict(StrictQueue::new()),
         };
         Arc::new(Sequence {
+            issued: self.metrics.issued_counter(&state.spec.name),
             spec: state.spec.clone(),
             generation: AtomicI64::new(state.generation),
             engine,
@@ -284,10 +287,12 @@ impl Dispenser {
     /// longer than `lease_wait`.
     pub async fn next(&self, name: &str, count: u64) -> Result<Vec<Block>, DispenseError> {
         let sequence = self.get(name).ok_or(DispenseError::UnknownSequence)?;
-        match &sequence.engine {
+        let runs = match &sequence.engine {
             Engine::Leased(leased) => self.next_leased(leased, count).await,
             Engine::Strict(queue) => queue.next(count, self.settings.lease_wait).await,
-        }
+        }?;
+        sequence.issued.inc_by(count);
+        Ok(runs)
     }
 
     async fn next_leased(&self, leased: &Leased, count: u64) -> Result<Vec<Block>, DispenseError> {
@@ -323,9 +328,7 @@ impl Dispenser {
         if self.closed.load(Ordering::Relaxed) {
             return Err(DispenseError::ShuttingDown);
         }
-        if self.get(name).is_none() {
-            return Err(DispenseError::UnknownSequence);
-        }
+        let sequence = self.get(name).ok_or(DispenseError::UnknownSequence)?;
         let runs = take_exact(&self.store, name, count)
             .await
             .map_err(|e| match e {
@@ -333,6 +336,7 @@ impl Dispenser {
                 StoreError::Exhausted(_) => DispenseError::Exhausted,
                 _ => DispenseError::Unavailable,
             })?;
+        sequence.issued.inc_by(runs.iter().map(Block::len).sum());
         info!(
             "{name}: range lease of {} numbers {}",
             runs.iter().map(Block::len).sum::<u64>(),

@@ -115,7 +115,7 @@ async fn issue(
         .next(resource.sequence, count)
         .await
         .map_err(|e| dispense_error(resource.sequence, e))?;
-    app.dispenser.metrics().issued(resource.sequence, count);
+
     Ok(match resource.shape {
         Shape::Single => format::single(runs[0].first, format),
         Shape::List => format::list(&runs, count, format),

@@ -177,7 +177,6 @@ async fn respond(
                 .next(&name, count)
                 .await
                 .map_err(|e| dispense_error(&name, e))?;
-            app.dispenser.metrics().issued(&name, count);
             Ok(format::list(&runs, count, format))
         }
         Target::Lease(name) => {
@@ -192,8 +191,6 @@ async fn respond(
                 .lease_range(&name, count)
                 .await
                 .map_err(|e| dispense_error(&name, e))?;
-            let leased = runs.iter().map(crate::sequence::Block::len).sum();
-            app.dispenser.metrics().issued(&name, leased);
             Ok(format::ranges(&runs, format))
         }
         Target::Restart(name) => {

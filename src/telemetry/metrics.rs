@@ -5,12 +5,13 @@
 //! leases in the dispenser); gauges that describe state (numbers on hand,
 //! range used) are set just before each scrape from the dispenser's view.
 
+use prometheus::IntCounter;
 use prometheus::{
     Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
     TextEncoder,
 };
 use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// Every metric of one PEZ instance, in its own registry.
@@ -18,6 +19,9 @@ use std::time::{Duration, Instant};
 pub struct Metrics {
     registry: Registry,
     requests: IntCounterVec,
+    /// The request counters, found without hashing labels on the hot path:
+    /// by route and status, made on first use.
+    request_counters: Vec<OnceLock<IntCounter>>,
     issued: IntCounterVec,
     leases: IntCounterVec,
     lease_seconds: HistogramVec,
@@ -119,6 +123,9 @@ impl Metrics {
         build.with_label_values(&[version]).set(1);
         Self {
             registry,
+            request_counters: (0..ROUTES.len() * STATUSES.len())
+                .map(|_| OnceLock::new())
+                .collect(),
             requests,
             issued,
             leases,
@@ -132,14 +139,22 @@ impl Metrics {
 
     /// Counts one answered request.
     pub fn request(&self, route: &str, status: u16) {
-        self.requests
-            .with_label_values(&[route, status_label(status)])
+        let status = status_label(status);
+        let (Some(r), Some(s)) = (
+            ROUTES.iter().position(|known| *known == route),
+            STATUSES.iter().position(|known| *known == status),
+        ) else {
+            self.requests.with_label_values(&[route, status]).inc();
+            return;
+        };
+        self.request_counters[r * STATUSES.len() + s]
+            .get_or_init(|| self.requests.with_label_values(&[route, status]))
             .inc();
     }
 
-    /// Counts numbers handed out.
-    pub fn issued(&self, sequence: &str, count: u64) {
-        self.issued.with_label_values(&[sequence]).inc_by(count);
+    /// The counter of numbers handed out of `sequence`, to keep and bump.
+    pub fn issued_counter(&self, sequence: &str) -> IntCounter {
+        self.issued.with_label_values(&[sequence])
     }
 
     /// Records a lease and how long it took.
@@ -214,7 +229,33 @@ impl Metrics {
     }
 }
 
-/// Status codes as labels without allocating.
+/// The routes requests are counted by (see `http::serve::route_label`).
+pub const ROUTES: [&str; 16] = [
+    "/v1/forward",
+    "/v1/reverse",
+    "/v2/forward",
+    "/v2/reverse",
+    "/v2/sequences",
+    "/v2/sequences/{name}",
+    "/v2/sequences/{name}/next",
+    "/v2/sequences/{name}/lease",
+    "/v2/sequences/{name}/restart",
+    "/",
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/version",
+    "/openapi.json",
+    "other",
+];
+
+/// The status codes PEZ answers, as labels.
+const STATUSES: [&str; 15] = [
+    "200", "201", "204", "400", "401", "403", "404", "405", "409", "413", "414", "431", "500",
+    "503", "other",
+];
+
+/// A status code as one of [`STATUSES`], without allocating.
 fn status_label(status: u16) -> &'static str {
     match status {
         200 => "200",
@@ -244,7 +285,7 @@ mod tests {
         let metrics = Metrics::new("1.2.3");
         metrics.request("/v1/forward", 200);
         metrics.request("/v1/forward", 200);
-        metrics.issued("forward", 100);
+        metrics.issued_counter("forward").inc_by(100);
         metrics.lease("forward", "ok", Duration::from_millis(3));
         metrics.sequence_states(&[("forward".into(), 900, 0.25)]);
         let text = metrics.render();
@@ -267,7 +308,7 @@ mod tests {
         let t0 = Instant::now();
         let names = ["forward".to_owned(), "reverse".to_owned()];
         metrics.sample(t0, &names);
-        metrics.issued("forward", 600);
+        metrics.issued_counter("forward").inc_by(600);
         metrics.sample(t0 + Duration::from_secs(30), &names);
         assert_eq!(metrics.per_second("forward"), 20.0);
         metrics.sample(t0 + Duration::from_secs(90), &names);

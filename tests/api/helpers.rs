@@ -404,10 +404,13 @@ impl PezProcess {
         let lines = Arc::clone(&log);
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let listening = line
-                    .split("listening on http://")
-                    .nth(1)
-                    .map(|at| at.trim().to_owned());
+                // The address ends at a space or, in a JSON log line, a quote.
+                let listening = line.split("listening on http://").nth(1).map(|at| {
+                    at.split(|c: char| c == '"' || c.is_whitespace())
+                        .next()
+                        .unwrap_or_default()
+                        .to_owned()
+                });
                 // Logged first, so that whoever hears "listening" finds the line.
                 lines.lock().expect("log").push(line);
                 if let Some(at) = listening {

@@ -393,3 +393,70 @@ async fn a_request_that_takes_too_long_is_answered_503() {
     // Other requests were never held up.
     assert_eq!(app.numbers("/v1/forward").await, vec![1]);
 }
+
+#[tokio::test]
+async fn json_logs_are_one_object_per_line_without_requests_or_secrets() {
+    const ADMIN: &str = "very-secret-admin-token";
+    const CLIENT: &str = "client-secret-token-1";
+    let dir = TempDir::new();
+    let mut pez = PezProcess::start(
+        dir.path(),
+        &[
+            ("PEZ_LOG_FORMAT", "json"),
+            ("PEZ_ADMIN_TOKEN", ADMIN),
+            ("PEZ_TOKENS", CLIENT),
+        ],
+    );
+    let bearer = format!("Bearer {CLIENT}");
+    for _ in 0..20 {
+        let response = pez
+            .http
+            .send(
+                Method::GET,
+                "/v1/forward",
+                &[("authorization", &bearer)],
+                None,
+            )
+            .await;
+        assert_eq!(response.status, 200);
+    }
+    let wrong = pez
+        .http
+        .send(
+            Method::GET,
+            "/v1/forward",
+            &[("authorization", "Bearer not-it")],
+            None,
+        )
+        .await;
+    wrong.problem(401);
+    pez.terminate();
+    let (code, _) = pez.wait_exit(Duration::from_secs(10));
+    assert_eq!(code, Some(0));
+    let log = pez.log();
+    let mut messages = Vec::new();
+    for line in &log {
+        let object: Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        for field in ["ts", "level", "target", "message"] {
+            assert!(object[field].is_string(), "{field} missing: {line}");
+        }
+        messages.push(object["message"].as_str().unwrap_or_default().to_owned());
+        assert!(
+            !line.contains(ADMIN) && !line.contains(CLIENT) && !line.contains("not-it"),
+            "{line}"
+        );
+    }
+    for expected in ["listening on", "forward: leased", "stopped:"] {
+        assert!(
+            messages.iter().any(|m| m.contains(expected)),
+            "no {expected:?} in {messages:?}"
+        );
+    }
+    // No line per request at the default level.
+    assert!(
+        log.len() < 15,
+        "{} lines for 21 requests: {messages:?}",
+        log.len()
+    );
+}
