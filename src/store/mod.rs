@@ -14,7 +14,7 @@ pub use postgres::PgStore;
 pub use sqlite::{DATABASE_FILE, SqliteStore};
 
 use crate::config::{Settings, StoreChoice};
-use crate::sequence::{Block, SequenceSpec};
+use crate::sequence::{Block, Direction, Mode, SequenceSpec};
 use std::fmt;
 use std::sync::Arc;
 
@@ -29,6 +29,32 @@ pub struct SequenceState {
     /// Bumped by every restart: blocks leased under an older generation
     /// must not be served any more.
     pub generation: i64,
+}
+
+/// A sequence's settings as a store keeps them. Stores trust what they
+/// wrote: a mode that is not "strict" (the schemas allow only the two) is
+/// leased.
+pub(crate) fn stored_spec(
+    name: String,
+    ascending: bool,
+    (min, max): (i64, i64),
+    start: i64,
+    cycle: bool,
+    mode: &str,
+) -> SequenceSpec {
+    SequenceSpec {
+        name,
+        direction: if ascending {
+            Direction::Ascending
+        } else {
+            Direction::Descending
+        },
+        min,
+        max,
+        start,
+        cycle,
+        mode: mode.parse().unwrap_or(Mode::Leased),
+    }
 }
 
 /// What creating a sequence did.

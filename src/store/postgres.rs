@@ -24,7 +24,7 @@
 //!   sequence take a transaction-scoped advisory lock on it, so "nobody
 //!   leased since" can be checked and acted on atomically.
 
-use super::{Created, OpenError, SequenceState, Store, StoreError, TxError};
+use super::{Created, OpenError, SequenceState, Store, StoreError, TxError, stored_spec};
 use crate::config::PgSettings;
 use crate::sequence::{Block, Direction, Mode, SequenceSpec};
 use diesel::connection::SimpleConnection;
@@ -157,22 +157,15 @@ struct CatalogRow {
 
 impl From<CatalogRow> for Described {
     fn from(row: CatalogRow) -> Self {
-        let direction = if row.increment_by > 0 {
-            Direction::Ascending
-        } else {
-            Direction::Descending
-        };
         Described {
-            spec: SequenceSpec {
-                name: row.name,
-                direction,
-                min: row.min_value,
-                max: row.max_value,
-                start: row.start_value,
-                cycle: row.cycle,
-                // The table's CHECK allows only the two.
-                mode: row.mode.parse().unwrap_or(Mode::Leased),
-            },
+            spec: stored_spec(
+                row.name,
+                row.increment_by > 0,
+                (row.min_value, row.max_value),
+                row.start_value,
+                row.cycle,
+                &row.mode,
+            ),
             step: row.increment_by.unsigned_abs().max(1),
             generation: row.generation,
         }

@@ -6,8 +6,10 @@
 //! write-ahead log before the commit returns: once `lease` returns, the block
 //! survives a crash of the process or the machine.
 
-use super::{Created, DataDirLock, OpenError, SequenceState, Store, StoreError, TxError};
-use crate::sequence::{Block, Direction, Mode, SequenceSpec};
+use super::{
+    Created, DataDirLock, OpenError, SequenceState, Store, StoreError, TxError, stored_spec,
+};
+use crate::sequence::{Block, Direction, SequenceSpec};
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
@@ -51,22 +53,15 @@ struct SequenceRow {
 
 impl From<SequenceRow> for SequenceState {
     fn from(row: SequenceRow) -> Self {
-        let direction = if row.ascending {
-            Direction::Ascending
-        } else {
-            Direction::Descending
-        };
         SequenceState {
-            spec: SequenceSpec {
-                name: row.name,
-                direction,
-                min: row.min_value,
-                max: row.max_value,
-                start: row.start_value,
-                cycle: row.cycle,
-                // The schema's CHECK allows only the two.
-                mode: row.mode.parse().unwrap_or(Mode::Leased),
-            },
+            spec: stored_spec(
+                row.name,
+                row.ascending,
+                (row.min_value, row.max_value),
+                row.start_value,
+                row.cycle,
+                &row.mode,
+            ),
             next_value: row.next_value,
             generation: row.generation,
         }
@@ -314,6 +309,7 @@ impl Store for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sequence::Mode;
 
     struct TempDir(PathBuf);
     impl TempDir {
