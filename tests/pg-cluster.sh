@@ -13,6 +13,12 @@
 #                                     DIR/certs; --password: scram-sha-256 for
 #                                     TCP, PW for user postgres; --watch: stop and
 #                                     remove it when process PID ends
+#   pg-cluster.sh standby DIR PRIMARY_DIR [--watch PID]
+#                                     a streaming standby of the cluster in
+#                                     PRIMARY_DIR (pg_basebackup), made the
+#                                     primary's synchronous standby; prints its
+#                                     admin URL
+#   pg-cluster.sh promote DIR         promote a standby to primary
 #   pg-cluster.sh stop DIR [fast|immediate]    stop (immediate: as in a crash)
 #   pg-cluster.sh restart DIR         start a stopped cluster again
 #   pg-cluster.sh remove DIR          stop and delete
@@ -87,16 +93,58 @@ start() {
         fi
     } >>"$dir/data/postgresql.conf"
     as_owner "$BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null
-    if [ -n "$watch" ]; then
-        # Detached, with no inherited output, so the caller is not kept waiting.
-        setsid bash -c 'while kill -0 "$1" 2>/dev/null; do sleep 1; done; "$2" remove "$3"' \
-            _ "$watch" "$0" "$dir" </dev/null >/dev/null 2>&1 &
-    fi
+    [ -n "$watch" ] && watch_owner "$watch" "$dir"
     if [ -n "$password" ]; then
         echo "postgres://postgres:$password@127.0.0.1:$port/postgres"
     else
         echo "postgres://postgres@127.0.0.1:$port/postgres"
     fi
+}
+
+watch_owner() {
+    # Detached, with no inherited output, so the caller is not kept waiting.
+    setsid bash -c 'while kill -0 "$1" 2>/dev/null; do sleep 1; done; "$2" remove "$3"' \
+        _ "$1" "$0" "$2" </dev/null >/dev/null 2>&1 &
+}
+
+standby() {
+    local dir=$1 primary=$2; shift 2
+    local watch=""
+    while [ $# -gt 0 ]; do
+        case $1 in
+            --watch) watch=$2; shift ;;
+            *) echo "pg-cluster: unknown option $1" >&2; exit 2 ;;
+        esac
+        shift
+    done
+    mkdir -p "$dir"
+    local port primary_port; port=$(free_port); primary_port=$(cat "$primary/port")
+    echo "$port" >"$dir/port"
+    [ "$(id -u)" = 0 ] && chown -R postgres: "$dir"
+    # -R writes primary_conninfo and standby.signal: a streaming standby.
+    as_owner "$BIN/pg_basebackup" -h 127.0.0.1 -p "$primary_port" -U postgres -D "$dir/data" \
+        -R -X stream --checkpoint=fast --no-sync >"$dir/basebackup.log" 2>&1
+    {
+        echo "port = $port"
+        echo "unix_socket_directories = '$dir'"
+    } >>"$dir/data/postgresql.conf"
+    as_owner "$BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null
+    [ -n "$watch" ] && watch_owner "$watch" "$dir"
+    # Commits on the primary now wait for this standby to flush them.
+    as_owner "$BIN/psql" -h "$primary" -p "$primary_port" -U postgres -qAt \
+        -c "ALTER SYSTEM SET synchronous_standby_names = '*'" -c "SELECT pg_reload_conf()" >/dev/null
+    for _ in $(seq 100); do
+        state=$(as_owner "$BIN/psql" -h "$primary" -p "$primary_port" -U postgres -qAt \
+            -c "SELECT sync_state FROM pg_stat_replication LIMIT 1")
+        [ "$state" = sync ] && break
+        sleep 0.1
+    done
+    [ "$state" = sync ] || { echo "pg-cluster: the standby did not become synchronous" >&2; exit 1; }
+    echo "postgres://postgres@127.0.0.1:$port/postgres"
+}
+
+promote() {
+    as_owner "$BIN/pg_ctl" -D "$1/data" -w -t 60 promote >/dev/null
 }
 
 stop() {
@@ -129,6 +177,6 @@ run() {
 
 command=${1:-}; shift || true
 case $command in
-    run|start|stop|restart|remove) "$command" "$@" ;;
-    *) sed -n '2,22p' "$0" >&2; exit 2 ;;
+    run|start|standby|promote|stop|restart|remove) "$command" "$@" ;;
+    *) sed -n '2,28p' "$0" >&2; exit 2 ;;
 esac

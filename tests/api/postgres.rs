@@ -452,3 +452,54 @@ async fn pez_migrate_lets_a_user_without_ddl_rights_run_pez() {
         .execute(&mut admin)
         .expect("drop role");
 }
+
+/// The primary crashes under load and its synchronous standby takes over.
+/// PEZ, given both hosts (libpq picks the one that accepts writes), goes on
+/// by itself, and no number is issued twice: every lease was on the standby
+/// before its numbers were served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failover_to_a_synchronous_standby_issues_nothing_twice() {
+    let primary = Cluster::start(ClusterOptions::default());
+    let mut database = TestDatabase::create_on(&primary.admin_url);
+    let standby = Cluster::standby_of(&primary);
+    let name = database
+        .url
+        .rsplit('/')
+        .next()
+        .expect("database name")
+        .to_owned();
+    database.url = format!(
+        "postgres://postgres@127.0.0.1:{},127.0.0.1:{}/{name}?target_session_attrs=read-write",
+        primary.port(),
+        standby.port()
+    );
+    let store = StoreFixture::on_database(database);
+    let app = TestApp::spawn_in(store.clone(), small_blocks).await;
+    let stopping = Arc::new(AtomicBool::new(false));
+    let load = tokio::spawn(hammer_until(app.http.clone(), 8, Arc::clone(&stopping)));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    primary.stop("immediate");
+    standby.promote();
+    let promoted_at = Instant::now();
+    loop {
+        let response = app.get("/v2/forward?count=100").await;
+        if response.status == 200 && promoted_at.elapsed() > Duration::from_millis(200) {
+            break;
+        }
+        assert!(
+            promoted_at.elapsed() < Duration::from_secs(20),
+            "no service after the failover"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Load on the new primary, then a fresh instance on it too.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stopping.store(true, Ordering::Relaxed);
+    let mut all = load.await.expect("load");
+    assert!(all.len() > 1000, "too little load: {}", all.len());
+    let fresh = TestApp::spawn_in(store, small_blocks).await;
+    all.extend(hammer(fresh.http.clone(), 4, Duration::from_millis(300), true).await);
+    all.extend(hammer(app.http.clone(), 4, Duration::from_millis(300), true).await);
+    assert_unique(&all);
+}

@@ -65,6 +65,26 @@ impl Cluster {
         Self { dir, admin_url }
     }
 
+    /// A streaming standby of `primary`, made its synchronous standby: from
+    /// now on the primary's commits wait until this one has flushed them.
+    pub fn standby_of(primary: &Cluster) -> Self {
+        let dir = PathBuf::from(format!("{}-standby", primary.dir.display()));
+        let pid = std::process::id().to_string();
+        let admin_url = run_script(&[
+            "standby",
+            &dir.to_string_lossy(),
+            &primary.dir.to_string_lossy(),
+            "--watch",
+            &pid,
+        ]);
+        Self { dir, admin_url }
+    }
+
+    /// Promotes a standby to primary.
+    pub fn promote(&self) {
+        run_script(&["promote", &self.dir.to_string_lossy()]);
+    }
+
     /// Stops the server: `fast` (clean) or `immediate` (as in a crash).
     pub fn stop(&self, mode: &str) {
         run_script(&["stop", &self.dir.to_string_lossy(), mode]);
