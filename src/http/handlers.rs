@@ -103,12 +103,7 @@ async fn issue(
     let count = match resource.shape {
         // v1 takes no count; like the original it ignores the query.
         Shape::Single => 1,
-        Shape::List => {
-            query::count(query, app.max_count).map_err(|given| ApiError::InvalidCount {
-                given,
-                max: app.max_count,
-            })?
-        }
+        Shape::List => count(query, app.max_count)?,
     };
     let runs = app
         .dispenser
@@ -120,6 +115,11 @@ async fn issue(
         Shape::Single => format::single(runs[0].first, format),
         Shape::List => format::list(&runs, count, format),
     })
+}
+
+/// The `count` parameter, within `1..=max`, or the problem saying why not.
+pub fn count(query: Option<&str>, max: u64) -> Result<u64, ApiError> {
+    query::count(query, max).map_err(|given| ApiError::InvalidCount { given, max })
 }
 
 /// What a dispensing failure means to the client.

@@ -12,7 +12,7 @@
 
 use super::auth::{Need, authorize};
 use super::format::{self, Format};
-use super::handlers::{App, RequestHeaders, dispense_error, help, json};
+use super::handlers::{App, RequestHeaders, count, dispense_error, help, json};
 use super::problem::ApiError;
 use super::query;
 use crate::dispenser::SequenceInfo;
@@ -167,11 +167,7 @@ async fn respond(
         }
         Target::Next(name) => {
             let format = Format::negotiate(query, headers.accept.as_deref())?;
-            let count =
-                query::count(query, app.max_count).map_err(|given| ApiError::InvalidCount {
-                    given,
-                    max: app.max_count,
-                })?;
+            let count = count(query, app.max_count)?;
             let runs = app
                 .dispenser
                 .next(&name, count)
@@ -181,11 +177,7 @@ async fn respond(
         }
         Target::Lease(name) => {
             let format = Format::negotiate(query, headers.accept.as_deref())?;
-            let count =
-                query::count(query, app.max_lease).map_err(|given| ApiError::InvalidCount {
-                    given,
-                    max: app.max_lease,
-                })?;
+            let count = count(query, app.max_lease)?;
             let runs = app
                 .dispenser
                 .lease_range(&name, count)
