@@ -166,6 +166,15 @@ pub struct RawSettings {
         global = true
     )]
     pub header_timeout_ms: String,
+    /// Milliseconds a connection may move no byte before it is closed
+    /// (idle keep-alive connections would otherwise hold connection slots).
+    #[arg(
+        long,
+        env = "PEZ_IDLE_TIMEOUT_MS",
+        default_value = "60000",
+        global = true
+    )]
+    pub idle_timeout_ms: String,
     /// Milliseconds a request may take before it is answered 503.
     #[arg(
         long,
@@ -355,6 +364,8 @@ pub struct Limits {
     pub max_connections: usize,
     /// Time to send request headers.
     pub header_timeout: Duration,
+    /// Time a connection may stay idle.
+    pub idle_timeout: Duration,
     /// Time to answer a request.
     pub request_timeout: Duration,
     /// Largest request body.
@@ -481,6 +492,8 @@ impl RawSettings {
                 max_connections: positive("PEZ_MAX_CONNECTIONS", &self.max_connections)? as usize,
                 header_timeout: millis("PEZ_HEADER_TIMEOUT_MS", &self.header_timeout_ms)?
                     .max(Duration::from_millis(1)),
+                idle_timeout: millis("PEZ_IDLE_TIMEOUT_MS", &self.idle_timeout_ms)?
+                    .max(Duration::from_millis(10)),
                 request_timeout: millis("PEZ_REQUEST_TIMEOUT_MS", &self.request_timeout_ms)?
                     .max(Duration::from_millis(1)),
                 max_body_bytes: positive("PEZ_MAX_BODY_BYTES", &self.max_body_bytes)?,
@@ -672,6 +685,10 @@ impl RawSettings {
                 validated.limits.header_timeout.as_millis().to_string(),
             ),
             (
+                "PEZ_IDLE_TIMEOUT_MS",
+                validated.limits.idle_timeout.as_millis().to_string(),
+            ),
+            (
                 "PEZ_REQUEST_TIMEOUT_MS",
                 validated.limits.request_timeout.as_millis().to_string(),
             ),
@@ -818,6 +835,7 @@ mod tests {
             log_format: "text".into(),
             max_connections: "1024".into(),
             header_timeout_ms: "5000".into(),
+            idle_timeout_ms: "60000".into(),
             request_timeout_ms: "10000".into(),
             max_body_bytes: "16384".into(),
         }

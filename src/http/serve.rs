@@ -8,7 +8,9 @@
 //! - slow headers: a client gets `PEZ_HEADER_TIMEOUT_MS` to send them,
 //!   then the connection is closed;
 //! - connections: at most `PEZ_MAX_CONNECTIONS` at once; more wait in the
-//!   kernel's accept queue until one closes;
+//!   kernel's accept queue until one closes; a connection that moves no byte
+//!   for `PEZ_IDLE_TIMEOUT_MS` is closed (after its request in flight, if
+//!   any), so idle keep-alive connections cannot hold every slot;
 //! - each request: `PEZ_REQUEST_TIMEOUT_MS`, then 503.
 //!
 //! Every answered request is counted by route and status.
@@ -25,9 +27,11 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
-use std::time::Duration;
-use tokio::net::TcpListener;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use warp::http::{Request, Response, header};
 
@@ -106,6 +110,9 @@ impl HttpServer {
                 _ = &mut shutdown => break,
             };
             let _ = stream.set_nodelay(true);
+            let stream = Watched::new(stream);
+            let last_io = stream.last_io();
+            let idle_timeout = self.limits.idle_timeout;
             let guarded = Guarded {
                 inner: service.clone(),
                 limits: self.limits.clone(),
@@ -116,11 +123,24 @@ impl HttpServer {
                 let _permit = permit;
                 let connection = http.serve_connection(stream, guarded);
                 tokio::pin!(connection);
-                let result = tokio::select! {
-                    result = &mut connection => result,
-                    _ = stopping.changed() => {
-                        connection.as_mut().graceful_shutdown();
-                        connection.await
+                // One timer per connection (not per request) looks for idleness.
+                let mut checks = tokio::time::interval(idle_timeout / 2);
+                checks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                let mut closing = false;
+                let result = loop {
+                    tokio::select! {
+                        result = &mut connection => break result,
+                        _ = stopping.changed(), if !closing => {
+                            connection.as_mut().graceful_shutdown();
+                            closing = true;
+                        }
+                        _ = checks.tick(), if !closing => {
+                            if last_io.idle_for() >= idle_timeout {
+                                debug!("connection from {peer}: idle for {idle_timeout:?}, closing");
+                                connection.as_mut().graceful_shutdown();
+                                closing = true;
+                            }
+                        }
                     }
                 };
                 if let Err(e) = result {
@@ -133,6 +153,100 @@ impl HttpServer {
         // Every connection holds a slot until it closes.
         let drained = tokio::time::timeout(drain_for, connections.acquire_many(slots as u32)).await;
         drained.is_ok()
+    }
+}
+
+/// A TCP connection that remembers when it last moved a byte.
+struct Watched {
+    stream: TcpStream,
+    last_io: LastIo,
+}
+
+/// When a connection last read or wrote, shared with its idle check.
+#[derive(Clone)]
+struct LastIo {
+    since: Instant,
+    millis: Arc<AtomicU64>,
+}
+
+impl LastIo {
+    fn touch(&self) {
+        let now = self.since.elapsed().as_millis() as u64;
+        self.millis.store(now, Ordering::Relaxed);
+    }
+
+    fn idle_for(&self) -> Duration {
+        let last = Duration::from_millis(self.millis.load(Ordering::Relaxed));
+        self.since.elapsed().saturating_sub(last)
+    }
+}
+
+impl Watched {
+    fn new(stream: TcpStream) -> Self {
+        Self {
+            stream,
+            last_io: LastIo {
+                since: Instant::now(),
+                millis: Arc::new(AtomicU64::new(0)),
+            },
+        }
+    }
+
+    fn last_io(&self) -> LastIo {
+        self.last_io.clone()
+    }
+}
+
+impl AsyncRead for Watched {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let read = Pin::new(&mut self.stream).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.last_io.touch();
+        }
+        read
+    }
+}
+
+impl AsyncWrite for Watched {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let written = Pin::new(&mut self.stream).poll_write(cx, data);
+        if matches!(written, Poll::Ready(Ok(n)) if n > 0) {
+            self.last_io.touch();
+        }
+        written
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let written = Pin::new(&mut self.stream).poll_write_vectored(cx, data);
+        if matches!(written, Poll::Ready(Ok(n)) if n > 0) {
+            self.last_io.touch();
+        }
+        written
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
     }
 }
 

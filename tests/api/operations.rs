@@ -460,3 +460,48 @@ async fn json_logs_are_one_object_per_line_without_requests_or_secrets() {
         log.len()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_keep_alive_connections_are_closed_and_free_their_slots() {
+    let dir = TempDir::new();
+    let pez = PezProcess::start(
+        dir.path(),
+        &[("PEZ_MAX_CONNECTIONS", "2"), ("PEZ_IDLE_TIMEOUT_MS", "600")],
+    );
+    let addr = pez.http.addr();
+    // Two clients ask once, keep their connections open and say nothing more.
+    let holders: Vec<_> = (0..2)
+        .map(|_| {
+            std::thread::spawn(move || {
+                raw_exchange(
+                    addr,
+                    b"GET /v1/forward HTTP/1.1\r\nHost: x\r\n\r\n",
+                    Duration::from_secs(10),
+                )
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(150));
+    // Every slot is taken: a third waits until the idle ones are closed.
+    let started = Instant::now();
+    let (answer, _) = raw_exchange(
+        addr,
+        b"GET /v1/forward HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        Duration::from_secs(10),
+    );
+    let waited = started.elapsed();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        waited >= Duration::from_millis(300) && waited < Duration::from_secs(4),
+        "{waited:?}"
+    );
+    for holder in holders {
+        let (answer, closed) = holder.join().expect("holder");
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        let closed = closed.expect("the idle connection was closed");
+        assert!(
+            closed >= Duration::from_millis(500) && closed < Duration::from_secs(4),
+            "{closed:?}"
+        );
+    }
+}

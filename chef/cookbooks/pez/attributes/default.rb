@@ -45,6 +45,8 @@ default['pez']['env']['log_format'] = nil
 default['pez']['env']['max_connections'] = nil
 # Milliseconds a client has to send its headers (PEZ: 5000).
 default['pez']['env']['header_timeout_ms'] = nil
+# Milliseconds a connection may stay idle before it is closed (PEZ: 60000).
+default['pez']['env']['idle_timeout_ms'] = nil
 # Milliseconds a request may take before 503 (PEZ: 10000).
 default['pez']['env']['request_timeout_ms'] = nil
 # Largest request body in bytes (PEZ: 16384).
