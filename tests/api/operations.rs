@@ -238,6 +238,34 @@ fn raw_exchange(addr: SocketAddr, request: &[u8], limit: Duration) -> (String, O
     (String::from_utf8_lossy(&answer).into_owned(), closed)
 }
 
+/// `holders` connections each send `holding` and keep their connection;
+/// once they hold every slot, one more client sends a whole request.
+/// Returns how long that client waited for its answer (a 200) and what each
+/// holder got back, with when its connection was closed.
+fn one_more_than_the_cap(
+    addr: SocketAddr,
+    holders: usize,
+    holding: &'static [u8],
+) -> (Duration, Vec<(String, Option<Duration>)>) {
+    let holders: Vec<_> = (0..holders)
+        .map(|_| std::thread::spawn(move || raw_exchange(addr, holding, Duration::from_secs(10))))
+        .collect();
+    std::thread::sleep(Duration::from_millis(150));
+    let started = Instant::now();
+    let (answer, _) = raw_exchange(
+        addr,
+        b"GET /v1/forward HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        Duration::from_secs(10),
+    );
+    let waited = started.elapsed();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let seen = holders
+        .into_iter()
+        .map(|h| h.join().expect("holder"))
+        .collect();
+    (waited, seen)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_request_lines_headers_and_bodies_are_refused() {
     let dir = TempDir::new();
@@ -323,36 +351,13 @@ async fn connections_beyond_the_cap_wait_and_the_server_keeps_serving() {
             ("PEZ_HEADER_TIMEOUT_MS", "1000"),
         ],
     );
-    let addr = pez.http.addr();
-    // Four connections that never finish their headers take every slot...
-    let holders: Vec<_> = (0..4)
-        .map(|_| {
-            std::thread::spawn(move || {
-                raw_exchange(
-                    addr,
-                    b"GET /v1/forward HTTP/1.1\r\n",
-                    Duration::from_secs(10),
-                )
-            })
-        })
-        .collect();
-    std::thread::sleep(Duration::from_millis(200));
-    // ...so a fifth waits until the header timeout frees a slot.
-    let started = Instant::now();
-    let (answer, _) = raw_exchange(
-        addr,
-        b"GET /v1/forward HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-        Duration::from_secs(10),
-    );
-    let waited = started.elapsed();
-    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    // Four connections that never finish their headers take every slot, so
+    // a fifth waits until the header timeout frees one.
+    let (waited, _) = one_more_than_the_cap(pez.http.addr(), 4, b"GET /v1/forward HTTP/1.1\r\n");
     assert!(
         waited >= Duration::from_millis(500) && waited < Duration::from_secs(5),
         "{waited:?}"
     );
-    for holder in holders {
-        holder.join().expect("holder");
-    }
     assert!(!pez.http.numbers("/v1/forward").await.is_empty());
 }
 
@@ -468,35 +473,18 @@ async fn idle_keep_alive_connections_are_closed_and_free_their_slots() {
         dir.path(),
         &[("PEZ_MAX_CONNECTIONS", "2"), ("PEZ_IDLE_TIMEOUT_MS", "600")],
     );
-    let addr = pez.http.addr();
-    // Two clients ask once, keep their connections open and say nothing more.
-    let holders: Vec<_> = (0..2)
-        .map(|_| {
-            std::thread::spawn(move || {
-                raw_exchange(
-                    addr,
-                    b"GET /v1/forward HTTP/1.1\r\nHost: x\r\n\r\n",
-                    Duration::from_secs(10),
-                )
-            })
-        })
-        .collect();
-    std::thread::sleep(Duration::from_millis(150));
-    // Every slot is taken: a third waits until the idle ones are closed.
-    let started = Instant::now();
-    let (answer, _) = raw_exchange(
-        addr,
-        b"GET /v1/forward HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-        Duration::from_secs(10),
+    // Two clients ask once, keep their connections open and say nothing
+    // more: every slot is taken, and a third waits until they are closed.
+    let (waited, holders) = one_more_than_the_cap(
+        pez.http.addr(),
+        2,
+        b"GET /v1/forward HTTP/1.1\r\nHost: x\r\n\r\n",
     );
-    let waited = started.elapsed();
-    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(
         waited >= Duration::from_millis(300) && waited < Duration::from_secs(4),
         "{waited:?}"
     );
-    for holder in holders {
-        let (answer, closed) = holder.join().expect("holder");
+    for (answer, closed) in holders {
         assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
         let closed = closed.expect("the idle connection was closed");
         assert!(
