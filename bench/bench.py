@@ -161,14 +161,17 @@ class Postgres:
 
 
 def run_pgbench(url, args):
-    script = os.path.join(tempfile.gettempdir(), f"pez-bench-nextval-{os.getpid()}.sql")
-    with open(script, "w") as f:
+    with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as f:
         f.write("SELECT nextval('bench_nextval');\n")
-    out = subprocess.run(
-        [os.path.join(pg_bindir(), "pgbench"), "-n", "-c", str(args.connections), "-j", str(args.threads),
-         "-T", str(args.duration), "-f", script, "-r", url],
-        check=True, capture_output=True, text=True,
-    ).stdout
+        script = f.name
+    try:
+        out = subprocess.run(
+            [os.path.join(pg_bindir(), "pgbench"), "-n", "-c", str(args.connections), "-j", str(args.threads),
+             "-T", str(args.duration), "-f", script, "-r", url],
+            check=True, capture_output=True, text=True,
+        ).stdout
+    finally:
+        os.unlink(script)
     tps = float(re.search(r"tps = ([\d.]+)", out).group(1))
     latency = float(re.search(r"latency average = ([\d.]+) ms", out).group(1))
     return tps, latency
