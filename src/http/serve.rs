@@ -18,6 +18,7 @@
 use super::problem::ApiError;
 use crate::config::Limits;
 use crate::telemetry::Metrics;
+use crate::telemetry::metrics::Route;
 use hyper::Body;
 use hyper::server::conn::Http;
 use hyper::service::Service;
@@ -276,7 +277,7 @@ where
     }
 
     fn call(&mut self, request: Request<Body>) -> Self::Future {
-        let route = route_label(request.uri().path());
+        let route = route_of(request.uri().path());
         let path = request.uri().path().to_owned();
         let metrics = Arc::clone(&self.metrics);
         let limit = self.limits.max_body_bytes;
@@ -317,47 +318,49 @@ where
     }
 }
 
-/// The route of a path, as a metrics label: few distinct values whatever
-/// clients send.
-pub fn route_label(path: &str) -> &'static str {
+/// The route of a path, for the request metrics.
+pub fn route_of(path: &str) -> Route {
     match path {
-        "/v1/forward" => "/v1/forward",
-        "/v1/reverse" => "/v1/reverse",
-        "/v2/forward" => "/v2/forward",
-        "/v2/reverse" => "/v2/reverse",
-        "/v2/sequences" | "/v2/sequences/" => "/v2/sequences",
-        "/" => "/",
-        "/healthz" => "/healthz",
-        "/readyz" => "/readyz",
-        "/metrics" => "/metrics",
-        "/version" => "/version",
-        "/openapi.json" => "/openapi.json",
+        "/v1/forward" => Route::V1Forward,
+        "/v1/reverse" => Route::V1Reverse,
+        "/v2/forward" => Route::V2Forward,
+        "/v2/reverse" => Route::V2Reverse,
+        "/v2/sequences" | "/v2/sequences/" => Route::Sequences,
+        "/" => Route::StatusPage,
+        "/healthz" => Route::Healthz,
+        "/readyz" => Route::Readyz,
+        "/metrics" => Route::Metrics,
+        "/version" => Route::Version,
+        "/openapi.json" => Route::OpenApi,
         _ => match path.strip_prefix("/v2/sequences/") {
             Some(rest) => match rest.trim_end_matches('/').rsplit_once('/') {
-                None => "/v2/sequences/{name}",
-                Some((_, "next")) => "/v2/sequences/{name}/next",
-                Some((_, "lease")) => "/v2/sequences/{name}/lease",
-                Some((_, "restart")) => "/v2/sequences/{name}/restart",
-                Some(_) => "other",
+                None => Route::Sequence,
+                Some((_, "next")) => Route::Next,
+                Some((_, "lease")) => Route::Lease,
+                Some((_, "restart")) => Route::Restart,
+                Some(_) => Route::Other,
             },
-            None => "other",
+            None => Route::Other,
         },
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::route_label;
+    use super::route_of;
 
     #[test]
     fn routes_are_few_whatever_the_path() {
-        assert_eq!(route_label("/v1/forward"), "/v1/forward");
-        assert_eq!(route_label("/v2/sequences/orders"), "/v2/sequences/{name}");
+        assert_eq!(route_of("/v1/forward").as_str(), "/v1/forward");
         assert_eq!(
-            route_label("/v2/sequences/orders/next"),
+            route_of("/v2/sequences/orders").as_str(),
+            "/v2/sequences/{name}"
+        );
+        assert_eq!(
+            route_of("/v2/sequences/orders/next").as_str(),
             "/v2/sequences/{name}/next"
         );
-        assert_eq!(route_label("/v2/sequences/a/b/c"), "other");
-        assert_eq!(route_label("/anything/else"), "other");
+        assert_eq!(route_of("/v2/sequences/a/b/c").as_str(), "other");
+        assert_eq!(route_of("/anything/else").as_str(), "other");
     }
 }
