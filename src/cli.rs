@@ -4,7 +4,9 @@
 use crate::config::{Cli, Command, SequenceCommand, Settings, StoreChoice};
 use crate::sequence::{Direction, MAX_VALUE, MIN_VALUE, Mode, SequenceSpec, check_name};
 use crate::server::{self, Server};
-use crate::store::{self, Created, OpenError, PgStore, SequenceState, SqliteStore, Store};
+use crate::store::{
+    self, Created, OpenError, PgStore, Restart, SequenceState, SqliteStore, Store, StoreError,
+};
 use crate::systemd::{self, Notifier};
 use crate::telemetry;
 use clap::Parser;
@@ -52,9 +54,11 @@ pub fn main() -> ExitCode {
         }
         Command::Migrate => migrate(&settings),
         Command::Sequence(SequenceCommand::List) => list(&settings),
-        Command::Sequence(SequenceCommand::Restart { name, value }) => {
-            restart(&settings, &name, &value)
-        }
+        Command::Sequence(SequenceCommand::Restart {
+            name,
+            value,
+            allow_backward,
+        }) => restart(&settings, &name, &value, allow_backward),
         Command::Sequence(SequenceCommand::Show { name }) => show(&settings, &name),
         Command::Sequence(SequenceCommand::Delete { name }) => delete(&settings, &name),
         Command::Sequence(SequenceCommand::Create {
@@ -94,7 +98,7 @@ fn serve(settings: &Settings) -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
-    runtime.block_on(async {
+    let served = runtime.block_on(async {
         let notifier = Arc::new(Notifier::from_env());
         let server = Server::start(settings).await.map_err(|e| e.to_string())?;
         // The store answered and the first blocks are leased: ready.
@@ -117,7 +121,11 @@ fn serve(settings: &Settings) -> Result<(), String> {
             })
             .await;
         Ok(())
-    })
+    });
+    // A store call still stuck on a blocking thread (its caller gave up on
+    // it long ago) must not keep the process from exiting.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(500));
+    served
 }
 
 fn open_store(settings: &Settings) -> Result<std::sync::Arc<dyn Store>, String> {
@@ -285,10 +293,25 @@ fn delete(settings: &Settings, name: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn restart(settings: &Settings, name: &str, value: &str) -> Result<(), String> {
+fn restart(
+    settings: &Settings,
+    name: &str,
+    value: &str,
+    allow_backward: bool,
+) -> Result<(), String> {
     let value = number("VALUE", value)?;
+    let rule = if allow_backward {
+        Restart::AllowBackward
+    } else {
+        Restart::ForwardOnly
+    };
     let store = open_store(settings)?;
-    store.restart(name, value).map_err(|e| e.to_string())?;
+    store.restart(name, value, rule).map_err(|e| match e {
+        StoreError::Backward { .. } => {
+            format!("{e} (add --allow-backward to restart there anyway)")
+        }
+        other => other.to_string(),
+    })?;
     println!("{name}: the next number issued is {value}");
     Ok(())
 }

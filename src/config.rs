@@ -86,13 +86,18 @@ pub enum SequenceCommand {
         /// The sequence.
         name: String,
     },
-    /// Make VALUE the next number NAME issues (like ALTER SEQUENCE ... RESTART).
+    /// Make VALUE the next number NAME issues (like ALTER SEQUENCE ... RESTART),
+    /// forward only unless --allow-backward.
     Restart {
-        /// The sequence: forward or reverse.
+        /// The sequence.
         name: String,
         /// The next number to issue, from 1 to 9223372036854775807.
         #[arg(allow_hyphen_values = true)]
         value: String,
+        /// Restart even behind where the sequence stands: numbers it handed
+        /// out already will be handed out again.
+        #[arg(long)]
+        allow_backward: bool,
     },
 }
 

@@ -281,6 +281,21 @@ impl SequenceSpec {
         (used as f64 / size).clamp(0.0, 1.0)
     }
 
+    /// How many numbers one lap of the sequence holds.
+    pub fn size(&self) -> u64 {
+        self.min.abs_diff(self.max) + 1
+    }
+
+    /// Whether `value` lies at or ahead of `frontier` in this lap: a
+    /// number not yet handed out when `frontier` is where the store stands.
+    /// Moving the store to such a value skips numbers but never repeats one.
+    pub fn is_at_or_ahead(&self, value: i64, frontier: i64) -> bool {
+        match self.direction {
+            Direction::Ascending => value >= frontier,
+            Direction::Descending => value <= frontier,
+        }
+    }
+
     /// Whether `value` is a number this sequence can issue.
     pub fn contains(&self, value: i64) -> bool {
         (self.min..=self.max).contains(&value)

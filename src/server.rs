@@ -145,8 +145,11 @@ impl Server {
         }
         sampler.abort();
         // After this no request can take a number, so what is given back
-        // below cannot also be issued.
-        let report = dispenser.shutdown().await;
+        // below cannot also be issued. Give-backs get their own deadline:
+        // a store that does not answer must not hold the stop hostage.
+        let report = dispenser
+            .shutdown(tokio::time::Instant::now() + self.shutdown_timeout)
+            .await;
         info!(
             "stopped: {} unissued numbers given back, {} left as a gap",
             report.returned, report.abandoned

@@ -15,13 +15,15 @@ pub const SHRINK_WHEN_SLOWER_THAN: Duration = Duration::from_secs(600);
 
 /// How large leases are: adaptive between two bounds, the way Leaf and
 /// Tinyid size their segments, so a busy sequence goes to the store a few
-/// times a minute at most and an idle one loses little in a crash.
+/// times a minute at most and an idle one loses little in a crash. Only
+/// leases that succeeded count: retries against a failing store do not
+/// grow the blocks.
 #[derive(Debug, Clone)]
 pub struct BlockSizing {
     size: u64,
     min: u64,
     max: u64,
-    last_lease: Option<Instant>,
+    last_success: Option<Instant>,
 }
 
 impl BlockSizing {
@@ -32,23 +34,40 @@ impl BlockSizing {
             size: min,
             min,
             max: max.max(min),
-            last_lease: None,
+            last_success: None,
         }
     }
 
-    /// The size for a lease starting `now`, adapted to how long the previous
-    /// one lasted.
-    pub fn next_size(&mut self, now: Instant) -> u64 {
-        if let Some(previous) = self.last_lease {
-            let lasted = now.saturating_duration_since(previous);
-            if lasted < GROW_WHEN_FASTER_THAN {
-                self.size = self.size.saturating_mul(2).min(self.max);
-            } else if lasted > SHRINK_WHEN_SLOWER_THAN {
-                self.size = (self.size / 2).max(self.min);
-            }
+    /// The same, but never more than `lap` numbers: a lease larger than the
+    /// sequence's whole range would only wrap around it, again and again.
+    pub fn within_lap(mut self, lap: u64) -> Self {
+        let lap = lap.max(1);
+        self.min = self.min.min(lap);
+        self.max = self.max.min(lap);
+        self.size = self.size.clamp(self.min, self.max);
+        self
+    }
+
+    /// The size for a lease starting `now`, adapted to how long the block
+    /// of the previous successful lease lasted.
+    pub fn size_at(&self, now: Instant) -> u64 {
+        let Some(previous) = self.last_success else {
+            return self.size;
+        };
+        let lasted = now.saturating_duration_since(previous);
+        if lasted < GROW_WHEN_FASTER_THAN {
+            self.size.saturating_mul(2).min(self.max)
+        } else if lasted > SHRINK_WHEN_SLOWER_THAN {
+            (self.size / 2).max(self.min)
+        } else {
+            self.size
         }
-        self.last_lease = Some(now);
-        self.size
+    }
+
+    /// Records a successful lease of `size` that started at `started`.
+    pub fn succeeded(&mut self, started: Instant, size: u64) {
+        self.size = size.clamp(self.min, self.max);
+        self.last_success = Some(started);
     }
 
     /// The current size.
@@ -99,6 +118,8 @@ pub struct Reservoir {
     /// brings numbers from before a restart and is dropped.
     epoch: u64,
     lease_epoch: u64,
+    /// When the lease in flight started, and its size.
+    lease_started: Option<(Instant, u64)>,
 }
 
 impl Reservoir {
@@ -115,6 +136,7 @@ impl Reservoir {
             closed: false,
             epoch: 0,
             lease_epoch: 0,
+            lease_started: None,
         }
     }
 
@@ -181,7 +203,9 @@ impl Reservoir {
         }
         self.lease_in_flight = true;
         self.lease_epoch = self.epoch;
-        LeaseDecision::Lease(self.sizing.next_size(now))
+        let size = self.sizing.size_at(now);
+        self.lease_started = Some((now, size));
+        LeaseDecision::Lease(size)
     }
 
     /// Adds freshly leased blocks behind the ones on hand. Accepted even
@@ -191,6 +215,9 @@ impl Reservoir {
     pub fn lease_succeeded(&mut self, blocks: impl IntoIterator<Item = Block>) -> bool {
         self.lease_in_flight = false;
         self.failing = false;
+        if let Some((started, size)) = self.lease_started.take() {
+            self.sizing.succeeded(started, size);
+        }
         if self.lease_epoch != self.epoch {
             return false;
         }
@@ -223,10 +250,13 @@ impl Reservoir {
     /// left at all (a non-cycling sequence at its end), not a store fault.
     pub fn lease_failed(&mut self, exhausted: bool) {
         self.lease_in_flight = false;
-        if exhausted {
-            self.exhausted = true;
-        } else {
+        self.lease_started = None;
+        if !exhausted {
             self.failing = true;
+        } else if self.lease_epoch == self.epoch {
+            // A lease begun before a restart found the old position at its
+            // end; the restarted sequence has numbers again.
+            self.exhausted = true;
         }
     }
 
@@ -364,14 +394,65 @@ mod tests {
     fn blocks_grow_when_they_go_fast_and_shrink_when_they_go_slow() {
         let mut s = BlockSizing::new(1000, 4000);
         let t0 = Instant::now();
-        assert_eq!(s.next_size(t0), 1000);
-        assert_eq!(s.next_size(t0 + Duration::from_secs(1)), 2000);
-        assert_eq!(s.next_size(t0 + Duration::from_secs(2)), 4000);
-        assert_eq!(s.next_size(t0 + Duration::from_secs(3)), 4000, "capped");
-        assert_eq!(s.next_size(t0 + Duration::from_secs(200)), 4000, "steady");
-        assert_eq!(s.next_size(t0 + Duration::from_secs(1000)), 2000);
-        assert_eq!(s.next_size(t0 + Duration::from_secs(2000)), 1000);
-        assert_eq!(s.next_size(t0 + Duration::from_secs(3000)), 1000, "floored");
+        let mut lease = |at: u64| {
+            let now = t0 + Duration::from_secs(at);
+            let size = s.size_at(now);
+            s.succeeded(now, size);
+            size
+        };
+        assert_eq!(lease(0), 1000);
+        assert_eq!(lease(1), 2000);
+        assert_eq!(lease(2), 4000);
+        assert_eq!(lease(3), 4000, "capped");
+        assert_eq!(lease(200), 4000, "steady");
+        assert_eq!(lease(1000), 2000);
+        assert_eq!(lease(2000), 1000);
+        assert_eq!(lease(3000), 1000, "floored");
+    }
+
+    #[test]
+    fn failed_leases_do_not_grow_the_blocks() {
+        let mut r = Reservoir::new(BlockSizing::new(10, 1000));
+        let t0 = Instant::now();
+        assert_eq!(r.start_lease(t0), LeaseDecision::Lease(10));
+        r.lease_succeeded([Block::new(1, Direction::Ascending, 10)]);
+        r.take(10).unwrap();
+        for i in 1..20 {
+            let now = t0 + Duration::from_millis(i);
+            assert_eq!(r.start_lease(now), LeaseDecision::Lease(20), "attempt {i}");
+            r.lease_failed(false);
+        }
+        assert_eq!(
+            r.start_lease(t0 + Duration::from_millis(30)),
+            LeaseDecision::Lease(20)
+        );
+        r.lease_succeeded([Block::new(11, Direction::Ascending, 20)]);
+        assert_eq!(r.available(), 20);
+    }
+
+    #[test]
+    fn leases_never_exceed_one_lap_of_a_small_sequence() {
+        let mut r = Reservoir::new(BlockSizing::new(200, 1_000_000).within_lap(10));
+        let t0 = Instant::now();
+        assert_eq!(r.start_lease(t0), LeaseDecision::Lease(10));
+        r.lease_succeeded([Block::new(1, Direction::Ascending, 10)]);
+        assert!(!r.wants_lease(), "a full lap on hand is plenty");
+        r.take(6).unwrap();
+        assert!(r.wants_lease());
+        assert_eq!(r.start_lease(t0), LeaseDecision::Lease(10), "still one lap");
+    }
+
+    #[test]
+    fn a_lease_from_before_a_restart_that_found_the_end_does_not_exhaust_the_sequence() {
+        let mut r = filled(&[]);
+        assert!(matches!(
+            r.start_lease(Instant::now()),
+            LeaseDecision::Lease(_)
+        ));
+        r.reset();
+        r.lease_failed(true);
+        assert_eq!(r.take(1), Err(Shortfall::Waiting), "not exhausted");
+        assert!(r.wants_lease());
     }
 
     proptest! {

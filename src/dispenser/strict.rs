@@ -9,10 +9,13 @@
 //! another began was in an earlier batch, whose numbers the store issued
 //! earlier.
 
-use super::{BlockSizing, DispenseError, Reservoir, take_exact};
+use super::DispenseError;
+use super::calls::StoreLink;
+use super::range::take_exact;
+use super::reservoir::{BlockSizing, Reservoir};
 use crate::sequence::Block;
-use crate::store::{Store, StoreError};
-use crate::telemetry::Metrics;
+use crate::store::StoreError;
+use crate::unpoisoned;
 use log::warn;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,7 +30,7 @@ type Reply = oneshot::Sender<Result<Vec<Block>, DispenseError>>;
 
 /// The queue of one strict sequence.
 #[derive(Debug)]
-pub(super) struct StrictQueue {
+pub struct StrictQueue {
     pending: Mutex<VecDeque<(u64, Reply)>>,
     work: Notify,
     closed: AtomicBool,
@@ -43,7 +46,7 @@ impl StrictQueue {
     }
 
     fn pending(&self) -> MutexGuard<'_, VecDeque<(u64, Reply)>> {
-        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+        unpoisoned::lock(&self.pending)
     }
 
     /// Queues a request for `count` numbers and waits for them, at most
@@ -77,13 +80,15 @@ impl StrictQueue {
     }
 
     /// Takes the next batch: queued requests in order, up to [`MAX_BATCH`]
-    /// numbers (always at least one request).
-    fn batch(&self) -> Vec<(u64, Reply)> {
+    /// numbers and never more than one lap of the sequence (always at least
+    /// one request).
+    fn batch(&self, lap: u64) -> Vec<(u64, Reply)> {
         let mut pending = self.pending();
         let mut batch = Vec::new();
         let mut total = 0;
+        let most = MAX_BATCH.min(lap);
         while let Some((count, _)) = pending.front() {
-            if !batch.is_empty() && total + count > MAX_BATCH {
+            if !batch.is_empty() && total + count > most {
                 break;
             }
             total += count;
@@ -92,11 +97,12 @@ impl StrictQueue {
         batch
     }
 
-    /// One worker: batch, take, hand out; until closed.
-    pub(super) async fn run_worker(&self, name: &str, store: Arc<dyn Store>, metrics: &Metrics) {
+    /// One worker: batch, take, hand out; until closed. `lap` is the
+    /// sequence's size.
+    pub(super) async fn run_worker(&self, name: &str, lap: u64, link: Arc<StoreLink>) {
         loop {
             let work = self.work.notified();
-            let batch = self.batch();
+            let batch = self.batch(lap);
             if batch.is_empty() {
                 if self.closed.load(Ordering::Relaxed) {
                     return;
@@ -110,7 +116,7 @@ impl StrictQueue {
                 self.work.notify_one();
             }
             let total = batch.iter().map(|(count, _)| count).sum();
-            match take_exact(&store, name, total).await {
+            match take_exact(&link, name, total).await {
                 Ok(runs) => {
                     // Hand out in queue order; a non-cycling sequence that ran
                     // out serves the first requests whole and fails the rest.
@@ -125,7 +131,6 @@ impl StrictQueue {
                         StoreError::Exhausted(_) => DispenseError::Exhausted,
                         StoreError::UnknownSequence(_) => DispenseError::UnknownSequence,
                         other => {
-                            metrics.store_error("take");
                             warn!("{name}: strict take failed: {other}");
                             DispenseError::Unavailable
                         }

@@ -109,7 +109,7 @@ async fn issue(
         .dispenser
         .next(resource.sequence, count)
         .await
-        .map_err(|e| dispense_error(resource.sequence, e))?;
+        .map_err(|e| dispense_error(resource.sequence, count, e))?;
 
     Ok(match resource.shape {
         Shape::Single => format::single(runs[0].first, format),
@@ -122,9 +122,10 @@ pub fn count(query: Option<&str>, max: u64) -> Result<u64, ApiError> {
     query::count(query, max).map_err(|given| ApiError::InvalidCount { given, max })
 }
 
-/// What a dispensing failure means to the client.
-pub fn dispense_error(sequence: &str, error: DispenseError) -> ApiError {
+/// What a dispensing failure of `count` numbers means to the client.
+pub fn dispense_error(sequence: &str, count: u64, error: DispenseError) -> ApiError {
     match error {
+        DispenseError::CountExceedsRange(size) => ApiError::CountOverRange { count, size },
         DispenseError::Exhausted => ApiError::Exhausted {
             sequence: sequence.to_owned(),
         },

@@ -355,6 +355,8 @@ fn endpoints(app: &App) -> Vec<Endpoint> {
         })),
         "400": problem("Not a valid name or body, or a value outside the sequence's range."),
         "404": problem("No sequence of that name."),
+        "409": problem("The value is behind where the sequence stands: its numbers were handed \
+                        out already. Send allow_backward to restart there anyway."),
         "413": problem("The body is over the limit."),
     });
     admin_errors(&mut restart_responses);
@@ -448,8 +450,10 @@ fn endpoints(app: &App) -> Vec<Endpoint> {
             path: "/v2/sequences/{name}/restart",
             summary: "Restart a sequence.",
             description: "Makes value the next number the sequence issues (like ALTER SEQUENCE ... \
-                          RESTART). Every instance drops the blocks it holds of it within \
-                          PEZ_SYNC_INTERVAL_MS plus one store call. Admin API: needs the admin token."
+                          RESTART), forward only: a value behind where the sequence stands is \
+                          409 unless allow_backward is true. Every instance drops the blocks it \
+                          holds of it within PEZ_SYNC_INTERVAL_MS plus one store call. Admin API: \
+                          needs the admin token."
                 .into(),
             path_parameters: vec![name_parameter()],
             operations: vec![operation(
@@ -463,12 +467,20 @@ fn endpoints(app: &App) -> Vec<Endpoint> {
                             "type": "object",
                             "required": ["value"],
                             "additionalProperties": false,
-                            "properties": { "value": {
-                                "type": "integer",
-                                "minimum": MIN_VALUE,
-                                "maximum": MAX_VALUE,
-                                "description": "Within the sequence's min..max.",
-                            } },
+                            "properties": {
+                                "value": {
+                                    "type": "integer",
+                                    "minimum": MIN_VALUE,
+                                    "maximum": MAX_VALUE,
+                                    "description": "Within the sequence's min..max.",
+                                },
+                                "allow_backward": {
+                                    "type": "boolean",
+                                    "default": false,
+                                    "description": "Restart even to numbers handed out already \
+                                                    (they will be handed out again).",
+                                },
+                            },
                         } } },
                     },
                 }),

@@ -4,15 +4,10 @@
 use super::handlers::{App, help, json};
 use super::problem::ApiError;
 use super::status_page::{self, PageInfo, SequenceStatus};
-use crate::sequence::Mode;
 use serde_json::json;
-use std::time::Duration;
 use warp::http::Method;
 use warp::http::{HeaderValue, Response, StatusCode, header};
 use warp::hyper::Body;
-
-/// How long readiness waits for the store.
-const STORE_CHECK: Duration = Duration::from_secs(1);
 
 /// The operator endpoints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,11 +47,11 @@ pub async fn handle(op: Op, method: Method, app: std::sync::Arc<App>) -> Respons
     match method {
         Method::GET => match op {
             Op::Healthz => healthz(),
-            Op::Readyz => readyz(&app).await,
-            Op::Metrics => metrics(&app).await,
+            Op::Readyz => readyz(&app),
+            Op::Metrics => metrics(&app),
             Op::Version => version(),
             Op::OpenApi => json(StatusCode::OK, super::openapi::document(&app).to_string()),
-            Op::StatusPage => page(&app).await,
+            Op::StatusPage => page(&app),
         },
         Method::OPTIONS => help(super::openapi::help(op.path(), &app), "GET, OPTIONS"),
         other => ApiError::MethodNotAllowed {
@@ -68,10 +63,9 @@ pub async fn handle(op: Op, method: Method, app: std::sync::Arc<App>) -> Respons
 }
 
 /// GET /: the status page.
-async fn page(app: &App) -> Response<Body> {
+fn page(app: &App) -> Response<Body> {
     let metrics = app.dispenser.metrics();
     let sequences = positions(app)
-        .await
         .into_iter()
         .map(|(spec, next, _)| SequenceStatus {
             direction: spec.direction.as_str(),
@@ -126,49 +120,31 @@ pub fn version() -> Response<Body> {
     )
 }
 
-/// GET /readyz: ready when the store answers and every leased sequence has
-/// numbers on hand; 503 with the reasons otherwise.
-pub async fn readyz(app: &App) -> Response<Body> {
-    let mut reasons = Vec::new();
-    match tokio::time::timeout(STORE_CHECK, app.dispenser.store_answers()).await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => {
-            log::warn!("readiness: {e}");
-            reasons.push("the store does not answer".to_owned());
-        }
-        Err(_) => reasons.push(format!("the store did not answer within {STORE_CHECK:?}")),
-    }
-    let local = app.dispenser.local();
-    for (spec, _, on_hand) in &local {
-        if spec.mode == Mode::Leased && *on_hand == 0 {
-            reasons.push(format!(
-                "sequence {} has no leased numbers on hand",
-                spec.name
-            ));
-        }
-    }
+/// GET /readyz: ready unless the instance is stopping or its store does
+/// not answer (as the last store calls tell: no store call is made here);
+/// 503 with the reasons otherwise. An exhausted sequence is no reason: it
+/// answers 409 while the others serve.
+pub fn readyz(app: &App) -> Response<Body> {
+    let reasons = app.dispenser.not_ready();
     if reasons.is_empty() {
         return json(
             StatusCode::OK,
-            json!({ "status": "ready", "sequences": local.len() }).to_string(),
+            json!({ "status": "ready", "sequences": app.dispenser.names().len() }).to_string(),
         );
     }
     ApiError::NotReady { reasons }.into_response(Some("/readyz"))
 }
 
 /// Each sequence with the next number it issues and the numbers on hand:
-/// what this instance holds, completed with where the store stands for the
-/// sequences it holds nothing of (strict ones). If the store is slow or
-/// down, this instance's own view will do.
-async fn positions(app: &App) -> Vec<(crate::sequence::SequenceSpec, Option<i64>, u64)> {
-    let stored: Vec<(String, Option<i64>)> =
-        match tokio::time::timeout(STORE_CHECK, app.dispenser.describe()).await {
-            Ok(Ok(infos)) => infos
-                .into_iter()
-                .map(|i| (i.spec.name, i.store_next))
-                .collect(),
-            _ => Vec::new(),
-        };
+/// what this instance holds, completed with where the store stood at the
+/// last sync for the sequences it holds nothing of (strict ones). Makes no
+/// store call, so a flood of status pages or scrapes never reaches it.
+fn positions(app: &App) -> Vec<(crate::sequence::SequenceSpec, Option<i64>, u64)> {
+    let stored = app
+        .dispenser
+        .view()
+        .map(|view| view.states)
+        .unwrap_or_default();
     app.dispenser
         .local()
         .into_iter()
@@ -176,8 +152,8 @@ async fn positions(app: &App) -> Vec<(crate::sequence::SequenceSpec, Option<i64>
             let next = next.or_else(|| {
                 stored
                     .iter()
-                    .find(|(name, _)| *name == spec.name)
-                    .and_then(|(_, next)| *next)
+                    .find(|state| state.spec.name == spec.name)
+                    .and_then(|state| state.next_value)
             });
             (spec, next, on_hand)
         })
@@ -185,9 +161,8 @@ async fn positions(app: &App) -> Vec<(crate::sequence::SequenceSpec, Option<i64>
 }
 
 /// GET /metrics: the Prometheus text format, gauges refreshed first.
-pub async fn metrics(app: &App) -> Response<Body> {
+pub fn metrics(app: &App) -> Response<Body> {
     let states: Vec<(String, u64, f64)> = positions(app)
-        .await
         .into_iter()
         .map(|(spec, next, on_hand)| {
             let used = spec.used_fraction(next);

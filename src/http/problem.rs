@@ -37,6 +37,18 @@ pub enum ApiError {
         /// The largest count allowed.
         max: u64,
     },
+    /// More numbers than the sequence holds: they could not all differ.
+    CountOverRange {
+        /// The count asked for.
+        count: u64,
+        /// The numbers in the sequence's range.
+        size: u64,
+    },
+    /// A restart to numbers the sequence has handed out already.
+    Backward {
+        /// Why, from the store.
+        detail: String,
+    },
     /// `format` is not json, string or text.
     InvalidFormat {
         /// What was given.
@@ -112,15 +124,17 @@ impl ApiError {
             ApiError::NotFound { .. } | ApiError::UnknownSequence { .. } => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::InvalidCount { .. }
+            | ApiError::CountOverRange { .. }
             | ApiError::InvalidFormat { .. }
             | ApiError::InvalidName { .. }
             | ApiError::InvalidBody { .. } => StatusCode::BAD_REQUEST,
             ApiError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             ApiError::AdminOff => StatusCode::FORBIDDEN,
-            ApiError::Conflict { .. } | ApiError::Builtin { .. } | ApiError::Exhausted { .. } => {
-                StatusCode::CONFLICT
-            }
+            ApiError::Conflict { .. }
+            | ApiError::Builtin { .. }
+            | ApiError::Exhausted { .. }
+            | ApiError::Backward { .. } => StatusCode::CONFLICT,
             ApiError::Unavailable { .. } | ApiError::NotReady { .. } => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -137,7 +151,13 @@ impl ApiError {
             ApiError::MethodNotAllowed { .. } => {
                 ("urn:pez:problem:method-not-allowed", "Method not allowed")
             }
-            ApiError::InvalidCount { .. } => ("urn:pez:problem:invalid-count", "Invalid count"),
+            ApiError::InvalidCount { .. } | ApiError::CountOverRange { .. } => {
+                ("urn:pez:problem:invalid-count", "Invalid count")
+            }
+            ApiError::Backward { .. } => (
+                "urn:pez:problem:restart-backward",
+                "Restart would issue numbers again",
+            ),
             ApiError::InvalidFormat { .. } => ("urn:pez:problem:invalid-format", "Invalid format"),
             ApiError::InvalidName { .. } => {
                 ("urn:pez:problem:invalid-name", "Invalid sequence name")
@@ -188,6 +208,20 @@ impl ApiError {
             ApiError::InvalidCount { given, max } => (
                 format!("count must be a decimal integer from 1 to {max}; got {given:?}."),
                 json!({ "parameter": "count", "minimum": 1, "maximum": max }),
+            ),
+            ApiError::CountOverRange { count, size } => (
+                format!(
+                    "count {count} is more than the sequence's whole range of {size} numbers: \
+                     they could not all be different."
+                ),
+                json!({ "parameter": "count", "minimum": 1, "maximum": size }),
+            ),
+            ApiError::Backward { detail } => (
+                format!(
+                    "{detail}. Send \"allow_backward\": true to restart there anyway, if \
+                     issuing those numbers again is what you want."
+                ),
+                json!({}),
             ),
             ApiError::InvalidFormat { given } => (
                 format!("format must be json, string or text; got {given:?}."),

@@ -17,7 +17,7 @@ use super::problem::ApiError;
 use super::query;
 use crate::dispenser::SequenceInfo;
 use crate::sequence::{Direction, MAX_VALUE, MIN_VALUE, Mode, SequenceSpec, check_name};
-use crate::store::{Created, StoreError};
+use crate::store::{Created, Restart, StoreError};
 use log::error;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -172,7 +172,7 @@ async fn respond(
                 .dispenser
                 .next(&name, count)
                 .await
-                .map_err(|e| dispense_error(&name, e))?;
+                .map_err(|e| dispense_error(&name, count, e))?;
             Ok(format::list(&runs, count, format))
         }
         Target::Lease(name) => {
@@ -182,7 +182,7 @@ async fn respond(
                 .dispenser
                 .lease_range(&name, count)
                 .await
-                .map_err(|e| dispense_error(&name, e))?;
+                .map_err(|e| dispense_error(&name, count, e))?;
             Ok(format::ranges(&runs, format))
         }
         Target::Restart(name) => {
@@ -190,10 +190,17 @@ async fn respond(
             #[serde(deny_unknown_fields)]
             struct RestartBody {
                 value: i64,
+                #[serde(default)]
+                allow_backward: bool,
             }
             let restart: RestartBody = parse_body(&body?, false)?;
+            let rule = if restart.allow_backward {
+                Restart::AllowBackward
+            } else {
+                Restart::ForwardOnly
+            };
             app.dispenser
-                .restart(&name, restart.value)
+                .restart(&name, restart.value, rule)
                 .await
                 .map_err(|e| store_error(&name, e))?;
             Ok(json(
@@ -315,10 +322,20 @@ fn store_error(name: &str, error: StoreError) -> ApiError {
             }),
         },
         StoreError::Builtin(name) => ApiError::Builtin { name },
+        StoreError::Backward { .. } => ApiError::Backward {
+            detail: error.to_string(),
+        },
         StoreError::Unavailable(cause) => {
             error!("{name}: store failed: {cause}");
             ApiError::Unavailable {
                 reason: "The store cannot be reached right now.",
+            }
+        }
+        StoreError::Ambiguous(cause) => {
+            error!("{name}: store call ended in doubt: {cause}");
+            ApiError::Unavailable {
+                reason: "The store did not confirm the change in time: it may or may not have \
+                         happened; look before you retry.",
             }
         }
     }

@@ -1,12 +1,31 @@
 //! Durable storage of each sequence's position.
 //!
-//! The store is the single source of truth: a number is issued only from a
-//! block the store has durably recorded as leased. Backends are synchronous
-//! (diesel is), so callers run them off the async executor, on
-//! `spawn_blocking` threads.
+//! The store is the single source of truth: a number leaves PEZ only from a
+//! block the store has durably reserved. Backends are synchronous (diesel
+//! is), so callers run them off the async executor, on blocking threads,
+//! and bound each call by [`Store::call_limit`].
+//!
+//! # The rule every number's uniqueness rests on
+//!
+//! - **Forward moves never overlap, and need no lock of PEZ's.**
+//!   [`Store::reserve`] takes the next numbers of a sequence through the
+//!   store's own atomic advance: PostgreSQL's `nextval()` (which keeps
+//!   every caller apart: PEZ's instances, and the original PEZ's nodes
+//!   during a cutover), or SQLite's single writer.
+//! - **A reservation is durable before it is returned.** [`Reserved`] can
+//!   only be made by a store, after its commit was flushed to disk and, on
+//!   PostgreSQL, acknowledged by every synchronous standby. A call that
+//!   fails, times out or is cancelled may still have moved the store
+//!   ([`StoreError::Ambiguous`]): its numbers are a gap, never served.
+//! - **Backward moves are a compare-and-set under the store's exclusive
+//!   lock.** [`Store::give_back`] and [`Store::restart`] take the lock that
+//!   holds off every forward move of that sequence, anyone's, until they
+//!   commit; so "nobody moved it since" cannot go stale between the check
+//!   and the write. A restart moves a sequence back only when asked to
+//!   ([`Restart::AllowBackward`]).
 
 mod lock;
-mod postgres;
+pub mod postgres;
 mod sqlite;
 
 pub use lock::{DataDirLock, LockError};
@@ -17,6 +36,7 @@ use crate::config::{Settings, StoreChoice};
 use crate::sequence::{Block, Direction, Mode, SequenceSpec};
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// A sequence as the store knows it: its settings and the next number the
 /// store will lease out (`None` once a non-cycling sequence has run out).
@@ -57,6 +77,34 @@ pub(crate) fn stored_spec(
     }
 }
 
+/// Checks a restart of `spec`, which stands at `next` (`None`: ran out), to
+/// `value` under `rule`: inside the range, and not behind where it stands
+/// unless moving back is allowed.
+pub(crate) fn check_restart(
+    spec: &SequenceSpec,
+    next: Option<i64>,
+    value: i64,
+    rule: Restart,
+) -> Result<(), TxError> {
+    if !spec.contains(value) {
+        return Err(TxError::Store(StoreError::OutOfRange {
+            name: spec.name.clone(),
+            value,
+            min: spec.min,
+            max: spec.max,
+        }));
+    }
+    let forward = next.is_some_and(|next| spec.is_at_or_ahead(value, next));
+    if rule == Restart::ForwardOnly && !forward {
+        return Err(TxError::Store(StoreError::Backward {
+            name: spec.name.clone(),
+            value,
+            next,
+        }));
+    }
+    Ok(())
+}
+
 /// What creating a sequence did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Created {
@@ -89,8 +137,31 @@ pub enum StoreError {
     Conflict(Box<SequenceSpec>),
     /// `forward` and `reverse` cannot be deleted.
     Builtin(String),
-    /// The store itself failed: I/O, locking, a broken connection.
+    /// A restart to a value the sequence has already handed out in this
+    /// lap, without [`Restart::AllowBackward`].
+    Backward {
+        /// The sequence.
+        name: String,
+        /// The value asked for.
+        value: i64,
+        /// Where the store stands (`None`: it ran out).
+        next: Option<i64>,
+    },
+    /// The store failed before it changed anything: a refused connection,
+    /// a statement the database rejected.
     Unavailable(String),
+    /// The call failed in a way that leaves its outcome unknown: a commit
+    /// that timed out, was cancelled, or whose connection broke. The store
+    /// may have moved; whatever the call would have returned is a gap.
+    Ambiguous(String),
+}
+
+impl StoreError {
+    /// Whether the store itself is failing (as opposed to a verdict about
+    /// the request): worth a retry, and a 503 for the client.
+    pub fn is_outage(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_) | StoreError::Ambiguous(_))
+    }
 }
 
 impl fmt::Display for StoreError {
@@ -123,7 +194,22 @@ impl fmt::Display for StoreError {
             StoreError::Builtin(name) => {
                 write!(f, "sequence {name:?} is built in and cannot be deleted")
             }
+            StoreError::Backward { name, value, next } => match next {
+                Some(next) => write!(
+                    f,
+                    "{value} is behind where sequence {name:?} stands ({next}): its numbers were \
+                     handed out already; restarting there would issue them again"
+                ),
+                None => write!(
+                    f,
+                    "sequence {name:?} has issued its last number; restarting at {value} would \
+                     issue numbers again"
+                ),
+            },
             StoreError::Unavailable(cause) => write!(f, "store unavailable: {cause}"),
+            StoreError::Ambiguous(cause) => {
+                write!(f, "store call with an unknown outcome: {cause}")
+            }
         }
     }
 }
@@ -154,7 +240,7 @@ impl std::error::Error for OpenError {}
 /// An error inside a store transaction: a verdict of the store's own, or
 /// the database's. Either rolls the transaction back.
 #[derive(Debug)]
-enum TxError {
+pub(crate) enum TxError {
     Store(StoreError),
     Db(diesel::result::Error),
 }
@@ -165,40 +251,91 @@ impl From<diesel::result::Error> for TxError {
     }
 }
 
-/// The operations PEZ needs from durable storage.
-///
-/// Every method is one atomic transaction. `lease` must be durable (synced to
-/// disk, or committed on the database) before it returns, because the caller
-/// may issue the block's numbers the moment it has it.
+/// Numbers a store has durably reserved for one caller: the only way
+/// numbers enter PEZ's memory. Only a store makes one, and only after the
+/// commit that reserved them is durable (see the module docs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reserved {
+    blocks: Vec<Block>,
+}
+
+impl Reserved {
+    /// The blocks of a commit that is durable. For stores only.
+    pub(crate) fn durable(blocks: Vec<Block>) -> Self {
+        debug_assert!(
+            !blocks.is_empty(),
+            "a reservation holds at least one number"
+        );
+        Self { blocks }
+    }
+
+    /// The reserved runs, in sequence order.
+    pub fn blocks(&self) -> &[Block] {
+        &self.blocks
+    }
+
+    /// How many numbers are reserved.
+    pub fn len(&self) -> u64 {
+        self.blocks.iter().map(Block::len).sum()
+    }
+
+    /// Always false: a reservation holds at least one number.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// The runs, to serve from.
+    pub fn into_blocks(self) -> Vec<Block> {
+        self.blocks
+    }
+}
+
+/// May a restart move a sequence back?
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Restart {
+    /// Only to where the store stands or beyond, in this lap: numbers are
+    /// skipped, never repeated. The default.
+    ForwardOnly,
+    /// Anywhere in the range, even to numbers already handed out (they
+    /// will be handed out again): the operator asked for it.
+    AllowBackward,
+}
+
+/// The operations PEZ needs from durable storage. See the module docs for
+/// which of them serialise and when their results are durable.
 pub trait Store: Send + Sync + 'static {
     /// Every sequence with its position, ordered by name.
     fn list(&self) -> Result<Vec<SequenceState>, StoreError>;
 
-    /// Leases about `size` numbers of `name` and moves the sequence past
-    /// them. Returns the leased runs in sequence order: usually one block;
-    /// two or more where the lease wraps, or where a backend leases in fixed
-    /// steps (PostgreSQL). The total may differ from `size`: blocks stop at
-    /// the end of the range, and stepped backends round up.
-    fn lease(&self, name: &str, size: u64) -> Result<Vec<Block>, StoreError>;
+    /// Every sequence's name and generation: what instances poll to notice
+    /// restarts, creations and deletions made elsewhere. Generations come
+    /// from one counter of the store and never repeat, not even for a name
+    /// deleted and created again.
+    fn generations(&self) -> Result<Vec<(String, i64)>, StoreError>;
 
-    /// Hands back `unused`, the unissued tail of a lease, so the next lease
-    /// starts with it. It is taken back only if the sequence still stands
-    /// right after `unused` (nobody leased or restarted since); returns
-    /// whether it was. Refusing leaves a gap, never a duplicate.
+    /// Moves `name` forward past about `size` numbers (at least one) and
+    /// returns them once the move is durable. Forward moves of any number of
+    /// callers never overlap and take no lock of PEZ's. The runs are in
+    /// sequence order: one, or more where the sequence wraps. The total may
+    /// be short (a block stops at the end of the range) or long (a store
+    /// that moves in fixed steps rounds up); callers that need an exact
+    /// count take the front and leave the rest as a gap.
+    fn reserve(&self, name: &str, size: u64) -> Result<Reserved, StoreError>;
+
+    /// Hands back `unused`, the unissued tail of a reservation, so the next
+    /// one starts with it: under the store's exclusive lock on the sequence,
+    /// and only if the sequence still stands right after `unused` (nobody
+    /// moved it since). Returns whether it was taken back; refusing leaves
+    /// a gap, never a duplicate.
     fn give_back(&self, name: &str, unused: Block) -> Result<bool, StoreError>;
 
-    /// Takes at most `count` numbers of `name` straight from the store, in
-    /// one durable transaction, for strict sequences and range leases:
-    /// exactly what is asked (short only at the end of the range), and
-    /// without the per-sequence lock leases take, so instances do not
-    /// queue behind each other.
-    fn take(&self, name: &str, count: u64) -> Result<Vec<Block>, StoreError> {
-        self.lease(name, count)
-    }
-
-    /// Makes `value` the next number `name` leases, like PostgreSQL's
-    /// `ALTER SEQUENCE ... RESTART WITH`, and bumps its generation.
-    fn restart(&self, name: &str, value: i64) -> Result<(), StoreError>;
+    /// Makes `value` the next number of `name` (PostgreSQL's `ALTER
+    /// SEQUENCE ... RESTART WITH`) and gives it a new generation, under the
+    /// store's exclusive lock on the sequence; refused as
+    /// [`StoreError::Backward`] if `value` was handed out already in this
+    /// lap, unless `rule` allows it. One transaction: a failed restart
+    /// moves nothing.
+    fn restart(&self, name: &str, value: i64, rule: Restart) -> Result<(), StoreError>;
 
     /// Creates a sequence, or finds it already there with the same settings.
     fn create(&self, spec: &SequenceSpec) -> Result<Created, StoreError>;
@@ -206,9 +343,9 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes a sequence (not `forward` or `reverse`).
     fn delete(&self, name: &str) -> Result<(), StoreError>;
 
-    /// Every sequence's name and generation: what instances poll to notice
-    /// restarts, creations and deletions made elsewhere.
-    fn generations(&self) -> Result<Vec<(String, i64)>, StoreError>;
+    /// The longest any call may take before its caller gives up on it and
+    /// counts it as [`StoreError::Ambiguous`].
+    fn call_limit(&self) -> Duration;
 }
 
 /// Opens the store the settings choose: PostgreSQL when configured (its

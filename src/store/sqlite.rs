@@ -1,13 +1,17 @@
 //! The embedded store: one SQLite file in the data directory.
 //!
 //! SQLite is compiled in (libsqlite3-sys's `bundled` feature), so a fresh
-//! machine needs nothing installed. Every lease is an `IMMEDIATE` transaction
-//! committed with `synchronous = FULL`, which makes SQLite fsync the
-//! write-ahead log before the commit returns: once `lease` returns, the block
-//! survives a crash of the process or the machine.
+//! machine needs nothing installed. Every call is one `IMMEDIATE`
+//! transaction: SQLite's single writer lock serialises them all, which is
+//! both the atomic forward move of [`Store::reserve`] and the exclusive lock
+//! of give-backs and restarts. Commits run with `synchronous = FULL`, which
+//! makes SQLite fsync the write-ahead log before the commit returns: once a
+//! reservation is returned, it survives a crash of the process or the
+//! machine. Only one process opens a store (the data directory's lock).
 
 use super::{
-    Created, DataDirLock, OpenError, SequenceState, Store, StoreError, TxError, stored_spec,
+    Created, DataDirLock, OpenError, Reserved, Restart, SequenceState, Store, StoreError, TxError,
+    stored_spec,
 };
 use crate::sequence::{Block, Direction, SequenceSpec};
 use diesel::connection::SimpleConnection;
@@ -79,8 +83,10 @@ impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for ConnectionSe
         // FULL: fsync the WAL at every commit, so a lease outlives a power cut.
         // busy_timeout bounds how long a lease waits for a lock held by
         // someone else (an operator's sqlite3 shell, say) before it fails.
+        // busy_timeout first: the pragma after it may need a lock that a
+        // migration on another connection holds.
         conn.batch_execute(&format!(
-            "PRAGMA synchronous = FULL; PRAGMA busy_timeout = {};",
+            "PRAGMA busy_timeout = {}; PRAGMA synchronous = FULL;",
             self.busy_timeout.as_millis()
         ))
         .map_err(diesel::r2d2::Error::QueryError)
@@ -91,6 +97,7 @@ impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for ConnectionSe
 pub struct SqliteStore {
     pool: Pool<ConnectionManager<SqliteConnection>>,
     path: PathBuf,
+    busy_timeout: Duration,
     _lock: DataDirLock,
 }
 
@@ -121,6 +128,8 @@ impl SqliteStore {
             .max_size(2)
             .connection_timeout(busy_timeout + Duration::from_secs(1))
             .connection_customizer(Box::new(ConnectionSettings { busy_timeout }))
+            // Failures reach the caller of the store; r2d2 need not log them too.
+            .error_handler(Box::new(diesel::r2d2::NopErrorHandler))
             .build(manager)
             .map_err(|e| setup("cannot open", &e))?;
         let mut conn = pool.get().map_err(|e| setup("cannot open", &e))?;
@@ -134,6 +143,7 @@ impl SqliteStore {
         Ok(Self {
             pool,
             path,
+            busy_timeout,
             _lock: lock,
         })
     }
@@ -195,6 +205,21 @@ fn list(conn: &mut SqliteConnection) -> Result<Vec<SequenceState>, StoreError> {
     Ok(rows.into_iter().map(SequenceState::from).collect())
 }
 
+#[derive(QueryableByName)]
+struct Counter {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    last: i64,
+}
+
+/// The next value of the store's one generation counter.
+fn next_generation(conn: &mut SqliteConnection) -> Result<i64, TxError> {
+    Ok(diesel::sql_query(
+        "UPDATE generation_counter SET last = last + 1 WHERE id = 1 RETURNING last",
+    )
+    .get_result::<Counter>(conn)?
+    .last)
+}
+
 fn set_next(conn: &mut SqliteConnection, name: &str, next: Option<i64>) -> Result<(), TxError> {
     diesel::update(sequences::table.find(name))
         .set(sequences::next_value.eq(next))
@@ -207,7 +232,14 @@ impl Store for SqliteStore {
         list(&mut *self.conn()?)
     }
 
-    fn lease(&self, name: &str, size: u64) -> Result<Vec<Block>, StoreError> {
+    fn generations(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        sequences::table
+            .select((sequences::name, sequences::generation))
+            .load(&mut *self.conn()?)
+            .map_err(unavailable)
+    }
+
+    fn reserve(&self, name: &str, size: u64) -> Result<Reserved, StoreError> {
         let mut conn = self.conn()?;
         // IMMEDIATE takes the write lock up front, so the read below cannot
         // go stale before the update.
@@ -220,7 +252,7 @@ impl Store for SqliteStore {
             set_next(conn, name, after)?;
             Ok::<_, TxError>(block)
         })?;
-        Ok(vec![block])
+        Ok(Reserved::durable(vec![block]))
     }
 
     fn give_back(&self, name: &str, unused: Block) -> Result<bool, StoreError> {
@@ -236,23 +268,17 @@ impl Store for SqliteStore {
         Ok(taken)
     }
 
-    fn restart(&self, name: &str, value: i64) -> Result<(), StoreError> {
+    fn restart(&self, name: &str, value: i64, rule: Restart) -> Result<(), StoreError> {
         let mut conn = self.conn()?;
         conn.immediate_transaction(|conn| {
-            let spec = load(conn, name)?.spec;
-            if !spec.contains(value) {
-                return Err(TxError::Store(StoreError::OutOfRange {
-                    name: name.to_owned(),
-                    value,
-                    min: spec.min,
-                    max: spec.max,
-                }));
-            }
+            let state = load(conn, name)?;
+            super::check_restart(&state.spec, state.next_value, value, rule)?;
             set_next(conn, name, Some(value))?;
+            let generation = next_generation(conn)?;
             diesel::update(sequences::table.find(name))
-                .set(sequences::generation.eq(sequences::generation + 1))
+                .set(sequences::generation.eq(generation))
                 .execute(conn)?;
-            Ok(())
+            Ok::<_, TxError>(())
         })?;
         Ok(())
     }
@@ -265,6 +291,7 @@ impl Store for SqliteStore {
                 existing.spec,
             )))),
             Err(TxError::Store(StoreError::UnknownSequence(_))) => {
+                let generation = next_generation(conn)?;
                 diesel::insert_into(sequences::table)
                     .values(SequenceRow {
                         name: spec.name.clone(),
@@ -275,7 +302,7 @@ impl Store for SqliteStore {
                         next_value: Some(spec.start),
                         start_value: spec.start,
                         mode: spec.mode.as_str().to_owned(),
-                        generation: 0,
+                        generation,
                     })
                     .execute(conn)?;
                 Ok(Created::New)
@@ -298,11 +325,10 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    fn generations(&self) -> Result<Vec<(String, i64)>, StoreError> {
-        sequences::table
-            .select((sequences::name, sequences::generation))
-            .load(&mut *self.conn()?)
-            .map_err(unavailable)
+    fn call_limit(&self) -> Duration {
+        // Waiting for the pool (busy timeout + 1 s), then for the write lock
+        // (busy timeout), then the fsync.
+        self.busy_timeout * 2 + Duration::from_secs(2)
     }
 }
 
@@ -353,32 +379,35 @@ mod tests {
     fn leases_follow_each_other_and_survive_reopening() {
         let dir = TempDir::new("leases");
         let store = open(&dir);
-        assert_eq!(store.lease("forward", 10).unwrap()[0].first, 1);
-        assert_eq!(store.lease("forward", 10).unwrap()[0].first, 11);
-        let down = store.lease("reverse", 5).unwrap()[0];
+        assert_eq!(store.reserve("forward", 10).unwrap().blocks()[0].first, 1);
+        assert_eq!(store.reserve("forward", 10).unwrap().blocks()[0].first, 11);
+        let down = store.reserve("reverse", 5).unwrap().blocks()[0];
         assert_eq!((down.first, down.last), (i64::MAX, i64::MAX - 4));
         drop(store);
         let store = open(&dir);
-        assert_eq!(store.lease("forward", 1).unwrap()[0].first, 21);
-        assert_eq!(store.lease("reverse", 1).unwrap()[0].first, i64::MAX - 5);
+        assert_eq!(store.reserve("forward", 1).unwrap().blocks()[0].first, 21);
+        assert_eq!(
+            store.reserve("reverse", 1).unwrap().blocks()[0].first,
+            i64::MAX - 5
+        );
     }
 
     #[test]
     fn a_give_back_is_refused_once_the_sequence_moved_on() {
         let dir = TempDir::new("give-back");
         let store = open(&dir);
-        let first = store.lease("forward", 10).unwrap()[0];
+        let first = store.reserve("forward", 10).unwrap().blocks()[0];
         let (_, rest) = first.split_front(4);
         let rest = rest.unwrap();
-        store.lease("forward", 10).unwrap();
+        store.reserve("forward", 10).unwrap();
         assert!(!store.give_back("forward", rest).unwrap());
-        let next = store.lease("forward", 1).unwrap()[0];
+        let next = store.reserve("forward", 1).unwrap().blocks()[0];
         assert_eq!(next.first, 21, "a refused give-back must leave a gap");
 
-        let latest = store.lease("forward", 10).unwrap()[0];
+        let latest = store.reserve("forward", 10).unwrap().blocks()[0];
         let (_, rest) = latest.split_front(3);
         assert!(store.give_back("forward", rest.unwrap()).unwrap());
-        assert_eq!(store.lease("forward", 1).unwrap()[0].first, 25);
+        assert_eq!(store.reserve("forward", 1).unwrap().blocks()[0].first, 25);
     }
 
     #[test]
@@ -386,17 +415,19 @@ mod tests {
         let dir = TempDir::new("restart");
         let store = open(&dir);
         assert!(matches!(
-            store.restart("forward", 0),
+            store.restart("forward", 0, Restart::ForwardOnly),
             Err(StoreError::OutOfRange { .. })
         ));
         assert!(matches!(
-            store.restart("nope", 5),
+            store.restart("nope", 5, Restart::ForwardOnly),
             Err(StoreError::UnknownSequence(_))
         ));
-        store.restart("forward", i64::MAX).unwrap();
-        let block = store.lease("forward", 100).unwrap()[0];
+        store
+            .restart("forward", i64::MAX, Restart::ForwardOnly)
+            .unwrap();
+        let block = store.reserve("forward", 100).unwrap().blocks()[0];
         assert_eq!((block.first, block.len()), (i64::MAX, 1));
-        assert_eq!(store.lease("forward", 1).unwrap()[0].first, 1);
+        assert_eq!(store.reserve("forward", 1).unwrap().blocks()[0].first, 1);
     }
 
     /// The durability promise rests on these two settings: WAL with
@@ -451,13 +482,13 @@ mod tests {
             ..spec.clone()
         };
         assert!(matches!(store.create(&other), Err(StoreError::Conflict(_))));
-        let block = store.lease("orders", 100).unwrap()[0];
+        let block = store.reserve("orders", 100).unwrap().blocks()[0];
         assert_eq!(
             block.iter().collect::<Vec<_>>(),
             (10..=15).rev().collect::<Vec<_>>()
         );
         assert!(matches!(
-            store.lease("orders", 1),
+            store.reserve("orders", 1),
             Err(StoreError::Exhausted(_))
         ));
         let listed = store.list().unwrap();
@@ -489,8 +520,55 @@ mod tests {
                 .1
         };
         let before = generation(&store);
-        store.restart("forward", 7).unwrap();
-        assert_eq!(generation(&store), before + 1);
+        store.restart("forward", 7, Restart::ForwardOnly).unwrap();
+        let after = generation(&store);
+        assert!(after > before);
+        let spec = SequenceSpec::new(
+            "orders",
+            Direction::Ascending,
+            1,
+            100,
+            None,
+            true,
+            Mode::Leased,
+        )
+        .unwrap();
+        let mut seen = vec![before, after];
+        for _ in 0..3 {
+            store.create(&spec).unwrap();
+            let (_, generation) = store
+                .generations()
+                .unwrap()
+                .into_iter()
+                .find(|(n, _)| n == "orders")
+                .unwrap();
+            assert!(
+                !seen.contains(&generation),
+                "generation {generation} came back"
+            );
+            seen.push(generation);
+            store.delete("orders").unwrap();
+        }
+    }
+
+    #[test]
+    fn a_restart_moves_forward_only_unless_asked_to_move_back() {
+        let dir = TempDir::new("backward");
+        let store = open(&dir);
+        store.reserve("forward", 100).unwrap();
+        assert!(matches!(
+            store.restart("forward", 50, Restart::ForwardOnly),
+            Err(StoreError::Backward {
+                next: Some(101),
+                ..
+            })
+        ));
+        assert_eq!(store.reserve("forward", 1).unwrap().blocks()[0].first, 101);
+        store.restart("forward", 102, Restart::ForwardOnly).unwrap();
+        store
+            .restart("forward", 50, Restart::AllowBackward)
+            .unwrap();
+        assert_eq!(store.reserve("forward", 1).unwrap().blocks()[0].first, 50);
     }
 
     #[test]

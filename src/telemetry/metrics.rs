@@ -25,6 +25,7 @@ pub struct Metrics {
     issued: IntCounterVec,
     leases: IntCounterVec,
     lease_seconds: HistogramVec,
+    store_calls: IntCounterVec,
     store_errors: IntCounterVec,
     on_hand: IntGaugeVec,
     range_used: GaugeVec,
@@ -70,9 +71,14 @@ impl Metrics {
             "Leases of blocks from the store, by sequence and outcome (ok, error, exhausted).",
             &["sequence", "outcome"],
         );
+        let store_calls = counter(
+            "pez_store_calls_total",
+            "Calls to the store, by operation (reserve, give_back, list, ...).",
+            &["operation"],
+        );
         let store_errors = counter(
             "pez_store_errors_total",
-            "Failed store calls, by operation.",
+            "Store calls that failed or ended in doubt (the store did not answer), by operation.",
             &["operation"],
         );
         let lease_seconds = registered(
@@ -130,6 +136,7 @@ impl Metrics {
             issued,
             leases,
             lease_seconds,
+            store_calls,
             store_errors,
             on_hand,
             range_used,
@@ -162,9 +169,12 @@ impl Metrics {
             .observe(took.as_secs_f64());
     }
 
-    /// Counts a failed store call.
-    pub fn store_error(&self, operation: &str) {
-        self.store_errors.with_label_values(&[operation]).inc();
+    /// Counts a store call, and whether the store failed to answer it.
+    pub fn store_call(&self, operation: &str, failed: bool) {
+        self.store_calls.with_label_values(&[operation]).inc();
+        if failed {
+            self.store_errors.with_label_values(&[operation]).inc();
+        }
     }
 
     /// Sets the state gauges (before a scrape): for each sequence, the
@@ -198,7 +208,7 @@ impl Metrics {
             .iter()
             .map(|name| (name.clone(), self.issued.with_label_values(&[name]).get()))
             .collect();
-        let mut samples = self.samples.lock().unwrap_or_else(|p| p.into_inner());
+        let mut samples = crate::unpoisoned::lock(&self.samples);
         samples.push_back((now, totals));
         while samples
             .front()
@@ -211,7 +221,7 @@ impl Metrics {
     /// Numbers per second `sequence` issued over the last minute (or since
     /// the first sample, when younger).
     pub fn per_second(&self, sequence: &str) -> f64 {
-        let samples = self.samples.lock().unwrap_or_else(|p| p.into_inner());
+        let samples = crate::unpoisoned::lock(&self.samples);
         let (Some((first_at, first)), Some((last_at, last))) = (samples.front(), samples.back())
         else {
             return 0.0;

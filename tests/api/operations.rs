@@ -40,14 +40,21 @@ async fn readyz_says_why_it_is_not_ready_and_recovers() {
     .await;
     assert_eq!(app.get("/readyz").await.json()["status"], "ready");
     cluster.stop("fast");
-    let problem = app.get("/readyz").await.problem(503);
-    let reasons = problem["reasons"].to_string();
-    assert!(reasons.contains("store"), "{problem}");
-    // Use up what is on hand: readiness names the sequence that has nothing.
-    while app.get("/v2/forward?count=100").await.status == 200 {}
-    let problem = app.get("/readyz").await.problem(503);
+    // The next sync (every PEZ_SYNC_INTERVAL_MS, 1 s) finds the store gone.
+    let started = Instant::now();
+    let problem = loop {
+        let response = app.get("/readyz").await;
+        if response.status == 503 {
+            break response.problem(503);
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "still ready without a store"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     assert!(
-        problem["reasons"].to_string().contains("forward"),
+        problem["reasons"].to_string().contains("store"),
         "{problem}"
     );
     cluster.restart();
@@ -59,6 +66,57 @@ async fn readyz_says_why_it_is_not_ready_and_recovers() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+#[tokio::test]
+async fn an_exhausted_sequence_leaves_the_instance_ready() {
+    let app = TestApp::spawn_on(Backend::Sqlite, |s| {
+        s.access.admin = Some(Secret::new("admin".into()));
+    })
+    .await;
+    let created = app
+        .http
+        .send(
+            Method::PUT,
+            "/v2/sequences/tiny",
+            &[("authorization", "Bearer admin")],
+            Some(r#"{"min": 1, "max": 3, "cycle": false}"#),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    assert_eq!(
+        app.numbers("/v2/sequences/tiny/next?count=3").await,
+        [1, 2, 3]
+    );
+    app.get("/v2/sequences/tiny/next").await.problem(409);
+    let ready = app.get("/readyz").await;
+    assert_eq!(ready.status, 200, "{}", ready.body);
+    assert_eq!(app.numbers("/v1/forward").await, [1]);
+}
+
+/// Operators' endpoints answer from what the instance knows: a flood of
+/// them makes no store call (the sync task's one call a second aside), so
+/// it cannot take the store's connections from leases.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_metrics_and_readiness_make_no_store_calls() {
+    let app = TestApp::spawn_on(Backend::Postgres, |s| {
+        s.sync_interval = Duration::from_secs(3600);
+    })
+    .await;
+    let calls = |text: &str| -> f64 {
+        text.lines()
+            .filter(|line| line.starts_with("pez_store_calls_total"))
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    let before = calls(&app.get("/metrics").await.body);
+    for _ in 0..50 {
+        for path in ["/", "/metrics", "/readyz"] {
+            assert_eq!(app.get(path).await.status, 200, "{path}");
+        }
+    }
+    let after = calls(&app.get("/metrics").await.body);
+    assert_eq!(after, before, "operator endpoints called the store");
 }
 
 /// The value of the first sample line that starts with `prefix`.

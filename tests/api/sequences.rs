@@ -69,7 +69,7 @@ async fn the_admin_api_needs_exactly_its_token(backend: Backend) {
         (
             Method::POST,
             "/v2/sequences/forward/restart",
-            Some(r#"{"value": 5}"#),
+            Some(r#"{"value": 5000000}"#),
         ),
         (Method::DELETE, "/v2/sequences/orders", None),
     ] {
@@ -374,12 +374,32 @@ async fn strict_sequences_take_every_number_from_the_store(backend: Backend) {
         (Some(0), Some(1109)),
         "{shown}"
     );
+    // Back to numbers handed out already only when asked to.
+    let refused = admin(
+        &app.http,
+        Method::POST,
+        "/v2/sequences/invoices/restart",
+        Some(r#"{"value": 5}"#),
+    )
+    .await;
+    assert!(
+        refused.problem(409)["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("allow_backward")),
+        "{}",
+        refused.body
+    );
+    assert_eq!(
+        app.numbers("/v2/sequences/invoices/next?count=1").await,
+        vec![1109],
+        "a refused restart moves nothing"
+    );
     // A restart takes effect at once: nothing is held.
     admin(
         &app.http,
         Method::POST,
         "/v2/sequences/invoices/restart",
-        Some(r#"{"value": 5}"#),
+        Some(r#"{"value": 5, "allow_backward": true}"#),
     )
     .await;
     assert_eq!(

@@ -1,0 +1,173 @@
+//! Store calls from async code: on a blocking thread, never waited for
+//! longer than the store's own limit, and remembered for readiness.
+//!
+//! diesel is synchronous, so every call runs on a `spawn_blocking` thread.
+//! The store bounds its calls itself (timeouts, the PostgreSQL watchdog),
+//! but a call can still hang where no timeout reaches (a server that
+//! vanished mid-commit). The caller gives up at [`Store::call_limit`] and
+//! counts the call as ambiguous: whatever it returns later is dropped with
+//! its thread's result, never served.
+
+use crate::store::{Store, StoreError};
+use crate::telemetry::Metrics;
+use crate::unpoisoned;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The store, and what the last calls to it said.
+pub struct StoreLink {
+    store: Arc<dyn Store>,
+    health: Mutex<Health>,
+    metrics: Arc<Metrics>,
+}
+
+#[derive(Debug, Default)]
+struct Health {
+    last_answer: Option<Instant>,
+    last_outage: Option<(Instant, String)>,
+}
+
+impl StoreLink {
+    /// Wraps a store; calls are counted in `metrics`.
+    pub fn new(store: Arc<dyn Store>, metrics: Arc<Metrics>) -> Arc<Self> {
+        Arc::new(Self {
+            store,
+            health: Mutex::new(Health::default()),
+            metrics,
+        })
+    }
+
+    /// The longest a call may take before it is given up.
+    pub fn call_limit(&self) -> Duration {
+        self.store.call_limit()
+    }
+
+    /// Runs `call` on the store, on a blocking thread, for at most the
+    /// store's call limit; records whether the store answered. `operation`
+    /// names it in the metrics.
+    pub async fn call<T, F>(
+        self: &Arc<Self>,
+        operation: &'static str,
+        call: F,
+    ) -> Result<T, StoreError>
+    where
+        F: FnOnce(&dyn Store) -> Result<T, StoreError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let limit = self.store.call_limit();
+        let link = Arc::clone(self);
+        let running = tokio::task::spawn_blocking(move || call(link.store.as_ref()));
+        let outcome = match tokio::time::timeout(limit, running).await {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(e)) => Err(StoreError::Ambiguous(format!("store call failed: {e}"))),
+            Err(_) => Err(StoreError::Ambiguous(format!(
+                "no answer from the store within {limit:?}"
+            ))),
+        };
+        let failed = outcome.as_ref().is_err_and(StoreError::is_outage);
+        self.metrics.store_call(operation, failed);
+        let mut health = unpoisoned::lock(&self.health);
+        match &outcome {
+            Err(e) if e.is_outage() => health.last_outage = Some((Instant::now(), e.to_string())),
+            // A verdict (unknown name, exhausted, ...) is an answer too.
+            _ => health.last_answer = Some(Instant::now()),
+        }
+        outcome
+    }
+
+    /// Why the store does not count as answering, if it does not: its
+    /// latest call failed, or none answered within `fresh`.
+    pub fn trouble(&self, fresh: Duration) -> Option<String> {
+        let health = unpoisoned::lock(&self.health);
+        match (&health.last_answer, &health.last_outage) {
+            (_, Some((failed, cause)))
+                if health.last_answer.is_none_or(|answered| answered < *failed) =>
+            {
+                Some(format!("the store's last call failed: {cause}"))
+            }
+            (Some(answered), _) if answered.elapsed() <= fresh => None,
+            (Some(answered), _) => Some(format!(
+                "the store has not answered for {:.1?}",
+                answered.elapsed()
+            )),
+            (None, _) => Some("the store has not answered yet".to_owned()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sequence::{Block, SequenceSpec};
+    use crate::store::{Created, Reserved, Restart, SequenceState};
+
+    /// A store whose listing hangs far beyond its own stated limit.
+    struct Hanging;
+
+    impl Store for Hanging {
+        fn list(&self) -> Result<Vec<SequenceState>, StoreError> {
+            std::thread::sleep(Duration::from_secs(3));
+            Ok(Vec::new())
+        }
+        fn generations(&self) -> Result<Vec<(String, i64)>, StoreError> {
+            Ok(Vec::new())
+        }
+        fn reserve(&self, name: &str, _: u64) -> Result<Reserved, StoreError> {
+            Err(StoreError::UnknownSequence(name.to_owned()))
+        }
+        fn give_back(&self, _: &str, _: Block) -> Result<bool, StoreError> {
+            Ok(false)
+        }
+        fn restart(&self, _: &str, _: i64, _: Restart) -> Result<(), StoreError> {
+            Ok(())
+        }
+        fn create(&self, _: &SequenceSpec) -> Result<Created, StoreError> {
+            Ok(Created::Existing)
+        }
+        fn delete(&self, _: &str) -> Result<(), StoreError> {
+            Ok(())
+        }
+        fn call_limit(&self) -> Duration {
+            Duration::from_millis(100)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_call_that_overruns_the_limit_is_given_up_as_ambiguous_and_counts_as_trouble() {
+        let metrics = Arc::new(Metrics::new("test"));
+        let link = StoreLink::new(Arc::new(Hanging), Arc::clone(&metrics));
+        assert!(
+            link.trouble(Duration::from_secs(60)).is_some(),
+            "no answer yet"
+        );
+        link.call("generations", |store| store.generations())
+            .await
+            .unwrap();
+        assert_eq!(link.trouble(Duration::from_secs(60)), None);
+        let started = Instant::now();
+        let outcome = link.call("list", |store| store.list()).await;
+        assert!(
+            matches!(outcome, Err(StoreError::Ambiguous(_))),
+            "{outcome:?}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(2));
+        assert!(link.trouble(Duration::from_secs(60)).is_some());
+        // A verdict is an answer.
+        let verdict = link.call("reserve", |store| store.reserve("x", 1)).await;
+        assert!(matches!(verdict, Err(StoreError::UnknownSequence(_))));
+        assert_eq!(link.trouble(Duration::from_secs(60)), None);
+        let text = metrics.render();
+        assert!(
+            text.contains("pez_store_calls_total{operation=\"list\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("pez_store_errors_total{operation=\"list\"} 1"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("pez_store_errors_total{operation=\"reserve\"}"),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,120 @@
+//! The leaser: one task per leased sequence that keeps its reservoir
+//! stocked from the store, in the background, while requests are served
+//! from what is on hand.
+
+use super::calls::StoreLink;
+use super::registry::Leased;
+use super::reservoir::LeaseDecision;
+use crate::sequence::Block;
+use crate::store::StoreError;
+use crate::telemetry::Metrics;
+use log::{debug, error, info, warn};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Reserves one block for the sequence if its reservoir wants one; reports
+/// the outcome to the reservoir and wakes the requests waiting for it.
+pub async fn lease_once(
+    name: &str,
+    leased: &Leased,
+    link: &Arc<StoreLink>,
+    metrics: &Metrics,
+) -> Result<LeaseDecision, StoreError> {
+    let decision = leased.reservoir().start_lease(Instant::now());
+    let LeaseDecision::Lease(size) = decision else {
+        return Ok(decision);
+    };
+    let owned = name.to_owned();
+    let started = Instant::now();
+    let outcome = link
+        .call("reserve", move |store| store.reserve(&owned, size))
+        .await;
+    let label = match &outcome {
+        Ok(_) => "ok",
+        Err(StoreError::Exhausted(_)) => "exhausted",
+        Err(_) => "error",
+    };
+    metrics.lease(name, label, started.elapsed());
+    let result = {
+        let mut reservoir = leased.reservoir();
+        match outcome {
+            Ok(reserved) => {
+                let blocks = reserved.into_blocks();
+                let described = describe_runs(&blocks);
+                let count: u64 = blocks.iter().map(Block::len).sum();
+                if reservoir.lease_succeeded(blocks) {
+                    info!(
+                        "{name}: leased {count} numbers {described} in {:?}",
+                        started.elapsed()
+                    );
+                } else {
+                    info!("{name}: dropped a lease of {described} made before a restart");
+                }
+                Ok(decision)
+            }
+            Err(StoreError::Exhausted(_)) => {
+                reservoir.lease_failed(true);
+                warn!("{name}: exhausted; it does not cycle, so it issues no more numbers");
+                Ok(decision)
+            }
+            Err(e) => {
+                reservoir.lease_failed(false);
+                Err(e)
+            }
+        }
+    };
+    leased.lease_done.notify_waiters();
+    result
+}
+
+/// The leaser of one sequence, until it is closed. Retries a failing store
+/// with exponential backoff up to `retry_max` (requests do not cut the
+/// pause short; a close does), logging the outage once when it starts and
+/// once when it ends.
+pub async fn run(
+    name: &str,
+    leased: &Leased,
+    link: Arc<StoreLink>,
+    metrics: &Metrics,
+    retry_max: Duration,
+) {
+    let mut outage: Option<(Instant, u32)> = None;
+    loop {
+        match lease_once(name, leased, &link, metrics).await {
+            Ok(LeaseDecision::Closed) => return,
+            Ok(LeaseDecision::Idle) => leased.lease_needed.notified().await,
+            Ok(LeaseDecision::Lease(_)) => {
+                if let Some((since, attempts)) = outage.take() {
+                    info!(
+                        "{name}: store recovered after {:.1?} and {attempts} failed leases",
+                        since.elapsed()
+                    );
+                }
+            }
+            Err(e) => {
+                let (since, attempts) = outage.get_or_insert((Instant::now(), 0));
+                *attempts += 1;
+                if *attempts == 1 {
+                    error!("{name}: lease failed, serving what is on hand and retrying: {e}");
+                } else {
+                    debug!("{name}: lease failed again ({attempts} since {since:?}): {e}");
+                }
+                let pause = Duration::from_millis(50)
+                    .saturating_mul(1 << (*attempts).min(10))
+                    .min(retry_max);
+                tokio::select! {
+                    _ = tokio::time::sleep(pause) => {}
+                    _ = leased.closing.notified() => {}
+                }
+            }
+        }
+    }
+}
+
+/// `first..=last` for each run, for logs.
+pub fn describe_runs(runs: &[Block]) -> String {
+    runs.iter()
+        .map(|b| format!("{}..={}", b.first, b.last))
+        .collect::<Vec<_>>()
+        .join(", ")
+}

@@ -1,0 +1,100 @@
+//! The graceful stop: close every sequence, wait for leases in flight, and
+//! give the unissued blocks back, all within a deadline.
+
+use super::registry::Sequence;
+use super::{Dispenser, ReturnReport};
+use crate::sequence::Block;
+use log::{error, info, warn};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use tokio::time::Instant;
+
+impl Dispenser {
+    /// Stops taking and leasing, waits for leases in flight, and gives the
+    /// unissued numbers back to the store, so a clean restart continues
+    /// with the very next number. Everything happens before `deadline`:
+    /// what is not given back by then stays a gap (and says so). Call after
+    /// the HTTP server has drained.
+    pub async fn shutdown(&self, deadline: Instant) -> ReturnReport {
+        self.closed.store(true, Ordering::SeqCst);
+        self.stop_sync.notify_one();
+        let sync_task = crate::unpoisoned::lock(&self.sync_task).take();
+        if let Some(task) = sync_task {
+            let _ = task.await;
+        }
+        // Closing first, everywhere: from here no request takes a number,
+        // so nothing given back below can also be issued.
+        let unissued: Vec<(Arc<Sequence>, Vec<Block>)> = self
+            .all()
+            .into_iter()
+            .map(|sequence| {
+                let blocks = sequence.close();
+                (sequence, blocks)
+            })
+            .collect();
+        let mut report = ReturnReport::default();
+        for (sequence, mut blocks) in unissued {
+            let name = &sequence.spec.name;
+            if tokio::time::timeout_at(deadline, sequence.join_tasks())
+                .await
+                .is_err()
+            {
+                warn!("{name}: a lease still in flight at the stop deadline is not waited for");
+            }
+            let Some(leased) = sequence.leased() else {
+                continue;
+            };
+            // Leases that were in flight at the close landed since; they
+            // come after the blocks collected then.
+            blocks.extend(leased.reservoir().close());
+            self.give_back(name, blocks, deadline, &mut report).await;
+        }
+        report
+    }
+
+    /// Gives back `blocks` (in sequence order) last first: each give-back
+    /// only succeeds when the store stands right after the block, and the
+    /// last block is the one it stands after.
+    async fn give_back(
+        &self,
+        name: &str,
+        blocks: Vec<Block>,
+        deadline: Instant,
+        report: &mut ReturnReport,
+    ) {
+        let mut blocks = blocks.into_iter().rev();
+        while let Some(block) = blocks.next() {
+            let owned = name.to_owned();
+            let call = self
+                .link
+                .call("give_back", move |store| store.give_back(&owned, block));
+            let range = format!("{}..={}", block.first, block.last);
+            match tokio::time::timeout_at(deadline, call).await {
+                Ok(Ok(true)) => {
+                    report.returned += block.len();
+                    info!("{name}: gave back {} unused numbers {range}", block.len());
+                }
+                Ok(Ok(false)) => {
+                    report.abandoned += block.len();
+                    warn!(
+                        "{name}: the store moved on; {} unused numbers {range} stay a gap",
+                        block.len()
+                    );
+                }
+                Ok(Err(e)) => {
+                    report.abandoned += block.len();
+                    error!("{name}: could not give back {range}: {e}; they stay a gap");
+                }
+                Err(_) => {
+                    let left: u64 = block.len() + blocks.by_ref().map(|b| b.len()).sum::<u64>();
+                    report.abandoned += left;
+                    error!(
+                        "{name}: the stop deadline passed while giving back {range}; {left} \
+                         unused numbers stay a gap"
+                    );
+                    return;
+                }
+            }
+        }
+    }
+}
