@@ -138,7 +138,16 @@ fn open_store(settings: &Settings) -> Result<std::sync::Arc<dyn Store>, String> 
 fn migrate(settings: &Settings) -> Result<(), String> {
     match &settings.store {
         StoreChoice::Postgres(pg) => {
-            let applied = PgStore::migrate(pg).map_err(|e| e.to_string())?;
+            let mut retry = store::StartupRetry::new(pg.startup_timeout);
+            let applied = loop {
+                match PgStore::migrate(pg) {
+                    Err(e) => match retry.after_failure(e.is_transient(), &e) {
+                        Some(pause) => std::thread::sleep(pause),
+                        None => return Err(e.to_string()),
+                    },
+                    Ok(applied) => break applied,
+                }
+            };
             println!(
                 "{}: {applied} migration(s) applied; the schema is up to date",
                 pg.description

@@ -12,6 +12,7 @@ pub const VERSION: &str = env!("PEZ_VERSION");
 pub mod cli;
 pub mod config;
 pub mod dispenser;
+pub mod failpoint;
 pub mod http;
 pub mod sequence;
 pub mod server;

@@ -45,6 +45,48 @@ impl std::fmt::Display for StartError {
 
 impl std::error::Error for StartError {}
 
+impl StartError {
+    /// Whether trying again may help: the store did not answer.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            StartError::Open(e) => e.is_transient(),
+            StartError::Store(e) => e.is_outage(),
+            StartError::Bind(..) => false,
+        }
+    }
+}
+
+/// Opens the store and starts serving from it (first blocks leased): one
+/// attempt.
+async fn start_dispenser(
+    settings: &Settings,
+    metrics: &Arc<Metrics>,
+) -> Result<Arc<Dispenser>, StartError> {
+    let opening = settings.clone();
+    let store = tokio::task::spawn_blocking(move || store::open(&opening))
+        .await
+        .map_err(|e| StartError::Open(OpenError::Setup(e.to_string())))?
+        .map_err(StartError::Open)?;
+    Dispenser::start(
+        store,
+        DispenserSettings {
+            block_min: settings.block_min,
+            block_max: settings.block_max,
+            lease_wait: settings.lease_wait,
+            retry_max: Duration::from_secs(1),
+            sync_interval: settings.sync_interval,
+            strict_workers: match &settings.store {
+                // SQLite commits one transaction at a time anyway.
+                StoreChoice::Embedded => 1,
+                StoreChoice::Postgres(pg) => pg.pool_size as usize,
+            },
+        },
+        Arc::clone(metrics),
+    )
+    .await
+    .map_err(StartError::Store)
+}
+
 /// A server that is bound and has numbers on hand, ready to run.
 pub struct Server {
     addr: SocketAddr,
@@ -65,32 +107,22 @@ impl Server {
     /// Opens the store, leases the first block of every sequence and binds
     /// the listen address. Nothing is served until [`Self::run_until`].
     pub async fn start(settings: &Settings) -> Result<Self, StartError> {
-        let opening = settings.clone();
-        let store = tokio::task::spawn_blocking(move || store::open(&opening))
-            .await
-            .map_err(|e| StartError::Open(OpenError::Setup(e.to_string())))?
-            .map_err(StartError::Open)?;
+        let metrics = Arc::new(Metrics::new(crate::VERSION));
+        // The store may be starting, recovering or failing over: the whole
+        // start (connect, migrate, read, first leases) is retried for the
+        // startup timeout on failures worth retrying.
+        let mut retry = store::StartupRetry::new(store::startup_timeout(settings));
+        let dispenser = loop {
+            match start_dispenser(settings, &metrics).await {
+                Ok(dispenser) => break dispenser,
+                Err(e) => match retry.after_failure(e.is_transient(), &e) {
+                    Some(pause) => tokio::time::sleep(pause).await,
+                    None => return Err(e),
+                },
+            }
+        };
         let store_description = store::describe(settings);
         info!("store: {store_description}");
-        let metrics = Arc::new(Metrics::new(crate::VERSION));
-        let dispenser = Dispenser::start(
-            store,
-            DispenserSettings {
-                block_min: settings.block_min,
-                block_max: settings.block_max,
-                lease_wait: settings.lease_wait,
-                retry_max: Duration::from_secs(1),
-                sync_interval: settings.sync_interval,
-                strict_workers: match &settings.store {
-                    // SQLite commits one transaction at a time anyway.
-                    StoreChoice::Embedded => 1,
-                    StoreChoice::Postgres(pg) => pg.pool_size as usize,
-                },
-            },
-            Arc::clone(&metrics),
-        )
-        .await
-        .map_err(StartError::Store)?;
         let http = HttpServer::bind(settings.listen, settings.limits.clone(), metrics)
             .await
             .map_err(|e| StartError::Bind(settings.listen, e.to_string()))?;

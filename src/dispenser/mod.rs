@@ -148,6 +148,9 @@ impl Dispenser {
             sync_task: Mutex::new(None),
         });
         dispenser.keep_view(&states);
+        // Every first lease before any task starts: a failed start leaves
+        // nothing running behind it (what it leased is a gap).
+        let mut sequences = Vec::with_capacity(states.len());
         for state in &states {
             let sequence = dispenser.new_sequence(state);
             if let Some(leased) = sequence.leased() {
@@ -159,8 +162,11 @@ impl Dispenser {
                 )
                 .await?;
             }
+            sequences.push(sequence);
+        }
+        for sequence in sequences {
             dispenser.start_tasks(&sequence);
-            unpoisoned::write(&dispenser.sequences).insert(state.spec.name.clone(), sequence);
+            unpoisoned::write(&dispenser.sequences).insert(sequence.spec.name.clone(), sequence);
         }
         let syncing = Arc::clone(&dispenser);
         *unpoisoned::lock(&dispenser.sync_task) =

@@ -221,16 +221,27 @@ impl std::error::Error for StoreError {}
 pub enum OpenError {
     /// Another process holds the embedded store's data directory.
     Locked(LockError),
-    /// The store could not be reached or set up; the text says why, in one
-    /// line, without secrets.
+    /// The store refuses PEZ, or cannot be set up, and trying again will not
+    /// change that (wrong credentials, no such database, missing rights);
+    /// the text says why, in one line, without secrets.
     Setup(String),
+    /// The store could not be reached or did not answer: worth trying
+    /// again for a while (it may be starting, recovering, failing over).
+    Unavailable(String),
+}
+
+impl OpenError {
+    /// Whether trying again may help.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, OpenError::Unavailable(_))
+    }
 }
 
 impl fmt::Display for OpenError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             OpenError::Locked(e) => e.fmt(f),
-            OpenError::Setup(cause) => f.write_str(cause),
+            OpenError::Setup(cause) | OpenError::Unavailable(cause) => f.write_str(cause),
         }
     }
 }
@@ -349,15 +360,82 @@ pub trait Store: Send + Sync + 'static {
 }
 
 /// Opens the store the settings choose: PostgreSQL when configured (its
-/// schema brought up to date), the embedded store otherwise. Blocking.
+/// schema brought up to date), the embedded store otherwise. Blocking; one
+/// attempt (see [`open_waiting`]).
 pub fn open(settings: &Settings) -> Result<Arc<dyn Store>, OpenError> {
     Ok(match &settings.store {
         StoreChoice::Embedded => Arc::new(SqliteStore::open(
             &settings.data_dir,
             settings.store_timeout,
         )?),
-        StoreChoice::Postgres(pg) => Arc::new(PgStore::connect(pg, true)?),
+        StoreChoice::Postgres(pg) => Arc::new(PgStore::connect(pg)?),
     })
+}
+
+/// How long to keep trying while the store is not reachable yet: the
+/// startup timeout on PostgreSQL; the embedded store is there or not.
+pub fn startup_timeout(settings: &Settings) -> Duration {
+    match &settings.store {
+        StoreChoice::Embedded => Duration::ZERO,
+        StoreChoice::Postgres(pg) => pg.startup_timeout,
+    }
+}
+
+/// When to try again while the store is not reachable yet at start-up (it
+/// may be starting, recovering or failing over): until `timeout` has
+/// passed, backing off from 100 ms to 2 s. Logs the first failure.
+#[derive(Debug)]
+pub struct StartupRetry {
+    started: std::time::Instant,
+    timeout: Duration,
+    pause: Duration,
+    warned: bool,
+}
+
+impl StartupRetry {
+    /// Starts counting now.
+    pub fn new(timeout: Duration) -> Self {
+        Self {
+            started: std::time::Instant::now(),
+            timeout,
+            pause: Duration::from_millis(100),
+            warned: false,
+        }
+    }
+
+    /// After a failed attempt (`transient` when trying again may help):
+    /// how long to wait before the next one, or `None` to give up.
+    pub fn after_failure(&mut self, transient: bool, error: &dyn fmt::Display) -> Option<Duration> {
+        let left = self.timeout.saturating_sub(self.started.elapsed());
+        if !transient || left.is_zero() {
+            return None;
+        }
+        if !self.warned {
+            log::warn!(
+                "the store is not ready yet, retrying for up to {:?}: {error}",
+                self.timeout
+            );
+            self.warned = true;
+        }
+        let pause = self.pause.min(left);
+        self.pause = (self.pause * 2).min(Duration::from_secs(2));
+        Some(pause)
+    }
+}
+
+/// [`open`], retried while the store is not reachable yet (see
+/// [`StartupRetry`]).
+pub fn open_waiting(settings: &Settings) -> Result<Arc<dyn Store>, OpenError> {
+    let mut retry = StartupRetry::new(startup_timeout(settings));
+    loop {
+        match open(settings) {
+            Err(e) => match retry.after_failure(e.is_transient(), &e) {
+                Some(pause) => std::thread::sleep(pause),
+                None => return Err(e),
+            },
+            opened => return opened,
+        }
+    }
 }
 
 /// Where the store is, for logs: no secrets.

@@ -648,7 +648,16 @@ async fn strict_sequences_issue_one_global_order_across_three_instances() {
     let store = StoreFixture::new(Backend::Postgres);
     let mut apps = Vec::new();
     for _ in 0..3 {
-        apps.push(TestApp::spawn_in(store.clone(), with_admin).await);
+        apps.push(
+            TestApp::spawn_in(store.clone(), |s| {
+                with_admin(s);
+                // Every batch waits for its commit to be flushed, which on a
+                // busy shared disk can take a while: this test is about
+                // order, not speed.
+                s.lease_wait = Duration::from_secs(10);
+            })
+            .await,
+        );
     }
     assert_eq!(
         create(&apps[0].http, "global", r#"{"mode": "strict"}"#)

@@ -24,6 +24,7 @@
 //!   overruns is cancelled on the server and reported as ambiguous.
 
 mod catalog;
+pub(crate) mod libpq;
 mod session;
 mod startup;
 mod watchdog;
@@ -40,7 +41,7 @@ use catalog::{Described, Taken};
 use diesel::prelude::*;
 use diesel::r2d2::{Pool, PooledConnection};
 use diesel::sql_types::{BigInt, Text};
-use log::info;
+use log::{info, warn};
 use session::Sessions;
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -82,17 +83,22 @@ struct Generation {
 }
 
 impl PgStore {
-    /// Connects (retrying a database that is not up yet for the startup
-    /// timeout, failing at once on a wrong password or an unknown
-    /// database), brings the schema up to date unless `migrate` is false,
-    /// and builds the pool.
-    pub fn connect(settings: &PgSettings, migrate: bool) -> Result<Self, OpenError> {
-        let mut conn = startup::establish_at_start(settings)?;
-        if migrate {
-            let applied = startup::run_migrations(&mut conn, settings)?;
-            if applied > 0 {
-                info!("postgres: applied {applied} migration(s)");
-            }
+    /// Connects, brings the schema up to date, checks that the user may
+    /// serve, and builds the pool: one attempt (the caller retries an
+    /// [`OpenError::Unavailable`]).
+    pub fn connect(settings: &PgSettings) -> Result<Self, OpenError> {
+        let mut conn = startup::connect(settings)?;
+        let applied = startup::run_migrations(&mut conn, settings)?;
+        if applied > 0 {
+            info!("postgres: applied {applied} migration(s)");
+        }
+        startup::check_privileges(&mut conn, settings)?;
+        if !startup::owns_sequences(&mut conn).unwrap_or(true) {
+            warn!(
+                "postgres: this user does not own PEZ's sequences, so give-backs and restarts \
+                 (which take ALTER SEQUENCE's lock) fail: a clean stop leaves its unused \
+                 numbers as a gap"
+            );
         }
         drop(conn);
         let pool = Pool::builder()
@@ -116,8 +122,9 @@ impl PgStore {
     }
 
     /// Applies pending migrations and reports how many; for `pez migrate`.
+    /// One attempt.
     pub fn migrate(settings: &PgSettings) -> Result<usize, OpenError> {
-        let mut conn = startup::establish_at_start(settings)?;
+        let mut conn = startup::connect(settings)?;
         startup::run_migrations(&mut conn, settings)
     }
 
