@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
-type Action = Arc<dyn Fn() + Send + Sync>;
+type Action = Arc<dyn Fn(&str) + Send + Sync>;
 
 static ARMED: AtomicBool = AtomicBool::new(false);
 
@@ -20,21 +20,22 @@ fn actions() -> &'static Mutex<HashMap<&'static str, Action>> {
     ACTIONS.get_or_init(|| Mutex::new(HashMap::new()))
 }
 
-/// Runs what a test armed at `name`, if anything.
-pub fn hit(name: &'static str) {
+/// Runs what a test armed at `name`, if anything, telling it `context`
+/// (the sequence, say).
+pub fn hit(name: &'static str, context: &str) {
     if !ARMED.load(Ordering::Relaxed) {
         return;
     }
     let action = unpoisoned::lock(actions()).get(name).cloned();
     if let Some(action) = action {
-        action();
+        action(context);
     }
 }
 
 /// Makes `name` run `action` every time it is hit, until [`disarm`]. For
-/// tests (each test binary of nextest is its own process).
+/// tests (each test of nextest runs in a process of its own).
 #[doc(hidden)]
-pub fn arm(name: &'static str, action: impl Fn() + Send + Sync + 'static) {
+pub fn arm(name: &'static str, action: impl Fn(&str) + Send + Sync + 'static) {
     unpoisoned::lock(actions()).insert(name, Arc::new(action));
     ARMED.store(true, Ordering::Relaxed);
 }
@@ -49,12 +50,9 @@ pub fn disarm(name: &'static str) {
 
 /// The failpoints PEZ has, so tests name them without typos.
 pub mod points {
-    /// In a give-back, after the store's position was checked and before
-    /// it is moved back.
+    /// In a give-back, holding the sequence's exclusive lock, after the
+    /// store's position was read and before it is moved back.
     pub const GIVE_BACK_CHECKED: &str = "give_back.checked";
-    /// In a reservation, after the sequence was described and before its
-    /// numbers are taken.
-    pub const RESERVE_DESCRIBED: &str = "reserve.described";
 }
 
 #[cfg(test)]
@@ -65,15 +63,16 @@ mod tests {
     #[test]
     fn an_armed_point_runs_its_action_until_disarmed() {
         static HITS: AtomicU32 = AtomicU32::new(0);
-        hit("test.point");
-        arm("test.point", || {
+        hit("test.point", "x");
+        arm("test.point", |context| {
+            assert_eq!(context, "x");
             HITS.fetch_add(1, Ordering::SeqCst);
         });
-        hit("test.point");
-        hit("test.other");
-        hit("test.point");
+        hit("test.point", "x");
+        hit("test.other", "y");
+        hit("test.point", "x");
         disarm("test.point");
-        hit("test.point");
+        hit("test.point", "x");
         assert_eq!(HITS.load(Ordering::SeqCst), 2);
     }
 }

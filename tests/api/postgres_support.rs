@@ -95,6 +95,14 @@ impl Cluster {
         run_script(&["restart", &self.dir.to_string_lossy()]);
     }
 
+    /// Starts the server again if it is stopped; never fails (for guards
+    /// that must not panic while a test unwinds).
+    pub fn ensure_running(&self) {
+        let _ = Command::new(script())
+            .args(["restart", &self.dir.to_string_lossy()])
+            .output();
+    }
+
     /// A certificate file made by the cluster script (`ca.crt`, `other-ca.crt`).
     pub fn cert(&self, name: &str) -> PathBuf {
         self.dir.join("certs").join(name)

@@ -300,7 +300,9 @@ impl Store for PgStore {
             catalog::lock_exclusively(conn, name)?;
             let seq = catalog::describe(conn, name)?
                 .ok_or_else(|| TxError::Store(StoreError::UnknownSequence(name.to_owned())))?;
-            if catalog::frontier(conn, &seq)? != seq.spec.successor(unused.last) {
+            let stands = catalog::frontier(conn, &seq)?;
+            crate::failpoint::hit(crate::failpoint::points::GIVE_BACK_CHECKED, name);
+            if stands != seq.spec.successor(unused.last) {
                 return Ok(false);
             }
             catalog::set_next(conn, name, unused.first)?;
