@@ -64,8 +64,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 SCRIPT = os.path.join(ROOT, "tests", "pg-cluster.sh")
 
 
-class Interrupted(Exception):
-    pass
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM: a BaseException, so no `except Exception` on the
+    way swallows it."""
 
 
 def parse_args(argv):
@@ -147,9 +148,11 @@ def start_clients(run, shared, directory, seed):
         proc.start()
         procs.append(proc)
 
-    def stop():
+    def stop(grace=2.0):
+        """Stops the clients: they finish the request in flight (at most
+        `grace` seconds; the normal end waits out a client timeout)."""
         shared.stop.set()
-        deadline = time.monotonic() + clients.CLIENT_TIMEOUT + 5
+        deadline = time.monotonic() + grace
         for proc in procs:
             proc.join(max(0.1, deadline - time.monotonic()))
             if proc.is_alive():
@@ -241,7 +244,7 @@ def run_phase(run, phase, seconds):
     complete = nemesis.run(started + seconds, run.say)
     if not complete:
         log.anomaly(None, "the phase ended before every fault kind had run once")
-    stop_clients()
+    stop_clients(clients.CLIENT_TIMEOUT + 5)
     run.cleanups.remove(stop_clients)
     nemesis.ensure_all_up(None)
     nemesis.observe(None, "after", time.monotonic(), "end of the phase, instances running")
@@ -285,10 +288,13 @@ def main(argv):
         return 2
     run = Run(args)
 
-    def on_term(signum, frame):
+    def on_signal(signum, frame):
         raise Interrupted()
 
-    signal.signal(signal.SIGTERM, on_term)
+    # Installed explicitly: a shell that starts the suite in the background
+    # leaves SIGINT ignored, and Python would keep it so.
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
     code = 0
     try:
         phases = [p.strip() for p in args.phases.split(",") if p.strip()]
@@ -298,6 +304,7 @@ def main(argv):
             run_phase(run, phase, args.pg_seconds if phase == "pg" else args.sqlite_seconds)
     except (KeyboardInterrupt, Interrupted):
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         run.say("interrupted: stopping everything this run started")
         code = 130
     except HarnessError as e:
@@ -309,6 +316,9 @@ def main(argv):
         run.say("the suite failed:\n" + traceback.format_exc())
         code = 2
     finally:
+        # A second Ctrl-C must not cut the clean-up short.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         run.cleanup()
     total = sum(v["numbers"] for v in run.verdicts)
     too_few = code == 0 and total < args.minimum

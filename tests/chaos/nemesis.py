@@ -9,10 +9,13 @@ PEZ to serve again and pauses a moment before the next one.
 
 Observations:
 - `after`: where each sequence stands in the store, read straight from it
-  (psql on the current primary, or the SQLite file) as soon as the store is
-  back after a crash, restart or failover, and again once PEZ serves. Every
-  number received before the fault must lie behind that position in the
-  sequence's direction; otherwise the store forgot numbers it had handed out.
+  after a crash, restart or failover before PEZ can reach it again (a
+  restarted primary listens only on its socket until then, a standby is
+  read before its promotion, the SQLite file before the instance starts).
+  No instance could lease since the fault, so every number received before
+  the read must lie behind that position in the sequence's direction;
+  otherwise the store forgot numbers it had handed out. Read again once
+  PEZ serves (then only for numbers received before the fault).
 - `window`: while the synchronous standby is down nothing new can be on it,
   so a number beyond what the standby can know (where the primary stood
   once the standby was gone, plus the 32 steps nextval() logs ahead),
@@ -77,8 +80,9 @@ DESCRIPTIONS = {
     "standby-outage-failover": "synchronous standby crashed, primary crashed 1-2.5 s later, "
     "the standby started and promoted, the old primary rebuilt",
     "recreate": "a named sequence deleted through one instance and created again through "
-    "another, ahead of where it stood, its mode toggled half the time",
-    "restart-seq": "a sequence restarted 10^12 ahead of where the store stands",
+    "another, 10^12 ahead of where it stood, its mode often toggled (the first time: "
+    "leased to strict)",
+    "restart-seq": "forward or reverse restarted 10^12 ahead of where the store stands",
     "giveback-race": "a graceful stop's give-back of gb, with a range lease of gb through "
     "another instance landing between its read and its write",
     "lock-hold": "another process holds SQLite's write lock (BEGIN EXCLUSIVE) for 2-5 s",
@@ -149,6 +153,7 @@ class Nemesis:
         self.sync_interval = sync_interval
         self.weights = PG_FAULTS if phase == "pg" else SQLITE_FAULTS
         self.mode = {name: mode for name, _, mode in SEQUENCES}
+        self.flipped_to_strict = False
 
     # -- the schedule -----------------------------------------------------
 
@@ -273,7 +278,9 @@ class Nemesis:
         inst.kill9()
         self.down(inst)
         if self.phase == "sqlite":
-            self.observe(fault, "after", fault["t_start"], "store file after kill -9")
+            # Nothing can lease until it is started again: every number
+            # received so far must be behind where the file stands.
+            self.observe(fault, "after", time.monotonic(), "store file after kill -9")
         time.sleep(self.rng.uniform(0.2, 2.0))
         self.bring_up(inst, fault)
         self.log.end(fault)
@@ -284,7 +291,7 @@ class Nemesis:
         self.down(inst)
         self.stop_gracefully(inst, fault, 25)
         if self.phase == "sqlite":
-            self.observe(fault, "after", fault["t_start"], "store file after a graceful stop")
+            self.observe(fault, "after", time.monotonic(), "store file after a graceful stop")
         time.sleep(self.rng.uniform(0.1, 1.0))
         self.bring_up(inst, fault)
         self.log.end(fault)
@@ -327,7 +334,7 @@ class Nemesis:
             inst.kill9()
             inst.spawn()
         time.sleep(self.rng.uniform(0.5, 3.0))
-        self.restart_and_read(primary, fault, fault["t_start"], "primary after its restart")
+        self.restart_and_read(primary, fault, "primary after its restart")
         self.pair.primary.make_sync()
         if inst is not None:
             self.bring_up(inst, fault)
@@ -335,15 +342,17 @@ class Nemesis:
             self.observe(fault, "after", fault["t_start"], "once PEZ serves again")
         self.log.end(fault)
 
-    def restart_and_read(self, cluster, fault, t_before, label, promote=False):
+    def restart_and_read(self, cluster, fault, label, promote=False):
         """Starts a crashed cluster where PEZ cannot reach it (no TCP),
         promotes it if asked, reads where the sequences stand, and opens it
-        to PEZ: the read sees what the store kept, before PEZ moves on."""
+        to PEZ: the read sees what the store kept, before PEZ moves on.
+        No instance could lease since the crash, so every number received
+        before the read must be behind it."""
         cluster.restart(socket_only=True)
         if promote:
             cluster.promote()
         positions = self.pair.positions(cluster, socket=True)
-        self.observe(fault, "after", t_before, label, positions)
+        self.observe(fault, "after", time.monotonic(), label, positions)
         cluster.reopen()
         cluster.wait_accepts_writes()
 
@@ -354,8 +363,9 @@ class Nemesis:
         # What the standby has is what the new primary will have: read it
         # on the hot standby, before the promotion lets PEZ in.
         new.wait_replayed()
-        self.observe(fault, "after", fault["t_start"], "standby, before its promotion",
-                     self.pair.positions(new))
+        positions = self.pair.positions(new)
+        self.observe(fault, "after", time.monotonic(), "standby, before its promotion",
+                     positions)
         new.promote()
         self.promoted(fault, fault["t_start"])
         self.log.end(fault)
@@ -448,11 +458,11 @@ class Nemesis:
         if failover:
             # The standby starts on its own, and is promoted where PEZ
             # cannot reach it yet.
-            self.restart_and_read(standby, fault, fault["t_crash"],
-                                  "standby promoted after the primary's crash", promote=True)
+            self.restart_and_read(standby, fault, "standby promoted after the primary's crash",
+                                  promote=True)
             self.promoted(fault, fault["t_crash"])
         else:
-            self.restart_and_read(primary, fault, fault["t_crash"], "primary after its restart")
+            self.restart_and_read(primary, fault, "primary after its restart")
             standby.restart()
             primary.make_sync()
             if self.wait_serving(fault):
@@ -477,11 +487,11 @@ class Nemesis:
 
     # -- sequence faults (admin API) ------------------------------------------
 
-    def admin(self, method, path, body, fault, expect, attempts=60):
-        """An admin call through a random live instance, retried (bounded)
-        while the answer is 503 or none."""
+    def admin(self, method, path, body, fault, expect, attempts=60, through=None):
+        """An admin call through `through` (or a random live instance),
+        retried (bounded) while the answer is 503 or none."""
         for _ in range(attempts):
-            inst = self.pick()
+            inst = through if through is not None and through.running else self.pick()
             status, reply = request(inst.port, method, path, body, admin=True)
             if status in expect:
                 return inst, status, reply
@@ -492,13 +502,19 @@ class Nemesis:
 
     def f_recreate(self):
         name = self.rng.choice(history.RECREATABLE)
-        seq = SEQ_INDEX[name]
-        ascending = history.ASCENDING[seq]
         mode = self.mode[name]
         # leased -> strict is the change a stale instance gets wrong (its
-        # lease step no longer is the sequence's): made more often.
-        if self.rng.random() < (0.7 if mode == "leased" else 0.4):
+        # lease step no longer is the sequence's): made more often, and the
+        # first re-create of a phase is always one.
+        if not self.flipped_to_strict:
+            leased = [n for n in history.RECREATABLE if self.mode[n] == "leased"]
+            if leased:
+                name, mode = self.rng.choice(leased), "strict"
+                self.flipped_to_strict = True
+        elif self.rng.random() < (0.7 if mode == "leased" else 0.4):
             mode = "strict" if mode == "leased" else "leased"
+        seq = SEQ_INDEX[name]
+        ascending = history.ASCENDING[seq]
         stood = self.stands(name)
         if ascending:
             start = stood + MARGIN
@@ -514,10 +530,16 @@ class Nemesis:
         # Every instance takes from it just before and just after, so each
         # has fresh knowledge of the old incarnation to get wrong.
         self.range_lease_everywhere(name, 10)
+        # Deleted through one instance and created through another, so a
+        # third (with three) learns of it only through its sync task.
+        live = self.live()
+        self.rng.shuffle(live)
         t_delete = time.monotonic()
-        by, _, _ = self.admin("DELETE", f"/v2/sequences/{name}", None, fault, (204,))
+        by, _, _ = self.admin("DELETE", f"/v2/sequences/{name}", None, fault, (204,),
+                              through=live[0])
         fault["deleted_through"] = by.slot
-        by, _, _ = self.admin("PUT", f"/v2/sequences/{name}", body, fault, (201,))
+        by, _, _ = self.admin("PUT", f"/v2/sequences/{name}", body, fault, (201,),
+                              through=live[-1])
         fault["created_through"] = by.slot
         self.shared.strict[seq] = mode == "strict"
         self.mode[name] = mode

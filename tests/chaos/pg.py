@@ -83,10 +83,19 @@ class Cluster:
 
     def stop(self, mode):
         pid = self.postmaster_pid()
+        segments = _shm_segments(pid)
         self._run("stop", self.dir, mode)
         # pg_ctl -w returned; make sure the postmaster is really gone.
         if pid and not wait_pid_gone(pid, 30):
             raise HarnessError(f"{self.label}: postmaster {pid} did not stop")
+        # A crashed postmaster leaves its dynamic shared memory in /dev/shm;
+        # a restart in the same directory would remove it, a rebuild would
+        # not. Only segments this postmaster had mapped are removed.
+        for path in segments:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
 
     def restart(self, socket_only=False):
         """Starts it again; `socket_only`: reachable only through the socket
@@ -117,6 +126,11 @@ class Cluster:
 
     def remove(self):
         pid = self.postmaster_pid()
+        try:
+            if pid and pid_alive(pid):
+                self.stop("fast")  # a clean stop leaves no shared memory behind
+        except (HarnessError, subprocess.TimeoutExpired):
+            pass
         try:
             self._run("remove", self.dir, timeout=90)
         except (HarnessError, subprocess.TimeoutExpired):
@@ -173,6 +187,20 @@ class Cluster:
 
     def server_log(self):
         return os.path.join(self.dir, "server.log")
+
+
+def _shm_segments(pid):
+    """The /dev/shm/PostgreSQL.* files a postmaster has mapped."""
+    out = set()
+    try:
+        with open(f"/proc/{pid}/maps") as f:
+            for line in f:
+                path = line.split()[-1] if line.strip() else ""
+                if path.startswith("/dev/shm/PostgreSQL."):
+                    out.add(path)
+    except (OSError, TypeError):
+        pass
+    return out
 
 
 # Where each of PEZ's sequences stands: the first number of its next lease
