@@ -268,19 +268,22 @@ def check(phase, records, log, t0, client_kinds, title, minimum):
 
     cols = ["any"] + families
     table = defaultdict(lambda: defaultdict(float))
+    lasted = defaultdict(float)
     for k, f in enumerate(faults):
         w0 = f["t_start"]
         w1 = max(f.get("t_end", w0), f.get("t_serving", w0)) + AFTER
         if k + 1 < len(faults):
             w1 = min(w1, faults[k + 1]["t_start"])
+        lasted[f["kind"]] = max(lasted[f["kind"]], f.get("t_end", w0) - w0)
         for fam in cols:
             table[f["kind"]][fam] = max(table[f["kind"]][fam], stretch(fam, w0, w1))
     out(f"longest stretch without a 200, from each fault until {AFTER:.0f} s after it ended "
-        "or the next began (seconds, worst fault of each kind; columns: any client, then "
-        "each kind of client):")
-    out("    " + f"{'fault':<26}" + "".join(f"{c:>8}" for c in cols))
+        "or the next began (seconds, worst fault of each kind; 'lasted': the longest the "
+        "nemesis took to inject and repair it; then any client, and each kind of client):")
+    out("    " + f"{'fault':<26}{'lasted':>8}" + "".join(f"{c:>8}" for c in cols))
     for kind in sorted(table):
-        out("    " + f"{kind:<26}" + "".join(f"{table[kind][c]:8.2f}" for c in cols))
+        out("    " + f"{kind:<26}{lasted[kind]:8.2f}"
+            + "".join(f"{table[kind][c]:8.2f}" for c in cols))
 
     # -- gaps -----------------------------------------------------------------------
     skips = defaultdict(list)

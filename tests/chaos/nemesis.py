@@ -74,7 +74,8 @@ DESCRIPTIONS = {
     "failover": "primary crashed (-m immediate), its synchronous standby promoted, "
     "the old primary rebuilt as the new synchronous standby",
     "standby-outage": "synchronous standby crashed (-m immediate) for 2-5 s, then back "
-    "(commits must wait); half the time an instance is stopped gracefully meanwhile",
+    "(commits must wait); an instance stopped gracefully meanwhile the first time, "
+    "then half the time",
     "standby-outage-crash": "synchronous standby crashed, primary crashed 1-2.5 s later, "
     "both started again",
     "standby-outage-failover": "synchronous standby crashed, primary crashed 1-2.5 s later, "
@@ -154,6 +155,7 @@ class Nemesis:
         self.weights = PG_FAULTS if phase == "pg" else SQLITE_FAULTS
         self.mode = {name: mode for name, _, mode in SEQUENCES}
         self.flipped_to_strict = False
+        self.stopped_in_outage = False
 
     # -- the schedule -----------------------------------------------------
 
@@ -179,7 +181,14 @@ class Nemesis:
             else:
                 kind = self.rng.choices(kinds, weights=[self.weights[k] for k in kinds])[0]
             say(f"fault {len(self.log.faults):3d}: {kind}")
-            getattr(self, "f_" + kind.replace("-", "_"))()
+            try:
+                getattr(self, "f_" + kind.replace("-", "_"))()
+            except HarnessError as e:
+                # The fault could not be driven to its end: noted, repaired
+                # (or the phase fails), and the run goes on.
+                say(f"fault {kind} could not complete: {e}")
+                self.log.anomaly(None, f"{kind} could not complete: {e}")
+                self.repair()
             self.wait_serving(self.log.faults[-1])
             pause = self.rng.uniform(0.5, 2.0)
             time.sleep(max(0.0, min(pause, deadline + overrun - time.monotonic())))
@@ -230,6 +239,20 @@ class Nemesis:
             time.sleep(0.05)
         self.log.anomaly(fault, f"no instance ready within {timeout}s after the fault")
         return False
+
+    def repair(self):
+        """Back to a primary with a synchronous standby and every instance up."""
+        if self.phase == "pg":
+            primary, standby = self.pair.primary, self.pair.standby
+            if not primary.accepts_writes():
+                raise HarnessError(f"{primary.label} is not a primary any more; cannot repair")
+            if not standby.running():
+                try:
+                    standby.restart()
+                except HarnessError:
+                    standby.rebuild_as_standby_of(primary)
+            primary.make_sync()
+        self.ensure_all_up(None)
 
     def ensure_all_up(self, fault):
         for inst in self.instances:
@@ -420,9 +443,12 @@ class Nemesis:
         standby = self.pair.standby
         horizon, t_ps = self.standby_down(fault)
         hold_until = t_ps + self.rng.uniform(2.0, 5.0)
-        # Half the time an instance is stopped gracefully meanwhile: its
-        # stop must end within a bound even though commits cannot finish.
-        inst = self.pick() if self.rng.random() < 0.5 else None
+        # An instance is stopped gracefully meanwhile (the first time, then
+        # half the time): its stop must end within a bound even though
+        # commits cannot finish.
+        stop_one = not self.stopped_in_outage or self.rng.random() < 0.5
+        self.stopped_in_outage = True
+        inst = self.pick() if stop_one else None
         stopper = None
         if inst is not None:
             fault["instance_stopped_meanwhile"] = inst.slot
@@ -474,9 +500,20 @@ class Nemesis:
     def f_lock_hold(self):
         hold = self.rng.uniform(2.0, 5.0)
         fault = self.log.begin("lock-hold", seconds=round(hold, 2))
-        conn = sqlite3.connect(self.sqlite_path, timeout=10, isolation_level=None)
+        conn = sqlite3.connect(self.sqlite_path, timeout=2, isolation_level=None)
         try:
-            conn.execute("BEGIN EXCLUSIVE")
+            # PEZ itself keeps the write lock busy under this load: retried,
+            # bounded.
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    conn.execute("BEGIN EXCLUSIVE")
+                    break
+                except sqlite3.OperationalError as e:
+                    if time.monotonic() > deadline:
+                        self.log.anomaly(fault, f"could not take SQLite's write lock in 30 s: {e}")
+                        self.log.end(fault)
+                        return
             fault["t_locked"] = time.monotonic()
             time.sleep(hold)
             conn.execute("ROLLBACK")

@@ -140,6 +140,10 @@ class Cluster:
             wait_pid_gone(pid, 10)
         shutil.rmtree(self.dir, ignore_errors=True)
 
+    def running(self):
+        pid = self.postmaster_pid()
+        return pid is not None and pid_alive(pid)
+
     def postmaster_pid(self):
         try:
             with open(os.path.join(self.dir, "data", "postmaster.pid")) as f:
