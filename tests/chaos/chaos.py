@@ -90,6 +90,8 @@ def parse_args(argv):
     p.add_argument("--out", default=os.path.join(ROOT, "target", "chaos"),
                    help="where runs are kept (default target/chaos)")
     p.add_argument("--keep", action="store_true", help="keep the history of a passing run too")
+    p.add_argument("--recheck", metavar="RUN_DIR",
+                   help="run only the checker again on a kept run (target/chaos/run-...)")
     args = p.parse_args(argv)
     if args.pg_seconds is None:
         args.pg_seconds = 75.0 if args.short else 200.0
@@ -255,22 +257,30 @@ def run_phase(run, phase, seconds):
                     "instance's graceful stop (give-backs)")
     writer.close()
     run.cleanups.remove(writer.close)
-    faults_path = os.path.join(directory, "faults.json")
-    log.save(faults_path)
-    with open(faults_path) as f:
-        saved = json.load(f)
-    run.say(f"{phase}: checking the history")
-    records = history.read(directory)
     title = (f"{phase} phase: "
              + (f"{n_instances} instances on a primary with a synchronous standby"
                 if phase == "pg" else "one instance on the embedded SQLite store")
              + f", {seconds:.0f} s of faults, seed {args.seed}")
-    text, verdict = checker.check(phase, records, saved, run.t0, clients.KINDS, title, 0)
+    faults_path = os.path.join(directory, "faults.json")
+    log.save(faults_path, phase=phase, title=title, t0=run.t0, client_kinds=clients.KINDS)
+    run.say(f"{phase}: checking the history")
+    text, verdict = check_directory(directory)
     run.reports.append(text)
     run.verdicts.append(verdict)
     print(text, flush=True)
     # The phase's processes and clusters go now, not at the end of the run.
     run.cleanup()
+
+
+def check_directory(directory):
+    """Runs the checker on a phase's directory (its history and fault log)."""
+    with open(os.path.join(directory, "faults.json")) as f:
+        saved = json.load(f)
+    records = history.read(directory)
+    phase = saved.get("phase", os.path.basename(os.path.normpath(directory)))
+    t0 = saved.get("t0", min((r[0] for r in records), default=0.0))
+    return checker.check(phase, records, saved, t0, saved.get("client_kinds", clients.KINDS),
+                         saved.get("title", f"{phase} phase"), 0)
 
 
 def keep_pg_logs(run, pair):
@@ -282,6 +292,15 @@ def keep_pg_logs(run, pair):
 
 def main(argv):
     args = parse_args(argv)
+    if args.recheck:
+        failed = False
+        for phase in ("pg", "sqlite"):
+            directory = os.path.join(args.recheck, phase)
+            if os.path.exists(os.path.join(directory, "faults.json")):
+                text, verdict = check_directory(directory)
+                print(text, flush=True)
+                failed = failed or bool(verdict["failures"])
+        return 1 if failed else 0
     if not os.access(args.binary, os.X_OK):
         print(f"chaos: no {args.binary}; build it with `cargo build --release --bin pez` "
               "(make chaos does)", file=sys.stderr)

@@ -266,6 +266,8 @@ def check(phase, records, log, t0, client_kinds, title, minimum):
             i += 1
         return max(longest, w1 - cursor)
 
+    # The last fault's window must not run past the end of the load.
+    load_end = max((r[T_RECV] for r in records if r[CLIENT] != 99), default=0.0)
     cols = ["any"] + families
     table = defaultdict(lambda: defaultdict(float))
     lasted = defaultdict(float)
@@ -274,6 +276,7 @@ def check(phase, records, log, t0, client_kinds, title, minimum):
         w1 = max(f.get("t_end", w0), f.get("t_serving", w0)) + AFTER
         if k + 1 < len(faults):
             w1 = min(w1, faults[k + 1]["t_start"])
+        w1 = max(w0, min(w1, load_end))
         lasted[f["kind"]] = max(lasted[f["kind"]], f.get("t_end", w0) - w0)
         for fam in cols:
             table[f["kind"]][fam] = max(table[f["kind"]][fam], stretch(fam, w0, w1))

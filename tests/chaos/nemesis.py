@@ -123,10 +123,11 @@ class FaultLog:
             {"t": time.monotonic(), "fault": fault["id"] if fault else None, "what": what}
         )
 
-    def save(self, path):
+    def save(self, path, **extra):
         with open(path, "w") as f:
             json.dump(
                 {
+                    **extra,
                     "faults": self.faults,
                     "observations": self.observations,
                     "skips": self.skips,
