@@ -84,6 +84,8 @@ def parse_args(argv):
                    "(default 60, --short 25)")
     p.add_argument("--phases", default="pg,sqlite", help="pg, sqlite or both (default)")
     p.add_argument("--instances", type=int, default=3, help="PEZ instances on PostgreSQL")
+    p.add_argument("--faults", help="only these fault kinds, comma-separated (e.g. "
+                   "giveback-race,recreate): to study one bug")
     p.add_argument("--seed", type=int, help="seed of the schedule and the clients "
                    "(default: random, printed)")
     p.add_argument("--binary", default=os.path.join(ROOT, "target", "release", "pez"))
@@ -231,6 +233,11 @@ def run_phase(run, phase, seconds):
         proxies=proxy_pair or (),
         sqlite_path=os.path.join(directory, "data", "pez.sqlite3"),
     )
+    if args.faults:
+        wanted = {k.strip() for k in args.faults.split(",")}
+        nemesis.weights = {k: w for k, w in nemesis.weights.items() if k in wanted}
+        if not nemesis.weights:
+            raise HarnessError(f"no fault of the {phase} phase among {args.faults}")
     run.say(f"{phase}: starting {n_instances} PEZ instance(s)")
     nemesis.bring_up(instances[0], None, publish=False)  # migrates the schema
     create_sequences(instances[0])

@@ -452,6 +452,9 @@ class Nemesis:
         inst = self.pick() if stop_one else None
         stopper = None
         if inst is not None:
+            # A moment into the outage, when leases and takes are waiting
+            # for the standby: what a stop must not wait for without bound.
+            time.sleep(self.rng.uniform(0.8, 1.5))
             fault["instance_stopped_meanwhile"] = inst.slot
             self.down(inst)
             stopper = threading.Thread(target=self.stop_gracefully, args=(inst, fault, 12))
