@@ -233,5 +233,5 @@ run() {
 command=${1:-}; shift || true
 case $command in
     run|start|standby|rebuild|sync|async|promote|stop|restart|reopen|remove) "$command" "$@" ;;
-    *) sed -n '2,42p' "$0" >&2; exit 2 ;;
+    *) sed -n '2,37p' "$0" >&2; exit 2 ;;
 esac
