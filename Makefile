@@ -18,6 +18,15 @@ bench:
 	$(CARGO) build --release --bin pez --example ceiling
 	python3 bench/bench.py $(BENCH_ARGS)
 
+.PHONY: chaos
+
+## The fault suite (docs/reliability.md): PostgreSQL clusters and PEZ
+## instances under a nemesis, every number checked; about five minutes.
+## CHAOS_ARGS="--short" is CI's two-minute run; --help lists the rest.
+chaos:
+	$(CARGO) build --release --bin pez
+	python3 tests/chaos/chaos.py $(CHAOS_ARGS)
+
 .PHONY: rpm package-test
 
 ## The RPM for Amazon Linux 2023: target/generate-rpm/pez-<version>-1.x86_64.rpm

@@ -18,9 +18,22 @@
 #                                     PRIMARY_DIR (pg_basebackup), made the
 #                                     primary's synchronous standby; prints its
 #                                     admin URL
+#   pg-cluster.sh rebuild DIR PRIMARY_DIR
+#                                     make the cluster in DIR (an old primary, or a
+#                                     standby: stopped, crashed or running) again a
+#                                     streaming standby of PRIMARY_DIR from a fresh
+#                                     pg_basebackup, on its own port, and the
+#                                     primary's synchronous standby
+#   pg-cluster.sh sync PRIMARY_DIR    make the primary's standby synchronous and
+#                                     wait (bounded) until it is
+#   pg-cluster.sh async PRIMARY_DIR   commits no longer wait for any standby
 #   pg-cluster.sh promote DIR         promote a standby to primary
 #   pg-cluster.sh stop DIR [fast|immediate]    stop (immediate: as in a crash)
-#   pg-cluster.sh restart DIR         start a stopped cluster again
+#   pg-cluster.sh restart DIR [--socket-only]
+#                                     start a stopped cluster again; --socket-only:
+#                                     no TCP, only the socket in DIR (clients that
+#                                     connect by port cannot reach it yet)
+#   pg-cluster.sh reopen DIR          restart a running cluster on its TCP port
 #   pg-cluster.sh remove DIR          stop and delete
 set -euo pipefail
 
@@ -118,8 +131,18 @@ standby() {
         shift
     done
     mkdir -p "$dir"
-    local port primary_port; port=$(free_port); primary_port=$(cat "$primary/port")
-    echo "$port" >"$dir/port"
+    free_port >"$dir/port"
+    base_backup "$dir" "$primary"
+    [ -n "$watch" ] && watch_owner "$watch" "$dir"
+    make_sync "$primary"
+    echo "postgres://postgres@127.0.0.1:$(cat "$dir/port")/postgres"
+}
+
+# DIR/data becomes a fresh streaming standby of PRIMARY, on DIR's port, and
+# is started.
+base_backup() {
+    local dir=$1 primary=$2
+    local port primary_port; port=$(cat "$dir/port"); primary_port=$(cat "$primary/port")
     [ "$(id -u)" = 0 ] && chown -R postgres: "$dir"
     # -R writes primary_conninfo and standby.signal: a streaming standby.
     as_owner "$BIN/pg_basebackup" -h 127.0.0.1 -p "$primary_port" -U postgres -D "$dir/data" \
@@ -129,18 +152,43 @@ standby() {
         echo "unix_socket_directories = '$dir'"
     } >>"$dir/data/postgresql.conf"
     as_owner "$BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null
-    [ -n "$watch" ] && watch_owner "$watch" "$dir"
-    # Commits on the primary now wait for this standby to flush them.
-    as_owner "$BIN/psql" -h "$primary" -p "$primary_port" -U postgres -qAt \
-        -c "ALTER SYSTEM SET synchronous_standby_names = '*'" -c "SELECT pg_reload_conf()" >/dev/null
-    for _ in $(seq 100); do
-        state=$(as_owner "$BIN/psql" -h "$primary" -p "$primary_port" -U postgres -qAt \
-            -c "SELECT sync_state FROM pg_stat_replication LIMIT 1")
+}
+
+primary_sql() {
+    local primary=$1; shift
+    as_owner "$BIN/psql" -h "$primary" -p "$(cat "$primary/port")" -U postgres -qAt "$@"
+}
+
+# Commits on PRIMARY wait until its standby has flushed them; returns once
+# the standby is synchronous (bounded: 30 s).
+make_sync() {
+    local primary=$1 state=""
+    primary_sql "$primary" -c "ALTER SYSTEM SET synchronous_standby_names = '*'" \
+        -c "SELECT pg_reload_conf()" >/dev/null
+    for _ in $(seq 300); do
+        state=$(primary_sql "$primary" -c "SELECT sync_state FROM pg_stat_replication WHERE sync_state = 'sync' LIMIT 1")
         [ "$state" = sync ] && break
         sleep 0.1
     done
     [ "$state" = sync ] || { echo "pg-cluster: the standby did not become synchronous" >&2; exit 1; }
-    echo "postgres://postgres@127.0.0.1:$port/postgres"
+}
+
+sync() {
+    make_sync "$1"
+}
+
+async() {
+    primary_sql "$1" -c "ALTER SYSTEM RESET synchronous_standby_names" \
+        -c "SELECT pg_reload_conf()" >/dev/null
+}
+
+rebuild() {
+    local dir=$1 primary=$2
+    [ -f "$dir/port" ] || { echo "pg-cluster: $dir has no port" >&2; exit 1; }
+    stop "$dir" immediate
+    rm -rf "$dir/data"
+    base_backup "$dir" "$primary"
+    make_sync "$primary"
 }
 
 promote() {
@@ -154,7 +202,14 @@ stop() {
 }
 
 restart() {
-    as_owner "$BIN/pg_ctl" -D "$1/data" -l "$1/server.log" -w -t 60 start >/dev/null
+    local options=()
+    [ "${2:-}" = --socket-only ] && options=(-o "-c listen_addresses=''")
+    as_owner "$BIN/pg_ctl" -D "$1/data" -l "$1/server.log" -w -t 60 "${options[@]}" start >/dev/null
+}
+
+reopen() {
+    stop "$1" fast
+    restart "$1"
 }
 
 remove() {
@@ -177,6 +232,6 @@ run() {
 
 command=${1:-}; shift || true
 case $command in
-    run|start|standby|promote|stop|restart|remove) "$command" "$@" ;;
-    *) sed -n '2,28p' "$0" >&2; exit 2 ;;
+    run|start|standby|rebuild|sync|async|promote|stop|restart|reopen|remove) "$command" "$@" ;;
+    *) sed -n '2,37p' "$0" >&2; exit 2 ;;
 esac

@@ -1,0 +1,378 @@
+"""The checker: reads a phase's whole history and fault log, prints what it
+found, and says whether PEZ kept its promise.
+
+- Duplicates: per sequence, every run every client received, sorted; any
+  two that overlap are numbers served twice. (A sequence's incarnations,
+  before and after a restart or a re-create, count as one sequence: the
+  nemesis always moves it ahead of where it stood, so an overlap is a bug.)
+- Not durable: see nemesis.py, `after` and `window` observations.
+- Answers other than 200/503, by status and endpoint; 404 while a sequence
+  is being deleted and re-created is expected and counted apart.
+- The longest stretch without a 200 after each fault, per kind of client.
+- Numbers lost to gaps: the range a sequence covered, minus the numbers
+  received, minus what restarts and re-creates skipped on purpose.
+"""
+
+import bisect
+from collections import Counter, defaultdict
+
+import history
+from history import ENDPOINTS, SEQUENCES, STATUS_NAMES
+
+T_SEND, T_RECV, T_FIRST, SEQ, EP, INST, CLIENT, STATUS, LO, HI, ANSWERS = range(11)
+EXAMPLES = 5
+# How long after a fault's end its stretch without a 200 is still counted.
+AFTER = 5.0
+
+
+def _n(x):
+    return f"{x:,}"
+
+
+class Report:
+    def __init__(self):
+        self.lines = []
+
+    def __call__(self, line=""):
+        self.lines.append(line)
+
+    def text(self):
+        return "\n".join(self.lines) + "\n"
+
+
+def check(phase, records, log, t0, client_kinds, title, minimum):
+    """(report text, verdict dict)."""
+    out = Report()
+    at = lambda t: f"t+{t - t0:.3f}s"  # noqa: E731
+    faults = log["faults"]
+    kinds_of = {c: k for c, k in enumerate(client_kinds)}
+
+    def who(r):
+        client = "nemesis" if r[CLIENT] == 99 else f"client {r[CLIENT]} ({kinds_of.get(r[CLIENT])})"
+        return f"{client}, {ENDPOINTS[r[EP]]}, instance {r[INST]}, {at(r[T_RECV])}"
+
+    def fault_before(t):
+        last = None
+        for f in faults:
+            if f["t_start"] <= t:
+                last = f
+        return f"#{last['id']} {last['kind']} at {at(last['t_start'])}" if last else "none"
+
+    runs = [r for r in records if r[STATUS] == 200]
+    others = [r for r in records if r[STATUS] != 200]
+    by_seq = defaultdict(list)
+    for r in runs:
+        by_seq[r[SEQ]].append(r)
+
+    out(f"== {title}")
+    total = sum(r[HI] - r[LO] + 1 for r in runs)
+    answers = sum(r[ANSWERS] for r in runs)
+    out(f"numbers checked: {_n(total)} in {_n(answers)} answers with numbers "
+        f"({_n(len(runs))} history records)")
+    per_ep = Counter()
+    for r in runs:
+        per_ep[ENDPOINTS[r[EP]]] += r[HI] - r[LO] + 1
+    out("  per endpoint: " + ", ".join(f"{k} {_n(v)}" for k, v in sorted(per_ep.items())))
+    out("  per sequence: " + ", ".join(
+        f"{SEQUENCES[s][0]} {_n(sum(r[HI] - r[LO] + 1 for r in rs))}"
+        for s, rs in sorted(by_seq.items())))
+
+    # -- faults -------------------------------------------------------------------
+    kinds = Counter(f["kind"] for f in faults)
+    out(f"faults injected: {len(faults)}: " + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items())))
+
+    # -- duplicates ----------------------------------------------------------------
+    dup_total = 0
+    dup_lines = []
+    dup_per_seq = {}
+    for s, rs in sorted(by_seq.items()):
+        rs.sort(key=lambda r: r[LO])
+        max_hi, holder = None, None
+        dups, overlaps, shown = 0, 0, 0
+        for r in rs:
+            if max_hi is not None and r[LO] <= max_hi:
+                n = min(r[HI], max_hi) - r[LO] + 1
+                dups += n
+                overlaps += 1
+                if shown < EXAMPLES:
+                    shown += 1
+                    dup_lines.append(
+                        f"    {SEQUENCES[s][0]}: {r[LO]}..{min(r[HI], max_hi)} ({_n(n)} numbers) "
+                        f"got by [{who(holder)}] and by [{who(r)}]; "
+                        f"last fault before: {fault_before(max(r[T_RECV], holder[T_RECV]))}"
+                    )
+            if max_hi is None or r[HI] > max_hi:
+                max_hi, holder = r[HI], r
+        dup_per_seq[s] = (dups, overlaps)
+        dup_total += dups
+    out(f"duplicates: {_n(dup_total)}" + ("" if dup_total else " (must be 0)"))
+    out("  per sequence: " + ", ".join(
+        f"{SEQUENCES[s][0]} {_n(d)}" + (f" in {o} overlaps" if o else "")
+        for s, (d, o) in sorted(dup_per_seq.items())))
+    if dup_lines:
+        out("  first overlapping runs:")
+        for line in dup_lines:
+            out(line)
+
+    # -- durability ----------------------------------------------------------------
+    by_recv = {}
+    for s, rs in by_seq.items():
+        ordered = sorted(rs, key=lambda r: r[T_RECV])
+        times = [r[T_RECV] for r in ordered]
+        extreme, ext = [], None
+        asc = history.ASCENDING[s]
+        for r in ordered:
+            v = r[HI] if asc else r[LO]
+            ext = v if ext is None else (max(ext, v) if asc else min(ext, v))
+            extreme.append(ext)
+        by_recv[s] = (ordered, times, extreme)
+
+    nondurable = 0
+    nd_lines = []
+    checked_obs = 0
+    for obs in log["observations"]:
+        checked_obs += 1
+        fault = faults[obs["fault"]] if obs["fault"] is not None else None
+        for name, stood in obs["positions"].items():
+            s = history.SEQ_INDEX.get(name)
+            if s is None or s not in by_recv:
+                continue
+            ordered, times, extreme = by_recv[s]
+            asc = history.ASCENDING[s]
+            end = bisect.bisect_left(times, obs["t_before"])
+            start = bisect.bisect_right(times, obs["t_from"]) if obs["kind"] == "window" else 0
+            if end <= start:
+                continue
+            if obs["kind"] == "after":
+                ext = extreme[end - 1]
+                if (ext < stood) if asc else (ext > stood):
+                    continue
+            bad, examples = 0, []
+            for r in ordered[start:end]:
+                n = (r[HI] - max(r[LO], stood) + 1) if asc else (min(r[HI], stood) - r[LO] + 1)
+                if n > 0:
+                    bad += n
+                    if len(examples) < 3:
+                        examples.append(r)
+            if bad:
+                nondurable += bad
+                where = "past" if obs["kind"] == "window" else "not behind"
+                what = (f"fault #{fault['id']} {fault['kind']} at {at(fault['t_start'])}"
+                        if fault else "end of the phase")
+                nd_lines.append(
+                    f"    {what}, {obs['label']}: {name} "
+                    f"{'horizon' if obs['kind'] == 'window' else 'stood at'} {stood}; "
+                    f"{_n(bad)} numbers received "
+                    + (f"between {at(obs['t_from'])} and {at(obs['t_before'])}"
+                       if obs["kind"] == "window" else f"before {at(obs['t_before'])}")
+                    + f" are {where} it"
+                )
+                for r in examples:
+                    nd_lines.append(f"      {r[LO]}..{r[HI]} by [{who(r)}]")
+    out(f"served while not durable: {_n(nondurable)}" + ("" if nondurable else " (must be 0)")
+        + f" ({checked_obs} store positions read after faults)")
+    for line in nd_lines[:40]:
+        out(line)
+    if len(nd_lines) > 40:
+        out(f"    ... {len(nd_lines) - 40} more lines in the fault log")
+
+    # -- strict order ------------------------------------------------------------------
+    # Strict mode promises one global order: a request that finished before
+    # another began got numbers before the other's. Checked from the time a
+    # re-create's change must have reached every instance (the sync
+    # interval plus a second) until the sequence's next re-create.
+    order_bad, order_lines = 0, []
+    for s, intervals in _strict_intervals(faults).items():
+        rs = by_seq.get(s, [])
+        asc = history.ASCENDING[s]
+        for t_from, t_to in intervals:
+            inside = [r for r in rs if t_from <= r[T_SEND] < t_to]
+            by_send = sorted(inside, key=lambda r: r[T_SEND])
+            by_done = sorted(inside, key=lambda r: r[T_RECV])
+            k, best, holder = 0, None, None
+            for r in by_send:
+                while k < len(by_done) and by_done[k][T_RECV] < r[T_SEND]:
+                    d = by_done[k]
+                    v = d[HI] if asc else d[LO]
+                    if best is None or (v > best if asc else v < best):
+                        best, holder = v, d
+                    k += 1
+                if best is not None and ((r[LO] <= best) if asc else (r[HI] >= best)):
+                    order_bad += 1
+                    if len(order_lines) < EXAMPLES:
+                        order_lines.append(
+                            f"    {SEQUENCES[s][0]}: {r[LO]}..{r[HI]} by [{who(r)}], sent "
+                            f"{at(r[T_SEND])}, after {best} had gone to [{who(holder)}]"
+                        )
+    out(f"strict sequences out of global order: {_n(order_bad)} answers" + (
+        "" if order_bad else " (strict mode's promise; not a duplicate)"))
+    for line in order_lines:
+        out(line)
+
+    # -- answers other than 200 ----------------------------------------------------
+    absent = defaultdict(list)
+    for a in log["absent"]:
+        absent[a["seq"]].append((a["t_from"], a["t_to"]))
+    statuses = Counter()
+    unanswered = Counter()
+    expected_404 = 0
+    anomalies = Counter()
+    n503 = 0
+    for r in others:
+        st = r[STATUS]
+        if st == 503:
+            n503 += 1
+        elif st == 404 and any(a <= r[T_RECV] <= b for a, b in absent[r[SEQ]]):
+            expected_404 += 1
+        elif st >= 900:
+            anomalies[(STATUS_NAMES[st], ENDPOINTS[r[EP]])] += 1
+        elif st in (history.NO_ANSWER, history.TIMEOUT):
+            unanswered[(STATUS_NAMES[st], ENDPOINTS[r[EP]])] += 1
+        else:
+            statuses[(STATUS_NAMES.get(st, str(st)), ENDPOINTS[r[EP]])] += 1
+    out(f"answers 503: {_n(n503)}; 404 while a sequence was re-created (expected): {_n(expected_404)}")
+    out("answers other than 200/503: " + (", ".join(
+        f"{st} on {ep}: {_n(v)}" for (st, ep), v in sorted(statuses.items())) or "none"))
+    out("requests without an answer: " + (", ".join(
+        f"{st} on {ep}: {_n(v)}" for (st, ep), v in sorted(unanswered.items())) or "none"))
+    if anomalies:
+        out("200 answers that broke a rule: " + ", ".join(
+            f"{st} on {ep}: {_n(v)}" for (st, ep), v in sorted(anomalies.items())))
+
+    # -- stretches without a 200 --------------------------------------------------
+    families = sorted({k for k in client_kinds})
+    cover = defaultdict(list)
+    for r in runs:
+        if r[CLIENT] == 99:
+            continue
+        fam = kinds_of.get(r[CLIENT], "?")
+        a = r[T_FIRST]
+        cover[fam].append((a, r[T_RECV]))
+        cover["any"].append((a, r[T_RECV]))
+    for fam in cover:
+        cover[fam].sort()
+    starts = {fam: [a for a, _ in iv] for fam, iv in cover.items()}
+
+    def stretch(fam, w0, w1):
+        iv = cover.get(fam, [])
+        i = max(0, bisect.bisect_left(starts.get(fam, []), w0) - 1)
+        cursor, longest = w0, 0.0
+        while i < len(iv) and iv[i][0] <= w1:
+            a, b = iv[i]
+            if b >= cursor:
+                if a > cursor:
+                    longest = max(longest, a - cursor)
+                cursor = max(cursor, b)
+            i += 1
+        return max(longest, w1 - cursor)
+
+    # The last fault's window must not run past the end of the load.
+    load_end = max((r[T_RECV] for r in records if r[CLIENT] != 99), default=0.0)
+    cols = ["any"] + families
+    table = defaultdict(lambda: defaultdict(float))
+    lasted = defaultdict(float)
+    for k, f in enumerate(faults):
+        w0 = f["t_start"]
+        w1 = max(f.get("t_end", w0), f.get("t_serving", w0)) + AFTER
+        if k + 1 < len(faults):
+            w1 = min(w1, faults[k + 1]["t_start"])
+        w1 = max(w0, min(w1, load_end))
+        lasted[f["kind"]] = max(lasted[f["kind"]], f.get("t_end", w0) - w0)
+        for fam in cols:
+            table[f["kind"]][fam] = max(table[f["kind"]][fam], stretch(fam, w0, w1))
+    out(f"longest stretch without a 200, from each fault until {AFTER:.0f} s after it ended "
+        "or the next began (seconds, worst fault of each kind; 'lasted': the longest the "
+        "nemesis took to inject and repair it; then any client, and each kind of client):")
+    out("    " + f"{'fault':<26}{'lasted':>8}" + "".join(f"{c:>8}" for c in cols))
+    for kind in sorted(table):
+        out("    " + f"{kind:<26}{lasted[kind]:8.2f}"
+            + "".join(f"{table[kind][c]:8.2f}" for c in cols))
+
+    # -- gaps -----------------------------------------------------------------------
+    skips = defaultdict(list)
+    for sk in log["skips"]:
+        skips[sk["seq"]].append((sk["lo"], sk["hi"]))
+    out("numbers lost to gaps (range covered, minus numbers received, minus what "
+        "restarts and re-creates skipped on purpose):")
+    for s, rs in sorted(by_seq.items()):
+        received = _union_size([(r[LO], r[HI]) for r in rs])
+        lo = min(r[LO] for r in rs)
+        hi = max(r[HI] for r in rs)
+        both = [(r[LO], r[HI]) for r in rs] + [
+            (max(a, lo), min(b, hi)) for a, b in skips[s] if b >= lo and a <= hi
+        ]
+        covered = _union_size(both)
+        lost = (hi - lo + 1) - covered
+        span = (hi - lo + 1) - (covered - received)
+        out(f"    {SEQUENCES[s][0]:<8} range covered {_n(span)}, received {_n(received)}, "
+            f"lost {_n(lost)} ({100.0 * lost / span if span else 0:.2f}%)")
+
+    # -- what else the nemesis saw ---------------------------------------------------
+    if log["anomalies"]:
+        out(f"noticed during faults ({len(log['anomalies'])}):")
+        for a in log["anomalies"][:30]:
+            f = f"fault #{a['fault']}" if a["fault"] is not None else "setup"
+            out(f"    {at(a['t'])} {f}: {a['what']}")
+    fired = [f for f in faults if f["kind"] == "giveback-race"]
+    if fired:
+        out("give-back races: " + "; ".join(
+            f"#{f['id']}: newest block leased {f.get('newest_block_leased')}, "
+            f"range lease between read and write {'yes' if f.get('hook_fired') else 'no'}"
+            f" ({f.get('hook', {}).get('status', '-')})"
+            for f in fired))
+
+    failures = []
+    if dup_total:
+        failures.append(f"{_n(dup_total)} duplicates")
+    if nondurable:
+        failures.append(f"{_n(nondurable)} numbers served while not durable")
+    if total < minimum:
+        failures.append(f"only {_n(total)} numbers checked (at least {_n(minimum)} expected)")
+    verdict = {
+        "order": order_bad,
+        "phase": phase,
+        "numbers": total,
+        "duplicates": dup_total,
+        "nondurable": nondurable,
+        "faults": dict(kinds),
+        "failures": failures,
+    }
+    out(f"verdict ({phase}): " + ("PASS" if not failures else "FAIL: " + "; ".join(failures)))
+    return out.text(), verdict
+
+
+SETTLE = 2.0  # PEZ_SYNC_INTERVAL_MS (1 s) plus one store call, generously
+
+
+def _strict_intervals(faults):
+    """{seq: [(t_from, t_to)]}: when each sequence was strict and every
+    instance must have known it."""
+    mode = {i: m for i, (_, _, m) in enumerate(SEQUENCES)}
+    since = {i: float("-inf") for i in mode}
+    out = defaultdict(list)
+    for f in faults:
+        if f["kind"] != "recreate" or "t_end" not in f:
+            continue
+        s = history.SEQ_INDEX[f["sequence"]]
+        if mode[s] == "strict":
+            out[s].append((since[s], f["t_start"]))
+        mode[s] = f["mode"]
+        since[s] = f["t_end"] + SETTLE
+    for s, m in mode.items():
+        if m == "strict":
+            out[s].append((since[s], float("inf")))
+    return out
+
+
+def _union_size(intervals):
+    total, cur_lo, cur_hi = 0, None, None
+    for lo, hi in sorted(intervals):
+        if cur_hi is None or lo > cur_hi + 1:
+            if cur_hi is not None:
+                total += cur_hi - cur_lo + 1
+            cur_lo, cur_hi = lo, hi
+        elif hi > cur_hi:
+            cur_hi = hi
+    if cur_hi is not None:
+        total += cur_hi - cur_lo + 1
+    return total
