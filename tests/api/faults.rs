@@ -29,30 +29,12 @@ async fn admin(http: &HttpClient, method: Method, path: &str, body: Option<&str>
 }
 
 /// A primary with a synchronous standby, and a store on a database of it.
-/// Bind in this order: the standby comes back before the database is
-/// dropped.
-fn primary_and_standby() -> (Cluster, StoreFixture, Standby) {
+/// A primary with a synchronous standby, and a store on a database of it.
+fn primary_and_standby() -> (Cluster, Cluster, StoreFixture) {
     let primary = Cluster::start(ClusterOptions::default());
     let database = TestDatabase::create_on(&primary.admin_url);
-    let standby = Standby(Cluster::standby_of(&primary));
-    (primary, StoreFixture::on_database(database), standby)
-}
-
-/// A synchronous standby that is running again when the test ends, passed
-/// or failed: dropping the test database commits, and waits for it.
-struct Standby(Cluster);
-
-impl std::ops::Deref for Standby {
-    type Target = Cluster;
-    fn deref(&self) -> &Cluster {
-        &self.0
-    }
-}
-
-impl Drop for Standby {
-    fn drop(&mut self) {
-        self.0.ensure_running();
-    }
+    let standby = Cluster::standby_of(&primary);
+    (primary, standby, StoreFixture::on_database(database))
 }
 
 /// Point 1 and 5 of issue 9: with the synchronous standby gone, no number
@@ -65,7 +47,7 @@ impl Drop for Standby {
 /// waiting for the standby.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nothing_is_served_while_the_synchronous_standby_is_gone() {
-    let (_primary, store, standby) = primary_and_standby();
+    let (_primary, standby, store) = primary_and_standby();
     let app = TestApp::spawn_in(store.clone(), |s| {
         with_admin(s);
         s.block_min = 200;
@@ -87,18 +69,30 @@ async fn nothing_is_served_while_the_synchronous_standby_is_gone() {
         .await,
         201
     );
-    let mut served = app.numbers("/v2/sequences/strict/next?count=3").await;
-    served.extend(app.numbers("/v2/forward?count=10").await);
+    // Per sequence: strict, forward, reverse.
+    let mut served: [Vec<i64>; 3] = [
+        app.numbers("/v2/sequences/strict/next?count=3").await,
+        app.numbers("/v2/forward?count=10").await,
+        Vec::new(),
+    ];
 
     standby.stop("fast");
     // Use up what the leased path holds: those were durable before the stop.
-    for path in ["/v2/forward?count=100", "/v2/reverse?count=100"] {
+    for (sequence, path) in [
+        (1, "/v2/forward?count=100"),
+        (1, "/v2/forward"),
+        (2, "/v2/reverse?count=100"),
+        (2, "/v2/reverse"),
+    ] {
         while let Some(numbers) = {
             let response = app.get(path).await;
             (response.status == 200).then(|| response.numbers())
         } {
-            served.extend(numbers);
-            assert!(served.len() < 5_000, "leases went on without the standby");
+            served[sequence].extend(numbers);
+            assert!(
+                served[sequence].len() < 5_000,
+                "leases went on without the standby"
+            );
         }
     }
     for path in [
@@ -140,21 +134,28 @@ async fn nothing_is_served_while_the_synchronous_standby_is_gone() {
 
     standby.restart();
     let back = Instant::now();
-    loop {
-        let response = app.get("/v2/sequences/strict/next?count=2").await;
-        if response.status == 200 {
-            served.extend(response.numbers());
-            break;
+    for (sequence, path) in [
+        (0, "/v2/sequences/strict/next?count=2"),
+        (1, "/v2/forward?count=100"),
+        (2, "/v2/reverse?count=100"),
+    ] {
+        loop {
+            let response = app.get(path).await;
+            if response.status == 200 {
+                served[sequence].extend(response.numbers());
+                break;
+            }
+            assert!(
+                back.elapsed() < Duration::from_secs(20),
+                "no recovery of {path}: {}",
+                response.body
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        assert!(
-            back.elapsed() < Duration::from_secs(20),
-            "no recovery: {}",
-            response.body
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    served.extend(app.numbers("/v2/forward?count=100").await);
-    assert_unique(&served);
+    for numbers in &served {
+        assert_unique(numbers);
+    }
 
     // The standby gone again: a graceful stop cannot give back, and ends
     // within its deadline anyway, counting the gap.

@@ -95,14 +95,6 @@ impl Cluster {
         run_script(&["restart", &self.dir.to_string_lossy()]);
     }
 
-    /// Starts the server again if it is stopped; never fails (for guards
-    /// that must not panic while a test unwinds).
-    pub fn ensure_running(&self) {
-        let _ = Command::new(script())
-            .args(["restart", &self.dir.to_string_lossy()])
-            .output();
-    }
-
     /// A certificate file made by the cluster script (`ca.crt`, `other-ca.crt`).
     pub fn cert(&self, name: &str) -> PathBuf {
         self.dir.join("certs").join(name)
@@ -204,6 +196,8 @@ impl TestDatabase {
 impl Drop for TestDatabase {
     fn drop(&mut self) {
         if let Ok(mut admin) = PgConnection::establish(&self.admin_url) {
+            // Not waiting for a synchronous standby a test may have stopped.
+            let _ = diesel::sql_query("SET synchronous_commit = local").execute(&mut admin);
             let _ = diesel::sql_query(format!(
                 "DROP DATABASE IF EXISTS {} WITH (FORCE)",
                 self.name
