@@ -5,12 +5,14 @@
 //! every number of `reverse` is above it; `?format=string` and
 //! `Accept: text/plain` (or `?format=text`) give such clients exact values.
 
+use super::handlers::Answer;
 use super::problem::ApiError;
 use super::query;
 use crate::sequence::Block;
+use bytes::Bytes;
+use hyper::header::{self, HeaderValue};
+use hyper::{Response, StatusCode};
 use std::fmt::Write as _;
-use warp::http::{HeaderValue, Response, StatusCode, header};
-use warp::hyper::Body;
 
 /// The representation of a dispensing response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,7 +71,7 @@ fn prefers_text(accept: &str) -> bool {
 }
 
 /// One number (v1).
-pub fn single(number: i64, format: Format) -> Response<Body> {
+pub fn single(number: i64, format: Format) -> Answer {
     let body = match format {
         Format::Json => number.to_string(),
         Format::String => format!("\"{number}\""),
@@ -80,7 +82,7 @@ pub fn single(number: i64, format: Format) -> Response<Body> {
 
 /// `count` numbers as a list, formatted like the original's JSON
 /// (`[30011, 30012]`: Python's json.dumps puts a space after each comma).
-pub fn list(runs: &[Block], count: u64, format: Format) -> Response<Body> {
+pub fn list(runs: &[Block], count: u64, format: Format) -> Answer {
     ok(list_body(runs, count, format), format)
 }
 
@@ -107,7 +109,7 @@ fn list_body(runs: &[Block], count: u64, format: Format) -> String {
 
 /// A range lease: `{"ranges": [{"first": .., "last": ..}]}`, with strings
 /// for `Format::String`, or `FIRST LAST` lines for `Format::Text`.
-pub fn ranges(runs: &[Block], format: Format) -> Response<Body> {
+pub fn ranges(runs: &[Block], format: Format) -> Answer {
     let body = match format {
         Format::Text => runs
             .iter()
@@ -130,8 +132,8 @@ pub fn ranges(runs: &[Block], format: Format) -> Response<Body> {
     ok(body, format)
 }
 
-fn ok(body: String, format: Format) -> Response<Body> {
-    let mut response = Response::new(Body::from(body));
+fn ok(body: String, format: Format) -> Answer {
+    let mut response = Response::new(Bytes::from(body));
     *response.status_mut() = StatusCode::OK;
     response.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -9,9 +9,14 @@ use super::query;
 use super::resources::{ALLOW, Resource, Shape};
 use crate::config::Access;
 use crate::dispenser::{DispenseError, Dispenser};
+use bytes::Bytes;
+use hyper::header::{self, HeaderValue};
+use hyper::{HeaderMap, Method, Response, StatusCode};
 use std::sync::Arc;
-use warp::http::{HeaderValue, Method, Response, StatusCode, header};
-use warp::hyper::Body;
+
+/// A complete answer: status, headers and the whole body. Every handler
+/// returns one, so handlers need neither warp nor a socket to be tested.
+pub type Answer = Response<Bytes>;
 
 /// What the handlers share.
 #[derive(Debug)]
@@ -30,29 +35,41 @@ pub struct App {
     pub store_description: String,
 }
 
-/// The request headers handlers look at.
-#[derive(Debug, Default, Clone)]
-pub struct RequestHeaders {
+/// The request headers handlers look at, borrowed from the request (a
+/// value that is not visible ASCII counts as absent).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RequestHeaders<'a> {
     /// `Accept`.
-    pub accept: Option<String>,
+    pub accept: Option<&'a str>,
     /// `Authorization`.
-    pub authorization: Option<String>,
+    pub authorization: Option<&'a str>,
+}
+
+impl<'a> RequestHeaders<'a> {
+    /// The headers of interest among `headers`.
+    pub fn of(headers: &'a HeaderMap) -> Self {
+        let text = |name| headers.get(name).and_then(|v| v.to_str().ok());
+        Self {
+            accept: text(header::ACCEPT),
+            authorization: text(header::AUTHORIZATION),
+        }
+    }
 }
 
 /// Any method on one of the original's four resources.
 pub async fn number_resource(
     resource: Resource,
-    method: Method,
-    query: Option<String>,
-    headers: RequestHeaders,
-    app: Arc<App>,
-) -> Response<Body> {
-    match method {
-        Method::GET => issue(resource, query.as_deref(), &headers, &app)
+    method: &Method,
+    query: Option<&str>,
+    headers: RequestHeaders<'_>,
+    app: &App,
+) -> Answer {
+    match *method {
+        Method::GET => issue(resource, query, headers, app)
             .await
             .unwrap_or_else(|e| e.into_response(Some(resource.path))),
-        Method::OPTIONS => help(super::openapi::help(resource.path, &app), ALLOW),
-        other => ApiError::MethodNotAllowed {
+        Method::OPTIONS => help(super::openapi::help(resource.path, app), ALLOW),
+        ref other => ApiError::MethodNotAllowed {
             method: other.to_string(),
             allow: ALLOW,
         }
@@ -61,7 +78,7 @@ pub async fn number_resource(
 }
 
 /// An OPTIONS answer: the JSON help and the Allow header.
-pub fn help(help: serde_json::Value, allow: &'static str) -> Response<Body> {
+pub fn help(help: serde_json::Value, allow: &'static str) -> Answer {
     let mut response = json(StatusCode::OK, help.to_string());
     response
         .headers_mut()
@@ -70,8 +87,8 @@ pub fn help(help: serde_json::Value, allow: &'static str) -> Response<Body> {
 }
 
 /// A JSON response.
-pub fn json(status: StatusCode, body: String) -> Response<Body> {
-    let mut response = Response::new(Body::from(body));
+pub fn json(status: StatusCode, body: String) -> Answer {
+    let mut response = Response::new(Bytes::from(body));
     *response.status_mut() = status;
     response.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -81,7 +98,7 @@ pub fn json(status: StatusCode, body: String) -> Response<Body> {
 }
 
 /// Whatever no route matched.
-pub fn not_found(path: &str) -> Response<Body> {
+pub fn not_found(path: &str) -> Answer {
     ApiError::NotFound {
         path: path.to_owned(),
     }
@@ -91,15 +108,11 @@ pub fn not_found(path: &str) -> Response<Body> {
 async fn issue(
     resource: Resource,
     query: Option<&str>,
-    headers: &RequestHeaders,
+    headers: RequestHeaders<'_>,
     app: &App,
-) -> Result<Response<Body>, ApiError> {
-    authorize(
-        &app.access,
-        Need::Dispense,
-        headers.authorization.as_deref(),
-    )?;
-    let format = Format::negotiate(query, headers.accept.as_deref())?;
+) -> Result<Answer, ApiError> {
+    authorize(&app.access, Need::Dispense, headers.authorization)?;
+    let format = Format::negotiate(query, headers.accept)?;
     let count = match resource.shape {
         // v1 takes no count; like the original it ignores the query.
         Shape::Single => 1,

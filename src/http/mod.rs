@@ -1,9 +1,12 @@
-//! The HTTP API: warp filters that route to [`handlers`].
+//! The HTTP API: one hyper service ([`Api`]) that bounds and counts every
+//! request and routes it.
 //!
-//! Each resource is one filter that takes every method and lets the handler
-//! answer GET, OPTIONS or 405, so a request never walks a chain of method
-//! rejections; a final catch-all answers 404. The hot path (`GET
-//! /v1/forward`) is the first route tried.
+//! The four number resources, which are what PEZ is for and nearly all of
+//! its traffic, are found by a `match` on the path and answered straight
+//! from the request's parts: no filter chain, no copy of the query or the
+//! headers. Everything else (the named sequences and the admin API, the
+//! operator endpoints, 404) goes through warp filters, each a resource that
+//! takes every method so that the handler answers GET, OPTIONS or 405.
 
 pub mod auth;
 pub mod format;
@@ -15,44 +18,199 @@ pub mod query;
 pub mod resources;
 pub mod sequences;
 pub mod serve;
+mod shutdown;
 pub mod status_page;
+mod timer;
 
-pub use handlers::{App, RequestHeaders};
+pub use handlers::{Answer, App, RequestHeaders};
 
-use futures_util::StreamExt;
+use crate::config::Limits;
+use crate::telemetry::Metrics;
+use bytes::Bytes;
+use http_body_util::{Either, Full};
+use hyper::body::Incoming;
+use hyper::service::Service;
+use hyper::{Request, Response, header};
+use log::warn;
 use problem::ApiError;
-
-use resources::{V1_FORWARD, V1_REVERSE, V2_FORWARD, V2_REVERSE};
+use resources::{Resource, V1_FORWARD, V1_REVERSE, V2_FORWARD, V2_REVERSE};
 use std::convert::Infallible;
+use std::future::Future;
+use std::pin::{Pin, pin};
 use std::sync::Arc;
+use std::task::Poll;
+use std::time::Duration;
 use warp::Filter;
-use warp::http::Response;
-use warp::hyper::Body;
 
-/// Every route of the service.
-pub fn routes(
+/// The body of a warp response (warp does not name its body type).
+pub type WarpBody = <warp::reply::Response as HasBody>::Body;
+
+/// Names the body type of a response.
+pub trait HasBody {
+    /// The body.
+    type Body;
+}
+
+impl<B> HasBody for Response<B> {
+    type Body = B;
+}
+
+/// What PEZ answers with: a whole body of its own, or warp's.
+pub type ResponseBody = Either<Full<Bytes>, WarpBody>;
+
+/// The hyper service of the whole API: bounds and counts each request and
+/// routes it.
+pub struct Api<W> {
     app: Arc<App>,
-) -> impl Filter<Extract = (Response<Body>,), Error = Infallible> + Clone + Send + Sync + 'static {
-    let resource = warp::path!("v1" / "forward")
-        .map(|| V1_FORWARD)
-        .or(warp::path!("v1" / "reverse").map(|| V1_REVERSE))
-        .unify()
-        .or(warp::path!("v2" / "forward").map(|| V2_FORWARD))
-        .unify()
-        .or(warp::path!("v2" / "reverse").map(|| V2_REVERSE))
-        .unify();
-    let numbers = resource
-        .and(warp::method())
-        .and(raw_query())
-        .and(request_headers())
-        .and(with_app(Arc::clone(&app)))
-        .then(handlers::number_resource);
+    metrics: Arc<Metrics>,
+    limits: Limits,
+    /// warp's filters for everything but the number resources.
+    others: W,
+}
+
+impl<W: Clone> Clone for Api<W> {
+    fn clone(&self) -> Self {
+        Self {
+            app: Arc::clone(&self.app),
+            metrics: Arc::clone(&self.metrics),
+            limits: self.limits.clone(),
+            others: self.others.clone(),
+        }
+    }
+}
+
+/// The API's service.
+pub fn api(
+    app: Arc<App>,
+    metrics: Arc<Metrics>,
+    limits: Limits,
+) -> Api<
+    impl Service<Request<Incoming>, Response = warp::reply::Response, Error = Infallible, Future: Send>
+    + Clone
+    + Send
+    + Sync
+    + 'static,
+> {
+    let others =
+        hyper_util::service::TowerToHyperService::new(warp::service(others(Arc::clone(&app))));
+    Api {
+        app,
+        metrics,
+        limits,
+        others,
+    }
+}
+
+/// The resource of a path, if it is one of the original API's four
+/// (`/v1/forward/` is `/v1/forward`, as warp's paths have it).
+fn resource_of(path: &str) -> Option<Resource> {
+    let path = path.strip_suffix('/').unwrap_or(path);
+    match path {
+        "/v1/forward" => Some(V1_FORWARD),
+        "/v1/reverse" => Some(V1_REVERSE),
+        "/v2/forward" => Some(V2_FORWARD),
+        "/v2/reverse" => Some(V2_REVERSE),
+        _ => None,
+    }
+}
+
+type Answered = Result<Response<ResponseBody>, Infallible>;
+
+impl<W> Service<Request<Incoming>> for Api<W>
+where
+    W: Service<Request<Incoming>, Response = warp::reply::Response, Error = Infallible>,
+    W::Future: Send + 'static,
+{
+    type Response = Response<ResponseBody>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Answered> + Send>>;
+
+    fn call(&self, request: Request<Incoming>) -> Self::Future {
+        let route = serve::route_of(request.uri().path());
+        let metrics = Arc::clone(&self.metrics);
+        let limit = self.limits.max_body_bytes;
+        let declared = request
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|length| length > limit) {
+            let answer = ApiError::BodyTooLarge { limit }.into_response(Some(request.uri().path()));
+            metrics.request(route, answer.status().as_u16());
+            return Box::pin(std::future::ready(Ok(answer.map(whole))));
+        }
+        let timeout = self.limits.request_timeout;
+        if let Some(resource) = resource_of(request.uri().path()) {
+            let app = Arc::clone(&self.app);
+            return Box::pin(async move {
+                let (parts, _body) = request.into_parts();
+                let answer = handlers::number_resource(
+                    resource,
+                    &parts.method,
+                    parts.uri.query(),
+                    RequestHeaders::of(&parts.headers),
+                    &app,
+                );
+                let answer = within(timeout, parts.uri.path(), answer).await;
+                metrics.request(route, answer.status().as_u16());
+                Ok(answer.map(whole))
+            });
+        }
+        let path = request.uri().path().to_owned();
+        let answer = self.others.call(request);
+        Box::pin(async move {
+            let answer = async {
+                match answer.await {
+                    Ok(answer) => answer,
+                    Err(never) => match never {},
+                }
+            };
+            let answer = within(timeout, &path, answer).await;
+            metrics.request(route, answer.status().as_u16());
+            Ok(answer.map(Either::Right))
+        })
+    }
+}
+
+fn whole(body: Bytes) -> ResponseBody {
+    Either::Left(Full::new(body))
+}
+
+/// `answer`, or 503 when it takes longer than `timeout`. Most answers are
+/// ready at the first poll (numbers from memory): they need no timer.
+async fn within<B: From<Bytes>>(
+    timeout: Duration,
+    path: &str,
+    answer: impl Future<Output = Response<B>>,
+) -> Response<B> {
+    let mut answer = pin!(answer);
+    let first = std::future::poll_fn(|cx| Poll::Ready(answer.as_mut().poll(cx))).await;
+    if let Poll::Ready(answer) = first {
+        return answer;
+    }
+    match tokio::time::timeout(timeout, answer).await {
+        Ok(answer) => answer,
+        Err(_) => {
+            warn!("{path}: no answer within {timeout:?}");
+            ApiError::Unavailable {
+                reason: "The request took too long.",
+            }
+            .into_response(Some(path))
+            .map(B::from)
+        }
+    }
+}
+
+/// Every route but the number resources, as warp filters.
+fn others(
+    app: Arc<App>,
+) -> impl Filter<Extract = (Answer,), Error = Infallible> + Clone + Send + Sync + 'static {
     let sequences = warp::path!("v2" / "sequences" / ..)
         .and(warp::path::tail())
         .map(|tail: warp::path::Tail| tail.as_str().to_owned())
         .and(warp::method())
         .and(raw_query())
-        .and(request_headers())
+        .and(warp::header::headers_cloned())
         .and(limited_body(app.max_body_bytes))
         .and(with_app(Arc::clone(&app)))
         .then(sequences::handle);
@@ -73,29 +231,7 @@ pub fn routes(
         .then(ops::handle);
     let not_found =
         warp::path::full().map(|path: warp::path::FullPath| handlers::not_found(path.as_str()));
-    numbers
-        .or(sequences)
-        .unify()
-        .or(operations)
-        .unify()
-        .or(not_found)
-        .unify()
-}
-
-/// The headers handlers look at (allocated only when present).
-fn request_headers() -> impl Filter<Extract = (RequestHeaders,), Error = Infallible> + Clone {
-    warp::header::optional::<String>("accept")
-        .or(warp::any().map(|| None))
-        .unify()
-        .and(
-            warp::header::optional::<String>("authorization")
-                .or(warp::any().map(|| None))
-                .unify(),
-        )
-        .map(|accept, authorization| RequestHeaders {
-            accept,
-            authorization,
-        })
+    sequences.or(operations).unify().or(not_found).unify()
 }
 
 /// The request body, read up to `limit` bytes: larger bodies are 413,
@@ -116,15 +252,15 @@ async fn read_limited<S, B>(
     limit: u64,
 ) -> Result<Vec<u8>, ApiError>
 where
-    S: futures_util::Stream<Item = Result<B, warp::Error>>,
-    B: warp::hyper::body::Buf,
+    S: warp::Stream<Item = Result<B, warp::Error>>,
+    B: bytes::Buf,
 {
     if declared.is_some_and(|length| length > limit) {
         return Err(ApiError::BodyTooLarge { limit });
     }
-    let mut stream = Box::pin(stream);
+    let mut stream = pin!(stream);
     let mut body = Vec::new();
-    while let Some(chunk) = stream.next().await {
+    while let Some(chunk) = std::future::poll_fn(|cx| stream.as_mut().poll_next(cx)).await {
         let chunk = chunk.map_err(|_| ApiError::InvalidBody {
             detail: "the request body could not be read".into(),
         })?;

@@ -1,15 +1,16 @@
 //! Endpoints for operators and their tools: liveness, readiness, metrics,
 //! version.
 
-use super::handlers::{App, help, json};
+use super::handlers::{Answer, App, help, json};
 use super::problem::ApiError;
 use super::status_page::{self, PageInfo, SequenceStatus};
 use crate::sequence::Mode;
+use bytes::Bytes;
+use hyper::Response;
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, StatusCode};
 use serde_json::json;
 use std::time::Duration;
-use warp::http::Method;
-use warp::http::{HeaderValue, Response, StatusCode, header};
-use warp::hyper::Body;
 
 /// How long readiness waits for the store.
 const STORE_CHECK: Duration = Duration::from_secs(1);
@@ -48,7 +49,7 @@ impl Op {
 const PAGE_REFRESH_SECONDS: u32 = 5;
 
 /// Any method on an operator endpoint: GET answers, OPTIONS describes.
-pub async fn handle(op: Op, method: Method, app: std::sync::Arc<App>) -> Response<Body> {
+pub async fn handle(op: Op, method: Method, app: std::sync::Arc<App>) -> Answer {
     match method {
         Method::GET => match op {
             Op::Healthz => healthz(),
@@ -68,7 +69,7 @@ pub async fn handle(op: Op, method: Method, app: std::sync::Arc<App>) -> Respons
 }
 
 /// GET /: the status page.
-async fn page(app: &App) -> Response<Body> {
+async fn page(app: &App) -> Answer {
     let metrics = app.dispenser.metrics();
     let sequences = positions(app)
         .await
@@ -91,7 +92,7 @@ async fn page(app: &App) -> Response<Body> {
         refresh_seconds: PAGE_REFRESH_SECONDS,
         sequences,
     };
-    let mut response = Response::new(Body::from(status_page::render(&info)));
+    let mut response = Response::new(Bytes::from(status_page::render(&info)));
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
@@ -108,12 +109,12 @@ async fn page(app: &App) -> Response<Body> {
 }
 
 /// GET /healthz: the process is alive and answering.
-pub fn healthz() -> Response<Body> {
+pub fn healthz() -> Answer {
     json(StatusCode::OK, json!({ "status": "ok" }).to_string())
 }
 
 /// GET /version.
-pub fn version() -> Response<Body> {
+pub fn version() -> Answer {
     json(
         StatusCode::OK,
         json!({
@@ -128,7 +129,7 @@ pub fn version() -> Response<Body> {
 
 /// GET /readyz: ready when the store answers and every leased sequence has
 /// numbers on hand; 503 with the reasons otherwise.
-pub async fn readyz(app: &App) -> Response<Body> {
+pub async fn readyz(app: &App) -> Answer {
     let mut reasons = Vec::new();
     match tokio::time::timeout(STORE_CHECK, app.dispenser.store_answers()).await {
         Ok(Ok(())) => {}
@@ -185,7 +186,7 @@ async fn positions(app: &App) -> Vec<(crate::sequence::SequenceSpec, Option<i64>
 }
 
 /// GET /metrics: the Prometheus text format, gauges refreshed first.
-pub async fn metrics(app: &App) -> Response<Body> {
+pub async fn metrics(app: &App) -> Answer {
     let states: Vec<(String, u64, f64)> = positions(app)
         .await
         .into_iter()
@@ -196,7 +197,7 @@ pub async fn metrics(app: &App) -> Response<Body> {
         .collect();
     let metrics = app.dispenser.metrics();
     metrics.sequence_states(&states);
-    let mut response = Response::new(Body::from(metrics.render()));
+    let mut response = Response::new(Bytes::from(metrics.render()));
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
