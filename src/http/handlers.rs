@@ -2,7 +2,7 @@
 //! errors included, is a complete response, so routing stays cheap and the
 //! error format stays in one place ([`super::problem`]).
 
-use super::auth::{Need, authorize};
+use super::auth::{Need, authorize_with};
 use super::format::{self, Format};
 use super::problem::ApiError;
 use super::query;
@@ -35,45 +35,89 @@ pub struct App {
     pub store_description: String,
 }
 
-/// The request headers handlers look at, borrowed from the request (a
-/// value that is not visible ASCII counts as absent).
-#[derive(Debug, Default, Clone, Copy)]
-pub struct RequestHeaders<'a> {
-    /// `Accept`.
-    pub accept: Option<&'a str>,
-    /// `Authorization`.
-    pub authorization: Option<&'a str>,
-}
+/// The request headers handlers look at, read from the request only when
+/// a handler asks (a value that is not visible ASCII counts as absent).
+#[derive(Debug, Clone, Copy)]
+pub struct RequestHeaders<'a>(&'a HeaderMap);
 
 impl<'a> RequestHeaders<'a> {
     /// The headers of interest among `headers`.
     pub fn of(headers: &'a HeaderMap) -> Self {
-        let text = |name| headers.get(name).and_then(|v| v.to_str().ok());
-        Self {
-            accept: text(header::ACCEPT),
-            authorization: text(header::AUTHORIZATION),
-        }
+        Self(headers)
+    }
+
+    fn text(self, name: header::HeaderName) -> Option<&'a str> {
+        self.0.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// `Accept`.
+    pub fn accept(self) -> Option<&'a str> {
+        self.text(header::ACCEPT)
+    }
+
+    /// `Authorization`.
+    pub fn authorization(self) -> Option<&'a str> {
+        self.text(header::AUTHORIZATION)
     }
 }
 
-/// Any method on one of the original's four resources.
-pub async fn number_resource(
+/// What a request to one of the original's four resources comes to, once
+/// everything that needs the request has been read: an answer, or numbers
+/// to take. The request is not needed while the numbers are taken, so the
+/// future that waits for them holds only this.
+#[derive(Debug)]
+pub enum Prepared {
+    /// The answer (OPTIONS, 405, a bad request).
+    Answered(Answer),
+    /// `count` numbers of `resource`, to be written as `format`.
+    Take {
+        /// The resource.
+        resource: Resource,
+        /// How many numbers.
+        count: u64,
+        /// How to write them.
+        format: Format,
+    },
+}
+
+/// Any method on one of the original's four resources, up to taking
+/// numbers ([`take`]).
+pub fn number_resource(
     resource: Resource,
     method: &Method,
     query: Option<&str>,
     headers: RequestHeaders<'_>,
     app: &App,
-) -> Answer {
-    match *method {
-        Method::GET => issue(resource, query, headers, app)
-            .await
-            .unwrap_or_else(|e| e.into_response(Some(resource.path))),
+) -> Prepared {
+    let answer = match *method {
+        Method::GET => match prepare(resource, query, headers, app) {
+            Ok((count, format)) => {
+                return Prepared::Take {
+                    resource,
+                    count,
+                    format,
+                };
+            }
+            Err(e) => e.into_response(Some(resource.path)),
+        },
         Method::OPTIONS => help(super::openapi::help(resource.path, app), ALLOW),
         ref other => ApiError::MethodNotAllowed {
             method: other.to_string(),
             allow: ALLOW,
         }
         .into_response(Some(resource.path)),
+    };
+    Prepared::Answered(answer)
+}
+
+/// The numbers a [`Prepared::Take`] asked for, written out (or why none).
+pub async fn take(resource: Resource, count: u64, format: Format, app: &App) -> Answer {
+    match app.dispenser.next(resource.sequence, count).await {
+        Ok(runs) => match resource.shape {
+            Shape::Single => format::single(runs[0].first, format),
+            Shape::List => format::list(&runs, count, format),
+        },
+        Err(e) => dispense_error(resource.sequence, e).into_response(Some(resource.path)),
     }
 }
 
@@ -105,29 +149,21 @@ pub fn not_found(path: &str) -> Answer {
     .into_response(Some(path))
 }
 
-async fn issue(
+/// A GET's count and format, after its token.
+fn prepare(
     resource: Resource,
     query: Option<&str>,
     headers: RequestHeaders<'_>,
     app: &App,
-) -> Result<Answer, ApiError> {
-    authorize(&app.access, Need::Dispense, headers.authorization)?;
-    let format = Format::negotiate(query, headers.accept)?;
+) -> Result<(u64, Format), ApiError> {
+    authorize_with(&app.access, Need::Dispense, || headers.authorization())?;
+    let format = Format::negotiate(query, headers.accept())?;
     let count = match resource.shape {
         // v1 takes no count; like the original it ignores the query.
         Shape::Single => 1,
         Shape::List => count(query, app.max_count)?,
     };
-    let runs = app
-        .dispenser
-        .next(resource.sequence, count)
-        .await
-        .map_err(|e| dispense_error(resource.sequence, e))?;
-
-    Ok(match resource.shape {
-        Shape::Single => format::single(runs[0].first, format),
-        Shape::List => format::list(&runs, count, format),
-    })
+    Ok((count, format))
 }
 
 /// The `count` parameter, within `1..=max`, or the problem saying why not.

@@ -22,15 +22,15 @@ mod shutdown;
 pub mod status_page;
 mod timer;
 
-pub use handlers::{Answer, App, RequestHeaders};
+pub use handlers::{Answer, App, Prepared, RequestHeaders};
 
 use crate::config::Limits;
 use crate::telemetry::Metrics;
 use bytes::Bytes;
 use http_body_util::{Either, Full};
-use hyper::body::Incoming;
+use hyper::body::{Body as _, Incoming};
 use hyper::service::Service;
-use hyper::{Request, Response, header};
+use hyper::{Request, Response};
 use log::warn;
 use problem::ApiError;
 use resources::{Resource, V1_FORWARD, V1_REVERSE, V2_FORWARD, V2_REVERSE};
@@ -38,7 +38,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
-use std::task::Poll;
+use std::task::{Context, Poll};
 use std::time::Duration;
 use warp::Filter;
 
@@ -61,6 +61,10 @@ pub type ResponseBody = Either<Full<Bytes>, WarpBody>;
 /// The hyper service of the whole API: bounds and counts each request and
 /// routes it.
 pub struct Api<W> {
+    inner: Arc<Inner<W>>,
+}
+
+struct Inner<W> {
     app: Arc<App>,
     metrics: Arc<Metrics>,
     limits: Limits,
@@ -69,12 +73,18 @@ pub struct Api<W> {
 }
 
 impl<W: Clone> Clone for Api<W> {
+    /// The service for one more connection, with a reference count of its
+    /// own: each request holds a reference, and counting them then touches
+    /// that connection's memory only, not a line every core writes.
     fn clone(&self) -> Self {
+        let inner = &self.inner;
         Self {
-            app: Arc::clone(&self.app),
-            metrics: Arc::clone(&self.metrics),
-            limits: self.limits.clone(),
-            others: self.others.clone(),
+            inner: Arc::new(Inner {
+                app: Arc::clone(&inner.app),
+                metrics: Arc::clone(&inner.metrics),
+                limits: inner.limits.clone(),
+                others: inner.others.clone(),
+            }),
         }
     }
 }
@@ -94,10 +104,12 @@ pub fn api(
     let others =
         hyper_util::service::TowerToHyperService::new(warp::service(others(Arc::clone(&app))));
     Api {
-        app,
-        metrics,
-        limits,
-        others,
+        inner: Arc::new(Inner {
+            app,
+            metrics,
+            limits,
+            others,
+        }),
     }
 }
 
@@ -116,59 +128,94 @@ fn resource_of(path: &str) -> Option<Resource> {
 
 type Answered = Result<Response<ResponseBody>, Infallible>;
 
+/// A request's answer: at once, or later. Errors, OPTIONS and 413 are
+/// answered at once and allocate nothing; the rest is one allocation.
+pub enum ApiFuture {
+    /// Answered while called.
+    Ready(Option<Response<ResponseBody>>),
+    /// Being answered.
+    Pending(Pin<Box<dyn Future<Output = Answered> + Send>>),
+}
+
+impl Future for ApiFuture {
+    type Output = Answered;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Answered> {
+        match self.get_mut() {
+            ApiFuture::Ready(answer) => match answer.take() {
+                Some(answer) => Poll::Ready(Ok(answer)),
+                None => Poll::Pending,
+            },
+            ApiFuture::Pending(answer) => answer.as_mut().poll(cx),
+        }
+    }
+}
+
 impl<W> Service<Request<Incoming>> for Api<W>
 where
-    W: Service<Request<Incoming>, Response = warp::reply::Response, Error = Infallible>,
+    W: Service<Request<Incoming>, Response = warp::reply::Response, Error = Infallible>
+        + Send
+        + Sync
+        + 'static,
     W::Future: Send + 'static,
 {
     type Response = Response<ResponseBody>;
     type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Answered> + Send>>;
+    type Future = ApiFuture;
 
-    fn call(&self, request: Request<Incoming>) -> Self::Future {
+    fn call(&self, request: Request<Incoming>) -> ApiFuture {
         let route = serve::route_of(request.uri().path());
-        let metrics = Arc::clone(&self.metrics);
-        let limit = self.limits.max_body_bytes;
-        let declared = request
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|length| length > limit) {
+        let inner = &self.inner;
+        let limit = inner.limits.max_body_bytes;
+        // hyper has read Content-Length already: its size hint is that.
+        if request.body().size_hint().lower() > limit {
             let answer = ApiError::BodyTooLarge { limit }.into_response(Some(request.uri().path()));
-            metrics.request(route, answer.status().as_u16());
-            return Box::pin(std::future::ready(Ok(answer.map(whole))));
+            inner.metrics.request(route, answer.status().as_u16());
+            return ApiFuture::Ready(Some(answer.map(whole)));
         }
-        let timeout = self.limits.request_timeout;
         if let Some(resource) = resource_of(request.uri().path()) {
-            let app = Arc::clone(&self.app);
-            return Box::pin(async move {
-                let (parts, _body) = request.into_parts();
-                let answer = handlers::number_resource(
+            let prepared = handlers::number_resource(
+                resource,
+                request.method(),
+                request.uri().query(),
+                RequestHeaders::of(request.headers()),
+                &inner.app,
+            );
+            drop(request);
+            let (resource, count, format) = match prepared {
+                Prepared::Answered(answer) => {
+                    inner.metrics.request(route, answer.status().as_u16());
+                    return ApiFuture::Ready(Some(answer.map(whole)));
+                }
+                Prepared::Take {
                     resource,
-                    &parts.method,
-                    parts.uri.query(),
-                    RequestHeaders::of(&parts.headers),
-                    &app,
-                );
-                let answer = within(timeout, parts.uri.path(), answer).await;
-                metrics.request(route, answer.status().as_u16());
+                    count,
+                    format,
+                } => (resource, count, format),
+            };
+            let inner = Arc::clone(inner);
+            return ApiFuture::Pending(Box::pin(async move {
+                let answer = handlers::take(resource, count, format, &inner.app);
+                let timeout = inner.limits.request_timeout;
+                let answer = within(timeout, resource.path, answer).await;
+                inner.metrics.request(route, answer.status().as_u16());
                 Ok(answer.map(whole))
-            });
+            }));
         }
         let path = request.uri().path().to_owned();
-        let answer = self.others.call(request);
-        Box::pin(async move {
+        let answer = inner.others.call(request);
+        let inner = Arc::clone(inner);
+        ApiFuture::Pending(Box::pin(async move {
             let answer = async {
                 match answer.await {
                     Ok(answer) => answer,
                     Err(never) => match never {},
                 }
             };
-            let answer = within(timeout, &path, answer).await;
-            metrics.request(route, answer.status().as_u16());
+            let answer = within(inner.limits.request_timeout, &path, answer).await;
+            inner.metrics.request(route, answer.status().as_u16());
             Ok(answer.map(Either::Right))
-        })
+        }))
     }
 }
 
@@ -188,7 +235,9 @@ async fn within<B: From<Bytes>>(
     if let Poll::Ready(answer) = first {
         return answer;
     }
-    match tokio::time::timeout(timeout, answer).await {
+    // The timer lives apart, on the heap: nearly no request needs it, and
+    // every request's future is allocated whole.
+    match Box::pin(tokio::time::timeout(timeout, answer)).await {
         Ok(answer) => answer,
         Err(_) => {
             warn!("{path}: no answer within {timeout:?}");

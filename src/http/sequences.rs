@@ -138,7 +138,7 @@ async fn respond(
         Target::Next(_) | Target::Lease(_) => Need::Dispense,
         _ => Need::Admin,
     };
-    authorize(&app.access, need, headers.authorization)?;
+    authorize(&app.access, need, headers.authorization())?;
     if let Some(name) = target.name() {
         check_name(name).map_err(|e| ApiError::InvalidName {
             detail: e.to_string(),
@@ -168,7 +168,7 @@ async fn respond(
             Ok(response)
         }
         Target::Next(name) => {
-            let format = Format::negotiate(query, headers.accept)?;
+            let format = Format::negotiate(query, headers.accept())?;
             let count = count(query, app.max_count)?;
             let runs = app
                 .dispenser
@@ -178,7 +178,7 @@ async fn respond(
             Ok(format::list(&runs, count, format))
         }
         Target::Lease(name) => {
-            let format = Format::negotiate(query, headers.accept)?;
+            let format = Format::negotiate(query, headers.accept())?;
             let count = count(query, app.max_lease)?;
             let runs = app
                 .dispenser

@@ -85,3 +85,36 @@ impl Drop for StopWatcher {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+    use std::task::Wake;
+
+    #[derive(Default)]
+    struct Counting(AtomicUsize);
+
+    impl Wake for Counting {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn a_stop_wakes_every_connection_watching_and_later_ones_see_it() {
+        let stop = Stop::new();
+        let woken = Arc::new(Counting::default());
+        let waker = Waker::from(Arc::clone(&woken));
+        let mut cx = Context::from_waker(&waker);
+        let mut watching: Vec<StopWatcher> = (0..3).map(|_| stop.watcher()).collect();
+        for watcher in &mut watching {
+            assert!(!watcher.stopping(&mut cx));
+        }
+        drop(watching.pop());
+        stop.stop();
+        assert_eq!(woken.0.load(Ordering::SeqCst), 2);
+        assert!(watching.iter_mut().all(|w| w.stopping(&mut cx)));
+        assert!(stop.watcher().stopping(&mut cx));
+    }
+}

@@ -197,3 +197,44 @@ impl Enforcer {
         false
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn deadline_of(timer: &HeadTimer) -> Instant {
+        timer
+            .deadline
+            .decode(timer.deadline.at.load(Ordering::Acquire))
+    }
+
+    #[test]
+    fn the_first_head_gets_the_header_timeout_and_later_ones_the_idle_timeout() {
+        let timer = HeadTimer::new(Duration::from_secs(5), Duration::from_secs(60));
+        let now = Instant::now();
+        let first = timer.sleep_until(now + Duration::from_secs(5));
+        assert_eq!(deadline_of(&timer), now + Duration::from_secs(5));
+        drop(first);
+        assert_eq!(timer.deadline.at.load(Ordering::Acquire), NONE);
+        let _second = timer.sleep_until(now + Duration::from_secs(5));
+        assert_eq!(deadline_of(&timer), now + Duration::from_secs(60));
+
+        let short_idle = HeadTimer::new(Duration::from_secs(5), Duration::from_millis(600));
+        drop(short_idle.sleep_until(now + Duration::from_secs(5)));
+        let _second = short_idle.sleep_until(now + Duration::from_secs(5));
+        assert_eq!(deadline_of(&short_idle), now + Duration::from_millis(600));
+    }
+
+    #[test]
+    fn a_sleep_is_ready_only_once_its_own_deadline_has_passed() {
+        let timer = HeadTimer::new(Duration::from_secs(5), Duration::from_secs(60));
+        let mut sleep = timer.sleep_until(Instant::now() + Duration::from_secs(5));
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        assert!(sleep.as_mut().poll(&mut cx).is_pending());
+        let at = timer.deadline.at.load(Ordering::Acquire);
+        timer.deadline.passed.store(at + 1, Ordering::Release);
+        assert!(sleep.as_mut().poll(&mut cx).is_pending());
+        timer.deadline.passed.store(at, Ordering::Release);
+        assert!(sleep.as_mut().poll(&mut cx).is_ready());
+    }
+}
