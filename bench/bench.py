@@ -30,7 +30,7 @@ thread's, from /proc/PID/task/*/status); then PEZ's ratios to the ceiling
 round): req/s, CPU per request, p99; and PEZ's peak RSS. A script that
 prints figures, not a test: it asserts nothing about speed.
 
-Usage: bench/bench.py [--rounds N] [--duration S] [--connections C] [--threads T]
+Usage: bench/bench.py [--rounds N] [--duration S] [--connections C] [--threads T] [--warmup S]
 (`make bench` builds the binaries first.)
 """
 
@@ -285,6 +285,7 @@ def main():
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--warmup", type=int, default=3, help="seconds of unrecorded wrk per PEZ target first")
     args = parser.parse_args()
 
     for binary in ("pez", "examples/ceiling"):
@@ -328,6 +329,14 @@ def main():
               f"pgbench -c{args.connections} -j{args.threads} -T{args.duration} over TCP; "
               f"{args.rounds} rounds, targets alternating; {os.cpu_count()} CPUs; "
               f"CPU and context switches are the server's, per request", flush=True)
+        # Blocks start small and double while they last under a minute, so a
+        # fresh sequence leases often at first: warm each target up, unrecorded,
+        # so the rounds measure the steady state.
+        for name, url, process, _ in targets:
+            if url is not None and process is not ceiling:
+                subprocess.run(["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{args.warmup}s", url],
+                               check=True, capture_output=True)
+        print(f"  warm-up: {args.warmup} s of wrk on each PEZ target, unrecorded", flush=True)
         for round_no in range(1, args.rounds + 1):
             for name, url, process, _ in targets:
                 if url is None:
