@@ -98,17 +98,20 @@ pub fn list(runs: &[Block], count: u64, format: Format) -> Answer {
 fn list_body(runs: &[Block], count: u64, format: Format) -> Vec<u8> {
     // 19 digits and 4 more characters per number at most.
     let mut out = Vec::with_capacity(2 + 23 * count as usize);
-    let (open, separator, close): (&[u8], &[u8], &[u8]) = match format {
-        Format::Json => (b"[", b", ", b"]"),
-        Format::String => (b"[\"", b"\", \"", b"\"]"),
-        Format::Text => (b"", b"\n", b"\n"),
+    // What goes before each number but the first, and after each.
+    let (before, after): (&[u8], Option<u8>) = match format {
+        Format::Json => (b", ", None),
+        Format::String => (b", \"", Some(b'"')),
+        Format::Text => (b"", Some(b'\n')),
     };
-    out.extend_from_slice(open);
+    if format != Format::Text {
+        out.push(b'[');
+    }
     let mut first = true;
     for run in runs {
         // A run counts by one: its numbers are written by stepping the
         // decimal digits of the previous one, not by formatting each.
-        let mut digits = Digits::new(run.first);
+        let mut digits = Digits::new(run.first, before);
         for i in 0..run.len() {
             if i > 0 {
                 match run.direction {
@@ -116,78 +119,97 @@ fn list_body(runs: &[Block], count: u64, format: Format) -> Vec<u8> {
                     Direction::Descending => digits.down(),
                 }
             }
-            if !first {
-                out.extend_from_slice(separator);
+            if first {
+                if format == Format::String {
+                    out.push(b'"');
+                }
+                out.extend_from_slice(digits.as_bytes());
+                first = false;
+            } else {
+                out.extend_from_slice(digits.with_before());
             }
-            first = false;
-            out.extend_from_slice(digits.as_bytes());
+            if let Some(after) = after {
+                out.push(after);
+            }
         }
     }
-    if first {
-        // No numbers: an empty JSON array, or nothing.
-        out.clear();
-        if format != Format::Text {
-            out.extend_from_slice(b"[]");
-        }
-    } else {
-        out.extend_from_slice(close);
+    if format != Format::Text {
+        out.push(b']');
     }
     out
 }
 
 /// The decimal digits of a number of a sequence (at least 1), stepped by
-/// one in place.
+/// one in place, with what goes before them in a list kept in front, so a
+/// number and its separator are one copy.
 struct Digits {
-    digits: [u8; 20],
+    buffer: [u8; 24],
+    /// Where the digits start; they end at the end of `buffer`.
     start: usize,
+    before: &'static [u8],
 }
 
 impl Digits {
-    fn new(number: i64) -> Self {
+    fn new(number: i64, before: &'static [u8]) -> Self {
         let mut written = Vec::with_capacity(20);
         push_decimal(&mut written, number.max(1));
-        let mut digits = [b'0'; 20];
-        let start = digits.len() - written.len();
-        digits[start..].copy_from_slice(&written);
-        Self { digits, start }
+        let mut buffer = [b'0'; 24];
+        let start = buffer.len() - written.len();
+        buffer[start..].copy_from_slice(&written);
+        let mut digits = Self {
+            buffer,
+            start,
+            before,
+        };
+        digits.write_before();
+        digits
+    }
+
+    fn write_before(&mut self) {
+        let at = self.start - self.before.len();
+        self.buffer[at..self.start].copy_from_slice(self.before);
     }
 
     fn as_bytes(&self) -> &[u8] {
-        &self.digits[self.start..]
+        &self.buffer[self.start..]
+    }
+
+    fn with_before(&self) -> &[u8] {
+        &self.buffer[self.start - self.before.len()..]
     }
 
     /// Adds one (20 digits hold more than the largest number, plus one).
     fn up(&mut self) {
-        let mut at = self.digits.len();
+        let mut at = self.buffer.len();
         while at > self.start {
             at -= 1;
-            if self.digits[at] == b'9' {
-                self.digits[at] = b'0';
+            if self.buffer[at] == b'9' {
+                self.buffer[at] = b'0';
             } else {
-                self.digits[at] += 1;
+                self.buffer[at] += 1;
                 return;
             }
         }
-        if self.start > 0 {
-            self.start -= 1;
-            self.digits[self.start] = b'1';
-        }
+        self.start -= 1;
+        self.buffer[self.start] = b'1';
+        self.write_before();
     }
 
     /// Takes one away (from a number above 1: sequences stop at 1).
     fn down(&mut self) {
-        let mut at = self.digits.len();
+        let mut at = self.buffer.len();
         while at > self.start {
             at -= 1;
-            if self.digits[at] == b'0' {
-                self.digits[at] = b'9';
+            if self.buffer[at] == b'0' {
+                self.buffer[at] = b'9';
             } else {
-                self.digits[at] -= 1;
+                self.buffer[at] -= 1;
                 break;
             }
         }
-        if self.digits[self.start] == b'0' && self.start < self.digits.len() - 1 {
+        if self.buffer[self.start] == b'0' && self.start < self.buffer.len() - 1 {
             self.start += 1;
+            self.write_before();
         }
     }
 }
