@@ -332,3 +332,27 @@ fn raw_query() -> impl Filter<Extract = (Option<String>,), Error = Infallible> +
 fn with_app(app: Arc<App>) -> impl Filter<Extract = (Arc<App>,), Error = Infallible> + Clone {
     warp::any().map(move || Arc::clone(&app))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_number_resources_are_found_by_their_path_with_or_without_a_trailing_slash() {
+        assert_eq!(resource_of("/v1/forward"), Some(V1_FORWARD));
+        assert_eq!(resource_of("/v1/forward/"), Some(V1_FORWARD));
+        assert_eq!(resource_of("/v1/reverse"), Some(V1_REVERSE));
+        assert_eq!(resource_of("/v2/forward"), Some(V2_FORWARD));
+        assert_eq!(resource_of("/v2/reverse/"), Some(V2_REVERSE));
+        for other in [
+            "/",
+            "/v1",
+            "/v1//forward",
+            "/v1/forward//",
+            "/v1/forward/x",
+            "/V1/forward",
+        ] {
+            assert_eq!(resource_of(other), None, "{other}");
+        }
+    }
+}
