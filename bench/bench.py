@@ -7,8 +7,9 @@ turn with the same wrk command, alternating for several rounds so that
 noise from a shared machine hits all targets alike:
 
 - the ceiling;
-- PEZ on a fresh embedded store: /v1/forward and /v2/forward?count=100;
-- PEZ on PostgreSQL: /v1/forward;
+- PEZ on a fresh embedded store: /v1/forward, /v2/forward?count=100 and
+  /v2/reverse?count=100;
+- PEZ on PostgreSQL: the same three;
 - PEZ on PostgreSQL, a strict-mode sequence (every number straight from
   the store);
 - pgbench calling `SELECT nextval(...)` once per number over TCP with as
@@ -21,11 +22,15 @@ the instances' "leased" log lines).
 PostgreSQL is a throwaway cluster (tests/pg-cluster.sh) unless
 PEZ_BENCH_DATABASE_URL names a server to use (its database is created).
 
-Prints req/s, p50 and p99 per target (median over rounds), each round's
-ratio to the ceiling (median), and PEZ's peak RSS. A script that prints
-figures, not a test: it asserts nothing about speed.
+Prints per target (medians over rounds): req/s, numbers/s, p50, p99, the
+server's CPU time per request (user and system, from /proc/PID/stat
+before and after each run) and its context switches per request (every
+thread's, from /proc/PID/task/*/status); then PEZ's ratios to the ceiling
+(each the median of the rounds' ratios to the ceiling run of the same
+round): req/s, CPU per request, p99; and PEZ's peak RSS. A script that
+prints figures, not a test: it asserts nothing about speed.
 
-Usage: bench/bench.py [--rounds N] [--duration S] [--connections C] [--threads T]
+Usage: bench/bench.py [--rounds N] [--duration S] [--connections C] [--threads T] [--warmup S]
 (`make bench` builds the binaries first.)
 """
 
@@ -93,6 +98,31 @@ def stop(process):
             process.wait()
 
 
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid):
+    """User and system CPU seconds of process `pid` so far (all threads)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    # Fields 14 and 15 of stat(5); the split starts at field 3.
+    return int(fields[11]) / TICKS, int(fields[12]) / TICKS
+
+
+def context_switches(pid):
+    """Voluntary and involuntary context switches of every thread of `pid`."""
+    total = 0
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{task}/status") as status:
+                for line in status:
+                    if line.startswith(("voluntary_ctxt_switches:", "nonvoluntary_ctxt_switches:")):
+                        total += int(line.split()[1])
+        except FileNotFoundError:
+            pass  # a thread that ended meanwhile
+    return total
+
+
 UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 
 
@@ -101,11 +131,19 @@ def to_ms(text):
     return float(number) * UNITS[unit]
 
 
-def run_wrk(url, args):
+def run_wrk(url, args, pid):
+    """One wrk run against `url` served by process `pid`: req/s, p50, p99,
+    and the server's user and system CPU microseconds and context switches
+    per request."""
+    user0, system0 = cpu_seconds(pid)
+    switches0 = context_switches(pid)
     out = subprocess.run(
         ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{args.duration}s", "--latency", url],
         check=True, capture_output=True, text=True,
     ).stdout
+    user1, system1 = cpu_seconds(pid)
+    switches1 = context_switches(pid)
+    requests = int(re.search(r"(\d+) requests in", out).group(1))
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     p50 = to_ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))
     p99 = to_ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))
@@ -113,7 +151,21 @@ def run_wrk(url, args):
     socket_errors = re.search(r"Socket errors: (.*)", out)
     if errors or socket_errors:
         print(f"  warning: {url}: {errors.group(0) if errors else ''} {socket_errors.group(0) if socket_errors else ''}")
-    return rps, p50, p99
+    per = max(requests, 1)
+    return Run(rps, p50, p99, (user1 - user0) * 1e6 / per, (system1 - system0) * 1e6 / per,
+               (switches1 - switches0) / per)
+
+
+class Run:
+    """One wrk run's figures; CPU in microseconds per request."""
+
+    def __init__(self, rps, p50, p99, user_us=float("nan"), system_us=float("nan"), switches=float("nan")):
+        self.rps, self.p50, self.p99 = rps, p50, p99
+        self.user_us, self.system_us, self.switches = user_us, system_us, switches
+
+    @property
+    def cpu_us(self):
+        return self.user_us + self.system_us
 
 
 def pg_bindir():
@@ -185,6 +237,20 @@ def peak_rss_mib(pid):
     return float("nan")
 
 
+def lease_latency(port):
+    """Leases so far of `port`'s PEZ (from its /metrics), their mean, and the
+    smallest histogram bound all of them stayed under."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    count = sum(float(v) for v in re.findall(r"^pez_lease_duration_seconds_count\{[^}]*\} (\S+)$", text, re.M))
+    total = sum(float(v) for v in re.findall(r"^pez_lease_duration_seconds_sum\{[^}]*\} (\S+)$", text, re.M))
+    bounds = {}
+    for le, value in re.findall(r'^pez_lease_duration_seconds_bucket\{[^}]*le="([^"]+)"\} (\S+)$', text, re.M):
+        bounds[le] = bounds.get(le, 0) + float(value)
+    under = min((float(le) for le, n in bounds.items() if n >= count), default=float("inf"))
+    return count, (total / count if count else float("nan")), under
+
+
 def three_instances(url, env, args):
     """Three PEZ instances on one database, each under its own wrk at once.
     Returns (requests, leases during the run, seconds)."""
@@ -233,6 +299,7 @@ def main():
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--warmup", type=int, default=3, help="seconds of unrecorded wrk per PEZ target first")
     args = parser.parse_args()
 
     for binary in ("pez", "examples/ceiling"):
@@ -257,32 +324,49 @@ def main():
                        env=pez_pg_env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         pez_pg = start([os.path.join(RELEASE, "pez")], pez_pg_env, f"http://127.0.0.1:{pg_port}/v1/forward")
         processes.append(pez_pg)
+        ceiling_url = f"http://127.0.0.1:{ceiling_port}"
+        pez_url, pg_url = f"http://127.0.0.1:{pez_port}", f"http://127.0.0.1:{pg_port}"
+        # (name, url, process, numbers per request); url None: pgbench.
         targets = [
-            ("ceiling (warp, answers 71)", f"http://127.0.0.1:{ceiling_port}/", 1),
-            ("pez /v1/forward", f"http://127.0.0.1:{pez_port}/v1/forward", 1),
-            ("pez /v2/forward?count=100", f"http://127.0.0.1:{pez_port}/v2/forward?count=100", 100),
-            ("pez on postgres /v1/forward", f"http://127.0.0.1:{pg_port}/v1/forward", 1),
-            ("pez on postgres, strict mode", f"http://127.0.0.1:{pg_port}/v2/sequences/bench-strict/next", 1),
-            ("pgbench nextval per number", None, 1),
+            ("ceiling (warp, answers 71)", f"{ceiling_url}/", ceiling, 1),
+            ("pez /v1/forward", f"{pez_url}/v1/forward", pez, 1),
+            ("pez /v2/forward?count=100", f"{pez_url}/v2/forward?count=100", pez, 100),
+            ("pez /v2/reverse?count=100", f"{pez_url}/v2/reverse?count=100", pez, 100),
+            ("pg /v1/forward", f"{pg_url}/v1/forward", pez_pg, 1),
+            ("pg /v2/forward?count=100", f"{pg_url}/v2/forward?count=100", pez_pg, 100),
+            ("pg /v2/reverse?count=100", f"{pg_url}/v2/reverse?count=100", pez_pg, 100),
+            ("pg strict mode /next", f"{pg_url}/v2/sequences/bench-strict/next", pez_pg, 1),
+            ("pgbench nextval per number", None, None, 1),
         ]
-        results = {name: [] for name, _, _ in targets}
+        results = {name: [] for name, _, _, _ in targets}
         print(f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s --latency; "
               f"pgbench -c{args.connections} -j{args.threads} -T{args.duration} over TCP; "
-              f"{args.rounds} rounds, targets alternating; {os.cpu_count()} CPUs", flush=True)
+              f"{args.rounds} rounds, targets alternating; {os.cpu_count()} CPUs; "
+              f"CPU and context switches are the server's, per request", flush=True)
+        # Blocks start small and double while they last under a minute, so a
+        # fresh sequence leases often at first: warm each target up, unrecorded,
+        # so the rounds measure the steady state.
+        for name, url, process, _ in targets:
+            if url is not None and process is not ceiling:
+                subprocess.run(["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{args.warmup}s", url],
+                               check=True, capture_output=True)
+        print(f"  warm-up: {args.warmup} s of wrk on each PEZ target, unrecorded", flush=True)
         for round_no in range(1, args.rounds + 1):
-            for name, url, _ in targets:
+            for name, url, process, _ in targets:
                 if url is None:
                     tps, latency = run_pgbench(postgres.url, args)
-                    results[name].append((tps, latency, float("nan")))
-                    print(f"  round {round_no}: {name:<28} {tps:>10.0f} nextval/s  mean latency {latency:.3f} ms",
+                    results[name].append(Run(tps, latency, float("nan")))
+                    print(f"  round {round_no}: {name:<27} {tps:>8.0f} nextval/s  mean latency {latency:.3f} ms",
                           flush=True)
                     continue
-                rps, p50, p99 = run_wrk(url, args)
-                results[name].append((rps, p50, p99))
-                print(f"  round {round_no}: {name:<28} {rps:>10.0f} req/s  p50 {p50:.3f} ms  p99 {p99:.3f} ms",
-                      flush=True)
+                run = run_wrk(url, args, process.pid)
+                results[name].append(run)
+                print(f"  round {round_no}: {name:<27} {run.rps:>8.0f} req/s  p50 {run.p50:.3f} ms  "
+                      f"p99 {run.p99:.3f} ms  cpu {run.user_us:.2f} user + {run.system_us:.2f} sys us  "
+                      f"{run.switches:.3f} cs", flush=True)
         rss = peak_rss_mib(pez.pid)
         rss_pg = peak_rss_mib(pez_pg.pid)
+        leases = {"embedded": lease_latency(pez_port), "postgres": lease_latency(pg_port)}
         stop(pez_pg)
         three = three_instances(postgres.url, env, args)
     finally:
@@ -291,21 +375,32 @@ def main():
         shutil.rmtree(data_dir, ignore_errors=True)
         postgres.close()
 
-    ceiling_runs = [r[0] for r in results[targets[0][0]]]
+    median = statistics.median
+    ceiling_runs = results[targets[0][0]]
     print()
-    print("medians over rounds; 'x ceiling' is the median of each round's ratio to the ceiling run just before it")
-    print(f"{'target':<30} {'req/s':>10} {'numbers/s':>12} {'p50 ms':>8} {'p99 ms':>8} {'x ceiling':>10}")
-    for name, _, per_request in targets:
-        rps = statistics.median(r[0] for r in results[name])
-        p50 = statistics.median(r[1] for r in results[name])
-        p99 = statistics.median(r[2] for r in results[name])
-        ratio = statistics.median(r[0] / c for r, c in zip(results[name], ceiling_runs))
-        print(f"{name:<30} {rps:>10.0f} {rps * per_request:>12.0f} {p50:>8.3f} {p99:>8.3f} {ratio:>10.2f}")
-    pgbench = statistics.median(r[0] for r in results["pgbench nextval per number"])
-    pez_pg = statistics.median(r[0] for r in results["pez on postgres /v1/forward"])
-    strict = statistics.median(r[0] for r in results["pez on postgres, strict mode"])
-    print(f"pez on postgres / pgbench nextval: {pez_pg / pgbench:.1f}x; strict mode / pgbench nextval: {strict / pgbench:.2f}x")
+    print("medians over rounds; CPU in microseconds per request (user + system), cs = context switches per request;")
+    print("'x' columns: the median of each round's ratio to the ceiling run of the same round")
+    print(f"{'target':<28} {'req/s':>8} {'numbers/s':>10} {'p50 ms':>7} {'p99 ms':>7} {'user us':>7} {'sys us':>7}"
+          f" {'cs':>6} {'x req/s':>7} {'x cpu':>6} {'x p99':>6}")
+    for name, url, _, per_request in targets:
+        runs = results[name]
+        rps = median(r.rps for r in runs)
+        ratio = median(r.rps / c.rps for r, c in zip(runs, ceiling_runs))
+        cpu_ratio = median(r.cpu_us / c.cpu_us for r, c in zip(runs, ceiling_runs))
+        p99_ratio = median(r.p99 / c.p99 for r, c in zip(runs, ceiling_runs))
+        print(f"{name:<28} {rps:>8.0f} {rps * per_request:>10.0f} {median(r.p50 for r in runs):>7.3f}"
+              f" {median(r.p99 for r in runs):>7.3f} {median(r.user_us for r in runs):>7.2f}"
+              f" {median(r.system_us for r in runs):>7.2f} {median(r.switches for r in runs):>6.3f}"
+              f" {ratio:>7.2f} {cpu_ratio:>6.2f} {p99_ratio:>6.2f}")
+    pgbench = median(r.rps for r in results["pgbench nextval per number"])
+    pez_pg_rps = median(r.rps for r in results["pg /v1/forward"])
+    strict = median(r.rps for r in results["pg strict mode /next"])
+    print(f"pez on postgres / pgbench nextval: {pez_pg_rps / pgbench:.1f}x; "
+          f"strict mode / pgbench nextval: {strict / pgbench:.2f}x")
     print(f"pez peak RSS (VmHWM) under load: embedded store {rss:.1f} MiB, postgres store {rss_pg:.1f} MiB")
+    for store, (count, mean, under) in leases.items():
+        print(f"leases on the {store} store: {count:.0f}, mean {mean * 1e3:.1f} ms, all under {under} s "
+              f"(a v2 count=100 run empties half a 1,000,000-number block in 5,000 requests)")
     requests, leases, seconds = three
     print(f"three instances on one database: {requests / seconds:.0f} req/s in all, "
           f"{leases} leases in {seconds:.0f} s = {leases / seconds:.2f} lease calls/s reaching PostgreSQL")

@@ -1,6 +1,7 @@
 //! The HTTP ceiling for `make bench`: the smallest warp server, answering
-//! `71` to every GET, on the same stack and build profile as PEZ. Whatever
-//! PEZ does beyond this costs throughput; the ratio shows how much.
+//! `71` to every GET, on the same stack (warp 0.4 on hyper 1, through
+//! warp's own `serve`) and build profile as PEZ. Whatever PEZ does beyond
+//! this costs throughput; the ratio shows how much.
 //!
 //! Usage: ceiling ADDRESS:PORT
 

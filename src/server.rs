@@ -7,7 +7,7 @@
 //! requests in flight (bounded by the shutdown timeout), then gives the
 //! unissued numbers back to the store.
 
-use crate::config::{Settings, StoreChoice};
+use crate::config::{Limits, Settings, StoreChoice};
 use crate::dispenser::{Dispenser, DispenserSettings, ReturnReport};
 use crate::http::serve::HttpServer;
 use crate::http::{self, App};
@@ -91,6 +91,8 @@ async fn start_dispenser(
 pub struct Server {
     addr: SocketAddr,
     app: Arc<App>,
+    metrics: Arc<Metrics>,
+    limits: Limits,
     http: HttpServer,
     shutdown_timeout: Duration,
 }
@@ -123,12 +125,13 @@ impl Server {
         };
         let store_description = store::describe(settings);
         info!("store: {store_description}");
-        let http = HttpServer::bind(settings.listen, settings.limits.clone(), metrics)
+        let http = HttpServer::bind(settings.listen, settings.limits.clone())
             .await
             .map_err(|e| StartError::Bind(settings.listen, e.to_string()))?;
         let addr = http
             .local_addr()
             .map_err(|e| StartError::Bind(settings.listen, e.to_string()))?;
+        let limits = settings.limits.clone();
         let app = Arc::new(App {
             dispenser,
             max_count: settings.max_count,
@@ -140,6 +143,8 @@ impl Server {
         Ok(Self {
             addr,
             app,
+            metrics,
+            limits,
             http,
             shutdown_timeout: settings.shutdown_timeout,
         })
@@ -157,7 +162,7 @@ impl Server {
         info!("listening on http://{}", self.addr);
         let dispenser = Arc::clone(&self.app.dispenser);
         let sampler = tokio::spawn(sample_rates(Arc::clone(&dispenser)));
-        let service = warp::service(http::routes(self.app));
+        let service = http::api(self.app, self.metrics, self.limits);
         let drained = self
             .http
             .serve(

@@ -5,12 +5,13 @@
 //! every number of `reverse` is above it; `?format=string` and
 //! `Accept: text/plain` (or `?format=text`) give such clients exact values.
 
+use super::handlers::Answer;
 use super::problem::ApiError;
 use super::query;
-use crate::sequence::Block;
-use std::fmt::Write as _;
-use warp::http::{HeaderValue, Response, StatusCode, header};
-use warp::hyper::Body;
+use crate::sequence::{Block, Direction};
+use bytes::Bytes;
+use hyper::header::{self, HeaderValue};
+use hyper::{Response, StatusCode};
 
 /// The representation of a dispensing response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,11 +29,13 @@ impl Format {
     /// prefers it to JSON; otherwise JSON.
     pub fn negotiate(query: Option<&str>, accept: Option<&str>) -> Result<Self, ApiError> {
         if let Some(asked) = query.and_then(|q| query::param(q, "format")) {
-            return match asked.as_str() {
+            return match &*asked {
                 "json" => Ok(Format::Json),
                 "string" => Ok(Format::String),
                 "text" => Ok(Format::Text),
-                _ => Err(ApiError::InvalidFormat { given: asked }),
+                _ => Err(ApiError::InvalidFormat {
+                    given: asked.into_owned(),
+                }),
             };
         }
         Ok(match accept {
@@ -69,45 +72,182 @@ fn prefers_text(accept: &str) -> bool {
 }
 
 /// One number (v1).
-pub fn single(number: i64, format: Format) -> Response<Body> {
-    let body = match format {
-        Format::Json => number.to_string(),
-        Format::String => format!("\"{number}\""),
-        Format::Text => format!("{number}\n"),
-    };
+pub fn single(number: i64, format: Format) -> Answer {
+    let mut body = Vec::with_capacity(22);
+    match format {
+        Format::Json => push_decimal(&mut body, number),
+        Format::String => {
+            body.push(b'"');
+            push_decimal(&mut body, number);
+            body.push(b'"');
+        }
+        Format::Text => {
+            push_decimal(&mut body, number);
+            body.push(b'\n');
+        }
+    }
     ok(body, format)
 }
 
 /// `count` numbers as a list, formatted like the original's JSON
 /// (`[30011, 30012]`: Python's json.dumps puts a space after each comma).
-pub fn list(runs: &[Block], count: u64, format: Format) -> Response<Body> {
+pub fn list(runs: &[Block], count: u64, format: Format) -> Answer {
     ok(list_body(runs, count, format), format)
 }
 
-fn list_body(runs: &[Block], count: u64, format: Format) -> String {
+fn list_body(runs: &[Block], count: u64, format: Format) -> Vec<u8> {
     // 19 digits and 4 more characters per number at most.
-    let mut out = String::with_capacity(2 + 23 * count as usize);
+    let mut out = Vec::with_capacity(2 + 23 * count as usize);
+    // What goes before each number but the first, and after each.
+    let (before, after): (&[u8], Option<u8>) = match format {
+        Format::Json => (b", ", None),
+        Format::String => (b", \"", Some(b'"')),
+        Format::Text => (b"", Some(b'\n')),
+    };
     if format != Format::Text {
-        out.push('[');
+        out.push(b'[');
     }
-    for (i, number) in runs.iter().flat_map(Block::iter).enumerate() {
-        let _ = match format {
-            Format::Json if i > 0 => write!(out, ", {number}"),
-            Format::Json => write!(out, "{number}"),
-            Format::String if i > 0 => write!(out, ", \"{number}\""),
-            Format::String => write!(out, "\"{number}\""),
-            Format::Text => writeln!(out, "{number}"),
-        };
+    let mut first = true;
+    for run in runs {
+        // A run counts by one: its numbers are written by stepping the
+        // decimal digits of the previous one, not by formatting each.
+        let mut digits = Digits::new(run.first, before);
+        for i in 0..run.len() {
+            if i > 0 {
+                match run.direction {
+                    Direction::Ascending => digits.up(),
+                    Direction::Descending => digits.down(),
+                }
+            }
+            if first {
+                if format == Format::String {
+                    out.push(b'"');
+                }
+                out.extend_from_slice(digits.as_bytes());
+                first = false;
+            } else {
+                out.extend_from_slice(digits.with_before());
+            }
+            if let Some(after) = after {
+                out.push(after);
+            }
+        }
     }
     if format != Format::Text {
-        out.push(']');
+        out.push(b']');
     }
     out
 }
 
+/// The decimal digits of a number of a sequence (at least 1), stepped by
+/// one in place, with what goes before them in a list kept in front, so a
+/// number and its separator are one copy.
+struct Digits {
+    buffer: [u8; 24],
+    /// Where the digits start; they end at the end of `buffer`.
+    start: usize,
+    before: &'static [u8],
+}
+
+impl Digits {
+    fn new(number: i64, before: &'static [u8]) -> Self {
+        let mut written = Vec::with_capacity(20);
+        push_decimal(&mut written, number.max(1));
+        let mut buffer = [b'0'; 24];
+        let start = buffer.len() - written.len();
+        buffer[start..].copy_from_slice(&written);
+        let mut digits = Self {
+            buffer,
+            start,
+            before,
+        };
+        digits.write_before();
+        digits
+    }
+
+    fn write_before(&mut self) {
+        let at = self.start - self.before.len();
+        self.buffer[at..self.start].copy_from_slice(self.before);
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.buffer[self.start..]
+    }
+
+    fn with_before(&self) -> &[u8] {
+        &self.buffer[self.start - self.before.len()..]
+    }
+
+    /// Adds one (20 digits hold more than the largest number, plus one).
+    fn up(&mut self) {
+        let mut at = self.buffer.len();
+        while at > self.start {
+            at -= 1;
+            if self.buffer[at] == b'9' {
+                self.buffer[at] = b'0';
+            } else {
+                self.buffer[at] += 1;
+                return;
+            }
+        }
+        self.start -= 1;
+        self.buffer[self.start] = b'1';
+        self.write_before();
+    }
+
+    /// Takes one away (from a number above 1: sequences stop at 1).
+    fn down(&mut self) {
+        let mut at = self.buffer.len();
+        while at > self.start {
+            at -= 1;
+            if self.buffer[at] == b'0' {
+                self.buffer[at] = b'9';
+            } else {
+                self.buffer[at] -= 1;
+                break;
+            }
+        }
+        if self.buffer[self.start] == b'0' && self.start < self.buffer.len() - 1 {
+            self.start += 1;
+            self.write_before();
+        }
+    }
+}
+
+/// Appends `number` in decimal. By hand, two digits at a time: a v2 answer
+/// writes a hundred numbers, and `core::fmt` took most of its time.
+fn push_decimal(out: &mut Vec<u8>, number: i64) {
+    const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+        2021222324252627282930313233343536373839\
+        4041424344454647484950515253545556575859\
+        6061626364656667686970717273747576777879\
+        8081828384858687888990919293949596979899";
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut rest = number.unsigned_abs();
+    while rest >= 100 {
+        let pair = (rest % 100) as usize * 2;
+        rest /= 100;
+        at -= 2;
+        digits[at..at + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+    }
+    if rest >= 10 {
+        let pair = rest as usize * 2;
+        at -= 2;
+        digits[at..at + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+    } else {
+        at -= 1;
+        digits[at] = b'0' + rest as u8;
+    }
+    if number < 0 {
+        out.push(b'-');
+    }
+    out.extend_from_slice(&digits[at..]);
+}
+
 /// A range lease: `{"ranges": [{"first": .., "last": ..}]}`, with strings
 /// for `Format::String`, or `FIRST LAST` lines for `Format::Text`.
-pub fn ranges(runs: &[Block], format: Format) -> Response<Body> {
+pub fn ranges(runs: &[Block], format: Format) -> Answer {
     let body = match format {
         Format::Text => runs
             .iter()
@@ -130,8 +270,8 @@ pub fn ranges(runs: &[Block], format: Format) -> Response<Body> {
     ok(body, format)
 }
 
-fn ok(body: String, format: Format) -> Response<Body> {
-    let mut response = Response::new(Body::from(body));
+fn ok(body: impl Into<Bytes>, format: Format) -> Answer {
+    let mut response = Response::new(body.into());
     *response.status_mut() = StatusCode::OK;
     response.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -143,7 +283,6 @@ fn ok(body: String, format: Format) -> Response<Body> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sequence::Direction;
 
     #[test]
     fn lists_look_like_the_originals_and_the_other_formats_are_exact() {
@@ -153,17 +292,81 @@ mod tests {
         ];
         assert_eq!(
             list_body(&runs, 3, Format::Json),
-            "[9223372036854775806, 9223372036854775807, 1]"
+            b"[9223372036854775806, 9223372036854775807, 1]"
         );
         assert_eq!(
             list_body(&runs, 3, Format::String),
-            r#"["9223372036854775806", "9223372036854775807", "1"]"#
+            br#"["9223372036854775806", "9223372036854775807", "1"]"#
         );
         assert_eq!(
             list_body(&runs, 3, Format::Text),
-            "9223372036854775806\n9223372036854775807\n1\n"
+            b"9223372036854775806\n9223372036854775807\n1\n"
         );
-        assert_eq!(list_body(&runs[2..], 0, Format::Json), "[]");
+        assert_eq!(list_body(&runs[2..], 0, Format::Json), b"[]");
+    }
+
+    #[test]
+    fn stepping_the_digits_counts_like_arithmetic() {
+        for (first, direction) in [
+            (1, Direction::Ascending),
+            (95, Direction::Ascending),
+            (9_999_990, Direction::Ascending),
+            (9223372036854775000, Direction::Ascending),
+            (1005, Direction::Descending),
+            (120, Direction::Descending),
+            (9223372036854775807, Direction::Descending),
+        ] {
+            let block = Block::new(
+                first,
+                direction,
+                800.min(if direction == Direction::Descending {
+                    first as u64
+                } else {
+                    800
+                }),
+            );
+            let expected: Vec<String> = block.iter().map(|n| n.to_string()).collect();
+            assert_eq!(
+                String::from_utf8(list_body(&[block], block.len(), Format::Text)).unwrap(),
+                expected
+                    .iter()
+                    .map(|n| format!("{n}\n"))
+                    .collect::<String>()
+            );
+            assert_eq!(
+                String::from_utf8(list_body(&[block], block.len(), Format::Json)).unwrap(),
+                format!("[{}]", expected.join(", "))
+            );
+        }
+        assert_eq!(list_body(&[], 0, Format::String), b"[]");
+        assert_eq!(list_body(&[], 0, Format::Text), b"");
+    }
+
+    #[test]
+    fn decimals_are_written_as_display_writes_them() {
+        let mut samples = vec![
+            0,
+            1,
+            9,
+            10,
+            99,
+            100,
+            101,
+            999,
+            1000,
+            123_456_789,
+            i64::MAX,
+            -1,
+            -10,
+            i64::MIN,
+        ];
+        samples.extend((0..19).map(|p| 10i64.pow(p)));
+        samples.extend((1..19).map(|p| 10i64.pow(p) - 1));
+        for number in samples {
+            let mut out = Vec::new();
+            push_decimal(&mut out, number);
+            assert_eq!(String::from_utf8(out).unwrap(), number.to_string());
+        }
     }
 
     #[test]

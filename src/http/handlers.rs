@@ -2,16 +2,21 @@
 //! errors included, is a complete response, so routing stays cheap and the
 //! error format stays in one place ([`super::problem`]).
 
-use super::auth::{Need, authorize};
+use super::auth::{Need, authorize_with};
 use super::format::{self, Format};
 use super::problem::ApiError;
 use super::query;
 use super::resources::{ALLOW, Resource, Shape};
 use crate::config::Access;
 use crate::dispenser::{DispenseError, Dispenser};
+use bytes::Bytes;
+use hyper::header::{self, HeaderValue};
+use hyper::{HeaderMap, Method, Response, StatusCode};
 use std::sync::Arc;
-use warp::http::{HeaderValue, Method, Response, StatusCode, header};
-use warp::hyper::Body;
+
+/// A complete answer: status, headers and the whole body. Every handler
+/// returns one, so handlers need neither warp nor a socket to be tested.
+pub type Answer = Response<Bytes>;
 
 /// What the handlers share.
 #[derive(Debug)]
@@ -30,38 +35,94 @@ pub struct App {
     pub store_description: String,
 }
 
-/// The request headers handlers look at.
-#[derive(Debug, Default, Clone)]
-pub struct RequestHeaders {
+/// The request headers handlers look at, read from the request only when
+/// a handler asks (a value that is not visible ASCII counts as absent).
+#[derive(Debug, Clone, Copy)]
+pub struct RequestHeaders<'a>(&'a HeaderMap);
+
+impl<'a> RequestHeaders<'a> {
+    /// The headers of interest among `headers`.
+    pub fn of(headers: &'a HeaderMap) -> Self {
+        Self(headers)
+    }
+
+    fn text(self, name: header::HeaderName) -> Option<&'a str> {
+        self.0.get(name).and_then(|v| v.to_str().ok())
+    }
+
     /// `Accept`.
-    pub accept: Option<String>,
+    pub fn accept(self) -> Option<&'a str> {
+        self.text(header::ACCEPT)
+    }
+
     /// `Authorization`.
-    pub authorization: Option<String>,
+    pub fn authorization(self) -> Option<&'a str> {
+        self.text(header::AUTHORIZATION)
+    }
 }
 
-/// Any method on one of the original's four resources.
-pub async fn number_resource(
+/// What a request to one of the original's four resources comes to, once
+/// everything that needs the request has been read: an answer, or numbers
+/// to take. The request is not needed while the numbers are taken, so the
+/// future that waits for them holds only this.
+#[derive(Debug)]
+pub enum Prepared {
+    /// The answer (OPTIONS, 405, a bad request).
+    Answered(Answer),
+    /// `count` numbers of `resource`, to be written as `format`.
+    Take {
+        /// The resource.
+        resource: Resource,
+        /// How many numbers.
+        count: u64,
+        /// How to write them.
+        format: Format,
+    },
+}
+
+/// Any method on one of the original's four resources, up to taking
+/// numbers ([`take`]).
+pub fn number_resource(
     resource: Resource,
-    method: Method,
-    query: Option<String>,
-    headers: RequestHeaders,
-    app: Arc<App>,
-) -> Response<Body> {
-    match method {
-        Method::GET => issue(resource, query.as_deref(), &headers, &app)
-            .await
-            .unwrap_or_else(|e| e.into_response(Some(resource.path))),
-        Method::OPTIONS => help(super::openapi::help(resource.path, &app), ALLOW),
-        other => ApiError::MethodNotAllowed {
+    method: &Method,
+    query: Option<&str>,
+    headers: RequestHeaders<'_>,
+    app: &App,
+) -> Prepared {
+    let answer = match *method {
+        Method::GET => match prepare(resource, query, headers, app) {
+            Ok((count, format)) => {
+                return Prepared::Take {
+                    resource,
+                    count,
+                    format,
+                };
+            }
+            Err(e) => e.into_response(Some(resource.path)),
+        },
+        Method::OPTIONS => help(super::openapi::help(resource.path, app), ALLOW),
+        ref other => ApiError::MethodNotAllowed {
             method: other.to_string(),
             allow: ALLOW,
         }
         .into_response(Some(resource.path)),
+    };
+    Prepared::Answered(answer)
+}
+
+/// The numbers a [`Prepared::Take`] asked for, written out (or why none).
+pub async fn take(resource: Resource, count: u64, format: Format, app: &App) -> Answer {
+    match app.dispenser.next(resource.sequence, count).await {
+        Ok(runs) => match resource.shape {
+            Shape::Single => format::single(runs[0].first, format),
+            Shape::List => format::list(&runs, count, format),
+        },
+        Err(e) => dispense_error(resource.sequence, count, e).into_response(Some(resource.path)),
     }
 }
 
 /// An OPTIONS answer: the JSON help and the Allow header.
-pub fn help(help: serde_json::Value, allow: &'static str) -> Response<Body> {
+pub fn help(help: serde_json::Value, allow: &'static str) -> Answer {
     let mut response = json(StatusCode::OK, help.to_string());
     response
         .headers_mut()
@@ -70,8 +131,8 @@ pub fn help(help: serde_json::Value, allow: &'static str) -> Response<Body> {
 }
 
 /// A JSON response.
-pub fn json(status: StatusCode, body: String) -> Response<Body> {
-    let mut response = Response::new(Body::from(body));
+pub fn json(status: StatusCode, body: String) -> Answer {
+    let mut response = Response::new(Bytes::from(body));
     *response.status_mut() = status;
     response.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -81,40 +142,28 @@ pub fn json(status: StatusCode, body: String) -> Response<Body> {
 }
 
 /// Whatever no route matched.
-pub fn not_found(path: &str) -> Response<Body> {
+pub fn not_found(path: &str) -> Answer {
     ApiError::NotFound {
         path: path.to_owned(),
     }
     .into_response(Some(path))
 }
 
-async fn issue(
+/// A GET's count and format, after its token.
+fn prepare(
     resource: Resource,
     query: Option<&str>,
-    headers: &RequestHeaders,
+    headers: RequestHeaders<'_>,
     app: &App,
-) -> Result<Response<Body>, ApiError> {
-    authorize(
-        &app.access,
-        Need::Dispense,
-        headers.authorization.as_deref(),
-    )?;
-    let format = Format::negotiate(query, headers.accept.as_deref())?;
+) -> Result<(u64, Format), ApiError> {
+    authorize_with(&app.access, Need::Dispense, || headers.authorization())?;
+    let format = Format::negotiate(query, headers.accept())?;
     let count = match resource.shape {
         // v1 takes no count; like the original it ignores the query.
         Shape::Single => 1,
         Shape::List => count(query, app.max_count)?,
     };
-    let runs = app
-        .dispenser
-        .next(resource.sequence, count)
-        .await
-        .map_err(|e| dispense_error(resource.sequence, count, e))?;
-
-    Ok(match resource.shape {
-        Shape::Single => format::single(runs[0].first, format),
-        Shape::List => format::list(&runs, count, format),
-    })
+    Ok((count, format))
 }
 
 /// The `count` parameter, within `1..=max`, or the problem saying why not.

@@ -1,9 +1,12 @@
-//! The HTTP API: warp filters that route to [`handlers`].
+//! The HTTP API: one hyper service ([`Api`]) that bounds and counts every
+//! request and routes it.
 //!
-//! Each resource is one filter that takes every method and lets the handler
-//! answer GET, OPTIONS or 405, so a request never walks a chain of method
-//! rejections; a final catch-all answers 404. The hot path (`GET
-//! /v1/forward`) is the first route tried.
+//! The four number resources, which are what PEZ is for and nearly all of
+//! its traffic, are found by a `match` on the path and answered straight
+//! from the request's parts: no filter chain, no copy of the query or the
+//! headers. Everything else (the named sequences and the admin API, the
+//! operator endpoints, 404) goes through warp filters, each a resource that
+//! takes every method so that the handler answers GET, OPTIONS or 405.
 
 pub mod auth;
 pub mod format;
@@ -15,44 +18,248 @@ pub mod query;
 pub mod resources;
 pub mod sequences;
 pub mod serve;
+mod shutdown;
 pub mod status_page;
+mod timer;
 
-pub use handlers::{App, RequestHeaders};
+pub use handlers::{Answer, App, Prepared, RequestHeaders};
 
-use futures_util::StreamExt;
+use crate::config::Limits;
+use crate::telemetry::Metrics;
+use bytes::Bytes;
+use http_body_util::{Either, Full};
+use hyper::body::{Body as _, Incoming};
+use hyper::service::Service;
+use hyper::{Request, Response};
+use log::warn;
 use problem::ApiError;
-
-use resources::{V1_FORWARD, V1_REVERSE, V2_FORWARD, V2_REVERSE};
+use resources::{Resource, V1_FORWARD, V1_REVERSE, V2_FORWARD, V2_REVERSE};
 use std::convert::Infallible;
+use std::future::Future;
+use std::pin::{Pin, pin};
 use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
 use warp::Filter;
-use warp::http::Response;
-use warp::hyper::Body;
 
-/// Every route of the service.
-pub fn routes(
+/// The body of a warp response (warp does not name its body type).
+pub type WarpBody = <warp::reply::Response as HasBody>::Body;
+
+/// Names the body type of a response.
+pub trait HasBody {
+    /// The body.
+    type Body;
+}
+
+impl<B> HasBody for Response<B> {
+    type Body = B;
+}
+
+/// What PEZ answers with: a whole body of its own, or warp's.
+pub type ResponseBody = Either<Full<Bytes>, WarpBody>;
+
+/// The hyper service of the whole API: bounds and counts each request and
+/// routes it.
+pub struct Api<W> {
+    inner: Arc<Inner<W>>,
+}
+
+struct Inner<W> {
     app: Arc<App>,
-) -> impl Filter<Extract = (Response<Body>,), Error = Infallible> + Clone + Send + Sync + 'static {
-    let resource = warp::path!("v1" / "forward")
-        .map(|| V1_FORWARD)
-        .or(warp::path!("v1" / "reverse").map(|| V1_REVERSE))
-        .unify()
-        .or(warp::path!("v2" / "forward").map(|| V2_FORWARD))
-        .unify()
-        .or(warp::path!("v2" / "reverse").map(|| V2_REVERSE))
-        .unify();
-    let numbers = resource
-        .and(warp::method())
-        .and(raw_query())
-        .and(request_headers())
-        .and(with_app(Arc::clone(&app)))
-        .then(handlers::number_resource);
+    metrics: Arc<Metrics>,
+    limits: Limits,
+    /// warp's filters for everything but the number resources.
+    others: W,
+}
+
+impl<W: Clone> Clone for Api<W> {
+    /// The service for one more connection, with a reference count of its
+    /// own: each request holds a reference, and counting them then touches
+    /// that connection's memory only, not a line every core writes.
+    fn clone(&self) -> Self {
+        let inner = &self.inner;
+        Self {
+            inner: Arc::new(Inner {
+                app: Arc::clone(&inner.app),
+                metrics: Arc::clone(&inner.metrics),
+                limits: inner.limits.clone(),
+                others: inner.others.clone(),
+            }),
+        }
+    }
+}
+
+/// The API's service.
+pub fn api(
+    app: Arc<App>,
+    metrics: Arc<Metrics>,
+    limits: Limits,
+) -> Api<
+    impl Service<Request<Incoming>, Response = warp::reply::Response, Error = Infallible, Future: Send>
+    + Clone
+    + Send
+    + Sync
+    + 'static,
+> {
+    let others =
+        hyper_util::service::TowerToHyperService::new(warp::service(others(Arc::clone(&app))));
+    Api {
+        inner: Arc::new(Inner {
+            app,
+            metrics,
+            limits,
+            others,
+        }),
+    }
+}
+
+/// The resource of a path, if it is one of the original API's four
+/// (`/v1/forward/` is `/v1/forward`, as warp's paths have it).
+fn resource_of(path: &str) -> Option<Resource> {
+    let path = path.strip_suffix('/').unwrap_or(path);
+    match path {
+        "/v1/forward" => Some(V1_FORWARD),
+        "/v1/reverse" => Some(V1_REVERSE),
+        "/v2/forward" => Some(V2_FORWARD),
+        "/v2/reverse" => Some(V2_REVERSE),
+        _ => None,
+    }
+}
+
+type Answered = Result<Response<ResponseBody>, Infallible>;
+
+/// A request's answer: at once, or later. Errors, OPTIONS and 413 are
+/// answered at once and allocate nothing; the rest is one allocation.
+pub enum ApiFuture {
+    /// Answered while called.
+    Ready(Option<Response<ResponseBody>>),
+    /// Being answered.
+    Pending(Pin<Box<dyn Future<Output = Answered> + Send>>),
+}
+
+impl Future for ApiFuture {
+    type Output = Answered;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Answered> {
+        match self.get_mut() {
+            ApiFuture::Ready(answer) => match answer.take() {
+                Some(answer) => Poll::Ready(Ok(answer)),
+                None => Poll::Pending,
+            },
+            ApiFuture::Pending(answer) => answer.as_mut().poll(cx),
+        }
+    }
+}
+
+impl<W> Service<Request<Incoming>> for Api<W>
+where
+    W: Service<Request<Incoming>, Response = warp::reply::Response, Error = Infallible>
+        + Send
+        + Sync
+        + 'static,
+    W::Future: Send + 'static,
+{
+    type Response = Response<ResponseBody>;
+    type Error = Infallible;
+    type Future = ApiFuture;
+
+    fn call(&self, request: Request<Incoming>) -> ApiFuture {
+        let route = serve::route_of(request.uri().path());
+        let inner = &self.inner;
+        let limit = inner.limits.max_body_bytes;
+        // hyper has read Content-Length already: its size hint is that.
+        if request.body().size_hint().lower() > limit {
+            let answer = ApiError::BodyTooLarge { limit }.into_response(Some(request.uri().path()));
+            inner.metrics.request(route, answer.status().as_u16());
+            return ApiFuture::Ready(Some(answer.map(whole)));
+        }
+        if let Some(resource) = resource_of(request.uri().path()) {
+            let prepared = handlers::number_resource(
+                resource,
+                request.method(),
+                request.uri().query(),
+                RequestHeaders::of(request.headers()),
+                &inner.app,
+            );
+            drop(request);
+            let (resource, count, format) = match prepared {
+                Prepared::Answered(answer) => {
+                    inner.metrics.request(route, answer.status().as_u16());
+                    return ApiFuture::Ready(Some(answer.map(whole)));
+                }
+                Prepared::Take {
+                    resource,
+                    count,
+                    format,
+                } => (resource, count, format),
+            };
+            let inner = Arc::clone(inner);
+            return ApiFuture::Pending(Box::pin(async move {
+                let answer = handlers::take(resource, count, format, &inner.app);
+                let timeout = inner.limits.request_timeout;
+                let answer = within(timeout, resource.path, answer).await;
+                inner.metrics.request(route, answer.status().as_u16());
+                Ok(answer.map(whole))
+            }));
+        }
+        let path = request.uri().path().to_owned();
+        let answer = inner.others.call(request);
+        let inner = Arc::clone(inner);
+        ApiFuture::Pending(Box::pin(async move {
+            let answer = async {
+                match answer.await {
+                    Ok(answer) => answer,
+                    Err(never) => match never {},
+                }
+            };
+            let answer = within(inner.limits.request_timeout, &path, answer).await;
+            inner.metrics.request(route, answer.status().as_u16());
+            Ok(answer.map(Either::Right))
+        }))
+    }
+}
+
+fn whole(body: Bytes) -> ResponseBody {
+    Either::Left(Full::new(body))
+}
+
+/// `answer`, or 503 when it takes longer than `timeout`. Most answers are
+/// ready at the first poll (numbers from memory): they need no timer.
+async fn within<B: From<Bytes>>(
+    timeout: Duration,
+    path: &str,
+    answer: impl Future<Output = Response<B>>,
+) -> Response<B> {
+    let mut answer = pin!(answer);
+    let first = std::future::poll_fn(|cx| Poll::Ready(answer.as_mut().poll(cx))).await;
+    if let Poll::Ready(answer) = first {
+        return answer;
+    }
+    // The timer lives apart, on the heap: nearly no request needs it, and
+    // every request's future is allocated whole.
+    match Box::pin(tokio::time::timeout(timeout, answer)).await {
+        Ok(answer) => answer,
+        Err(_) => {
+            warn!("{path}: no answer within {timeout:?}");
+            ApiError::Unavailable {
+                reason: "The request took too long.",
+            }
+            .into_response(Some(path))
+            .map(B::from)
+        }
+    }
+}
+
+/// Every route but the number resources, as warp filters.
+fn others(
+    app: Arc<App>,
+) -> impl Filter<Extract = (Answer,), Error = Infallible> + Clone + Send + Sync + 'static {
     let sequences = warp::path!("v2" / "sequences" / ..)
         .and(warp::path::tail())
         .map(|tail: warp::path::Tail| tail.as_str().to_owned())
         .and(warp::method())
         .and(raw_query())
-        .and(request_headers())
+        .and(warp::header::headers_cloned())
         .and(limited_body(app.max_body_bytes))
         .and(with_app(Arc::clone(&app)))
         .then(sequences::handle);
@@ -73,29 +280,7 @@ pub fn routes(
         .then(ops::handle);
     let not_found =
         warp::path::full().map(|path: warp::path::FullPath| handlers::not_found(path.as_str()));
-    numbers
-        .or(sequences)
-        .unify()
-        .or(operations)
-        .unify()
-        .or(not_found)
-        .unify()
-}
-
-/// The headers handlers look at (allocated only when present).
-fn request_headers() -> impl Filter<Extract = (RequestHeaders,), Error = Infallible> + Clone {
-    warp::header::optional::<String>("accept")
-        .or(warp::any().map(|| None))
-        .unify()
-        .and(
-            warp::header::optional::<String>("authorization")
-                .or(warp::any().map(|| None))
-                .unify(),
-        )
-        .map(|accept, authorization| RequestHeaders {
-            accept,
-            authorization,
-        })
+    sequences.or(operations).unify().or(not_found).unify()
 }
 
 /// The request body, read up to `limit` bytes: larger bodies are 413,
@@ -116,15 +301,15 @@ async fn read_limited<S, B>(
     limit: u64,
 ) -> Result<Vec<u8>, ApiError>
 where
-    S: futures_util::Stream<Item = Result<B, warp::Error>>,
-    B: warp::hyper::body::Buf,
+    S: warp::Stream<Item = Result<B, warp::Error>>,
+    B: bytes::Buf,
 {
     if declared.is_some_and(|length| length > limit) {
         return Err(ApiError::BodyTooLarge { limit });
     }
-    let mut stream = Box::pin(stream);
+    let mut stream = pin!(stream);
     let mut body = Vec::new();
-    while let Some(chunk) = stream.next().await {
+    while let Some(chunk) = std::future::poll_fn(|cx| stream.as_mut().poll_next(cx)).await {
         let chunk = chunk.map_err(|_| ApiError::InvalidBody {
             detail: "the request body could not be read".into(),
         })?;
@@ -146,4 +331,28 @@ fn raw_query() -> impl Filter<Extract = (Option<String>,), Error = Infallible> +
 
 fn with_app(app: Arc<App>) -> impl Filter<Extract = (Arc<App>,), Error = Infallible> + Clone {
     warp::any().map(move || Arc::clone(&app))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_number_resources_are_found_by_their_path_with_or_without_a_trailing_slash() {
+        assert_eq!(resource_of("/v1/forward"), Some(V1_FORWARD));
+        assert_eq!(resource_of("/v1/forward/"), Some(V1_FORWARD));
+        assert_eq!(resource_of("/v1/reverse"), Some(V1_REVERSE));
+        assert_eq!(resource_of("/v2/forward"), Some(V2_FORWARD));
+        assert_eq!(resource_of("/v2/reverse/"), Some(V2_REVERSE));
+        for other in [
+            "/",
+            "/v1",
+            "/v1//forward",
+            "/v1/forward//",
+            "/v1/forward/x",
+            "/V1/forward",
+        ] {
+            assert_eq!(resource_of(other), None, "{other}");
+        }
+    }
 }

@@ -1,13 +1,14 @@
 //! Endpoints for operators and their tools: liveness, readiness, metrics,
 //! version.
 
-use super::handlers::{App, help, json};
+use super::handlers::{Answer, App, help, json};
 use super::problem::ApiError;
 use super::status_page::{self, PageInfo, SequenceStatus};
+use bytes::Bytes;
+use hyper::Response;
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, StatusCode};
 use serde_json::json;
-use warp::http::Method;
-use warp::http::{HeaderValue, Response, StatusCode, header};
-use warp::hyper::Body;
 
 /// The operator endpoints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,7 +44,7 @@ impl Op {
 const PAGE_REFRESH_SECONDS: u32 = 5;
 
 /// Any method on an operator endpoint: GET answers, OPTIONS describes.
-pub async fn handle(op: Op, method: Method, app: std::sync::Arc<App>) -> Response<Body> {
+pub async fn handle(op: Op, method: Method, app: std::sync::Arc<App>) -> Answer {
     match method {
         Method::GET => match op {
             Op::Healthz => healthz(),
@@ -63,7 +64,7 @@ pub async fn handle(op: Op, method: Method, app: std::sync::Arc<App>) -> Respons
 }
 
 /// GET /: the status page.
-fn page(app: &App) -> Response<Body> {
+fn page(app: &App) -> Answer {
     let metrics = app.dispenser.metrics();
     let sequences = positions(app)
         .into_iter()
@@ -85,7 +86,7 @@ fn page(app: &App) -> Response<Body> {
         refresh_seconds: PAGE_REFRESH_SECONDS,
         sequences,
     };
-    let mut response = Response::new(Body::from(status_page::render(&info)));
+    let mut response = Response::new(Bytes::from(status_page::render(&info)));
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
@@ -102,12 +103,12 @@ fn page(app: &App) -> Response<Body> {
 }
 
 /// GET /healthz: the process is alive and answering.
-pub fn healthz() -> Response<Body> {
+pub fn healthz() -> Answer {
     json(StatusCode::OK, json!({ "status": "ok" }).to_string())
 }
 
 /// GET /version.
-pub fn version() -> Response<Body> {
+pub fn version() -> Answer {
     json(
         StatusCode::OK,
         json!({
@@ -124,7 +125,7 @@ pub fn version() -> Response<Body> {
 /// not answer (as the last store calls tell: no store call is made here);
 /// 503 with the reasons otherwise. An exhausted sequence is no reason: it
 /// answers 409 while the others serve.
-pub fn readyz(app: &App) -> Response<Body> {
+pub fn readyz(app: &App) -> Answer {
     let reasons = app.dispenser.not_ready();
     if reasons.is_empty() {
         return json(
@@ -161,7 +162,7 @@ fn positions(app: &App) -> Vec<(crate::sequence::SequenceSpec, Option<i64>, u64)
 }
 
 /// GET /metrics: the Prometheus text format, gauges refreshed first.
-pub fn metrics(app: &App) -> Response<Body> {
+pub fn metrics(app: &App) -> Answer {
     let states: Vec<(String, u64, f64)> = positions(app)
         .into_iter()
         .map(|(spec, next, on_hand)| {
@@ -171,7 +172,7 @@ pub fn metrics(app: &App) -> Response<Body> {
         .collect();
     let metrics = app.dispenser.metrics();
     metrics.sequence_states(&states);
-    let mut response = Response::new(Body::from(metrics.render()));
+    let mut response = Response::new(Bytes::from(metrics.render()));
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),

@@ -2,10 +2,12 @@
 //! with an RFC 9457 `application/problem+json` body. Bodies say what the
 //! client can act on; internal causes go to the log, never to the client.
 
+use super::handlers::Answer;
+use bytes::Bytes;
+use hyper::header::{self, HeaderValue};
+use hyper::{Response, StatusCode};
 use serde::Serialize;
 use serde_json::{Value, json};
-use warp::http::{HeaderValue, Response, StatusCode, header};
-use warp::hyper::Body;
 
 /// Seconds a client should wait before retrying a 503.
 pub const RETRY_AFTER_SECONDS: u64 = 1;
@@ -278,7 +280,7 @@ impl ApiError {
     }
 
     /// The complete response, problem body and headers included.
-    pub fn into_response(self, instance: Option<&str>) -> Response<Body> {
+    pub fn into_response(self, instance: Option<&str>) -> Answer {
         let (detail, extra) = self.detail_and_extra();
         let (kind, title) = self.kind_and_title();
         let status = self.status();
@@ -291,7 +293,7 @@ impl ApiError {
             extra,
         };
         let body = serde_json::to_vec(&problem).unwrap_or_default();
-        let mut response = Response::new(Body::from(body));
+        let mut response = Response::new(Bytes::from(body));
         *response.status_mut() = status;
         let headers = response.headers_mut();
         headers.insert(

@@ -1,6 +1,9 @@
 //! Query parameters, parsed by hand: strict decimal counts, first
 //! occurrence wins, every unknown parameter ignored (the original's
-//! load-test URL is `/v2/forward?99`).
+//! load-test URL is `/v2/forward?99`). Nothing is copied unless it has to
+//! be decoded.
+
+use std::borrow::Cow;
 
 /// Finds `count` in a raw query string and checks it against `1..=max`.
 /// `Ok(1)` when absent. `Err` carries the offending (decoded) text.
@@ -11,21 +14,29 @@ pub fn count(query: Option<&str>, max: u64) -> Result<u64, String> {
     let digits_only = !given.is_empty() && given.bytes().all(|b| b.is_ascii_digit());
     match given.parse::<u64>() {
         Ok(n) if digits_only && (1..=max).contains(&n) => Ok(n),
-        _ => Err(given),
+        _ => Err(given.into_owned()),
     }
 }
 
 /// The decoded value of the first parameter named `name`, if any.
-pub fn param(query: &str, name: &str) -> Option<String> {
+pub fn param<'a>(query: &'a str, name: &str) -> Option<Cow<'a, str>> {
     query.split('&').find_map(|pair| {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        (decode(key) == name).then(|| decode(value))
+        (decoded(key) == name).then(|| decoded(value))
     })
 }
 
 /// application/x-www-form-urlencoded decoding: `+` is a space, `%XX` a
 /// byte; a malformed escape is kept as it is (and then fails the digit check).
 pub fn decode(text: &str) -> String {
+    decoded(text).into_owned()
+}
+
+/// [`decode`], borrowing `text` when there is nothing to decode.
+fn decoded(text: &str) -> Cow<'_, str> {
+    if !text.bytes().any(|b| b == b'%' || b == b'+') {
+        return Cow::Borrowed(text);
+    }
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -45,7 +56,7 @@ pub fn decode(text: &str) -> String {
         }
         i += 1;
     }
-    String::from_utf8_lossy(&out).into_owned()
+    Cow::Owned(String::from_utf8_lossy(&out).into_owned())
 }
 
 fn hex(digit: u8) -> Option<u8> {

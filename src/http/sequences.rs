@@ -12,18 +12,19 @@
 
 use super::auth::{Need, authorize};
 use super::format::{self, Format};
-use super::handlers::{App, RequestHeaders, count, dispense_error, help, json};
+use super::handlers::{Answer, App, RequestHeaders, count, dispense_error, help, json};
 use super::problem::ApiError;
 use super::query;
 use crate::dispenser::SequenceInfo;
 use crate::sequence::{Direction, MAX_VALUE, MIN_VALUE, Mode, SequenceSpec, check_name};
 use crate::store::{Created, Restart, StoreError};
+use bytes::Bytes;
+use hyper::header::{self, HeaderValue};
+use hyper::{HeaderMap, Method, Response, StatusCode};
 use log::error;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::Arc;
-use warp::http::{HeaderValue, Method, Response, StatusCode, header};
-use warp::hyper::Body;
 
 /// Which resource under `/v2/sequences` a path names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,10 +85,10 @@ pub async fn handle(
     tail: String,
     method: Method,
     query: Option<String>,
-    headers: RequestHeaders,
+    headers: HeaderMap,
     body: Result<Vec<u8>, ApiError>,
     app: Arc<App>,
-) -> Response<Body> {
+) -> Answer {
     let path = if tail.is_empty() {
         "/v2/sequences".to_owned()
     } else {
@@ -96,7 +97,8 @@ pub async fn handle(
     let Some(target) = Target::parse(&tail) else {
         return super::handlers::not_found(&path);
     };
-    respond(target, method, query.as_deref(), &headers, body, &app)
+    let headers = RequestHeaders::of(&headers);
+    respond(target, method, query.as_deref(), headers, body, &app)
         .await
         .unwrap_or_else(|e| e.into_response(Some(&path)))
 }
@@ -105,10 +107,10 @@ async fn respond(
     target: Target,
     method: Method,
     query: Option<&str>,
-    headers: &RequestHeaders,
+    headers: RequestHeaders<'_>,
     body: Result<Vec<u8>, ApiError>,
     app: &App,
-) -> Result<Response<Body>, ApiError> {
+) -> Result<Answer, ApiError> {
     if method == Method::OPTIONS {
         return Ok(help(
             super::openapi::help(target.template(), app),
@@ -136,7 +138,7 @@ async fn respond(
         Target::Next(_) | Target::Lease(_) => Need::Dispense,
         _ => Need::Admin,
     };
-    authorize(&app.access, need, headers.authorization.as_deref())?;
+    authorize(&app.access, need, headers.authorization())?;
     if let Some(name) = target.name() {
         check_name(name).map_err(|e| ApiError::InvalidName {
             detail: e.to_string(),
@@ -161,12 +163,12 @@ async fn respond(
                 .delete(&name)
                 .await
                 .map_err(|e| store_error(&name, e))?;
-            let mut response = Response::new(Body::empty());
+            let mut response = Response::new(Bytes::new());
             *response.status_mut() = StatusCode::NO_CONTENT;
             Ok(response)
         }
         Target::Next(name) => {
-            let format = Format::negotiate(query, headers.accept.as_deref())?;
+            let format = Format::negotiate(query, headers.accept())?;
             let count = count(query, app.max_count)?;
             let runs = app
                 .dispenser
@@ -176,7 +178,7 @@ async fn respond(
             Ok(format::list(&runs, count, format))
         }
         Target::Lease(name) => {
-            let format = Format::negotiate(query, headers.accept.as_deref())?;
+            let format = Format::negotiate(query, headers.accept())?;
             let count = count(query, app.max_lease)?;
             let runs = app
                 .dispenser
@@ -223,7 +225,7 @@ struct SequenceSettings {
     mode: Option<Mode>,
 }
 
-async fn create(app: &App, name: &str, body: &[u8]) -> Result<Response<Body>, ApiError> {
+async fn create(app: &App, name: &str, body: &[u8]) -> Result<Answer, ApiError> {
     let settings: SequenceSettings = parse_body(body, true)?;
     let spec = SequenceSpec::new(
         name,

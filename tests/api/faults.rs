@@ -181,6 +181,10 @@ async fn a_range_lease_in_the_middle_of_a_give_back_waits_for_it() {
     let small = |s: &mut Settings| {
         s.block_min = 1000;
         s.block_max = 1000;
+        // The lease waits for the held give-back: well within its timeouts.
+        if let pez::config::StoreChoice::Postgres(pg) = &mut s.store {
+            pg.timeout = Duration::from_secs(5);
+        }
     };
     // B first: A's block is then the last one leased, so its give-back is
     // taken (the sequence moves back over what B leases in between).

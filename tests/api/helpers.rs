@@ -2,9 +2,12 @@
 //! talk HTTP to it. Every server gets its own data directory and port.
 
 use crate::postgres_support::TestDatabase;
-use hyper::body::to_bytes;
-use hyper::client::HttpConnector;
-use hyper::{Body, Client, Method, Request, StatusCode};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{Method, Request, StatusCode};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
 use pez::config::{Cli, Settings, StoreChoice};
 use pez::dispenser::ReturnReport;
 use pez::server::Server;
@@ -117,7 +120,7 @@ impl TestResponse {
 #[derive(Clone, Debug)]
 pub struct HttpClient {
     addr: SocketAddr,
-    client: Client<HttpConnector>,
+    client: Client<HttpConnector, Full<Bytes>>,
 }
 
 impl HttpClient {
@@ -125,7 +128,7 @@ impl HttpClient {
     pub fn new(addr: SocketAddr) -> Self {
         Self {
             addr,
-            client: Client::new(),
+            client: Client::builder(TokioExecutor::new()).build_http(),
         }
     }
 
@@ -174,7 +177,9 @@ impl HttpClient {
             builder = builder.header(*name, *value);
         }
         let request = builder
-            .body(body.map_or_else(Body::empty, |b| Body::from(b.to_owned())))
+            .body(Full::new(
+                body.map_or_else(Bytes::new, |b| Bytes::from(b.to_owned())),
+            ))
             .map_err(|e| e.to_string())?;
         let exchange = async {
             let response = self
@@ -183,7 +188,7 @@ impl HttpClient {
                 .await
                 .map_err(|e| e.to_string())?;
             let (parts, body) = response.into_parts();
-            let body = to_bytes(body).await.map_err(|e| e.to_string())?;
+            let body = body.collect().await.map_err(|e| e.to_string())?.to_bytes();
             Ok(TestResponse {
                 status: parts.status,
                 headers: parts.headers,

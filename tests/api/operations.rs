@@ -551,3 +551,59 @@ async fn idle_keep_alive_connections_are_closed_and_free_their_slots() {
         );
     }
 }
+
+/// Reads one HTTP/1.1 response with a Content-Length body from `stream`.
+fn read_response(stream: &mut TcpStream) -> String {
+    let mut answer = Vec::new();
+    let mut buffer = [0u8; 4096];
+    loop {
+        let text = String::from_utf8_lossy(&answer).into_owned();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let length: usize = text[..end]
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().to_owned())
+                })
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            if answer.len() >= end + 4 + length {
+                return text;
+            }
+        }
+        match stream.read(&mut buffer) {
+            Ok(0) | Err(_) => return text,
+            Ok(n) => answer.extend_from_slice(&buffer[..n]),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kept_alive_connection_waits_for_its_next_request_longer_than_the_header_timeout() {
+    let dir = TempDir::new();
+    let pez = PezProcess::start(
+        dir.path(),
+        &[
+            ("PEZ_HEADER_TIMEOUT_MS", "300"),
+            ("PEZ_IDLE_TIMEOUT_MS", "5000"),
+        ],
+    );
+    let addr = pez.http.addr();
+    let exchange = std::thread::spawn(move || {
+        let mut stream = TcpStream::connect(addr).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        let request = b"GET /v1/forward HTTP/1.1\r\nHost: x\r\n\r\n";
+        stream.write_all(request).expect("first request");
+        let first = read_response(&mut stream);
+        // Idle for more than the header timeout, less than the idle one.
+        std::thread::sleep(Duration::from_millis(900));
+        let _ = stream.write_all(request);
+        (first, read_response(&mut stream))
+    });
+    let (first, second) = exchange.join().expect("client");
+    assert!(first.starts_with("HTTP/1.1 200"), "{first}");
+    assert!(second.starts_with("HTTP/1.1 200"), "{second}");
+}

@@ -43,9 +43,9 @@ default['pez']['env']['shutdown_timeout_ms'] = nil
 default['pez']['env']['log_format'] = nil
 # Most connections served at once (PEZ: 1024).
 default['pez']['env']['max_connections'] = nil
-# Milliseconds a client has to send its headers (PEZ: 5000).
+# Milliseconds a new connection has to send its first headers (PEZ: 5000).
 default['pez']['env']['header_timeout_ms'] = nil
-# Milliseconds a connection may stay idle before it is closed (PEZ: 60000).
+# Milliseconds a kept-alive connection may wait for its next request (PEZ: 60000).
 default['pez']['env']['idle_timeout_ms'] = nil
 # Milliseconds a request may take before 503 (PEZ: 10000).
 default['pez']['env']['request_timeout_ms'] = nil
