@@ -23,7 +23,7 @@ struct Shared {
 impl Shared {
     fn wakers(&self) -> MutexGuard<'_, HashMap<u64, Waker>> {
         // A panic while holding the lock leaves a usable map.
-        self.wakers.lock().unwrap_or_else(|p| p.into_inner())
+        crate::unpoisoned::lock(&self.wakers)
     }
 }
 
