@@ -604,6 +604,9 @@ cat >"$TMP/node.json" <<EOF
   }
 }
 EOF
+# The same node with the check on a path that takes numbers (the token).
+jq '.pez.verify.path = "/v1/forward"' "$TMP/node.json" >"$TMP/node-v1.json"
+chef_run "$TMP/node-v1.json" "$TMP/data_bags" deploy "$TMP/resources-v1.jsonl" >"$TMP/chef-v1.out" 2>&1
 if out=$(chef_run "$TMP/node.json" "$TMP/data_bags" deploy "$TMP/resources.jsonl" "$TMP/chef.env" 2>&1); then
     resources=$(cat "$TMP/resources.jsonl")
     bad=""
@@ -618,12 +621,14 @@ if out=$(chef_run "$TMP/node.json" "$TMP/data_bags" deploy "$TMP/resources.jsonl
         "the service enabled and started"
     expect 'any(.[]; .type == "service" and .name == "pez" and .action == "nothing")' \
         "service[pez] for the notifications"
-    expect 'any(.[]; .type == "log" and any(.notifies[]; . == ["run", "execute[pez answers /v1/forward]", "delayed"]))' \
+    expect 'any(.[]; .type == "log" and any(.notifies[]; . == ["run", "execute[pez is ready]", "delayed"]))' \
         "the curl check queued after the restarts"
+    expect 'any(.[]; .type == "execute" and .name == "pez is ready" and (.command | test("/readyz")) and .sensitive == null)' \
+        "the check curls /readyz (no number taken, no token needed)"
     expect '[.[] | .type] | (index("package") < index("template")) and (index("template") < index("log"))' \
         "install, then configure, then the check, in this order"
     if [ -z "$bad" ]; then
-        ok "pez::deploy (local RPM): package, template root:pez 0640, service enabled and started, restarts on change, curl check last"
+        ok "pez::deploy (local RPM): package, template root:pez 0640, service enabled and started, restarts on change, curl check of /readyz last"
     else
         not_ok "pez::deploy declares what it should" "$bad$resources"
     fi
@@ -654,7 +659,15 @@ if [ -f "$TMP/chef.env" ]; then
             TOKEN=tok-b
             a=$(get /v1/forward) seven=$(get '/v2/forward?count=7') eight=$(status_of '/v2/forward?count=8')
             TOKEN=""
-            verify=$(jq -c -s '.[] | select(.type == "execute" and .name == "pez answers /v1/forward")' "$TMP/resources.jsonl")
+            # The default check (/readyz): passes, takes no number.
+            ready_command=$(jq -r -s '.[] | select(.type == "execute" and .name == "pez is ready") | .command' "$TMP/resources.jsonl")
+            (cd "$TMP/cwd" && sh -c "$ready_command") >/dev/null 2>&1
+            ready_up=$?
+            TOKEN=tok-a
+            after_ready=$(get /v1/forward)
+            TOKEN=""
+            # The check on /v1/forward, with the token.
+            verify=$(jq -c -s '.[] | select(.type == "execute" and .name == "pez is ready")' "$TMP/resources-v1.jsonl")
             verify_command=$(jq -r '.command' <<<"$verify")
             verify_header=$(jq -r '.environment.PEZ_VERIFY_HEADER // ""' <<<"$verify")
             (cd "$TMP/cwd" && PEZ_VERIFY_HEADER=$verify_header sh -c "$verify_command") >/dev/null 2>&1
@@ -663,6 +676,8 @@ if [ -f "$TMP/chef.env" ]; then
             stopped=$?
             (cd "$TMP/cwd" && PEZ_VERIFY_HEADER=$verify_header sh -c "$verify_command") >/dev/null 2>&1
             verify_down=$?
+            (cd "$TMP/cwd" && sh -c "$ready_command") >/dev/null 2>&1
+            ready_down=$?
             if [[ $a =~ ^[0-9]+$ ]] && [ "$(tr -cd ',' <<<"$seven" | wc -c)" = 6 ] && [ "$eight" = 400 ] &&
                 [ $stopped = 0 ]; then
                 ok "pez runs on PostgreSQL with the rendered env file: the data bag's password (quotes, \$, \\, \`) logs in; count=7 works, 8 is 400"
@@ -670,12 +685,20 @@ if [ -f "$TMP/chef.env" ]; then
                 not_ok "pez runs on PostgreSQL with the rendered env file and its settings take effect" \
                     "v1: '$a'; count=7: '$seven'; count=8: HTTP $eight; without a token: HTTP $no_token; exit on SIGTERM: $stopped"$'\n'"$(tail -n 5 "$TMP/chef.log")"
             fi
+            last_of_seven=$(tr -d '[] ' <<<"$seven" | awk -F, '{ print $NF }')
+            if [ -n "$ready_command" ] && [ $ready_up = 0 ] && [ $ready_down != 0 ] &&
+                [ "$after_ready" = $((last_of_seven + 1)) ] 2>/dev/null; then
+                ok "the deploy's check of /readyz passes against the running pez (PEZ_TOKENS set, no token needed) without taking a number, and fails once it is stopped"
+            else
+                not_ok "the deploy's check of /readyz passes against a running pez without taking a number, and fails against a stopped one" \
+                    "command: $ready_command; running: exit $ready_up; stopped: exit $ready_down; after $seven came '$after_ready'"
+            fi
             if [ -n "$verify_command" ] && [ $verify_up = 0 ] && [ $verify_down != 0 ] &&
                 jq -e '.sensitive == true' <<<"$verify" >/dev/null && ! grep -q 'tok-' <<<"$verify_command"; then
-                ok "the deploy's curl check (token on curl's stdin, not in its arguments) passes against the running pez and fails once it is stopped"
+                ok "with verify.path /v1/forward, the check (token on curl's stdin, not in its arguments) passes against the running pez and fails once it is stopped"
             else
-                not_ok "the deploy's curl check passes against a running pez and fails against a stopped one" \
-                    "command: $verify_command; running: exit $verify_up; stopped: exit $verify_down"
+                not_ok "with verify.path /v1/forward, the check passes against a running pez and fails against a stopped one" \
+                    "command: $verify_command; running: exit $verify_up; stopped: exit $verify_down; $(cat "$TMP/chef-v1.out")"
             fi
             # The token matters only where pez enforces PEZ_TOKENS.
             if [ "$no_token" = 401 ]; then
