@@ -85,7 +85,7 @@ pub fn main() -> ExitCode {
 }
 
 fn fail(message: impl std::fmt::Display) -> ExitCode {
-    eprintln!("pez: {message}");
+    eprintln!("{}pez: {message}", telemetry::error_prefix());
     ExitCode::FAILURE
 }
 
