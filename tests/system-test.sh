@@ -143,6 +143,12 @@ finish() {
     [ "$failed" -eq 0 ]
     exit $?
 }
+# give_up: the test cannot go on for want of its machinery (no root, no
+# container): the count so far, and exit 2.
+give_up() {
+    echo "$passed passed, $failed failed"
+    exit 2
+}
 
 # wait_until SECONDS COMMAND...: polls COMMAND every 0.2 s until it succeeds
 # (status 0) or SECONDS have passed (status 1).
@@ -232,7 +238,7 @@ if [ ! -f "$CACHE/.pez-system-test" ] || [ "$(cat "$CACHE/.pez-system-test")" !=
     else
         not_ok "debootstrap makes a $SUITE root" "$(tail -n 15 "$LAST/debootstrap.log")"
         rm -rf "$CACHE.new"
-        exit 2
+        give_up
     fi
 else
     echo "# the cached $SUITE root: $CACHE"
@@ -291,8 +297,7 @@ if boot "$LAST/boot.log"; then
     ok "the container boots to multi-user under systemd-nspawn -b in $(($(now_ms) - started)) ms ($(ct systemctl --version | head -n 1))"
 else
     not_ok "the container boots under systemd-nspawn -b" "$(tail -n 20 "$LAST/boot.log")"
-    echo "$passed passed, $failed failed"
-    exit 2
+    give_up
 fi
 state=$(ct systemctl is-system-running 2>&1)
 [ "$state" = running ] || echo "# note: the container is $state: $(ct systemctl --failed --no-legend --plain | tr '\n' ' ')"
@@ -694,8 +699,7 @@ if stop_container; then
         is_number "$NUMBER" && LAST_NUMBER=$NUMBER
     else
         not_ok "the container boots again" "$(tail -n 20 "$LAST/boot-again.log")"
-        echo "$passed passed, $failed failed"
-        exit 2
+        give_up
     fi
 else
     not_ok "the container shuts down within 15 s, pez with it" "$(tail -n 20 "$LAST/boot.log")"
