@@ -6,6 +6,8 @@
 # journalctl and curl, run inside the container through nsenter.
 #
 #   tests/system-test.sh            (what `make system-test` runs; as root)
+#   tests/system-test.sh --root-only  only make the cached Debian root (.ci/run
+#                                     does it while the other tests build)
 #
 # Settings: PEZ_RPM=path (the RPM to test; default: `make rpm` builds it),
 # SYSTEM_TEST_MIRROR (the Debian mirror for debootstrap; default: the one
@@ -36,6 +38,16 @@ CARGO=${CARGO:-cargo}
 for variable in $(compgen -v PEZ_); do
     [ "$variable" = PEZ_RPM ] || unset "$variable"
 done
+
+ROOT_ONLY=no
+case ${1:-} in
+    "") ;;
+    --root-only) ROOT_ONLY=yes ;;
+    *)
+        echo "usage: tests/system-test.sh [--root-only]" >&2
+        exit 2
+        ;;
+esac
 
 if [ "$(id -u)" != 0 ]; then
     echo "system-test: needs root (systemd-nspawn boots a container)" >&2
@@ -170,6 +182,36 @@ seconds_of() {
         printf "%d\n", t + 0.999 }' <<<"$1"
 }
 
+# ---------------------------------------------------- the Debian root
+SUITE=${SYSTEM_TEST_SUITE:-$(. /etc/os-release && echo "${VERSION_CODENAME:-bookworm}")}
+# systemd as PID 1, dbus for systemctl, rpm to install the package, curl for
+# the checks, libpq5 for the libpq.so.5 pez links (on Amazon Linux yum
+# brings libpq; here it is in the image, as --nodeps skips the check).
+INCLUDE=systemd,systemd-sysv,dbus,rpm,curl,libpq5
+CACHE=$ST/root-$SUITE
+if [ ! -f "$CACHE/.pez-system-test" ] || [ "$(cat "$CACHE/.pez-system-test")" != "$INCLUDE" ]; then
+    mirror=${SYSTEM_TEST_MIRROR:-}
+    # shellcheck disable=SC2016 # $(REPO_URI) is apt's placeholder
+    [ -n "$mirror" ] || mirror=$(apt-get indextargets --format '$(REPO_URI)' "Release: $SUITE" "Identifier: Packages" 2>/dev/null | head -n 1)
+    echo "# debootstrap $SUITE (${mirror:-the default mirror}) into $CACHE: once, then cached"
+    started=$SECONDS
+    rm -rf "$CACHE" "$CACHE.new"
+    # shellcheck disable=SC2086 # no mirror: debootstrap's default
+    if timeout 900 debootstrap --variant=minbase --include="$INCLUDE" "$SUITE" "$CACHE.new" $mirror \
+        >"$ST/debootstrap.log" 2>&1; then
+        echo "$INCLUDE" >"$CACHE.new/.pez-system-test"
+        mv "$CACHE.new" "$CACHE"
+        ok "debootstrap made a $SUITE root in $((SECONDS - started)) s (cached in $CACHE)"
+    else
+        not_ok "debootstrap makes a $SUITE root" "$(tail -n 15 "$ST/debootstrap.log")"
+        rm -rf "$CACHE.new"
+        give_up
+    fi
+else
+    echo "# the cached $SUITE root: $CACHE"
+fi
+[ "$ROOT_ONLY" = yes ] && finish
+
 # ----------------------------------------------------------------- RPMs
 if [ -n "${PEZ_RPM:-}" ]; then
     RPM_FILE=$PEZ_RPM
@@ -215,34 +257,6 @@ else
     finish
 fi
 
-# ---------------------------------------------------- the Debian root
-SUITE=${SYSTEM_TEST_SUITE:-$(. /etc/os-release && echo "${VERSION_CODENAME:-bookworm}")}
-# systemd as PID 1, dbus for systemctl, rpm to install the package, curl for
-# the checks, libpq5 for the libpq.so.5 pez links (on Amazon Linux yum
-# brings libpq; here it is in the image, as --nodeps skips the check).
-INCLUDE=systemd,systemd-sysv,dbus,rpm,curl,libpq5
-CACHE=$ST/root-$SUITE
-if [ ! -f "$CACHE/.pez-system-test" ] || [ "$(cat "$CACHE/.pez-system-test")" != "$INCLUDE" ]; then
-    mirror=${SYSTEM_TEST_MIRROR:-}
-    # shellcheck disable=SC2016 # $(REPO_URI) is apt's placeholder
-    [ -n "$mirror" ] || mirror=$(apt-get indextargets --format '$(REPO_URI)' "Release: $SUITE" "Identifier: Packages" 2>/dev/null | head -n 1)
-    echo "# debootstrap $SUITE (${mirror:-the default mirror}) into $CACHE: once, then cached"
-    started=$SECONDS
-    rm -rf "$CACHE" "$CACHE.new"
-    # shellcheck disable=SC2086 # no mirror: debootstrap's default
-    if timeout 900 debootstrap --variant=minbase --include="$INCLUDE" "$SUITE" "$CACHE.new" $mirror \
-        >"$LAST/debootstrap.log" 2>&1; then
-        echo "$INCLUDE" >"$CACHE.new/.pez-system-test"
-        mv "$CACHE.new" "$CACHE"
-        ok "debootstrap made a $SUITE root in $((SECONDS - started)) s (cached in $CACHE)"
-    else
-        not_ok "debootstrap makes a $SUITE root" "$(tail -n 15 "$LAST/debootstrap.log")"
-        rm -rf "$CACHE.new"
-        give_up
-    fi
-else
-    echo "# the cached $SUITE root: $CACHE"
-fi
 # Each run boots a fresh copy: the RPM is installed as on a new host.
 RUN_ROOT=$ST/run-root
 rm -rf "$RUN_ROOT"
