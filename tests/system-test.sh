@@ -301,7 +301,7 @@ booted() {
 # is no systemd on this host to register with or to ask for a scope.
 boot() {
     systemd-nspawn -D "$RUN_ROOT" -b --register=no --keep-unit --private-network \
-        --machine=pez-system-test --bind-ro="$PG_DIR:/run/pez-pg" \
+        --machine="pez-system-test-$$" --bind-ro="$PG_DIR:/run/pez-pg" \
         </dev/null >"$1" 2>&1 &
     NSPAWN_PID=$!
     wait_until 20 find_pid1 && wait_until 60 booted
@@ -405,7 +405,8 @@ status_text=$(ct systemctl status pez --no-pager 2>&1)
 verdict "systemctl status pez shows pez's sd_notify status: $(grep -o 'Status: .*' <<<"$status_text")" \
     "$status_text" grep -q 'Status: "serving' <<<"$status_text"
 verdict "systemctl status pez: enabled, active (running)" "$status_text" \
-    grep -qE 'Loaded: loaded .*; enabled;' <<<"$status_text"
+    bash -c 'grep -qE "Loaded: loaded .*; enabled;" <<<"$1" && grep -qE "Active: active \(running\)" <<<"$1"' _ "$status_text"
+started_lines=$lines
 
 # --------------------------------------------------- user and sandbox
 pid=$(main_pid)
@@ -416,8 +417,11 @@ verdict "the service runs as pez:pez (main pid $pid, uid $proc_uid, gid $proc_gi
     test -n "$proc_uid" -a "$proc_uid" = "$pez_uid" -a "$proc_gid" = "$pez_gid"
 files=$(ct find /var/lib/pez -mindepth 1 -printf '%u:%g %p\n' 2>&1)
 wrong_owner=$(grep -v '^pez:pez ' <<<"$files")
-verdict "/var/lib/pez is the store and is pez's: $(awk '{ print $2 }' <<<"$files" | tr '\n' ' ')" "$files" \
-    test -n "$files" -a -z "$wrong_owner" -a "$(ct readlink "/proc/$pid/cwd")" = /var/lib/pez
+store_line=$(grep -o 'store: .*' <<<"$started_lines" | head -n 1)
+verdict "/var/lib/pez is the store ($store_line) and is pez's: $(awk '{ print $2 }' <<<"$files" | tr '\n' ' ')" \
+    "$files"$'\n'"$store_line" \
+    test -n "$files" -a -z "$wrong_owner" -a "$(ct readlink "/proc/$pid/cwd")" = /var/lib/pez \
+    -a "$store_line" = "store: sqlite at /var/lib/pez/pez.sqlite3"
 # The probe runs in pez's own mount namespace (the unit's ProtectSystem=,
 # PrivateTmp=, ... as set up for it), as the pez user.
 probe() { ct nsenter -t "$pid" -m -S "$pez_uid" -G "$pez_gid" -- sh -c "$1" 2>&1; }
