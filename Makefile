@@ -27,7 +27,7 @@ chaos:
 	$(CARGO) build --release --bin pez
 	python3 tests/chaos/chaos.py $(CHAOS_ARGS)
 
-.PHONY: rpm package-test
+.PHONY: rpm package-test system-test
 
 ## The RPM for Amazon Linux 2023: target/generate-rpm/pez-<version>-1.x86_64.rpm
 ## (cargo-generate-rpm, installed when missing; see docs/deploy.md).
@@ -39,6 +39,11 @@ rpm:
 ## The RPM, its unit, env file and Chef cookbook, checked (builds the RPM first).
 package-test:
 	CARGO="$(CARGO)" tests/package-test.sh
+
+## The RPM installed, run, killed, upgraded and removed under a real systemd
+## (systemd-nspawn -b of a Debian root cached in target/system-test; as root).
+system-test:
+	CARGO="$(CARGO)" tests/system-test.sh
 
 .PHONY: api-test
 

@@ -89,7 +89,7 @@ pub fn main() -> ExitCode {
 }
 
 fn fail(message: impl std::fmt::Display) -> ExitCode {
-    eprintln!("pez: {message}");
+    eprintln!("{}pez: {message}", telemetry::error_prefix());
     ExitCode::FAILURE
 }
 
@@ -102,7 +102,7 @@ fn serve(settings: &Settings) -> Result<(), String> {
         let notifier = Arc::new(Notifier::from_env());
         let server = Server::start(settings).await.map_err(|e| e.to_string())?;
         // The store answered and the first blocks are leased: ready.
-        notifier.ready();
+        notifier.ready(&format!("serving on http://{}", server.local_addr()));
         if let Some(every) = systemd::watchdog_interval() {
             let pinger = Arc::clone(&notifier);
             tokio::spawn(async move {

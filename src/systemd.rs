@@ -34,10 +34,11 @@ impl Notifier {
     }
 
     /// READY=1: the store answers, the first blocks are leased, the port is
-    /// bound. systemd starts the units that wait for PEZ only now.
-    pub fn ready(&self) {
+    /// bound. systemd starts the units that wait for PEZ only now, and
+    /// `systemctl status` shows `status` (e.g. where PEZ serves).
+    pub fn ready(&self, status: &str) {
         self.send(&format!(
-            "READY=1\nMAINPID={}\nSTATUS=serving",
+            "READY=1\nMAINPID={}\nSTATUS={status}",
             std::process::id()
         ));
     }

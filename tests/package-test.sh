@@ -563,109 +563,8 @@ check "the template compiles (erb -x | ruby -c) and chef/pez.json.example is JSO
     ruby -rjson -e 'JSON.parse(File.read(ARGV[0]))' chef/pez.json.example"
 
 # The recipes, run by a stand-in for Chef that records the resources they
-# declare (no Chef gem here): attributes/default.rb, then the node JSON,
-# then the recipe with include_recipe; data_bag_item reads DATA_BAGS/bag/item.json.
-cat >"$TMP/chef-harness.rb" <<'RUBY'
-require 'json'
-require 'erb'
-cookbook, node_json, data_bags, recipe, out, rendered = ARGV
-
-class AutoHash < Hash
-  def initialize
-    super { |hash, key| hash[key] = AutoHash.new }
-  end
-end
-def plain(value)
-  value.is_a?(Hash) ? value.each_with_object({}) { |(k, v), h| h[k] = plain(v) } : value
-end
-def merge!(into, from)
-  from.each { |k, v| v.is_a?(Hash) ? merge!(into[k], v) : into[k] = v }
-end
-ATTRIBUTES = AutoHash.new
-def default
-  ATTRIBUTES
-end
-load File.join(cookbook, 'attributes/default.rb')
-merge!(ATTRIBUTES, JSON.parse(File.read(node_json)))
-NODE = plain(ATTRIBUTES)
-require File.join(cookbook, 'libraries/env_file.rb')
-
-module Chef
-  class EncryptedDataBagItem
-    def self.load_secret(path)
-      "secret of #{path}"
-    end
-  end
-end
-
-class Resource
-  attr_reader :properties
-  def initialize(type, name)
-    @properties = { 'type' => type, 'name' => name, 'notifies' => [] }
-  end
-  def node
-    NODE
-  end
-  def notifies(action, target, timing = :delayed)
-    @properties['notifies'] << [action.to_s, target, timing.to_s]
-  end
-  def method_missing(name, *args)
-    @properties[name.to_s] = args.length == 1 ? args.first : args
-  end
-  def respond_to_missing?(*)
-    true
-  end
-end
-
-class Run
-  attr_reader :resources
-  def initialize(cookbook, data_bags)
-    @cookbook = cookbook
-    @data_bags = data_bags
-    @resources = []
-    @included = {}
-  end
-  def node
-    NODE
-  end
-  def include_recipe(name)
-    book, recipe = name.split('::')
-    raise "include_recipe #{name}: the pez cookbook depends on no other" unless book == 'pez'
-    recipe ||= 'default'
-    return if @included[recipe]
-    @included[recipe] = true
-    path = File.join(@cookbook, 'recipes', "#{recipe}.rb")
-    instance_eval(File.read(path), path)
-  end
-  def data_bag_item(bag, item, _secret = nil)
-    JSON.parse(File.read(File.join(@data_bags, bag, "#{item}.json")))
-  end
-  %w(package yum_repository template service execute log remote_file).each do |type|
-    define_method(type) do |name, &block|
-      resource = Resource.new(type, name)
-      resource.instance_eval(&block) if block
-      @resources << resource
-    end
-  end
-end
-
-run = Run.new(cookbook, data_bags)
-begin
-  run.include_recipe("pez::#{recipe}")
-rescue StandardError => e
-  warn "chef run failed: #{e.message}"
-  exit 3
-end
-File.write(out, run.resources.map { |r| JSON.generate(r.properties) }.join("\n") + "\n")
-template = run.resources.find { |r| r.properties['type'] == 'template' }
-if rendered && template
-  source = File.join(cookbook, 'templates', template.properties['source'])
-  holder = Object.new
-  template.properties['variables'].each { |k, v| holder.instance_variable_set("@#{k}", v) }
-  File.write(rendered, ERB.new(File.read(source), trim_mode: '-').result(holder.instance_eval { binding }))
-end
-RUBY
-chef_run() { ruby "$TMP/chef-harness.rb" "$ROOT/$COOKBOOK" "$@"; }
+# declare (tests/chef-harness.rb).
+chef_run() { ruby "$ROOT/tests/chef-harness.rb" "$ROOT/$COOKBOOK" "$@"; }
 
 chef_vars=$(ruby -r "./$COOKBOOK/libraries/env_file.rb" -e 'puts PezCookbook::EnvFile::SETTINGS.map { |s| "PEZ_#{s.upcase}" }.sort')
 attribute_vars=$(grep -oE "^default\['pez'\]\['env'\]\['[a-z0-9_]+'\]" "$COOKBOOK/attributes/default.rb" |
@@ -705,6 +604,9 @@ cat >"$TMP/node.json" <<EOF
   }
 }
 EOF
+# The same node with the check on a path that takes numbers (the token).
+jq '.pez.verify.path = "/v1/forward"' "$TMP/node.json" >"$TMP/node-v1.json"
+chef_run "$TMP/node-v1.json" "$TMP/data_bags" deploy "$TMP/resources-v1.jsonl" >"$TMP/chef-v1.out" 2>&1
 if out=$(chef_run "$TMP/node.json" "$TMP/data_bags" deploy "$TMP/resources.jsonl" "$TMP/chef.env" 2>&1); then
     resources=$(cat "$TMP/resources.jsonl")
     bad=""
@@ -719,12 +621,14 @@ if out=$(chef_run "$TMP/node.json" "$TMP/data_bags" deploy "$TMP/resources.jsonl
         "the service enabled and started"
     expect 'any(.[]; .type == "service" and .name == "pez" and .action == "nothing")' \
         "service[pez] for the notifications"
-    expect 'any(.[]; .type == "log" and any(.notifies[]; . == ["run", "execute[pez answers /v1/forward]", "delayed"]))' \
+    expect 'any(.[]; .type == "log" and any(.notifies[]; . == ["run", "execute[pez is ready]", "delayed"]))' \
         "the curl check queued after the restarts"
+    expect 'any(.[]; .type == "execute" and .name == "pez is ready" and (.command | test("/readyz")) and .sensitive == null)' \
+        "the check curls /readyz (no number taken, no token needed)"
     expect '[.[] | .type] | (index("package") < index("template")) and (index("template") < index("log"))' \
         "install, then configure, then the check, in this order"
     if [ -z "$bad" ]; then
-        ok "pez::deploy (local RPM): package, template root:pez 0640, service enabled and started, restarts on change, curl check last"
+        ok "pez::deploy (local RPM): package, template root:pez 0640, service enabled and started, restarts on change, curl check of /readyz last"
     else
         not_ok "pez::deploy declares what it should" "$bad$resources"
     fi
@@ -755,7 +659,15 @@ if [ -f "$TMP/chef.env" ]; then
             TOKEN=tok-b
             a=$(get /v1/forward) seven=$(get '/v2/forward?count=7') eight=$(status_of '/v2/forward?count=8')
             TOKEN=""
-            verify=$(jq -c -s '.[] | select(.type == "execute" and .name == "pez answers /v1/forward")' "$TMP/resources.jsonl")
+            # The default check (/readyz): passes, takes no number.
+            ready_command=$(jq -r -s '.[] | select(.type == "execute" and .name == "pez is ready") | .command' "$TMP/resources.jsonl")
+            (cd "$TMP/cwd" && sh -c "$ready_command") >/dev/null 2>&1
+            ready_up=$?
+            TOKEN=tok-a
+            after_ready=$(get /v1/forward)
+            TOKEN=""
+            # The check on /v1/forward, with the token.
+            verify=$(jq -c -s '.[] | select(.type == "execute" and .name == "pez is ready")' "$TMP/resources-v1.jsonl")
             verify_command=$(jq -r '.command' <<<"$verify")
             verify_header=$(jq -r '.environment.PEZ_VERIFY_HEADER // ""' <<<"$verify")
             (cd "$TMP/cwd" && PEZ_VERIFY_HEADER=$verify_header sh -c "$verify_command") >/dev/null 2>&1
@@ -764,6 +676,8 @@ if [ -f "$TMP/chef.env" ]; then
             stopped=$?
             (cd "$TMP/cwd" && PEZ_VERIFY_HEADER=$verify_header sh -c "$verify_command") >/dev/null 2>&1
             verify_down=$?
+            (cd "$TMP/cwd" && sh -c "$ready_command") >/dev/null 2>&1
+            ready_down=$?
             if [[ $a =~ ^[0-9]+$ ]] && [ "$(tr -cd ',' <<<"$seven" | wc -c)" = 6 ] && [ "$eight" = 400 ] &&
                 [ $stopped = 0 ]; then
                 ok "pez runs on PostgreSQL with the rendered env file: the data bag's password (quotes, \$, \\, \`) logs in; count=7 works, 8 is 400"
@@ -771,12 +685,20 @@ if [ -f "$TMP/chef.env" ]; then
                 not_ok "pez runs on PostgreSQL with the rendered env file and its settings take effect" \
                     "v1: '$a'; count=7: '$seven'; count=8: HTTP $eight; without a token: HTTP $no_token; exit on SIGTERM: $stopped"$'\n'"$(tail -n 5 "$TMP/chef.log")"
             fi
+            last_of_seven=$(tr -d '[] ' <<<"$seven" | awk -F, '{ print $NF }')
+            if [ -n "$ready_command" ] && [ $ready_up = 0 ] && [ $ready_down != 0 ] &&
+                [ "$after_ready" = $((last_of_seven + 1)) ] 2>/dev/null; then
+                ok "the deploy's check of /readyz passes against the running pez (PEZ_TOKENS set, no token needed) without taking a number, and fails once it is stopped"
+            else
+                not_ok "the deploy's check of /readyz passes against a running pez without taking a number, and fails against a stopped one" \
+                    "command: $ready_command; running: exit $ready_up; stopped: exit $ready_down; after $seven came '$after_ready'"
+            fi
             if [ -n "$verify_command" ] && [ $verify_up = 0 ] && [ $verify_down != 0 ] &&
                 jq -e '.sensitive == true' <<<"$verify" >/dev/null && ! grep -q 'tok-' <<<"$verify_command"; then
-                ok "the deploy's curl check (token on curl's stdin, not in its arguments) passes against the running pez and fails once it is stopped"
+                ok "with verify.path /v1/forward, the check (token on curl's stdin, not in its arguments) passes against the running pez and fails once it is stopped"
             else
-                not_ok "the deploy's curl check passes against a running pez and fails against a stopped one" \
-                    "command: $verify_command; running: exit $verify_up; stopped: exit $verify_down"
+                not_ok "with verify.path /v1/forward, the check passes against a running pez and fails against a stopped one" \
+                    "command: $verify_command; running: exit $verify_up; stopped: exit $verify_down; $(cat "$TMP/chef-v1.out")"
             fi
             # The token matters only where pez enforces PEZ_TOKENS.
             if [ "$no_token" = 401 ]; then

@@ -18,19 +18,93 @@ pub enum LogFormat {
 
 /// Starts logging to stderr with `filter` (env_logger syntax). Safe to call
 /// more than once: later calls are ignored, as tests start many servers.
+///
+/// When stderr is the systemd journal (a unit's default), each line starts
+/// with its syslog priority (`<3>` error, `<4>` warning, `<6>` info, `<7>`
+/// debug): journald takes it off and records the priority, so
+/// `journalctl -p warning -u pez` finds PEZ's warnings and errors. Without
+/// it every line would be recorded at the stream's default, info.
 pub fn init(filter: &str, format: LogFormat) {
     let mut builder = env_logger::Builder::new();
     builder.parse_filters(filter).format_timestamp_millis();
-    if format == LogFormat::Json {
-        builder.format(|buf, record| {
-            let line = serde_json::json!({
-                "ts": buf.timestamp_millis().to_string(),
-                "level": record.level().as_str(),
-                "target": record.target(),
-                "message": record.args().to_string(),
+    let journal = stderr_is_journal();
+    match format {
+        LogFormat::Json => {
+            builder.format(move |buf, record| {
+                let line = serde_json::json!({
+                    "ts": buf.timestamp_millis().to_string(),
+                    "level": record.level().as_str(),
+                    "target": record.target(),
+                    "message": record.args().to_string(),
+                });
+                let prefix = if journal {
+                    priority(record.level())
+                } else {
+                    ""
+                };
+                writeln!(buf, "{prefix}{line}")
             });
-            writeln!(buf, "{line}")
-        });
+        }
+        // env_logger's own text format, with the priority in front.
+        LogFormat::Text if journal => {
+            builder.format(|buf, record| {
+                writeln!(
+                    buf,
+                    "{}[{} {:<5} {}] {}",
+                    priority(record.level()),
+                    buf.timestamp_millis(),
+                    record.level(),
+                    record.target(),
+                    record.args()
+                )
+            });
+        }
+        LogFormat::Text => {}
     }
     let _ = builder.try_init();
+}
+
+/// The prefix of a line pez writes to stderr itself (`pez: ...` when it
+/// exits on an error): `<3>` when stderr is the journal, so the line is
+/// recorded as an error; nothing otherwise.
+pub fn error_prefix() -> &'static str {
+    if stderr_is_journal() { "<3>" } else { "" }
+}
+
+/// The sd-daemon priority prefix of a log level (syslog's numbers).
+fn priority(level: log::Level) -> &'static str {
+    match level {
+        log::Level::Error => "<3>",
+        log::Level::Warn => "<4>",
+        log::Level::Info => "<6>",
+        log::Level::Debug | log::Level::Trace => "<7>",
+    }
+}
+
+/// Whether stderr is the journal: systemd sets `$JOURNAL_STREAM` to the
+/// `device:inode` of the stream it connected, and a child whose stderr was
+/// redirected since inherits the variable but not the stream.
+fn stderr_is_journal() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Some(stream) = std::env::var_os("JOURNAL_STREAM") else {
+        return false;
+    };
+    match std::fs::metadata("/proc/self/fd/2") {
+        Ok(stderr) => stream.to_string_lossy() == format!("{}:{}", stderr.dev(), stderr.ino()),
+        Err(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_level_has_its_syslog_priority() {
+        assert_eq!(priority(log::Level::Error), "<3>");
+        assert_eq!(priority(log::Level::Warn), "<4>");
+        assert_eq!(priority(log::Level::Info), "<6>");
+        assert_eq!(priority(log::Level::Debug), "<7>");
+        assert_eq!(priority(log::Level::Trace), "<7>");
+    }
 }

@@ -75,6 +75,9 @@ async fn ready_waits_for_the_first_leases_then_watchdog_pings_and_stopping_is_an
     let pez = starting.join().expect("pez started");
     let mainpid = format!("MAINPID={}", pez.pid());
     assert!(ready.iter().any(|m| m.contains(&mainpid)), "{ready:?}");
+    // `systemctl status` shows where pez serves.
+    let status = format!("STATUS=serving on http://{}", pez.http.addr());
+    assert!(ready.iter().any(|m| m.contains(&status)), "{ready:?}");
     let log = pez.log();
     let listening = log
         .iter()

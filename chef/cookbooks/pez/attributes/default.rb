@@ -98,8 +98,10 @@ default['pez']['db_password_data_bag']['secret_file'] = nil
 ## https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem
 default['pez']['rds_ca_bundle_url'] = nil
 
-## After a deploy, a curl of /v1/forward must answer a number (as the
-## original PEZ's deploy checked).
+## After a deploy, a curl of /readyz must answer 200 (ready: the store
+## answers, numbers are on hand). It takes no number; a path that does
+## (/v1/forward, as the original PEZ's deploy checked) must answer one, with
+## the first of env.tokens when they are set.
 default['pez']['verify']['enabled'] = true
-default['pez']['verify']['path'] = '/v1/forward'
+default['pez']['verify']['path'] = '/readyz'
 default['pez']['verify']['attempts'] = 10

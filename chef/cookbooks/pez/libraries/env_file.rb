@@ -78,7 +78,7 @@ module PezCookbook
 
     # The URL the deploy recipe checks with curl: PEZ_LISTEN's port on the
     # loopback address when PEZ listens on every interface.
-    def self.verify_url(listen, path = '/v1/forward')
+    def self.verify_url(listen, path = '/readyz')
       listen = (listen.nil? || listen.to_s.empty?) ? '127.0.0.1:8000' : listen.to_s
       host, port = if listen.start_with?('[')
                      listen.match(/\A\[(.*)\]:(\d+)\z/)&.captures
