@@ -546,6 +546,45 @@ mod tests {
         }
     }
 
+    /// The packaged env file and the Chef cookbook are written for
+    /// operators, not generated; they must still name every setting, with
+    /// its declared default where they show one.
+    #[test]
+    fn the_env_file_and_the_cookbook_know_every_setting_and_its_default() {
+        let env_file = include_str!("../../packaging/pez.env");
+        for setting in ALL {
+            let line = env_file
+                .lines()
+                .find(|line| {
+                    line.trim_start_matches('#')
+                        .starts_with(&format!("{}=", setting.variable))
+                })
+                .unwrap_or_else(|| panic!("packaging/pez.env lacks {}", setting.variable));
+            if let (Some(default), Some(shown)) = (
+                setting.default,
+                line.strip_prefix('#')
+                    .and_then(|l| l.split_once('='))
+                    .map(|(_, v)| v),
+            ) {
+                assert_eq!(shown, default, "packaging/pez.env: {line}");
+            }
+        }
+        let cookbook = include_str!("../../chef/cookbooks/pez/libraries/env_file.rb");
+        let listed = cookbook
+            .split_once("SETTINGS = %w(")
+            .and_then(|(_, rest)| rest.split_once(')'))
+            .map(|(list, _)| list)
+            .expect("the cookbook's SETTINGS list");
+        let mut named: Vec<String> = listed
+            .split_whitespace()
+            .map(|key| format!("PEZ_{}", key.to_ascii_uppercase()))
+            .collect();
+        let mut declared: Vec<String> = ALL.iter().map(|s| s.variable.to_owned()).collect();
+        named.sort();
+        declared.sort();
+        assert_eq!(named, declared, "the cookbook's SETTINGS");
+    }
+
     #[test]
     fn integers_are_plain_digits_within_their_bounds() {
         for (value, ok) in [
