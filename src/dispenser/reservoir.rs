@@ -12,6 +12,14 @@ use std::time::{Duration, Instant};
 pub const GROW_WHEN_FASTER_THAN: Duration = Duration::from_secs(60);
 /// A block lasting more than this makes the next one half as large.
 pub const SHRINK_WHEN_SLOWER_THAN: Duration = Duration::from_secs(600);
+/// When requests take numbers fast, the next lease starts while about this
+/// much time's worth is still on hand (more than the usual half block), so
+/// a slow commit (a busy disk, a standby catching up) does not leave
+/// requests waiting.
+pub const LOOKAHEAD: Duration = Duration::from_secs(2);
+/// ... but never more than this many of the largest blocks on hand: what a
+/// crash can leave as a gap stays bounded.
+pub const MAX_BLOCKS_AHEAD: u64 = 4;
 
 /// How large leases are: adaptive between two bounds, the way Leaf and
 /// Tinyid size their segments, so a busy sequence goes to the store a few
@@ -23,6 +31,8 @@ pub struct BlockSizing {
     size: u64,
     min: u64,
     max: u64,
+    /// The sequence's whole range.
+    lap: u64,
     last_success: Option<Instant>,
 }
 
@@ -34,6 +44,7 @@ impl BlockSizing {
             size: min,
             min,
             max: max.max(min),
+            lap: u64::MAX,
             last_success: None,
         }
     }
@@ -42,6 +53,7 @@ impl BlockSizing {
     /// sequence's whole range would only wrap around it, again and again.
     pub fn within_lap(mut self, lap: u64) -> Self {
         let lap = lap.max(1);
+        self.lap = lap;
         self.min = self.min.min(lap);
         self.max = self.max.min(lap);
         self.size = self.size.clamp(self.min, self.max);
@@ -73,6 +85,14 @@ impl BlockSizing {
     /// The current size.
     pub fn size(&self) -> u64 {
         self.size
+    }
+
+    /// The most numbers worth holding ahead at once: a few of the largest
+    /// blocks, and less than a lap.
+    fn most_ahead(&self) -> u64 {
+        self.max
+            .saturating_mul(MAX_BLOCKS_AHEAD)
+            .min(self.lap.div_ceil(2))
     }
 }
 
@@ -120,6 +140,12 @@ pub struct Reservoir {
     lease_epoch: u64,
     /// When the lease in flight started, and its size.
     lease_started: Option<(Instant, u64)>,
+    /// Numbers taken so far, and when and at what count the rate was last
+    /// measured: how fast requests take numbers.
+    taken: u64,
+    rate_mark: Option<(Instant, u64)>,
+    /// Stock below this is low too: [`LOOKAHEAD`]'s worth at that rate.
+    ahead: u64,
 }
 
 impl Reservoir {
@@ -137,6 +163,9 @@ impl Reservoir {
             epoch: 0,
             lease_epoch: 0,
             lease_started: None,
+            taken: 0,
+            rate_mark: None,
+            ahead: 0,
         }
     }
 
@@ -177,6 +206,7 @@ impl Reservoir {
             wanted -= n;
         }
         self.available -= count;
+        self.taken += count;
         Ok(runs)
     }
 
@@ -189,7 +219,23 @@ impl Reservoir {
     /// Below half a block on hand: time to fetch the next block in the
     /// background, so requests never wait for the store in steady state.
     fn is_low(&self) -> bool {
-        self.available < self.sizing.size().div_ceil(2).max(1)
+        self.available < self.sizing.size().div_ceil(2).max(self.ahead).max(1)
+    }
+
+    /// Measures how fast numbers went since the last measurement (at least
+    /// a tenth of a second ago) and sets how much stock counts as low.
+    fn measure_rate(&mut self, now: Instant) {
+        let Some((at, taken)) = self.rate_mark else {
+            self.rate_mark = Some((now, self.taken));
+            return;
+        };
+        let secs = now.saturating_duration_since(at).as_secs_f64();
+        if secs < 0.1 {
+            return;
+        }
+        let per_second = (self.taken - taken) as f64 / secs;
+        self.ahead = ((per_second * LOOKAHEAD.as_secs_f64()) as u64).min(self.sizing.most_ahead());
+        self.rate_mark = Some((now, self.taken));
     }
 
     /// Decides whether to lease now; a `Lease` is marked in flight until
@@ -203,6 +249,7 @@ impl Reservoir {
         }
         self.lease_in_flight = true;
         self.lease_epoch = self.epoch;
+        self.measure_rate(now);
         let size = self.sizing.size_at(now);
         self.lease_started = Some((now, size));
         LeaseDecision::Lease(size)
@@ -428,6 +475,42 @@ mod tests {
         );
         r.lease_succeeded([Block::new(11, Direction::Ascending, 20)]);
         assert_eq!(r.available(), 20);
+    }
+
+    #[test]
+    fn fast_takes_lease_ahead_by_a_couple_of_seconds_within_a_few_blocks() {
+        let mut r = Reservoir::new(BlockSizing::new(1000, 1000));
+        let t0 = Instant::now();
+        let lease = |r: &mut Reservoir, at: Instant, first: i64| {
+            assert!(matches!(r.start_lease(at), LeaseDecision::Lease(1000)));
+            assert!(r.lease_succeeded([Block::new(first, Direction::Ascending, 1000)]));
+        };
+        lease(&mut r, t0, 1);
+        // 1,000 numbers in half a second: 2,000 a second.
+        r.take(1000).unwrap();
+        lease(&mut r, t0 + Duration::from_millis(500), 1001);
+        // Two seconds' worth is 4,000: low until that much is on hand.
+        for (i, at) in (1..=3i64).map(|i| (i, t0 + Duration::from_millis(500 + i as u64))) {
+            assert!(r.wants_lease(), "with {} on hand", r.available());
+            lease(&mut r, at, 1 + 1000 * (i + 1));
+        }
+        assert_eq!(r.available(), 4000);
+        assert!(!r.wants_lease());
+        // Very fast takes: at most four of the largest blocks ahead.
+        r.take(3999).unwrap();
+        lease(&mut r, t0 + Duration::from_millis(700), 5001);
+        for i in 0..10 {
+            if !r.wants_lease() {
+                break;
+            }
+            lease(
+                &mut r,
+                t0 + Duration::from_millis(701 + i),
+                6001 + 1000 * i as i64,
+            );
+        }
+        assert!(r.available() <= 4 * 1000 + 1, "{} on hand", r.available());
+        assert!(!r.wants_lease());
     }
 
     #[test]
