@@ -422,6 +422,47 @@ impl Block {
         })
     }
 
+    /// Whether the two blocks hold a number in common.
+    pub fn overlaps(&self, other: &Block) -> bool {
+        let (lo, hi) = (self.first.min(self.last), self.first.max(self.last));
+        let (other_lo, other_hi) = (other.first.min(other.last), other.first.max(other.last));
+        lo <= other_hi && other_lo <= hi
+    }
+
+    /// The parts of this block that `other` does not hold, in this block's
+    /// order: none, one, or two (when `other` lies inside it).
+    pub fn minus(&self, other: &Block) -> Vec<Block> {
+        if !self.overlaps(other) {
+            return vec![*self];
+        }
+        let (lo, hi) = (self.first.min(self.last), self.first.max(self.last));
+        let (other_lo, other_hi) = (other.first.min(other.last), other.first.max(other.last));
+        // Below and above `other`, as plain intervals (they cannot overflow:
+        // other_lo > lo >= 1 and other_hi < hi <= i64::MAX).
+        let below = (lo < other_lo).then(|| (lo, other_lo - 1));
+        let above = (other_hi < hi).then(|| (other_hi + 1, hi));
+        let mut parts: Vec<Block> = [below, above]
+            .into_iter()
+            .flatten()
+            .map(|(from, to)| match self.direction {
+                Direction::Ascending => Block {
+                    first: from,
+                    last: to,
+                    direction: self.direction,
+                },
+                Direction::Descending => Block {
+                    first: to,
+                    last: from,
+                    direction: self.direction,
+                },
+            })
+            .collect();
+        if self.direction == Direction::Descending {
+            parts.reverse();
+        }
+        parts
+    }
+
     /// The numbers of the block in order.
     pub fn iter(&self) -> impl Iterator<Item = i64> + use<> {
         let (first, direction) = (self.first, self.direction);
@@ -560,6 +601,48 @@ mod tests {
             Some(vec![8, 7, 6])
         );
         assert_eq!(block.split_front(5), (block, None));
+    }
+
+    #[test]
+    fn blocks_overlap_when_they_share_a_number_whichever_way_they_count() {
+        let up = Block::new(5, Direction::Ascending, 5); // 5..=9
+        assert!(up.overlaps(&Block::new(9, Direction::Ascending, 3)));
+        assert!(!up.overlaps(&Block::new(10, Direction::Ascending, 3)));
+        assert!(up.overlaps(&Block::new(6, Direction::Descending, 3))); // 6, 5, 4
+        assert!(!up.overlaps(&Block::new(4, Direction::Descending, 3)));
+    }
+
+    #[test]
+    fn what_a_block_leaves_of_another_keeps_its_order() {
+        let up = Block::new(1, Direction::Ascending, 10); // 1..=10
+        let numbers =
+            |parts: Vec<Block>| -> Vec<i64> { parts.iter().flat_map(Block::iter).collect() };
+        assert_eq!(
+            numbers(up.minus(&Block::new(4, Direction::Ascending, 3))),
+            [1, 2, 3, 7, 8, 9, 10]
+        );
+        assert_eq!(
+            numbers(up.minus(&Block::new(8, Direction::Ascending, 5))),
+            (1..=7).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            numbers(up.minus(&Block::new(1, Direction::Ascending, 10))),
+            Vec::<i64>::new()
+        );
+        assert_eq!(
+            numbers(up.minus(&Block::new(20, Direction::Ascending, 1))),
+            (1..=10).collect::<Vec<_>>()
+        );
+        let down = Block::new(10, Direction::Descending, 10); // 10..=1
+        assert_eq!(
+            numbers(down.minus(&Block::new(6, Direction::Descending, 3))),
+            [10, 9, 8, 7, 3, 2, 1]
+        );
+        let top = Block::new(i64::MAX, Direction::Descending, 3);
+        assert_eq!(
+            numbers(top.minus(&Block::new(i64::MAX - 1, Direction::Ascending, 1))),
+            [i64::MAX, i64::MAX - 2]
+        );
     }
 
     #[test]

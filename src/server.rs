@@ -125,9 +125,17 @@ impl Server {
         };
         let store_description = store::describe(settings);
         info!("store: {store_description}");
-        let http = HttpServer::bind(settings.listen, settings.limits.clone())
-            .await
-            .map_err(|e| StartError::Bind(settings.listen, e.to_string()))?;
+        let http = match HttpServer::bind(settings.listen, settings.limits.clone()).await {
+            Ok(http) => http,
+            Err(e) => {
+                // Nothing was served: give the first blocks back and stop
+                // the dispenser's tasks (and, on the embedded store, its lock).
+                dispenser
+                    .shutdown(tokio::time::Instant::now() + settings.shutdown_timeout)
+                    .await;
+                return Err(StartError::Bind(settings.listen, e.to_string()));
+            }
+        };
         let addr = http
             .local_addr()
             .map_err(|e| StartError::Bind(settings.listen, e.to_string()))?;

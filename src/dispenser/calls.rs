@@ -19,6 +19,9 @@ pub struct StoreLink {
     store: Arc<dyn Store>,
     health: Mutex<Health>,
     metrics: Arc<Metrics>,
+    /// Wakes the sync task early: a call found this instance's view of a
+    /// sequence out of date.
+    sync_wanted: tokio::sync::Notify,
 }
 
 #[derive(Debug, Default)]
@@ -34,7 +37,18 @@ impl StoreLink {
             store,
             health: Mutex::new(Health::default()),
             metrics,
+            sync_wanted: tokio::sync::Notify::new(),
         })
+    }
+
+    /// Asks the sync task to look at the store now.
+    pub fn request_sync(&self) {
+        self.sync_wanted.notify_one();
+    }
+
+    /// Completes when someone asked for a sync.
+    pub async fn sync_requested(&self) {
+        self.sync_wanted.notified().await;
     }
 
     /// The longest a call may take before it is given up.
@@ -112,10 +126,10 @@ mod tests {
         fn generations(&self) -> Result<Vec<(String, i64)>, StoreError> {
             Ok(Vec::new())
         }
-        fn reserve(&self, name: &str, _: u64) -> Result<Reserved, StoreError> {
+        fn reserve(&self, name: &str, _: i64, _: u64) -> Result<Reserved, StoreError> {
             Err(StoreError::UnknownSequence(name.to_owned()))
         }
-        fn give_back(&self, _: &str, _: Block) -> Result<bool, StoreError> {
+        fn give_back(&self, _: &str, _: i64, _: Block) -> Result<bool, StoreError> {
             Ok(false)
         }
         fn restart(&self, _: &str, _: i64, _: Restart) -> Result<(), StoreError> {
@@ -153,7 +167,7 @@ mod tests {
         assert!(started.elapsed() < Duration::from_secs(2));
         assert!(link.trouble(Duration::from_secs(60)).is_some());
         // A verdict is an answer.
-        let verdict = link.call("reserve", |store| store.reserve("x", 1)).await;
+        let verdict = link.call("reserve", |store| store.reserve("x", 0, 1)).await;
         assert!(matches!(verdict, Err(StoreError::UnknownSequence(_))));
         assert_eq!(link.trouble(Duration::from_secs(60)), None);
         let text = metrics.render();

@@ -20,15 +20,28 @@ pub async fn lease_once(
     link: &Arc<StoreLink>,
     metrics: &Metrics,
 ) -> Result<LeaseDecision, StoreError> {
-    let decision = leased.reservoir().start_lease(Instant::now());
+    let (decision, generation) = {
+        let mut reservoir = leased.reservoir();
+        (
+            reservoir.start_lease(Instant::now()),
+            reservoir.generation(),
+        )
+    };
     let LeaseDecision::Lease(size) = decision else {
         return Ok(decision);
     };
     let owned = name.to_owned();
     let started = Instant::now();
     let outcome = link
-        .call("reserve", move |store| store.reserve(&owned, size))
+        .call("reserve", move |store| {
+            store.reserve(&owned, generation, size)
+        })
         .await;
+    if matches!(outcome, Err(StoreError::Stale(_))) {
+        // Another instance restarted or re-created it: look now rather
+        // than at the next sync.
+        link.request_sync();
+    }
     let label = match &outcome {
         Ok(_) => "ok",
         Err(StoreError::Exhausted(_)) => "exhausted",

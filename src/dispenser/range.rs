@@ -8,40 +8,70 @@ use crate::sequence::Block;
 use crate::store::StoreError;
 use log::info;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
-/// Takes exactly `count` numbers of `name` from the store, in as many
-/// reservations as wraps (and the per-call cap) need; fewer only if a
-/// non-cycling sequence runs out. A store that rounds up to its step
-/// leaves the excess unissued: a gap.
+/// At most this many reservations make one exact take: a small cycling
+/// sequence that other callers keep wrapping may take a few more than one.
+const MOST_RESERVATIONS: usize = 64;
+
+/// Takes exactly `count` numbers of `name` (of `generation`) from the
+/// store, in as many reservations as wraps (and the per-call cap) need;
+/// fewer only if a non-cycling sequence runs out. A store that rounds up to
+/// its step leaves the excess unissued: a gap. No number is taken twice: the
+/// numbers of a block that the runs taken so far hold already (a small
+/// cycling sequence other callers wrapped meanwhile) are left as a gap too.
 pub async fn take_exact(
     link: &Arc<StoreLink>,
     name: &str,
+    generation: i64,
     count: u64,
 ) -> Result<Vec<Block>, StoreError> {
     let mut runs: Vec<Block> = Vec::new();
     let mut remaining = count;
+    let mut reservations = 0;
     while remaining > 0 {
+        reservations += 1;
+        if reservations > MOST_RESERVATIONS {
+            return Err(StoreError::Ambiguous(format!(
+                "{name}: no {count} distinct numbers in {MOST_RESERVATIONS} reservations"
+            )));
+        }
         let owned = name.to_owned();
         let reserved = match link
-            .call("reserve", move |store| store.reserve(&owned, remaining))
+            .call("reserve", move |store| {
+                store.reserve(&owned, generation, remaining)
+            })
             .await
         {
             Ok(reserved) => reserved,
             Err(StoreError::Exhausted(_)) if !runs.is_empty() => break,
-            Err(e) => return Err(e),
-        };
-        for block in reserved.into_blocks() {
-            if remaining == 0 {
-                break;
+            Err(e) => {
+                if matches!(e, StoreError::Stale(_)) {
+                    link.request_sync();
+                }
+                return Err(e);
             }
-            let (front, _excess) = block.split_front(remaining.min(block.len()));
-            remaining -= front.len();
-            match runs
-                .last_mut()
-                .and_then(|last| last.join(front).map(|joined| (last, joined)))
-            {
-                Some((last, joined)) => *last = joined,
-                None => runs.push(front),
+        };
+        for reserved_block in reserved.into_blocks() {
+            let mut parts = vec![reserved_block];
+            for run in &runs {
+                if parts.iter().any(|part| part.overlaps(run)) {
+                    parts = parts.iter().flat_map(|part| part.minus(run)).collect();
+                }
+            }
+            for block in parts {
+                if remaining == 0 {
+                    break;
+                }
+                let (front, _excess) = block.split_front(remaining.min(block.len()));
+                remaining -= front.len();
+                match runs
+                    .last_mut()
+                    .and_then(|last| last.join(front).map(|joined| (last, joined)))
+                {
+                    Some((last, joined)) => *last = joined,
+                    None => runs.push(front),
+                }
             }
         }
     }
@@ -60,7 +90,8 @@ impl Dispenser {
         if count > sequence.spec.size() {
             return Err(DispenseError::CountExceedsRange(sequence.spec.size()));
         }
-        let runs = take_exact(&self.link, name, count)
+        let generation = sequence.generation.load(Ordering::SeqCst);
+        let runs = take_exact(&self.link, name, generation, count)
             .await
             .map_err(|e| match e {
                 StoreError::UnknownSequence(_) => DispenseError::UnknownSequence,

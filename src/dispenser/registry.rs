@@ -114,6 +114,7 @@ impl Dispenser {
                 reservoir: Mutex::new(Reservoir::new(
                     BlockSizing::new(self.settings.block_min, self.settings.block_max)
                         .within_lap(state.spec.size()),
+                    state.generation,
                 )),
                 lease_needed: Notify::new(),
                 lease_done: Notify::new(),
@@ -148,7 +149,9 @@ impl Dispenser {
                         leaser::run(name, leased, link, &metrics, retry_max).await;
                     }
                     Engine::Strict(queue) => {
-                        queue.run_worker(name, sequence.spec.size(), link).await;
+                        queue
+                            .run_worker(name, sequence.spec.size(), &sequence.generation, link)
+                            .await;
                     }
                 }
             }));
@@ -168,17 +171,21 @@ impl Dispenser {
             let name = &state.spec.name;
             match self.get(name) {
                 Some(local) if local.spec == state.spec => {
-                    let known = local.generation.swap(state.generation, Ordering::Relaxed);
-                    if known != state.generation
-                        && let Some(leased) = local.leased()
-                    {
-                        let dropped = leased.reservoir().reset();
-                        leased.lease_needed.notify_one();
-                        info!(
-                            "{name}: new generation {} in the store (was {known}); dropped \
-                             {dropped} numbers on hand",
-                            state.generation
-                        );
+                    let known = local.generation.swap(state.generation, Ordering::SeqCst);
+                    if let Some(leased) = local.leased() {
+                        // Compared and reset under the reservoir's lock, so
+                        // a stop never gives back old blocks as new ones.
+                        let mut reservoir = leased.reservoir();
+                        if reservoir.generation() != state.generation {
+                            let dropped = reservoir.reset(state.generation);
+                            drop(reservoir);
+                            leased.lease_needed.notify_one();
+                            info!(
+                                "{name}: new generation {} in the store (was {known}); \
+                                 dropped {dropped} numbers on hand",
+                                state.generation
+                            );
+                        }
                     }
                 }
                 other => {

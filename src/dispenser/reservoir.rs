@@ -134,10 +134,11 @@ pub struct Reservoir {
     failing: bool,
     exhausted: bool,
     closed: bool,
-    /// Bumped by [`Self::reset`]; a lease started under an older epoch
-    /// brings numbers from before a restart and is dropped.
-    epoch: u64,
-    lease_epoch: u64,
+    /// The store's generation of the sequence these blocks belong to; a
+    /// lease started under another brings numbers from before a restart
+    /// and is dropped. Generations never repeat.
+    generation: i64,
+    lease_generation: i64,
     /// When the lease in flight started, and its size.
     lease_started: Option<(Instant, u64)>,
     /// Numbers taken so far, and when and at what count the rate was last
@@ -149,8 +150,9 @@ pub struct Reservoir {
 }
 
 impl Reservoir {
-    /// An empty reservoir whose leases are sized by `sizing`.
-    pub fn new(sizing: BlockSizing) -> Self {
+    /// An empty reservoir of the sequence's `generation`, whose leases are
+    /// sized by `sizing`.
+    pub fn new(sizing: BlockSizing, generation: i64) -> Self {
         Self {
             blocks: VecDeque::new(),
             available: 0,
@@ -160,8 +162,8 @@ impl Reservoir {
             failing: false,
             exhausted: false,
             closed: false,
-            epoch: 0,
-            lease_epoch: 0,
+            generation,
+            lease_generation: generation,
             lease_started: None,
             taken: 0,
             rate_mark: None,
@@ -248,7 +250,7 @@ impl Reservoir {
             return LeaseDecision::Idle;
         }
         self.lease_in_flight = true;
-        self.lease_epoch = self.epoch;
+        self.lease_generation = self.generation;
         self.measure_rate(now);
         let size = self.sizing.size_at(now);
         self.lease_started = Some((now, size));
@@ -258,34 +260,51 @@ impl Reservoir {
     /// Adds freshly leased blocks behind the ones on hand. Accepted even
     /// when closed, so that [`Self::close`] gives them back too.
     /// Returns false, dropping the blocks, when a [`Self::reset`] happened
-    /// while the lease was in flight: they predate a restart.
+    /// while the lease was in flight: they predate a restart. The numbers of
+    /// a block that are on hand already (a small cycling sequence wrapped,
+    /// and other instances took some of the next lap) are dropped: the
+    /// blocks on hand never share a number, so no answer holds one twice.
     pub fn lease_succeeded(&mut self, blocks: impl IntoIterator<Item = Block>) -> bool {
         self.lease_in_flight = false;
         self.failing = false;
         if let Some((started, size)) = self.lease_started.take() {
             self.sizing.succeeded(started, size);
         }
-        if self.lease_epoch != self.epoch {
+        if self.lease_generation != self.generation {
             return false;
         }
         self.starved = false;
         for block in blocks {
-            self.available += block.len();
-            self.blocks.push_back(block);
+            let mut parts = vec![block];
+            for held in &self.blocks {
+                if parts.iter().any(|part| part.overlaps(held)) {
+                    parts = parts.iter().flat_map(|part| part.minus(held)).collect();
+                }
+            }
+            for part in parts {
+                self.available += part.len();
+                self.blocks.push_back(part);
+            }
         }
         true
     }
 
-    /// Drops every block on hand without giving it back (the sequence was
-    /// restarted: they may hold numbers the restart hands out again), and
-    /// disowns the lease in flight, if any. Returns how many were dropped.
-    pub fn reset(&mut self) -> u64 {
+    /// Moves to the store's `generation` of the sequence: drops every block
+    /// on hand without giving it back (the sequence was restarted: they may
+    /// hold numbers the restart hands out again), and disowns the lease in
+    /// flight, if any. Returns how many were dropped.
+    pub fn reset(&mut self, generation: i64) -> u64 {
         let dropped = self.available;
         self.blocks.clear();
         self.available = 0;
         self.exhausted = false;
-        self.epoch += 1;
+        self.generation = generation;
         dropped
+    }
+
+    /// The generation the blocks on hand belong to.
+    pub fn generation(&self) -> i64 {
+        self.generation
     }
 
     /// The next number a take would hand out, if any is on hand.
@@ -300,7 +319,7 @@ impl Reservoir {
         self.lease_started = None;
         if !exhausted {
             self.failing = true;
-        } else if self.lease_epoch == self.epoch {
+        } else if self.lease_generation == self.generation {
             // A lease begun before a restart found the old position at its
             // end; the restarted sequence has numbers again.
             self.exhausted = true;
@@ -332,7 +351,7 @@ mod tests {
     }
 
     fn filled(blocks: &[(i64, u64)]) -> Reservoir {
-        let mut r = Reservoir::new(BlockSizing::new(10, 100));
+        let mut r = Reservoir::new(BlockSizing::new(10, 100), 0);
         for &(first, len) in blocks {
             assert!(r.lease_succeeded([Block::new(first, Direction::Ascending, len)]));
         }
@@ -411,7 +430,7 @@ mod tests {
             r.start_lease(Instant::now()),
             LeaseDecision::Lease(_)
         ));
-        assert_eq!(r.reset(), 3);
+        assert_eq!(r.reset(1), 3);
         assert_eq!(r.peek(), None);
         assert!(!r.lease_succeeded([Block::new(11, Direction::Ascending, 10)]));
         assert_eq!(
@@ -459,7 +478,7 @@ mod tests {
 
     #[test]
     fn failed_leases_do_not_grow_the_blocks() {
-        let mut r = Reservoir::new(BlockSizing::new(10, 1000));
+        let mut r = Reservoir::new(BlockSizing::new(10, 1000), 0);
         let t0 = Instant::now();
         assert_eq!(r.start_lease(t0), LeaseDecision::Lease(10));
         r.lease_succeeded([Block::new(1, Direction::Ascending, 10)]);
@@ -479,7 +498,7 @@ mod tests {
 
     #[test]
     fn fast_takes_lease_ahead_by_a_couple_of_seconds_within_a_few_blocks() {
-        let mut r = Reservoir::new(BlockSizing::new(1000, 1000));
+        let mut r = Reservoir::new(BlockSizing::new(1000, 1000), 0);
         let t0 = Instant::now();
         let lease = |r: &mut Reservoir, at: Instant, first: i64| {
             assert!(matches!(r.start_lease(at), LeaseDecision::Lease(1000)));
@@ -515,7 +534,7 @@ mod tests {
 
     #[test]
     fn leases_never_exceed_one_lap_of_a_small_sequence() {
-        let mut r = Reservoir::new(BlockSizing::new(200, 1_000_000).within_lap(10));
+        let mut r = Reservoir::new(BlockSizing::new(200, 1_000_000).within_lap(10), 0);
         let t0 = Instant::now();
         assert_eq!(r.start_lease(t0), LeaseDecision::Lease(10));
         r.lease_succeeded([Block::new(1, Direction::Ascending, 10)]);
@@ -532,7 +551,7 @@ mod tests {
             r.start_lease(Instant::now()),
             LeaseDecision::Lease(_)
         ));
-        r.reset();
+        r.reset(1);
         r.lease_failed(true);
         assert_eq!(r.take(1), Err(Shortfall::Waiting), "not exhausted");
         assert!(r.wants_lease());
@@ -547,7 +566,7 @@ mod tests {
             ops in prop::collection::vec((any::<bool>(), 1u64..40), 1..200),
         ) {
             let spec = SequenceSpec::forward();
-            let mut r = Reservoir::new(BlockSizing::new(4, 64));
+            let mut r = Reservoir::new(BlockSizing::new(4, 64), 0);
             let mut store_next = Some(1);
             let mut leased = Vec::new();
             let mut out = Vec::new();

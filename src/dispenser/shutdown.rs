@@ -19,8 +19,13 @@ impl Dispenser {
         self.closed.store(true, Ordering::SeqCst);
         self.stop_sync.notify_one();
         let sync_task = crate::unpoisoned::lock(&self.sync_task).take();
-        if let Some(task) = sync_task {
-            let _ = task.await;
+        if let Some(mut task) = sync_task {
+            // It may be in the middle of a store call or a reconcile: no
+            // longer than the deadline.
+            if tokio::time::timeout_at(deadline, &mut task).await.is_err() {
+                task.abort();
+                warn!("the sync task was still busy at the stop deadline; stopped it");
+            }
         }
         // Closing first, everywhere: from here no request takes a number,
         // so nothing given back below can also be issued.
@@ -45,9 +50,16 @@ impl Dispenser {
                 continue;
             };
             // Leases that were in flight at the close landed since; they
-            // come after the blocks collected then.
-            blocks.extend(leased.reservoir().close());
-            self.give_back(name, blocks, deadline, &mut report).await;
+            // come after the blocks collected then. The sync task is
+            // stopped, so the reservoir's generation, read with them under
+            // its lock, is the one every block on hand belongs to.
+            let generation = {
+                let mut reservoir = leased.reservoir();
+                blocks.extend(reservoir.close());
+                reservoir.generation()
+            };
+            self.give_back(name, generation, blocks, deadline, &mut report)
+                .await;
         }
         report
     }
@@ -58,6 +70,7 @@ impl Dispenser {
     async fn give_back(
         &self,
         name: &str,
+        generation: i64,
         blocks: Vec<Block>,
         deadline: Instant,
         report: &mut ReturnReport,
@@ -65,9 +78,9 @@ impl Dispenser {
         let mut blocks = blocks.into_iter().rev();
         while let Some(block) = blocks.next() {
             let owned = name.to_owned();
-            let call = self
-                .link
-                .call("give_back", move |store| store.give_back(&owned, block));
+            let call = self.link.call("give_back", move |store| {
+                store.give_back(&owned, generation, block)
+            });
             let range = format!("{}..={}", block.first, block.last);
             match tokio::time::timeout_at(deadline, call).await {
                 Ok(Ok(true)) => {

@@ -18,7 +18,7 @@ use crate::store::StoreError;
 use crate::unpoisoned;
 use log::warn;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::{Notify, oneshot};
@@ -98,8 +98,15 @@ impl StrictQueue {
     }
 
     /// One worker: batch, take, hand out; until closed. `lap` is the
-    /// sequence's size.
-    pub(super) async fn run_worker(&self, name: &str, lap: u64, link: Arc<StoreLink>) {
+    /// sequence's size; `generation` the store's generation of it this
+    /// instance knows.
+    pub(super) async fn run_worker(
+        &self,
+        name: &str,
+        lap: u64,
+        generation: &AtomicI64,
+        link: Arc<StoreLink>,
+    ) {
         loop {
             let work = self.work.notified();
             let batch = self.batch(lap);
@@ -116,11 +123,12 @@ impl StrictQueue {
                 self.work.notify_one();
             }
             let total = batch.iter().map(|(count, _)| count).sum();
-            match take_exact(&link, name, total).await {
+            let known = generation.load(Ordering::SeqCst);
+            match take_exact(&link, name, known, total).await {
                 Ok(runs) => {
                     // Hand out in queue order; a non-cycling sequence that ran
                     // out serves the first requests whole and fails the rest.
-                    let mut taken = Reservoir::new(BlockSizing::new(1, 1));
+                    let mut taken = Reservoir::new(BlockSizing::new(1, 1), 0);
                     taken.lease_succeeded(runs);
                     for (count, reply) in batch {
                         let _ = reply.send(taken.take(count).map_err(|_| DispenseError::Exhausted));

@@ -25,6 +25,7 @@ impl Dispenser {
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(self.settings.sync_interval) => {}
+                _ = self.link.sync_requested() => {}
                 _ = self.stop_sync.notified() => return,
             }
             if self.is_closed() {

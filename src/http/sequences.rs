@@ -327,6 +327,9 @@ fn store_error(name: &str, error: StoreError) -> ApiError {
         StoreError::Backward { .. } => ApiError::Backward {
             detail: error.to_string(),
         },
+        StoreError::Stale(_) => ApiError::Unavailable {
+            reason: "The sequence changed in the store a moment ago; this instance is catching up.",
+        },
         StoreError::Unavailable(cause) => {
             error!("{name}: store failed: {cause}");
             ApiError::Unavailable {

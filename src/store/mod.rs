@@ -147,6 +147,10 @@ pub enum StoreError {
         /// Where the store stands (`None`: it ran out).
         next: Option<i64>,
     },
+    /// The sequence is no longer the one the caller knows: it was restarted
+    /// (a new generation) or deleted and created again since the caller
+    /// read it. Nothing was taken; the caller should look again.
+    Stale(String),
     /// The store failed before it changed anything: a refused connection,
     /// a statement the database rejected.
     Unavailable(String),
@@ -206,6 +210,11 @@ impl fmt::Display for StoreError {
                      issue numbers again"
                 ),
             },
+            StoreError::Stale(name) => write!(
+                f,
+                "sequence {name:?} changed in the store (restarted, or deleted and created \
+                 again) since this instance read it"
+            ),
             StoreError::Unavailable(cause) => write!(f, "store unavailable: {cause}"),
             StoreError::Ambiguous(cause) => {
                 write!(f, "store call with an unknown outcome: {cause}")
@@ -330,15 +339,18 @@ pub trait Store: Send + Sync + 'static {
     /// sequence order: one, or more where the sequence wraps. The total may
     /// be short (a block stops at the end of the range) or long (a store
     /// that moves in fixed steps rounds up); callers that need an exact
-    /// count take the front and leave the rest as a gap.
-    fn reserve(&self, name: &str, size: u64) -> Result<Reserved, StoreError>;
+    /// count take the front and leave the rest as a gap. `generation` is
+    /// the one the caller knows: if the sequence has another (restarted, or
+    /// deleted and created again), nothing is taken ([`StoreError::Stale`]).
+    fn reserve(&self, name: &str, generation: i64, size: u64) -> Result<Reserved, StoreError>;
 
-    /// Hands back `unused`, the unissued tail of a reservation, so the next
-    /// one starts with it: under the store's exclusive lock on the sequence,
-    /// and only if the sequence still stands right after `unused` (nobody
-    /// moved it since). Returns whether it was taken back; refusing leaves
-    /// a gap, never a duplicate.
-    fn give_back(&self, name: &str, unused: Block) -> Result<bool, StoreError>;
+    /// Hands back `unused`, the unissued tail of a reservation made under
+    /// `generation`, so the next one starts with it: under the store's
+    /// exclusive lock on the sequence, and only if the sequence still has
+    /// that generation and stands right after `unused` (nobody moved,
+    /// restarted or re-created it since). Returns whether it was taken back;
+    /// refusing leaves a gap, never a duplicate.
+    fn give_back(&self, name: &str, generation: i64, unused: Block) -> Result<bool, StoreError>;
 
     /// Makes `value` the next number of `name` (PostgreSQL's `ALTER
     /// SEQUENCE ... RESTART WITH`) and gives it a new generation, under the

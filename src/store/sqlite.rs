@@ -239,12 +239,15 @@ impl Store for SqliteStore {
             .map_err(unavailable)
     }
 
-    fn reserve(&self, name: &str, size: u64) -> Result<Reserved, StoreError> {
+    fn reserve(&self, name: &str, generation: i64, size: u64) -> Result<Reserved, StoreError> {
         let mut conn = self.conn()?;
         // IMMEDIATE takes the write lock up front, so the read below cannot
         // go stale before the update.
         let block = conn.immediate_transaction(|conn| {
             let state = load(conn, name)?;
+            if state.generation != generation {
+                return Err(TxError::Store(StoreError::Stale(name.to_owned())));
+            }
             let next = state
                 .next_value
                 .ok_or_else(|| TxError::Store(StoreError::Exhausted(name.to_owned())))?;
@@ -255,11 +258,13 @@ impl Store for SqliteStore {
         Ok(Reserved::durable(vec![block]))
     }
 
-    fn give_back(&self, name: &str, unused: Block) -> Result<bool, StoreError> {
+    fn give_back(&self, name: &str, generation: i64, unused: Block) -> Result<bool, StoreError> {
         let mut conn = self.conn()?;
         let taken = conn.immediate_transaction(|conn| {
             let state = load(conn, name)?;
-            if state.next_value != state.spec.successor(unused.last) {
+            if state.generation != generation
+                || state.next_value != state.spec.successor(unused.last)
+            {
                 return Ok::<_, TxError>(false);
             }
             set_next(conn, name, Some(unused.first))?;
@@ -354,6 +359,16 @@ mod tests {
         }
     }
 
+    fn generation(store: &SqliteStore, name: &str) -> i64 {
+        store
+            .generations()
+            .unwrap()
+            .into_iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, generation)| generation)
+            .unwrap_or_else(|| panic!("no sequence {name}"))
+    }
+
     fn open(dir: &TempDir) -> SqliteStore {
         SqliteStore::open(&dir.0, Duration::from_millis(200)).unwrap()
     }
@@ -379,15 +394,43 @@ mod tests {
     fn leases_follow_each_other_and_survive_reopening() {
         let dir = TempDir::new("leases");
         let store = open(&dir);
-        assert_eq!(store.reserve("forward", 10).unwrap().blocks()[0].first, 1);
-        assert_eq!(store.reserve("forward", 10).unwrap().blocks()[0].first, 11);
-        let down = store.reserve("reverse", 5).unwrap().blocks()[0];
+        assert_eq!(
+            store
+                .reserve("forward", generation(&store, "forward"), 10)
+                .unwrap()
+                .blocks()[0]
+                .first,
+            1
+        );
+        assert_eq!(
+            store
+                .reserve("forward", generation(&store, "forward"), 10)
+                .unwrap()
+                .blocks()[0]
+                .first,
+            11
+        );
+        let down = store
+            .reserve("reverse", generation(&store, "reverse"), 5)
+            .unwrap()
+            .blocks()[0];
         assert_eq!((down.first, down.last), (i64::MAX, i64::MAX - 4));
         drop(store);
         let store = open(&dir);
-        assert_eq!(store.reserve("forward", 1).unwrap().blocks()[0].first, 21);
         assert_eq!(
-            store.reserve("reverse", 1).unwrap().blocks()[0].first,
+            store
+                .reserve("forward", generation(&store, "forward"), 1)
+                .unwrap()
+                .blocks()[0]
+                .first,
+            21
+        );
+        assert_eq!(
+            store
+                .reserve("reverse", generation(&store, "reverse"), 1)
+                .unwrap()
+                .blocks()[0]
+                .first,
             i64::MAX - 5
         );
     }
@@ -396,18 +439,44 @@ mod tests {
     fn a_give_back_is_refused_once_the_sequence_moved_on() {
         let dir = TempDir::new("give-back");
         let store = open(&dir);
-        let first = store.reserve("forward", 10).unwrap().blocks()[0];
+        let first = store
+            .reserve("forward", generation(&store, "forward"), 10)
+            .unwrap()
+            .blocks()[0];
         let (_, rest) = first.split_front(4);
         let rest = rest.unwrap();
-        store.reserve("forward", 10).unwrap();
-        assert!(!store.give_back("forward", rest).unwrap());
-        let next = store.reserve("forward", 1).unwrap().blocks()[0];
+        store
+            .reserve("forward", generation(&store, "forward"), 10)
+            .unwrap();
+        assert!(
+            !store
+                .give_back("forward", generation(&store, "forward"), rest)
+                .unwrap()
+        );
+        let next = store
+            .reserve("forward", generation(&store, "forward"), 1)
+            .unwrap()
+            .blocks()[0];
         assert_eq!(next.first, 21, "a refused give-back must leave a gap");
 
-        let latest = store.reserve("forward", 10).unwrap().blocks()[0];
+        let latest = store
+            .reserve("forward", generation(&store, "forward"), 10)
+            .unwrap()
+            .blocks()[0];
         let (_, rest) = latest.split_front(3);
-        assert!(store.give_back("forward", rest.unwrap()).unwrap());
-        assert_eq!(store.reserve("forward", 1).unwrap().blocks()[0].first, 25);
+        assert!(
+            store
+                .give_back("forward", generation(&store, "forward"), rest.unwrap())
+                .unwrap()
+        );
+        assert_eq!(
+            store
+                .reserve("forward", generation(&store, "forward"), 1)
+                .unwrap()
+                .blocks()[0]
+                .first,
+            25
+        );
     }
 
     #[test]
@@ -425,9 +494,19 @@ mod tests {
         store
             .restart("forward", i64::MAX, Restart::ForwardOnly)
             .unwrap();
-        let block = store.reserve("forward", 100).unwrap().blocks()[0];
+        let block = store
+            .reserve("forward", generation(&store, "forward"), 100)
+            .unwrap()
+            .blocks()[0];
         assert_eq!((block.first, block.len()), (i64::MAX, 1));
-        assert_eq!(store.reserve("forward", 1).unwrap().blocks()[0].first, 1);
+        assert_eq!(
+            store
+                .reserve("forward", generation(&store, "forward"), 1)
+                .unwrap()
+                .blocks()[0]
+                .first,
+            1
+        );
     }
 
     /// The durability promise rests on these two settings: WAL with
@@ -482,13 +561,16 @@ mod tests {
             ..spec.clone()
         };
         assert!(matches!(store.create(&other), Err(StoreError::Conflict(_))));
-        let block = store.reserve("orders", 100).unwrap().blocks()[0];
+        let block = store
+            .reserve("orders", generation(&store, "orders"), 100)
+            .unwrap()
+            .blocks()[0];
         assert_eq!(
             block.iter().collect::<Vec<_>>(),
             (10..=15).rev().collect::<Vec<_>>()
         );
         assert!(matches!(
-            store.reserve("orders", 1),
+            store.reserve("orders", generation(&store, "orders"), 1),
             Err(StoreError::Exhausted(_))
         ));
         let listed = store.list().unwrap();
@@ -507,21 +589,12 @@ mod tests {
     }
 
     #[test]
-    fn a_restart_bumps_the_generation() {
+    fn generations_never_repeat_not_even_for_a_name_created_again() {
         let dir = TempDir::new("generation");
         let store = open(&dir);
-        let generation = |store: &SqliteStore| {
-            store
-                .generations()
-                .unwrap()
-                .into_iter()
-                .find(|(n, _)| n == "forward")
-                .unwrap()
-                .1
-        };
-        let before = generation(&store);
+        let before = generation(&store, "forward");
         store.restart("forward", 7, Restart::ForwardOnly).unwrap();
-        let after = generation(&store);
+        let after = generation(&store, "forward");
         assert!(after > before);
         let spec = SequenceSpec::new(
             "orders",
@@ -552,10 +625,35 @@ mod tests {
     }
 
     #[test]
+    fn what_was_reserved_under_an_old_generation_is_neither_reserved_nor_given_back() {
+        let dir = TempDir::new("stale");
+        let store = open(&dir);
+        let old = generation(&store, "forward");
+        let block = store.reserve("forward", old, 10).unwrap().blocks()[0];
+        store.restart("forward", 11, Restart::ForwardOnly).unwrap();
+        assert!(matches!(
+            store.reserve("forward", old, 10),
+            Err(StoreError::Stale(_))
+        ));
+        let (_, rest) = block.split_front(5);
+        assert!(
+            !store.give_back("forward", old, rest.unwrap()).unwrap(),
+            "a block of the old generation is refused even where it would fit"
+        );
+        let now = generation(&store, "forward");
+        assert_eq!(
+            store.reserve("forward", now, 1).unwrap().blocks()[0].first,
+            11
+        );
+    }
+
+    #[test]
     fn a_restart_moves_forward_only_unless_asked_to_move_back() {
         let dir = TempDir::new("backward");
         let store = open(&dir);
-        store.reserve("forward", 100).unwrap();
+        store
+            .reserve("forward", generation(&store, "forward"), 100)
+            .unwrap();
         assert!(matches!(
             store.restart("forward", 50, Restart::ForwardOnly),
             Err(StoreError::Backward {
@@ -563,12 +661,26 @@ mod tests {
                 ..
             })
         ));
-        assert_eq!(store.reserve("forward", 1).unwrap().blocks()[0].first, 101);
+        assert_eq!(
+            store
+                .reserve("forward", generation(&store, "forward"), 1)
+                .unwrap()
+                .blocks()[0]
+                .first,
+            101
+        );
         store.restart("forward", 102, Restart::ForwardOnly).unwrap();
         store
             .restart("forward", 50, Restart::AllowBackward)
             .unwrap();
-        assert_eq!(store.reserve("forward", 1).unwrap().blocks()[0].first, 50);
+        assert_eq!(
+            store
+                .reserve("forward", generation(&store, "forward"), 1)
+                .unwrap()
+                .blocks()[0]
+                .first,
+            50
+        );
     }
 
     #[test]

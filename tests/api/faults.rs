@@ -311,10 +311,19 @@ async fn a_range_lease_right_after_a_sequence_changed_mode_takes_only_its_own_nu
         201
     );
     let b = TestApp::spawn_in(store, settings).await;
+    // A stale instance answers 503 until it has looked again, which the
+    // stale answer itself makes it do at once (its sync interval is an hour).
     let lease = |http: HttpClient| async move {
-        let response = http
-            .request(Method::POST, "/v2/sequences/orders/lease?count=5")
-            .await;
+        let started = Instant::now();
+        let response = loop {
+            let response = http
+                .request(Method::POST, "/v2/sequences/orders/lease?count=5")
+                .await;
+            if response.status != 503 || started.elapsed() > Duration::from_secs(5) {
+                break response;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
         assert_eq!(response.status, 200, "{}", response.body);
         response.json()["ranges"]
             .as_array()
@@ -617,4 +626,148 @@ async fn a_password_equal_to_the_user_name_is_shown_nowhere() {
         "{:?}",
         pez.log()
     );
+}
+
+/// A stale instance's give-back after the sequence changed elsewhere
+/// (deleted and created again, or restarted backwards): its block may fit
+/// where the new one stands by coincidence (fresh sequences' blocks fall on
+/// the same grid), and the give-back must still be refused. Before the fix
+/// it was taken, and the new sequence issued those numbers twice.
+async fn a_give_back_from_before_a_change_is_refused(change: &str) {
+    let store = StoreFixture::new(Backend::Postgres);
+    let fixed = |s: &mut Settings| {
+        with_admin(s);
+        s.block_min = 1000;
+        s.block_max = 1000;
+    };
+    let a = TestApp::spawn_in(store.clone(), fixed).await;
+    assert_eq!(
+        admin(&a.http, Method::PUT, "/v2/sequences/orders", Some("{}")).await,
+        201
+    );
+    a.numbers("/v2/sequences/orders/next").await;
+    // B never syncs: it keeps its view, and its block 1001..2000, until it stops.
+    let b = TestApp::spawn_in(store.clone(), |s| {
+        fixed(s);
+        s.sync_interval = Duration::from_secs(3600);
+    })
+    .await;
+    assert_eq!(
+        b.numbers("/v2/sequences/orders/next?count=5").await,
+        [1001, 1002, 1003, 1004, 1005]
+    );
+    match change {
+        "recreate" => {
+            assert_eq!(
+                admin(&a.http, Method::DELETE, "/v2/sequences/orders", None).await,
+                204
+            );
+            assert_eq!(
+                admin(&a.http, Method::PUT, "/v2/sequences/orders", Some("{}")).await,
+                201
+            );
+        }
+        _ => assert_eq!(
+            admin(
+                &a.http,
+                Method::POST,
+                "/v2/sequences/orders/restart",
+                Some(r#"{"value": 1, "allow_backward": true}"#)
+            )
+            .await,
+            200
+        ),
+    }
+    // A holds 1..1000 of the new one; a range lease takes 1001..2000: the
+    // store now stands right after B's old block.
+    let mut issued = a.numbers("/v2/sequences/orders/next?count=5").await;
+    let lease = a
+        .http
+        .request(Method::POST, "/v2/sequences/orders/lease?count=1000")
+        .await;
+    assert_eq!(lease.status, 200, "{}", lease.body);
+    for range in lease.json()["ranges"].as_array().expect("ranges") {
+        issued.extend(range["first"].as_i64().unwrap()..=range["last"].as_i64().unwrap());
+    }
+    let report = b.stop().await;
+    // B's blocks of forward and reverse go back; its 1006..2000 of orders
+    // must not.
+    assert!(
+        report.abandoned >= 995,
+        "B gave back a block of the old sequence: {report:?}"
+    );
+    let lease = a
+        .http
+        .request(Method::POST, "/v2/sequences/orders/lease?count=10")
+        .await;
+    assert_eq!(lease.status, 200, "{}", lease.body);
+    for range in lease.json()["ranges"].as_array().expect("ranges") {
+        issued.extend(range["first"].as_i64().unwrap()..=range["last"].as_i64().unwrap());
+    }
+    issued.extend(a.numbers("/v2/sequences/orders/next?count=100").await);
+    assert_unique(&issued);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_give_back_into_a_sequence_created_again_since_is_refused() {
+    a_give_back_from_before_a_change_is_refused("recreate").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_give_back_into_a_sequence_restarted_backwards_since_is_refused() {
+    a_give_back_from_before_a_change_is_refused("restart").await;
+}
+
+/// A cycling sequence smaller than what several instances take at once
+/// wraps in the middle of a take: no answer may hold a number twice. Before
+/// the fix a strict take's nextval() calls, interleaved with another
+/// instance's, came back with a number twice (5 answers in 400).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_answer_of_a_small_cycling_sequence_holds_a_number_twice() {
+    let store = StoreFixture::new(Backend::Postgres);
+    let a = TestApp::spawn_in(store.clone(), with_admin).await;
+    for (name, mode) in [("ring", "strict"), ("loop", "leased")] {
+        let body = format!(r#"{{"min": 1, "max": 150, "mode": "{mode}"}}"#);
+        assert_eq!(
+            admin(
+                &a.http,
+                Method::PUT,
+                &format!("/v2/sequences/{name}"),
+                Some(&body)
+            )
+            .await,
+            201
+        );
+    }
+    let b = TestApp::spawn_in(store, with_admin).await;
+    for name in ["ring", "loop"] {
+        let mut clients = Vec::new();
+        for client in 0..8 {
+            let http = if client % 2 == 0 {
+                a.http.clone()
+            } else {
+                b.http.clone()
+            };
+            let path = format!("/v2/sequences/{name}/next?count=100");
+            clients.push(tokio::spawn(async move {
+                let mut answers = Vec::new();
+                for _ in 0..25 {
+                    let response = http.get(&path).await;
+                    if response.status == 200 {
+                        answers.push(response.numbers());
+                    }
+                }
+                answers
+            }));
+        }
+        let mut answered = 0;
+        for client in clients {
+            for numbers in client.await.expect("client") {
+                assert_eq!(numbers.len(), 100);
+                assert_unique(&numbers);
+                answered += 1;
+            }
+        }
+        assert!(answered > 100, "{name}: only {answered} answers");
+    }
 }

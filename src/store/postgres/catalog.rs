@@ -188,16 +188,18 @@ struct Reservation {
 pub enum Taken {
     /// The values nextval() returned, in order.
     Values(Vec<i64>),
-    /// The oid names no sequence any more: it was dropped (and perhaps made
-    /// again under a new oid). Nothing was taken.
-    Gone,
+    /// The oid names no sequence any more (it was dropped, and perhaps made
+    /// again under a new oid), or the sequence has another generation than
+    /// the caller's (it was restarted). Nothing was taken.
+    Stale,
     /// Its INCREMENT is not the one PEZ described: someone altered it.
     /// Values were taken and must be left as a gap.
     Altered,
 }
 
 /// Calls nextval() `steps` times on the sequence `seq.oid`, in one
-/// autocommit statement whose commit is durable.
+/// autocommit statement whose commit is durable, if the sequence still has
+/// `generation`.
 ///
 /// Durability: nextval() WAL-logs 32 calls ahead, so most calls write no
 /// WAL of their own, and PostgreSQL flushes a commit (and waits for the
@@ -207,18 +209,35 @@ pub enum Taken {
 /// write a WAL record and take a transaction id, so its commit is flushed
 /// and replicated past every WAL record before it, including the one that
 /// pre-logged the values it got, before PostgreSQL answers.
-pub fn take(conn: &mut PgConnection, seq: &Described, steps: u64) -> QueryResult<Taken> {
+///
+/// The shared advisory lock is for PEZ releases before 0.2 that may still
+/// run against the database during a rolling upgrade: their give-backs
+/// serialise with reservations only through that lock's exclusive form.
+pub fn take(
+    conn: &mut PgConnection,
+    seq: &Described,
+    generation: i64,
+    steps: u64,
+) -> QueryResult<Taken> {
     let rows = diesel::sql_query(
-        "WITH fence AS MATERIALIZED (SELECT pg_logical_emit_message(true, 'pez', 'reserve') AS lsn), \
-              shape AS MATERIALIZED (SELECT seqincrement FROM pg_sequence WHERE seqrelid = $1::oid) \
+        "WITH fence AS MATERIALIZED ( \
+                SELECT pg_logical_emit_message(true, 'pez', 'reserve') AS lsn, \
+                       pg_advisory_xact_lock_shared((x'50455A00'::bigint << 32) | $1) AS old), \
+              shape AS MATERIALIZED ( \
+                SELECT s.seqincrement FROM pg_sequence s \
+                 WHERE s.seqrelid = $1::oid \
+                   AND EXISTS (SELECT 1 FROM pez.sequences m \
+                                WHERE m.name = $3 AND m.generation = $4)) \
          SELECT nextval($1::oid::regclass) AS value, shape.seqincrement AS increment_by \
          FROM fence, shape, generate_series(1, $2)",
     )
     .bind::<BigInt, _>(seq.oid)
     .bind::<BigInt, _>(steps as i64)
+    .bind::<Text, _>(&seq.spec.name)
+    .bind::<BigInt, _>(generation)
     .load::<Reservation>(conn)?;
     Ok(match rows.first() {
-        None => Taken::Gone,
+        None => Taken::Stale,
         Some(row) if row.increment_by != seq.increment => Taken::Altered,
         Some(_) => Taken::Values(rows.into_iter().map(|row| row.value).collect()),
     })

@@ -162,7 +162,7 @@ impl PgStore {
         let mut session = self.session()?;
         let watch = self.watchdog.watch(&session.backend, self.deadline());
         let outcome = work(&mut session.conn);
-        if watch.overran() {
+        if watch.finish() {
             session.retired = true;
             return Err(self.ambiguous(format_args!(
                 "no answer within {:?}; the call was cancelled",
@@ -211,9 +211,15 @@ impl PgStore {
         unpoisoned::lock(&self.described).remove(name);
     }
 
-    /// One reserving statement on `seq`: the steps to ask for, then the
-    /// values. `Gone` when the cached oid no longer names a sequence.
-    fn take(&self, conn: &mut PgConnection, seq: &Described, size: u64) -> Result<Taken, TxError> {
+    /// One reserving statement on `seq` under `generation`: the steps to
+    /// ask for, then the values.
+    fn take(
+        &self,
+        conn: &mut PgConnection,
+        seq: &Described,
+        generation: i64,
+        size: u64,
+    ) -> Result<Taken, TxError> {
         let mut steps = size.div_ceil(seq.step()).clamp(1, catalog::MAX_STEPS);
         if !seq.spec.cycle {
             // nextval() past the end fails the whole statement; ask only
@@ -224,7 +230,7 @@ impl PgStore {
             let left = next.abs_diff(seq.spec.terminus()) / seq.step() + 1;
             steps = steps.min(left);
         }
-        Ok(catalog::take(conn, seq, steps)?)
+        Ok(catalog::take(conn, seq, generation, steps)?)
     }
 }
 
@@ -257,27 +263,34 @@ impl Store for PgStore {
         })
     }
 
-    fn reserve(&self, name: &str, size: u64) -> Result<Reserved, StoreError> {
+    fn reserve(&self, name: &str, generation: i64, size: u64) -> Result<Reserved, StoreError> {
         let outcome = self.call(true, |conn| {
             let seq = self.described(conn, name)?;
-            let taken = match self.take(conn, &seq, size)? {
-                // Dropped, perhaps made again: look it up afresh, once.
-                Taken::Gone => {
+            match self.take(conn, &seq, generation, size)? {
+                // The cached oid may be an incarnation dropped since; if the
+                // one there now is the caller's generation (generations never
+                // repeat), the caller knows it: take from it.
+                Taken::Stale => {
                     self.forget(name);
-                    let seq = self.described(conn, name)?;
-                    (self.take(conn, &seq, size)?, seq)
+                    let fresh = self.described(conn, name)?;
+                    if fresh.generation != generation || fresh.oid == seq.oid {
+                        return Ok((Taken::Stale, fresh));
+                    }
+                    Ok((self.take(conn, &fresh, generation, size)?, fresh))
                 }
-                other => (other, seq),
-            };
-            Ok(taken)
+                taken => Ok((taken, seq)),
+            }
         });
         match outcome {
             Ok((Taken::Values(values), seq)) => {
                 Ok(Reserved::durable(catalog::blocks(&seq, values)))
             }
-            Ok((Taken::Gone, _)) => {
+            // Restarted, or dropped and perhaps made again, since the caller
+            // looked: never followed by name (the caller's idea of the
+            // sequence is out of date).
+            Ok((Taken::Stale, _)) => {
                 self.forget(name);
-                Err(StoreError::UnknownSequence(name.to_owned()))
+                Err(StoreError::Stale(name.to_owned()))
             }
             Ok((Taken::Altered, _)) => {
                 self.forget(name);
@@ -295,14 +308,17 @@ impl Store for PgStore {
         }
     }
 
-    fn give_back(&self, name: &str, unused: Block) -> Result<bool, StoreError> {
+    fn give_back(&self, name: &str, generation: i64, unused: Block) -> Result<bool, StoreError> {
         self.transaction(true, |conn| {
             catalog::lock_exclusively(conn, name)?;
             let seq = catalog::describe(conn, name)?
                 .ok_or_else(|| TxError::Store(StoreError::UnknownSequence(name.to_owned())))?;
             let stands = catalog::frontier(conn, &seq)?;
             crate::failpoint::hit(crate::failpoint::points::GIVE_BACK_CHECKED, name);
-            if stands != seq.spec.successor(unused.last) {
+            // A block of another generation, or of an incarnation deleted
+            // since, may fit where this one stands by coincidence (a fresh
+            // sequence's blocks fall on the same grid): never taken.
+            if seq.generation != generation || stands != seq.spec.successor(unused.last) {
                 return Ok(false);
             }
             catalog::set_next(conn, name, unused.first)?;

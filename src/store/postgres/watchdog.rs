@@ -40,10 +40,15 @@ struct State {
 struct Watched {
     deadline: Instant,
     backend: Backend,
+    /// Set once the call is past its deadline: its outcome is unknown.
     cancelled: Arc<AtomicBool>,
+    /// The cancel reached the server (or the backend was gone): not sent
+    /// again. A cancel that could not be sent is tried again.
+    cancel_sent: bool,
 }
 
-/// One call under watch; it leaves the watch list when dropped.
+/// One call under watch; it leaves the watch list when finished (or
+/// dropped).
 pub struct Watch {
     id: u64,
     cancelled: Arc<AtomicBool>,
@@ -51,9 +56,14 @@ pub struct Watch {
 }
 
 impl Watch {
-    /// Whether the call overran its deadline and was (or is being)
-    /// cancelled: its outcome is unknown, whatever it returned.
-    pub fn overran(&self) -> bool {
+    /// Ends the watch and says whether the call overran its deadline (it
+    /// was, or is being, cancelled): its outcome is unknown, whatever it
+    /// returned, and its session must not be used again. Read and removed
+    /// under the watchdog's lock, so a cancel can never be aimed at the
+    /// session after this says it was not.
+    pub fn finish(self) -> bool {
+        let mut state = unpoisoned::lock(&self.shared.state);
+        state.calls.remove(&self.id);
         self.cancelled.load(Ordering::SeqCst)
     }
 }
@@ -96,6 +106,7 @@ impl Watchdog {
                 deadline: Instant::now() + limit,
                 backend: backend.clone(),
                 cancelled: Arc::clone(&cancelled),
+                cancel_sent: false,
             },
         );
         drop(state);
@@ -115,27 +126,30 @@ impl Drop for Watchdog {
     }
 }
 
+/// How long to wait before trying again a cancel that could not be sent.
+const RETRY_CANCEL: Duration = Duration::from_secs(1);
+
 /// The watchdog's thread: sleeps until the next deadline, cancels what
 /// overran.
 fn run(shared: &Shared, conninfo: &Secret) {
     let mut canceller: Option<PgConnection> = None;
     loop {
-        let overdue: Vec<Backend> = {
+        let overdue: Vec<(u64, Backend)> = {
             let mut state = unpoisoned::lock(&shared.state);
             loop {
                 if state.stopping {
                     return;
                 }
                 let now = Instant::now();
-                let overdue: Vec<Backend> = state
+                let overdue: Vec<(u64, Backend)> = state
                     .calls
-                    .values()
-                    .filter(|call| call.deadline <= now && !call.cancelled.load(Ordering::SeqCst))
-                    .map(|call| {
+                    .iter()
+                    .filter(|(_, call)| call.deadline <= now && !call.cancel_sent)
+                    .map(|(id, call)| {
                         // Marked before the cancel is sent: the call may
                         // return the moment it lands.
                         call.cancelled.store(true, Ordering::SeqCst);
-                        call.backend.clone()
+                        (*id, call.backend.clone())
                     })
                     .collect();
                 if !overdue.is_empty() {
@@ -144,7 +158,7 @@ fn run(shared: &Shared, conninfo: &Secret) {
                 let next = state
                     .calls
                     .values()
-                    .filter(|call| !call.cancelled.load(Ordering::SeqCst))
+                    .filter(|call| !call.cancel_sent)
                     .map(|call| call.deadline)
                     .min();
                 state = match next {
@@ -159,8 +173,18 @@ fn run(shared: &Shared, conninfo: &Secret) {
                 };
             }
         };
-        for backend in overdue {
-            cancel(&mut canceller, conninfo, &backend);
+        for (id, backend) in overdue {
+            let sent = cancel(&mut canceller, conninfo, &backend);
+            let mut state = unpoisoned::lock(&shared.state);
+            if let Some(call) = state.calls.get_mut(&id) {
+                if sent {
+                    call.cancel_sent = true;
+                } else {
+                    // The server could not be asked; ask again soon, while
+                    // the call still holds its session.
+                    call.deadline = Instant::now() + RETRY_CANCEL;
+                }
+            }
         }
     }
 }
@@ -172,10 +196,11 @@ struct Cancelled {
 }
 
 /// Asks the server to cancel what `backend` is doing, if that backend still
-/// exists there. A server that cannot be reached cannot be asked; the call
-/// then ends with its connection (TCP timeouts), and its caller has given
-/// up on it already.
-fn cancel(canceller: &mut Option<PgConnection>, conninfo: &Secret, backend: &Backend) {
+/// exists there; says whether the server could be asked. A server that
+/// cannot be reached cannot be asked (the caller tries again; meanwhile the
+/// call may end with its connection, by TCP timeouts), and the call's own
+/// caller has given up on it already.
+fn cancel(canceller: &mut Option<PgConnection>, conninfo: &Secret, backend: &Backend) -> bool {
     if canceller.is_none() {
         let connected = PgConnection::establish(conninfo.expose()).and_then(|mut conn| {
             use diesel::connection::SimpleConnection;
@@ -187,12 +212,12 @@ fn cancel(canceller: &mut Option<PgConnection>, conninfo: &Secret, backend: &Bac
             Ok(conn) => *canceller = Some(conn),
             Err(e) => {
                 debug!("postgres watchdog: cannot connect to cancel: {e}");
-                return;
+                return false;
             }
         }
     }
     let Some(conn) = canceller.as_mut() else {
-        return;
+        return false;
     };
     let sent = diesel::sql_query(
         "SELECT coalesce(bool_or(pg_cancel_backend(pid)), false) AS cancelled \
@@ -212,10 +237,38 @@ fn cancel(canceller: &mut Option<PgConnection>, conninfo: &Secret, backend: &Bac
                     "it was gone already"
                 }
             );
+            true
         }
         Err(e) => {
             debug!("postgres watchdog: cancel failed: {e}");
             *canceller = None;
+            false
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn backend() -> Backend {
+        Backend {
+            pid: 1,
+            started: "never".into(),
+        }
+    }
+
+    #[test]
+    fn a_call_past_its_deadline_is_reported_as_overrun_and_one_within_it_is_not() {
+        // Nothing listens on port 1: the cancel cannot be sent, and is
+        // tried again; the call is overrun all the same.
+        let dog = Watchdog::start(Secret::new(
+            "host=127.0.0.1 port=1 connect_timeout=1".into(),
+        ));
+        let quick = dog.watch(&backend(), Duration::from_secs(60));
+        let slow = dog.watch(&backend(), Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(!quick.finish());
+        assert!(slow.finish());
     }
 }
