@@ -400,7 +400,9 @@ async fn statement_timeouts_at_start_are_waited_out() {
         started.elapsed() >= Duration::from_millis(1500),
         "did not wait for the lock"
     );
-    assert_eq!(pez.http.numbers("/v1/forward").await, [1]);
+    // It serves (a first lease given up as ambiguous while the lock was
+    // held is a gap: the first number need not be 1).
+    assert_eq!(pez.http.numbers("/v1/forward").await.len(), 1);
     assert!(
         pez.log().iter().any(|l| l.contains("retrying")),
         "{:?}",
