@@ -16,7 +16,7 @@ use super::reservoir::{BlockSizing, Reservoir};
 use crate::sequence::Block;
 use crate::store::StoreError;
 use crate::unpoisoned;
-use log::warn;
+use log::{debug, warn};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -25,6 +25,12 @@ use tokio::sync::{Notify, oneshot};
 
 /// The most numbers one batch takes from the store.
 const MAX_BATCH: u64 = 10_000;
+
+/// The pause after a failed take, doubled while the store keeps failing.
+const FIRST_RETRY_PAUSE: Duration = Duration::from_millis(50);
+
+/// The longest pause between tries against a failing store.
+const MAX_RETRY_PAUSE: Duration = Duration::from_secs(1);
 
 type Reply = oneshot::Sender<Result<Vec<Block>, DispenseError>>;
 
@@ -79,6 +85,23 @@ impl StrictQueue {
         self.work.notify_waiters();
     }
 
+    /// Puts a batch whose take failed back at the head of the queue, in
+    /// its order; requests that gave up waiting are dropped, and after a
+    /// close every request is told the sequence is shutting down.
+    fn requeue(&self, batch: Vec<(u64, Reply)>) {
+        let mut pending = self.pending();
+        for (count, reply) in batch.into_iter().rev() {
+            if reply.is_closed() {
+                continue;
+            }
+            if self.closed.load(Ordering::Relaxed) {
+                let _ = reply.send(Err(DispenseError::ShuttingDown));
+            } else {
+                pending.push_front((count, reply));
+            }
+        }
+    }
+
     /// Takes the next batch: queued requests in order, up to [`MAX_BATCH`]
     /// numbers and never more than one lap of the sequence (always at least
     /// one request).
@@ -107,6 +130,7 @@ impl StrictQueue {
         generation: &AtomicI64,
         link: Arc<StoreLink>,
     ) {
+        let mut pause = FIRST_RETRY_PAUSE;
         loop {
             let work = self.work.notified();
             let batch = self.batch(lap);
@@ -134,22 +158,38 @@ impl StrictQueue {
                         let _ = reply.send(taken.take(count).map_err(|_| DispenseError::Exhausted));
                     }
                 }
+                Err(StoreError::Exhausted(_)) => fail(batch, DispenseError::Exhausted),
+                Err(StoreError::UnknownSequence(_)) => fail(batch, DispenseError::UnknownSequence),
                 Err(e) => {
-                    let error = match e {
-                        StoreError::Exhausted(_) => DispenseError::Exhausted,
-                        StoreError::UnknownSequence(_) => DispenseError::UnknownSequence,
-                        other => {
-                            warn!("{name}: strict take failed: {other}");
-                            DispenseError::Unavailable
-                        }
-                    };
-                    for (_, reply) in batch {
-                        let _ = reply.send(Err(error.clone()));
+                    // An outage, a call in doubt or a view out of date:
+                    // nothing of this batch was handed out (an ambiguous
+                    // take's numbers are a gap), so its requests go back to
+                    // the head of the queue and wait out their own
+                    // deadline (PEZ_LEASE_WAIT_MS) instead of failing at
+                    // the first stumble of a store that may answer a moment
+                    // later. The next try comes after a pause that grows
+                    // while the store keeps failing.
+                    // The first failure of a streak is worth a warning; the
+                    // retries of an outage are not.
+                    if pause == FIRST_RETRY_PAUSE {
+                        warn!("{name}: strict take failed, retrying: {e}");
+                    } else {
+                        debug!("{name}: strict take failed again, retrying in {pause:?}: {e}");
                     }
-                    // Do not spin on a failing store.
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    self.requeue(batch);
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(MAX_RETRY_PAUSE);
+                    continue;
                 }
             }
+            pause = FIRST_RETRY_PAUSE;
         }
+    }
+}
+
+/// Answers every request of a batch with `error`.
+fn fail(batch: Vec<(u64, Reply)>, error: DispenseError) {
+    for (_, reply) in batch {
+        let _ = reply.send(Err(error.clone()));
     }
 }

@@ -29,7 +29,6 @@ async fn admin(http: &HttpClient, method: Method, path: &str, body: Option<&str>
 }
 
 /// A primary with a synchronous standby, and a store on a database of it.
-/// A primary with a synchronous standby, and a store on a database of it.
 fn primary_and_standby() -> (Cluster, Cluster, StoreFixture) {
     let primary = Cluster::start(ClusterOptions::default());
     let database = TestDatabase::create_on(&primary.admin_url);

@@ -8,6 +8,8 @@
 use crate::helpers::{TestApp, assert_consecutive, assert_unique};
 use diesel::connection::SimpleConnection;
 use diesel::{Connection, SqliteConnection};
+use hyper::Method;
+use pez::config::Secret;
 use std::time::{Duration, Instant};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -82,4 +84,56 @@ async fn a_failing_store_gives_503_when_stock_runs_out_and_service_recovers_by_i
     issued.extend(app.numbers("/v2/forward?count=100").await);
     assert_unique(&issued);
     assert_consecutive(&issued, 1);
+}
+
+/// A strict take that fails (the store's write lock is held for a moment)
+/// is tried again while its request still has time to wait: the request
+/// gets its number once the store answers, not a 503 at the first failure.
+/// While the store stays down the request still ends, with a 503, within
+/// about its wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_strict_request_outlasts_a_short_store_failure_and_a_long_one_ends_in_time() {
+    let app = TestApp::spawn_with(|s| {
+        s.access.admin = Some(Secret::new("strict-admin".into()));
+        s.store_timeout = Duration::from_millis(50);
+        s.lease_wait = Duration::from_secs(3);
+    })
+    .await;
+    let created = app
+        .http
+        .send(
+            Method::PUT,
+            "/v2/sequences/orders",
+            &[("authorization", "Bearer strict-admin")],
+            Some(r#"{"mode": "strict"}"#),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    assert_eq!(app.numbers("/v2/sequences/orders/next").await, vec![1]);
+
+    let mut blocker = SqliteConnection::establish(&app.database_file().to_string_lossy())
+        .expect("open the store's file");
+    blocker.batch_execute("BEGIN IMMEDIATE").expect("lock");
+    let http = app.http.clone();
+    let waiting = tokio::spawn(async move { http.get("/v2/sequences/orders/next").await });
+    // Several takes fail (each waits 50 ms for the lock) before it is freed.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    blocker.batch_execute("ROLLBACK").expect("unlock");
+    let answer = waiting.await.expect("request");
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(answer.numbers(), vec![2]);
+
+    blocker.batch_execute("BEGIN IMMEDIATE").expect("lock");
+    let started = Instant::now();
+    let answer = app.get("/v2/sequences/orders/next").await;
+    let waited = started.elapsed();
+    blocker.batch_execute("ROLLBACK").expect("unlock");
+    assert_eq!(answer.status, 503, "{}", answer.body);
+    assert!(
+        waited >= Duration::from_millis(2_900) && waited < Duration::from_secs(6),
+        "answered after {waited:?}"
+    );
+    // Nothing was lost to a duplicate: the next number follows.
+    let next = app.numbers("/v2/sequences/orders/next").await;
+    assert!(next[0] > 2, "{next:?}");
 }
