@@ -428,6 +428,13 @@ impl RawSettings {
         raw
     }
 
+    /// These settings with `setting` given as `value`.
+    pub fn with_value(&self, setting: &Setting, value: &str) -> Self {
+        let mut raw = self.clone();
+        raw.values.insert(setting.variable, value.to_owned());
+        raw
+    }
+
     /// The value of `setting`: given, else its default.
     pub fn get(&self, setting: &Setting) -> Option<&str> {
         self.values

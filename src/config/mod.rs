@@ -44,7 +44,8 @@ pub struct Cli {
 pub enum Command {
     /// Serve numbers over HTTP (the default).
     Serve,
-    /// Bring the store's schema up to date and exit (for PostgreSQL users
+    /// Bring the store's schema up to date, take over the original PEZ's
+    /// sequences if the database has them, and exit (for PostgreSQL users
     /// that may not run DDL from the service).
     Migrate,
     /// Print the effective settings, one PEZ_NAME=value per line (secrets
@@ -53,6 +54,28 @@ pub enum Command {
     /// Inspect or move sequences in the store.
     #[command(subcommand)]
     Sequence(SequenceCommand),
+    /// Move the embedded store to PostgreSQL.
+    #[command(subcommand)]
+    Store(StoreCommand),
+    /// Roll back a cutover from the original PEZ on PostgreSQL: its
+    /// forward_seq and backward_seq count in ones again, from past every
+    /// number PEZ reserved. Stop every PEZ instance first.
+    Handback,
+}
+
+/// `pez store ...`
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Copy every sequence (settings and position) of the embedded store
+    /// to PostgreSQL, never moving one there backwards, then mark the
+    /// embedded store as moved so no server starts on it again. Refused
+    /// while a server holds the embedded store.
+    Copy {
+        /// The PostgreSQL database: a postgres:// URI or a libpq key=value
+        /// string, as PEZ_DATABASE_URL.
+        #[arg(long, value_name = "URL")]
+        to: String,
+    },
 }
 
 /// `pez sequence ...`
@@ -92,6 +115,21 @@ pub enum SequenceCommand {
     Delete {
         /// The sequence.
         name: String,
+    },
+    /// Write every sequence (settings and where it stands) as JSON, to
+    /// stdout or FILE: a backup that `import` can restore.
+    Export {
+        /// Write here instead of stdout.
+        #[arg(long, short, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Apply an export: create the sequences that are missing, move the
+    /// others forward to the file's position, never back (a sequence that
+    /// is further stays where it is). A file that would change an existing
+    /// sequence's settings is refused whole.
+    Import {
+        /// The file `export` wrote ("-" for stdin).
+        file: PathBuf,
     },
     /// Make VALUE the next number NAME issues (like ALTER SEQUENCE ... RESTART),
     /// forward only unless --allow-backward.
@@ -450,6 +488,19 @@ impl RawSettings {
             timeout,
             startup_timeout,
         }))
+    }
+
+    /// PostgreSQL settings for the database at `url` (a URI or a libpq
+    /// string, as PEZ_DATABASE_URL), with every other setting as given:
+    /// for `pez store copy --to URL`.
+    pub fn postgres_at(&self, url: &str) -> Result<PgSettings, SettingError> {
+        match self.with_value(&d::DATABASE_URL, url).store()? {
+            StoreChoice::Postgres(pg) => Ok(pg),
+            StoreChoice::Embedded => Err(SettingError::hidden(
+                "--to",
+                "a postgres:// URI or a libpq key=value string",
+            )),
+        }
     }
 
     /// Every setting as `(variable, value)` for `pez settings`: secrets as

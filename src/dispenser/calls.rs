@@ -113,7 +113,7 @@ impl StoreLink {
 mod tests {
     use super::*;
     use crate::sequence::{Block, SequenceSpec};
-    use crate::store::{Created, Reserved, Restart, SequenceState};
+    use crate::store::{Advanced, Created, Reserved, Restart, SequenceState};
 
     /// A store whose listing hangs far beyond its own stated limit.
     struct Hanging;
@@ -134,6 +134,9 @@ mod tests {
         }
         fn restart(&self, _: &str, _: i64, _: Restart) -> Result<(), StoreError> {
             Ok(())
+        }
+        fn advance(&self, _: &str, _: Option<i64>) -> Result<Advanced, StoreError> {
+            Ok(Advanced::AlreadyThere { stands: None })
         }
         fn create(&self, _: &SequenceSpec) -> Result<Created, StoreError> {
             Ok(Created::Existing)

@@ -27,10 +27,11 @@
 mod lock;
 pub mod postgres;
 mod sqlite;
+pub mod transfer;
 
 pub use lock::{DataDirLock, LockError};
 pub use postgres::PgStore;
-pub use sqlite::{DATABASE_FILE, SqliteStore};
+pub use sqlite::{DATABASE_FILE, MovedTo, SqliteStore};
 
 use crate::config::{Settings, StoreChoice};
 use crate::sequence::{Block, Direction, Mode, SequenceSpec};
@@ -49,6 +50,9 @@ pub struct SequenceState {
     /// Bumped by every restart: blocks leased under an older generation
     /// must not be served any more.
     pub generation: i64,
+    /// The original PEZ's sequence this one continues (`public.forward_seq`,
+    /// say), on a PostgreSQL database PEZ took over; `None` for PEZ's own.
+    pub continues: Option<String>,
 }
 
 /// A sequence's settings as a store keeps them. Stores trust what they
@@ -103,6 +107,49 @@ pub(crate) fn check_restart(
         }));
     }
     Ok(())
+}
+
+/// Where a sequence that stands at `stands` moves from, if moving it to
+/// `next` (`None`: run out) moves it forward in this lap: only such a move
+/// can never make it issue a number again. `None` when it stays: it stands
+/// there or further already, or ran out. `next` must be a number of the
+/// sequence.
+pub(crate) fn moves_forward(
+    spec: &SequenceSpec,
+    stands: Option<i64>,
+    next: Option<i64>,
+) -> Result<Option<i64>, TxError> {
+    if let Some(value) = next
+        && !spec.contains(value)
+    {
+        return Err(TxError::Store(StoreError::OutOfRange {
+            name: spec.name.clone(),
+            value,
+            min: spec.min,
+            max: spec.max,
+        }));
+    }
+    let forward = match (stands, next) {
+        (None, _) => false,
+        (Some(_), None) => !spec.cycle,
+        (Some(stands), Some(value)) => value != stands && spec.is_at_or_ahead(value, stands),
+    };
+    Ok(stands.filter(|_| forward))
+}
+
+/// What [`Store::advance`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Advanced {
+    /// The sequence moved forward.
+    Moved {
+        /// Where it stood before.
+        from: i64,
+    },
+    /// It stood there or further already, and stays.
+    AlreadyThere {
+        /// Where it stands (`None`: run out).
+        stands: Option<i64>,
+    },
 }
 
 /// What creating a sequence did.
@@ -234,6 +281,9 @@ pub enum OpenError {
     /// change that (wrong credentials, no such database, missing rights);
     /// the text says why, in one line, without secrets.
     Setup(String),
+    /// The embedded store's sequences were copied to PostgreSQL (`pez store
+    /// copy`): it is retired, and the text says where they went.
+    Moved(String),
     /// The store could not be reached or did not answer: worth trying
     /// again for a while (it may be starting, recovering, failing over).
     Unavailable(String),
@@ -250,7 +300,9 @@ impl fmt::Display for OpenError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             OpenError::Locked(e) => e.fmt(f),
-            OpenError::Setup(cause) | OpenError::Unavailable(cause) => f.write_str(cause),
+            OpenError::Setup(cause) | OpenError::Moved(cause) | OpenError::Unavailable(cause) => {
+                f.write_str(cause)
+            }
         }
     }
 }
@@ -359,6 +411,14 @@ pub trait Store: Send + Sync + 'static {
     /// lap, unless `rule` allows it. One transaction: a failed restart
     /// moves nothing.
     fn restart(&self, name: &str, value: i64, rule: Restart) -> Result<(), StoreError>;
+
+    /// Moves `name` forward to `next` (`None`: run out, for a sequence that
+    /// does not cycle), never back: a sequence that stands there or further
+    /// in this lap stays where it is. Under the store's exclusive lock on
+    /// the sequence, with a new generation when it moves (instances drop
+    /// what they hold of it). For copies and restored backups, which must
+    /// never make PEZ issue a number twice.
+    fn advance(&self, name: &str, next: Option<i64>) -> Result<Advanced, StoreError>;
 
     /// Creates a sequence, or finds it already there with the same settings.
     fn create(&self, spec: &SequenceSpec) -> Result<Created, StoreError>;

@@ -10,8 +10,8 @@
 //! machine. Only one process opens a store (the data directory's lock).
 
 use super::{
-    Created, DataDirLock, OpenError, Reserved, Restart, SequenceState, Store, StoreError, TxError,
-    stored_spec,
+    Advanced, Created, DataDirLock, OpenError, Reserved, Restart, SequenceState, Store, StoreError,
+    TxError, moves_forward, stored_spec,
 };
 use crate::sequence::{Block, Direction, SequenceSpec};
 use diesel::connection::SimpleConnection;
@@ -68,6 +68,7 @@ impl From<SequenceRow> for SequenceState {
             ),
             next_value: row.next_value,
             generation: row.generation,
+            continues: None,
         }
     }
 }
@@ -111,8 +112,26 @@ impl std::fmt::Debug for SqliteStore {
 
 impl SqliteStore {
     /// Opens (creating if missing) the store in `dir`, takes the directory's
-    /// lock and brings the schema up to date.
+    /// lock and brings the schema up to date. A store whose sequences were
+    /// copied elsewhere (`pez store copy`) refuses: numbers served from it
+    /// would come out of both.
     pub fn open(dir: &Path, busy_timeout: Duration) -> Result<Self, OpenError> {
+        let store = Self::open_even_if_moved(dir, busy_timeout)?;
+        match store.moved_to() {
+            Ok(None) => Ok(store),
+            Ok(Some(moved)) => Err(OpenError::Moved(format!(
+                "the embedded store at {} is retired: its sequences were copied to {} on {}                  (pez store copy); start PEZ with that database instead (PEZ_DATABASE_URL or                  PEZ_DB_HOST), since serving from here too would issue their numbers twice",
+                store.path.display(),
+                moved.destination,
+                moved.moved_at
+            ))),
+            Err(e) => Err(OpenError::Setup(format!("{}: {e}", store.path.display()))),
+        }
+    }
+
+    /// [`Self::open`], but also a store marked as moved: for `pez store
+    /// copy`, which may run again (it only moves the target forward).
+    pub fn open_even_if_moved(dir: &Path, busy_timeout: Duration) -> Result<Self, OpenError> {
         std::fs::create_dir_all(dir)
             .map_err(|e| OpenError::Setup(format!("cannot create {}: {e}", dir.display())))?;
         let lock = DataDirLock::acquire(dir).map_err(OpenError::Locked)?;
@@ -166,6 +185,34 @@ impl SqliteStore {
         list(&mut conn)
     }
 
+    /// Where the sequences went, if `pez store copy` moved them.
+    pub fn moved_to(&self) -> Result<Option<MovedTo>, StoreError> {
+        diesel::sql_query("SELECT destination, moved_at FROM moved_to WHERE id = 1")
+            .get_result::<MovedTo>(&mut *self.conn()?)
+            .optional()
+            .map_err(unavailable)
+    }
+
+    /// Marks the store as moved to `destination` (a description without
+    /// secrets): from now on a server refuses to start on it.
+    pub fn mark_moved(&self, destination: &str) -> Result<(), StoreError> {
+        diesel::sql_query(
+            "INSERT INTO moved_to (id, destination, moved_at) \
+             VALUES (1, ?, strftime('%Y-%m-%d %H:%M:%S UTC', 'now')) \
+             ON CONFLICT (id) DO UPDATE SET destination = excluded.destination, \
+                                           moved_at = excluded.moved_at",
+        )
+        .bind::<diesel::sql_types::Text, _>(destination)
+        .execute(&mut *self.conn()?)
+        .map_err(unavailable)?;
+        Ok(())
+    }
+
+    /// Where the store's file is.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     fn conn(&self) -> Result<PooledConnection<ConnectionManager<SqliteConnection>>, StoreError> {
         self.pool
             .get()
@@ -205,6 +252,17 @@ fn list(conn: &mut SqliteConnection) -> Result<Vec<SequenceState>, StoreError> {
     Ok(rows.into_iter().map(SequenceState::from).collect())
 }
 
+/// Where `pez store copy` moved a store's sequences, and when.
+#[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
+pub struct MovedTo {
+    /// The destination, described without secrets.
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub destination: String,
+    /// When, in UTC.
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub moved_at: String,
+}
+
 #[derive(QueryableByName)]
 struct Counter {
     #[diesel(sql_type = diesel::sql_types::BigInt)]
@@ -218,6 +276,15 @@ fn next_generation(conn: &mut SqliteConnection) -> Result<i64, TxError> {
     )
     .get_result::<Counter>(conn)?
     .last)
+}
+
+/// Gives `name` a new generation: instances drop what they hold of it.
+fn new_generation(conn: &mut SqliteConnection, name: &str) -> Result<(), TxError> {
+    let generation = next_generation(conn)?;
+    diesel::update(sequences::table.find(name))
+        .set(sequences::generation.eq(generation))
+        .execute(conn)?;
+    Ok(())
 }
 
 fn set_next(conn: &mut SqliteConnection, name: &str, next: Option<i64>) -> Result<(), TxError> {
@@ -279,13 +346,26 @@ impl Store for SqliteStore {
             let state = load(conn, name)?;
             super::check_restart(&state.spec, state.next_value, value, rule)?;
             set_next(conn, name, Some(value))?;
-            let generation = next_generation(conn)?;
-            diesel::update(sequences::table.find(name))
-                .set(sequences::generation.eq(generation))
-                .execute(conn)?;
+            new_generation(conn, name)?;
             Ok::<_, TxError>(())
         })?;
         Ok(())
+    }
+
+    fn advance(&self, name: &str, next: Option<i64>) -> Result<Advanced, StoreError> {
+        let mut conn = self.conn()?;
+        let advanced = conn.immediate_transaction(|conn| {
+            let state = load(conn, name)?;
+            let Some(from) = moves_forward(&state.spec, state.next_value, next)? else {
+                return Ok::<_, TxError>(Advanced::AlreadyThere {
+                    stands: state.next_value,
+                });
+            };
+            set_next(conn, name, next)?;
+            new_generation(conn, name)?;
+            Ok(Advanced::Moved { from })
+        })?;
+        Ok(advanced)
     }
 
     fn create(&self, spec: &SequenceSpec) -> Result<Created, StoreError> {

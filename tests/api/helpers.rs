@@ -526,3 +526,13 @@ pub fn assert_consecutive(numbers: &[i64], step: i64) {
         );
     }
 }
+
+/// The one error line of a `pez` run that failed: it exited non-zero and,
+/// among whatever it logged, said why in exactly one `pez: ...` line.
+pub fn the_error_line(output: &Output) -> String {
+    assert!(!output.status.success(), "expected a failure: {output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("pez: ")).collect();
+    assert_eq!(errors.len(), 1, "one error line expected: {stderr}");
+    errors[0].to_owned()
+}

@@ -15,3 +15,5 @@ mod sequences;
 mod status_page;
 mod store_failure;
 mod systemd;
+mod takeover;
+mod transfer;

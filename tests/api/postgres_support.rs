@@ -2,6 +2,7 @@
 //! throwaway clusters started by `tests/pg-cluster.sh`; one database per
 //! test, dropped afterwards.
 
+use diesel::connection::SimpleConnection;
 use diesel::{Connection, PgConnection, RunQueryDsl};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -184,11 +185,10 @@ impl TestDatabase {
         }
     }
 
-    /// Runs SQL on the test database.
+    /// Runs SQL on the test database: one or more statements.
     pub fn execute(&self, sql: &str) {
         let mut conn = PgConnection::establish(&self.url).expect("connect to the test database");
-        diesel::sql_query(sql)
-            .execute(&mut conn)
+        conn.batch_execute(sql)
             .unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
 }

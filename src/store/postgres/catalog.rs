@@ -1,9 +1,12 @@
 //! What PostgreSQL knows of PEZ's sequences, and the statements that move
 //! them.
 //!
-//! A PEZ sequence is a native sequence in the schema `pez` (its direction,
-//! bounds, cycle and lease step) plus a row of `pez.sequences` (mode,
-//! start, generation). Statements that must hit exactly one incarnation of
+//! A PEZ sequence is a native sequence (its direction, bounds, cycle and
+//! lease step) plus a row of `pez.sequences` (mode, start, generation, and
+//! where the native sequence is). The native sequence is PEZ's own,
+//! `pez."<name>"`, except for `forward` and `reverse` on a database the
+//! original PEZ ran on: those continue its `forward_seq` and `backward_seq`
+//! (see [`super::original`]). Statements that must hit exactly one incarnation of
 //! a sequence address it by oid: a sequence dropped and created again under
 //! the same name gets a new oid, so a statement aimed at the old one fails
 //! instead of taking numbers from the new one.
@@ -31,6 +34,13 @@ pub struct Described {
     pub increment: i64,
     /// The generation of `pez.sequences`.
     pub generation: i64,
+    /// The native sequence, quoted and schema-qualified, ready for SQL:
+    /// `pez."forward"`, or `"public"."forward_seq"` when it continues the
+    /// original PEZ's.
+    pub relation: String,
+    /// The original PEZ's sequence this one continues, as `schema.name`
+    /// (`None`: the sequence is PEZ's own).
+    pub original: Option<String>,
 }
 
 impl Described {
@@ -43,10 +53,13 @@ impl Described {
 /// The catalog's view of each sequence joined with PEZ's own row.
 const CATALOG: &str = "SELECT m.name, c.oid::bigint AS oid, s.seqincrement AS increment_by, \
      s.seqmin AS min_value, s.seqmax AS max_value, s.seqcycle AS cycle, \
-     m.mode, m.start_value, m.generation \
+     m.mode, m.start_value, m.generation, \
+     n.nspname::text AS relation_schema, c.relname::text AS relation_name, \
+     m.relation_name IS NOT NULL AS continues_original \
      FROM pez.sequences m \
-     JOIN pg_namespace n ON n.nspname = 'pez' \
-     JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = m.name AND c.relkind = 'S' \
+     JOIN pg_namespace n ON n.nspname = COALESCE(m.relation_schema, 'pez') \
+     JOIN pg_class c ON c.relnamespace = n.oid \
+                    AND c.relname = COALESCE(m.relation_name, m.name) AND c.relkind = 'S' \
      JOIN pg_sequence s ON s.seqrelid = c.oid";
 
 #[derive(QueryableByName)]
@@ -69,6 +82,12 @@ struct CatalogRow {
     start_value: i64,
     #[diesel(sql_type = BigInt)]
     generation: i64,
+    #[diesel(sql_type = Text)]
+    relation_schema: String,
+    #[diesel(sql_type = Text)]
+    relation_name: String,
+    #[diesel(sql_type = Bool)]
+    continues_original: bool,
 }
 
 impl From<CatalogRow> for Described {
@@ -85,6 +104,10 @@ impl From<CatalogRow> for Described {
             ),
             increment: row.increment_by,
             generation: row.generation,
+            relation: relation(&row.relation_schema, &row.relation_name),
+            original: row
+                .continues_original
+                .then(|| format!("{}.{}", row.relation_schema, row.relation_name)),
         }
     }
 }
@@ -92,7 +115,17 @@ impl From<CatalogRow> for Described {
 /// `pez."name"`, safe to splice into SQL: names are validated, and quotes
 /// are doubled anyway.
 pub fn qualified(name: &str) -> String {
-    format!("{SCHEMA}.\"{}\"", name.replace('"', "\"\""))
+    format!("{SCHEMA}.{}", quote(name))
+}
+
+/// `"schema"."name"`, safe to splice into SQL whatever the two hold.
+pub fn relation(schema: &str, name: &str) -> String {
+    format!("{}.{}", quote(schema), quote(name))
+}
+
+/// An identifier in double quotes, its own quotes doubled.
+fn quote(identifier: &str) -> String {
+    format!("\"{}\"", identifier.replace('"', "\"\""))
 }
 
 /// Every sequence, ordered by name.
@@ -113,6 +146,20 @@ pub fn describe(conn: &mut PgConnection, name: &str) -> QueryResult<Option<Descr
         .map(Described::from))
 }
 
+/// Where the native sequence `relation` stands: `last_value` and
+/// `is_called`, as PostgreSQL keeps them.
+pub fn position(conn: &mut PgConnection, relation: &str) -> QueryResult<(i64, bool)> {
+    let position = read_position(conn, relation)?;
+    Ok((position.last_value, position.is_called))
+}
+
+fn read_position(conn: &mut PgConnection, relation: &str) -> QueryResult<Position> {
+    diesel::sql_query(format!(
+        "SELECT ''::text AS name, last_value, is_called FROM {relation}"
+    ))
+    .get_result::<Position>(conn)
+}
+
 #[derive(QueryableByName)]
 struct Position {
     #[diesel(sql_type = Text)]
@@ -126,9 +173,23 @@ struct Position {
 /// Where the sequence stands given its raw position: the first number of
 /// the next reservation (`None`: a non-cycling sequence ran out).
 fn next_from(seq: &Described, last_value: i64, is_called: bool) -> Option<i64> {
+    stands_after(&seq.spec, seq.step(), last_value, is_called)
+}
+
+/// Where a native sequence of `spec`'s range that moves `step` numbers per
+/// nextval() stands, given `last_value` and `is_called`: the first number
+/// no nextval() has returned a block of (`None`: a non-cycling sequence ran
+/// out). A called `last_value` started a block of `step` numbers, cut at
+/// the end of the range, whoever called it.
+pub fn stands_after(
+    spec: &SequenceSpec,
+    step: u64,
+    last_value: i64,
+    is_called: bool,
+) -> Option<i64> {
     if is_called {
-        let (block, _) = seq.spec.cut(last_value, seq.step());
-        seq.spec.successor(block.last)
+        let (block, _) = spec.cut(last_value, step);
+        spec.successor(block.last)
     } else {
         Some(last_value)
     }
@@ -136,12 +197,7 @@ fn next_from(seq: &Described, last_value: i64, is_called: bool) -> Option<i64> {
 
 /// Where one sequence stands.
 pub fn frontier(conn: &mut PgConnection, seq: &Described) -> QueryResult<Option<i64>> {
-    let position = diesel::sql_query(format!(
-        "SELECT $1 AS name, last_value, is_called FROM {}",
-        qualified(&seq.spec.name)
-    ))
-    .bind::<Text, _>(&seq.spec.name)
-    .get_result::<Position>(conn)?;
+    let position = read_position(conn, &seq.relation)?;
     Ok(next_from(seq, position.last_value, position.is_called))
 }
 
@@ -159,7 +215,7 @@ pub fn frontiers(
             format!(
                 "SELECT '{}'::text AS name, last_value, is_called FROM {}",
                 seq.spec.name.replace('\'', "''"),
-                qualified(&seq.spec.name)
+                seq.relation
             )
         })
         .collect::<Vec<_>>()
@@ -280,12 +336,11 @@ struct Cache {
 /// nothing; it rewrites the sequence's storage, which also makes a
 /// `setval()` later in the transaction roll back with it. Needs ownership
 /// of the sequence; waits at most `lock_timeout`.
-pub fn lock_exclusively(conn: &mut PgConnection, name: &str) -> QueryResult<()> {
-    let relation = qualified(name);
+pub fn lock_exclusively(conn: &mut PgConnection, relation: &str) -> QueryResult<()> {
     let cache = diesel::sql_query(
         "SELECT seqcache AS cache FROM pg_sequence WHERE seqrelid = $1::regclass",
     )
-    .bind::<Text, _>(&relation)
+    .bind::<Text, _>(relation)
     .get_result::<Cache>(conn)?;
     diesel::sql_query(format!(
         "ALTER SEQUENCE {relation} CACHE {}",
@@ -295,11 +350,34 @@ pub fn lock_exclusively(conn: &mut PgConnection, name: &str) -> QueryResult<()> 
     Ok(())
 }
 
-/// Makes `value` the value the next nextval() returns.
-pub fn set_next(conn: &mut PgConnection, name: &str, value: i64) -> QueryResult<()> {
+/// Makes `value` the value the next nextval() on `relation` returns.
+pub fn set_next(conn: &mut PgConnection, relation: &str, value: i64) -> QueryResult<()> {
     diesel::sql_query("SELECT setval($1::regclass, $2, false)")
-        .bind::<Text, _>(qualified(name))
+        .bind::<Text, _>(relation)
         .bind::<BigInt, _>(value)
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Gives `name` a new generation: instances that see it change drop the
+/// blocks they hold and look at the sequence afresh.
+pub fn new_generation(conn: &mut PgConnection, name: &str) -> QueryResult<()> {
+    diesel::sql_query(
+        "UPDATE pez.sequences SET generation = nextval('pez.generations') WHERE name = $1",
+    )
+    .bind::<Text, _>(name)
+    .execute(conn)?;
+    Ok(())
+}
+
+/// Marks `seq` as run out: nextval() would pass its terminus, so the next
+/// reservation finds nothing left ([`frontier`] is `None`). Only for a
+/// sequence that does not cycle.
+pub fn set_exhausted(conn: &mut PgConnection, seq: &Described) -> QueryResult<()> {
+    debug_assert!(!seq.spec.cycle, "a cycling sequence never runs out");
+    diesel::sql_query("SELECT setval($1::regclass, $2, true)")
+        .bind::<Text, _>(&seq.relation)
+        .bind::<BigInt, _>(seq.spec.terminus())
         .execute(conn)?;
     Ok(())
 }
@@ -325,5 +403,9 @@ mod tests {
     fn identifiers_are_quoted() {
         assert_eq!(qualified("forward"), "pez.\"forward\"");
         assert_eq!(qualified("a\"b"), "pez.\"a\"\"b\"");
+        assert_eq!(
+            relation("public", "forward_seq"),
+            "\"public\".\"forward_seq\""
+        );
     }
 }

@@ -25,14 +25,17 @@
 
 mod catalog;
 pub(crate) mod libpq;
+mod original;
 mod session;
 mod startup;
 mod watchdog;
 
 pub use catalog::SCHEMA;
+pub use original::{Change, Continued};
 
 use super::{
-    Created, OpenError, Reserved, Restart, SequenceState, Store, StoreError, TxError, check_restart,
+    Advanced, Created, OpenError, Reserved, Restart, SequenceState, Store, StoreError, TxError,
+    check_restart, moves_forward,
 };
 use crate::config::PgSettings;
 use crate::sequence::{Block, Direction, Mode, SequenceSpec};
@@ -92,6 +95,9 @@ impl PgStore {
         if applied > 0 {
             info!("postgres: applied {applied} migration(s)");
         }
+        for continued in original::take_over(&mut conn, settings)? {
+            info!("postgres: {continued}");
+        }
         startup::check_privileges(&mut conn, settings)?;
         if !startup::owns_sequences(&mut conn).unwrap_or(true) {
             warn!(
@@ -121,11 +127,23 @@ impl PgStore {
         })
     }
 
-    /// Applies pending migrations and reports how many; for `pez migrate`.
-    /// One attempt.
-    pub fn migrate(settings: &PgSettings) -> Result<usize, OpenError> {
+    /// Applies pending migrations and takes over the original PEZ's
+    /// sequences where the database has them, as a start would; for `pez
+    /// migrate`, which an operator may run as a user with more rights than
+    /// the service's. Reports how many migrations it applied, and the
+    /// original's sequences PEZ continues. One attempt.
+    pub fn migrate(settings: &PgSettings) -> Result<(usize, Vec<Continued>), OpenError> {
         let mut conn = startup::connect(settings)?;
-        startup::run_migrations(&mut conn, settings)
+        let applied = startup::run_migrations(&mut conn, settings)?;
+        let continued = original::take_over(&mut conn, settings)?;
+        Ok((applied, continued))
+    }
+
+    /// Gives `forward` and `reverse` back to the original PEZ's nodes, for
+    /// `pez handback` (see [`original::hand_back`]). One attempt.
+    pub fn hand_back(settings: &PgSettings) -> Result<Vec<Continued>, OpenError> {
+        let mut conn = startup::connect(settings)?;
+        original::hand_back(&mut conn, settings)
     }
 
     /// How long one call may run before the watchdog cancels it: its
@@ -234,6 +252,23 @@ impl PgStore {
     }
 }
 
+/// `name`'s description, with its sequence's exclusive lock taken for the
+/// rest of the transaction (see [`catalog::lock_exclusively`]): read, lock,
+/// and read again, since only what is read under the lock is sure to stay
+/// true until the commit.
+fn locked(conn: &mut PgConnection, name: &str) -> Result<Described, TxError> {
+    let unknown = || TxError::Store(StoreError::UnknownSequence(name.to_owned()));
+    let before = catalog::describe(conn, name)?.ok_or_else(unknown)?;
+    catalog::lock_exclusively(conn, &before.relation)?;
+    let seq = catalog::describe(conn, name)?.ok_or_else(unknown)?;
+    if seq.oid != before.oid {
+        // Dropped and made again, or moved to the original's sequence,
+        // between the two reads: the lock is on another relation.
+        return Err(TxError::Store(StoreError::Stale(name.to_owned())));
+    }
+    Ok(seq)
+}
+
 impl Store for PgStore {
     fn list(&self) -> Result<Vec<SequenceState>, StoreError> {
         self.call(false, |conn| {
@@ -246,6 +281,7 @@ impl Store for PgStore {
                     spec: seq.spec,
                     next_value,
                     generation: seq.generation,
+                    continues: seq.original,
                 })
                 .collect())
         })
@@ -292,12 +328,12 @@ impl Store for PgStore {
                 self.forget(name);
                 Err(StoreError::Stale(name.to_owned()))
             }
-            Ok((Taken::Altered, _)) => {
+            Ok((Taken::Altered, seq)) => {
                 self.forget(name);
                 Err(StoreError::Ambiguous(format!(
-                    "postgres: the INCREMENT of {} is not what PEZ made it; numbers \
+                    "postgres: the INCREMENT of {} is not the one PEZ read; numbers \
                      taken from it are left unused",
-                    catalog::qualified(name)
+                    seq.relation
                 )))
             }
             Err(e) => {
@@ -310,9 +346,7 @@ impl Store for PgStore {
 
     fn give_back(&self, name: &str, generation: i64, unused: Block) -> Result<bool, StoreError> {
         self.transaction(true, |conn| {
-            catalog::lock_exclusively(conn, name)?;
-            let seq = catalog::describe(conn, name)?
-                .ok_or_else(|| TxError::Store(StoreError::UnknownSequence(name.to_owned())))?;
+            let seq = locked(conn, name)?;
             let stands = catalog::frontier(conn, &seq)?;
             crate::failpoint::hit(crate::failpoint::points::GIVE_BACK_CHECKED, name);
             // A block of another generation, or of an incarnation deleted
@@ -321,26 +355,37 @@ impl Store for PgStore {
             if seq.generation != generation || stands != seq.spec.successor(unused.last) {
                 return Ok(false);
             }
-            catalog::set_next(conn, name, unused.first)?;
+            catalog::set_next(conn, &seq.relation, unused.first)?;
             Ok(true)
         })
     }
 
     fn restart(&self, name: &str, value: i64, rule: Restart) -> Result<(), StoreError> {
         self.transaction(true, |conn| {
-            catalog::lock_exclusively(conn, name)?;
-            let seq = catalog::describe(conn, name)?
-                .ok_or_else(|| TxError::Store(StoreError::UnknownSequence(name.to_owned())))?;
+            let seq = locked(conn, name)?;
             check_restart(&seq.spec, catalog::frontier(conn, &seq)?, value, rule)?;
             // Rolls back with the transaction: lock_exclusively rewrote the
             // sequence's storage in it.
-            catalog::set_next(conn, name, value)?;
-            diesel::sql_query(
-                "UPDATE pez.sequences SET generation = nextval('pez.generations') WHERE name = $1",
-            )
-            .bind::<Text, _>(name)
-            .execute(conn)?;
+            catalog::set_next(conn, &seq.relation, value)?;
+            catalog::new_generation(conn, name)?;
             Ok(())
+        })
+    }
+
+    fn advance(&self, name: &str, next: Option<i64>) -> Result<Advanced, StoreError> {
+        self.transaction(true, |conn| {
+            let seq = locked(conn, name)?;
+            let stands = catalog::frontier(conn, &seq)?;
+            let Some(from) = moves_forward(&seq.spec, stands, next)? else {
+                return Ok(Advanced::AlreadyThere { stands });
+            };
+            // Both roll back with the transaction (see restart).
+            match next {
+                Some(value) => catalog::set_next(conn, &seq.relation, value)?,
+                None => catalog::set_exhausted(conn, &seq)?,
+            }
+            catalog::new_generation(conn, name)?;
+            Ok(Advanced::Moved { from })
         })
     }
 
@@ -398,6 +443,8 @@ impl Store for PgStore {
             let spec = catalog::describe(conn, name)?
                 .ok_or_else(|| TxError::Store(StoreError::UnknownSequence(name.to_owned())))?
                 .spec;
+            // Only sequences PEZ made are deleted: forward and reverse
+            // (which may be the original PEZ's) never.
             if spec.is_builtin() {
                 return Err(TxError::Store(StoreError::Builtin(name.to_owned())));
             }

@@ -183,6 +183,26 @@ pub fn check_privileges(conn: &mut PgConnection, settings: &PgSettings) -> Resul
     )
     .load::<Missing>(conn)
     .map_err(|e| unavailable(settings, "cannot read the database user's rights", &e))?;
+    // The original PEZ's sequences that forward and reverse continue, read
+    // only once pez.sequences may be read at all.
+    let missing = if missing.is_empty() {
+        diesel::sql_query(
+            "SELECT 'USAGE ON SCHEMA ' || quote_ident(m.relation_schema) AS missing \
+               FROM pez.sequences m \
+              WHERE m.relation_schema IS NOT NULL \
+                AND NOT has_schema_privilege(m.relation_schema, 'USAGE') \
+             UNION ALL \
+             SELECT 'USAGE, SELECT, UPDATE ON SEQUENCE ' || c.oid::regclass::text \
+               FROM pez.sequences m \
+               JOIN pg_namespace n ON n.nspname = m.relation_schema \
+               JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = m.relation_name \
+              WHERE NOT has_sequence_privilege(c.oid, 'USAGE, SELECT, UPDATE')",
+        )
+        .load::<Missing>(conn)
+        .map_err(|e| unavailable(settings, "cannot read the database user's rights", &e))?
+    } else {
+        missing
+    };
     if missing.is_empty() {
         return Ok(());
     }
@@ -197,13 +217,16 @@ pub fn check_privileges(conn: &mut PgConnection, settings: &PgSettings) -> Resul
     )))
 }
 
-/// Whether the user owns PEZ's sequences, which a give-back and a restart
-/// need (they take ALTER SEQUENCE's lock).
+/// Whether the user owns PEZ's sequences (and the original PEZ's that
+/// forward and reverse continue), which a give-back and a restart need
+/// (they take ALTER SEQUENCE's lock).
 pub fn owns_sequences(conn: &mut PgConnection) -> QueryResult<bool> {
     Ok(diesel::sql_query(
         "SELECT coalesce(bool_and(pg_has_role(c.relowner, 'USAGE')), true) AS flag \
-           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-          WHERE n.nspname = 'pez' AND c.relkind = 'S'",
+           FROM pez.sequences m \
+           JOIN pg_namespace n ON n.nspname = COALESCE(m.relation_schema, 'pez') \
+           JOIN pg_class c ON c.relnamespace = n.oid \
+                          AND c.relname = COALESCE(m.relation_name, m.name) AND c.relkind = 'S'",
     )
     .get_result::<Flag>(conn)?
     .flag)

@@ -1,0 +1,150 @@
+//! The `pez` command: parse, validate, and run a subcommand. Every failure
+//! ends as one line on stderr and a non-zero exit code.
+//!
+//! `sequence`: the `pez sequence ...` commands; `store`: migrating, moving
+//! the embedded store to PostgreSQL, and handing sequences back to the
+//! original PEZ.
+
+mod sequence;
+mod store;
+
+pub use sequence::format_list;
+
+use crate::config::{Cli, Command, SequenceCommand, Settings, StoreCommand};
+use crate::server::{self, Server};
+use crate::store::{OpenError, Store};
+use crate::systemd::{self, Notifier};
+use crate::telemetry;
+use clap::Parser;
+use clap::error::ErrorKind;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// Runs `pez` with the process's arguments and environment.
+pub fn main() -> ExitCode {
+    // Only ./.env, not a parent directory's: under systemd the working
+    // directory is /var/lib/pez, and /var/.env or /.env must not count.
+    if let Err(e) = dotenvy::from_path(".env")
+        && !e.not_found()
+    {
+        return fail(format_args!("cannot read .env: {e}"));
+    }
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            let rendered = e.to_string();
+            let first = rendered.lines().next().unwrap_or("invalid arguments");
+            return fail(format_args!(
+                "{} (see pez --help)",
+                first.trim_start_matches("error: ")
+            ));
+        }
+    };
+    let settings = match cli.settings.validate() {
+        Ok(settings) => settings,
+        Err(e) => return fail(e),
+    };
+    telemetry::init(&settings.log, settings.log_format);
+    let outcome = match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(&settings),
+        Command::Settings => {
+            for (variable, value) in cli.settings.effective(&settings) {
+                println!("{variable}={value}");
+            }
+            println!("# store: {}", crate::store::describe(&settings));
+            Ok(())
+        }
+        Command::Migrate => store::migrate(&settings),
+        Command::Handback => store::hand_back(&settings),
+        Command::Store(StoreCommand::Copy { to }) => store::copy(&cli.settings, &settings, &to),
+        Command::Sequence(SequenceCommand::List) => sequence::list(&settings),
+        Command::Sequence(SequenceCommand::Export { output }) => {
+            sequence::export(&settings, output.as_deref())
+        }
+        Command::Sequence(SequenceCommand::Import { file }) => sequence::import(&settings, &file),
+        Command::Sequence(SequenceCommand::Restart {
+            name,
+            value,
+            allow_backward,
+        }) => sequence::restart(&settings, &name, &value, allow_backward),
+        Command::Sequence(SequenceCommand::Show { name }) => sequence::show(&settings, &name),
+        Command::Sequence(SequenceCommand::Delete { name }) => sequence::delete(&settings, &name),
+        Command::Sequence(SequenceCommand::Create {
+            name,
+            direction,
+            min,
+            max,
+            start,
+            cycle,
+            mode,
+        }) => sequence::create(
+            &settings,
+            &name,
+            sequence::CreateArgs {
+                direction: &direction,
+                min: min.as_deref(),
+                max: max.as_deref(),
+                start: start.as_deref(),
+                cycle: &cycle,
+                mode: &mode,
+            },
+        ),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => fail(message),
+    }
+}
+
+fn fail(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("{}pez: {message}", telemetry::error_prefix());
+    ExitCode::FAILURE
+}
+
+fn serve(settings: &Settings) -> Result<(), String> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    let served = runtime.block_on(async {
+        let notifier = Arc::new(Notifier::from_env());
+        let server = Server::start(settings).await.map_err(|e| e.to_string())?;
+        // The store answered and the first blocks are leased: ready.
+        notifier.ready(&format!("serving on http://{}", server.local_addr()));
+        if let Some(every) = systemd::watchdog_interval() {
+            let pinger = Arc::clone(&notifier);
+            tokio::spawn(async move {
+                let mut ticks = tokio::time::interval(every);
+                loop {
+                    ticks.tick().await;
+                    pinger.watchdog();
+                }
+            });
+        }
+        let stopping = Arc::clone(&notifier);
+        server
+            .run_until(async move {
+                server::shutdown_signal().await;
+                stopping.stopping();
+            })
+            .await;
+        Ok(())
+    });
+    // A store call still stuck on a blocking thread (its caller gave up on
+    // it long ago) must not keep the process from exiting.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(500));
+    served
+}
+
+/// The store the settings choose, for a command that may change it: on the
+/// embedded store, refused while a server holds it.
+fn open_store(settings: &Settings) -> Result<Arc<dyn Store>, String> {
+    crate::store::open(settings).map_err(|e| match e {
+        OpenError::Locked(lock) => format!("{lock}; sequences cannot be changed while it runs"),
+        other => other.to_string(),
+    })
+}

@@ -1,0 +1,438 @@
+//! Taking over from the original PEZ in place (issue 11). The original's
+//! schema is made with the DDL SQLAlchemy emits for it, and its nodes are
+//! played by loops of raw `SELECT nextval('forward_seq')` (or
+//! `backward_seq`), one number per call in its own transaction, as the
+//! original took them.
+
+use crate::helpers::{
+    MAX, PezProcess, StoreFixture, TempDir, TestApp, assert_unique, pez_command, the_error_line,
+};
+use crate::postgres_support::{TestDatabase, shared_server};
+use diesel::sql_types::BigInt;
+use diesel::{Connection, PgConnection, QueryableByName, RunQueryDsl};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// What the original's models created (SQLAlchemy's `CreateSequence` and
+/// `CreateTable`), in the database's default schema.
+const ORIGINAL_SCHEMA: &str = "\
+    CREATE SEQUENCE forward_seq INCREMENT BY 1 START WITH 1 \
+        MINVALUE 1 MAXVALUE 9223372036854775807 CYCLE; \
+    CREATE SEQUENCE backward_seq INCREMENT BY -1 START WITH 9223372036854775807 \
+        MINVALUE 1 MAXVALUE 9223372036854775807 CYCLE; \
+    CREATE TABLE counters_container ( \
+        id SERIAL NOT NULL, \
+        name VARCHAR(64) NOT NULL, \
+        PRIMARY KEY (id))";
+
+#[derive(QueryableByName)]
+struct Value {
+    #[diesel(sql_type = BigInt)]
+    value: i64,
+}
+
+/// One `nextval()` of the original's, in its own transaction, as its nodes
+/// called it.
+fn original_nextval(conn: &mut PgConnection, sequence: &str) -> i64 {
+    diesel::sql_query(format!("SELECT nextval('{sequence}') AS value"))
+        .get_result::<Value>(conn)
+        .unwrap_or_else(|e| panic!("nextval('{sequence}'): {e}"))
+        .value
+}
+
+/// A database holding the original's schema, its sequences advanced as if
+/// its nodes had issued `forward` and `backward` numbers.
+fn original_database(forward: u32, backward: u32) -> TestDatabase {
+    let database = TestDatabase::create();
+    database.execute(ORIGINAL_SCHEMA);
+    database.execute(&format!(
+        "SELECT count(nextval('forward_seq')) FROM generate_series(1, {forward})"
+    ));
+    database.execute(&format!(
+        "SELECT count(nextval('backward_seq')) FROM generate_series(1, {backward})"
+    ));
+    database
+}
+
+fn connect(database: &TestDatabase) -> PgConnection {
+    PgConnection::establish(&database.url).expect("connect to the test database")
+}
+
+/// The original's nodes: one thread per sequence calling nextval() in a
+/// loop while `running`, every number kept.
+struct OriginalNodes {
+    running: Arc<AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<(String, Vec<i64>)>>,
+}
+
+impl OriginalNodes {
+    fn start(database: &TestDatabase) -> Self {
+        let running = Arc::new(AtomicBool::new(true));
+        let threads = ["forward_seq", "backward_seq"]
+            .into_iter()
+            .map(|sequence| {
+                let mut conn = connect(database);
+                let running = Arc::clone(&running);
+                std::thread::spawn(move || {
+                    let mut got = Vec::new();
+                    while running.load(Ordering::Relaxed) {
+                        got.push(original_nextval(&mut conn, sequence));
+                    }
+                    (sequence.to_owned(), got)
+                })
+            })
+            .collect();
+        Self { running, threads }
+    }
+
+    /// Stops them; the numbers each sequence gave, as (forward, backward).
+    fn stop(self) -> (Vec<i64>, Vec<i64>) {
+        self.running.store(false, Ordering::Relaxed);
+        let (mut forward, mut backward) = (Vec::new(), Vec::new());
+        for thread in self.threads {
+            let (sequence, got) = thread.join().expect("original node");
+            match sequence.as_str() {
+                "forward_seq" => forward = got,
+                _ => backward = got,
+            }
+        }
+        (forward, backward)
+    }
+}
+
+/// The first forward and reverse numbers PEZ serves are past what the
+/// original issued, the log says what PEZ took over and where it stands,
+/// and `pez sequence list` shows it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pez_continues_after_the_original_and_says_so() {
+    let database = original_database(3000, 2000);
+    let dir = TempDir::new();
+    let pez = PezProcess::start(dir.path(), &[("PEZ_DATABASE_URL", &database.url)]);
+    let forward = pez.http.numbers("/v2/forward?count=5").await;
+    let reverse = pez.http.numbers("/v2/reverse?count=5").await;
+    assert!(forward[0] > 3000, "{forward:?}");
+    assert!(reverse[0] < MAX - 1999, "{reverse:?}");
+    let log = pez.log().join("\n");
+    for line in [
+        "forward now continues the original PEZ's public.forward_seq, whose next number was 3001",
+        "reverse now continues the original PEZ's public.backward_seq, whose next number was \
+         9223372036854773807",
+    ] {
+        assert!(log.contains(line), "{line} not in {log}");
+    }
+    drop(pez);
+
+    let listed = pez_command(dir.path())
+        .env("PEZ_DATABASE_URL", &database.url)
+        .args(["sequence", "list"])
+        .output()
+        .expect("pez sequence list");
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    for (name, original) in [
+        ("forward", "public.forward_seq"),
+        ("reverse", "public.backward_seq"),
+    ] {
+        let row = listed
+            .lines()
+            .find(|line| line.starts_with(name))
+            .unwrap_or_else(|| panic!("{name} missing: {listed}"));
+        assert!(row.ends_with(original), "{row}");
+    }
+
+    // Started again, it says where each stands, and changes nothing.
+    let pez = PezProcess::start(dir.path(), &[("PEZ_DATABASE_URL", &database.url)]);
+    assert!(pez.http.numbers("/v1/forward").await[0] > forward[4]);
+    assert!(
+        pez.log().iter().any(|l| l.contains(
+            "forward continues the original PEZ's public.forward_seq; the next lease starts at"
+        )),
+        "{:?}",
+        pez.log()
+    );
+}
+
+/// A database where an earlier PEZ served beside the original (each from
+/// its own sequence): PEZ goes on past both, whichever is further, and its
+/// own sequences are gone so nothing leases from them again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_where_pez_ran_beside_the_original_continues_past_both() {
+    let store = StoreFixture::new(crate::helpers::Backend::Postgres);
+    let app = TestApp::spawn_in(store.clone(), |_| {}).await;
+    let mut issued = Vec::new();
+    for _ in 0..50 {
+        issued.extend(app.numbers("/v2/forward?count=100").await);
+    }
+    assert_eq!(issued.last(), Some(&5000));
+    assert_eq!(app.numbers("/v1/reverse").await, vec![MAX]);
+    app.stop().await;
+    let database = store.database().expect("postgres");
+    // The original issued fewer forward numbers, and more reverse ones.
+    database.execute(ORIGINAL_SCHEMA);
+    database.execute("SELECT count(nextval('forward_seq')) FROM generate_series(1, 1200)");
+    database.execute("SELECT count(nextval('backward_seq')) FROM generate_series(1, 7000)");
+
+    let app = TestApp::spawn_in(store.clone(), |_| {}).await;
+    assert!(app.numbers("/v1/forward").await[0] > 5000);
+    assert!(app.numbers("/v1/reverse").await[0] < MAX - 6999);
+    let mut conn = connect(database);
+    let left = diesel::sql_query(
+        "SELECT count(*) AS value FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+          WHERE n.nspname = 'pez' AND c.relname IN ('forward', 'reverse')",
+    )
+    .get_result::<Value>(&mut conn)
+    .expect("count")
+    .value;
+    assert_eq!(left, 0, "PEZ's own forward and reverse are dropped");
+}
+
+/// The rolling cutover: original nodes go on calling nextval() while three
+/// PEZ instances serve, one of them killed with -9 and started again; then
+/// PEZ stops and the original's nodes go on alone (the rollback), then
+/// `pez handback` and they count in ones again. Every number from all of
+/// them, in every phase, is different.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pez_and_the_original_side_by_side_through_a_kill_9_then_the_original_alone() {
+    let database = original_database(1000, 1000);
+    let dir = TempDir::new();
+    let env = [("PEZ_DATABASE_URL", database.url.as_str())];
+    let start = || PezProcess::start(dir.path(), &env);
+    let forward = Arc::new(Mutex::new(Vec::new()));
+    let reverse = Arc::new(Mutex::new(Vec::new()));
+
+    /// Takes numbers from each of `instances` for `how_long`: v1 and v2,
+    /// both directions. Connections refused (a killed instance) are skipped.
+    async fn load(
+        instances: &[&PezProcess],
+        how_long: Duration,
+        forward: &Arc<Mutex<Vec<i64>>>,
+        reverse: &Arc<Mutex<Vec<i64>>>,
+    ) {
+        let until = Instant::now() + how_long;
+        let mut clients = Vec::new();
+        for pez in instances {
+            for (path, into) in [
+                ("/v2/forward?count=37", forward),
+                ("/v1/forward", forward),
+                ("/v2/reverse?count=41", reverse),
+                ("/v1/reverse", reverse),
+            ] {
+                let http = pez.http.clone();
+                let into = Arc::clone(into);
+                clients.push(tokio::spawn(async move {
+                    while Instant::now() < until {
+                        if let Ok(response) = http.try_request(hyper::Method::GET, path).await
+                            && response.status == 200
+                        {
+                            into.lock().expect("numbers").extend(response.numbers());
+                        }
+                    }
+                }));
+            }
+        }
+        for client in clients {
+            client.await.expect("client");
+        }
+    }
+
+    let nodes = OriginalNodes::start(&database);
+    let mut a = start();
+    let b = start();
+    let c = start();
+    load(
+        &[&a, &b, &c],
+        Duration::from_millis(1500),
+        &forward,
+        &reverse,
+    )
+    .await;
+    a.kill_9();
+    load(&[&b, &c], Duration::from_millis(700), &forward, &reverse).await;
+    let a = start();
+    load(
+        &[&a, &b, &c],
+        Duration::from_millis(1500),
+        &forward,
+        &reverse,
+    )
+    .await;
+    for mut pez in [a, b, c] {
+        pez.terminate();
+        assert_eq!(pez.wait_exit(Duration::from_secs(15)).0, Some(0));
+    }
+    let (side_by_side_forward, side_by_side_reverse) = nodes.stop();
+
+    // The rollback: the original's nodes alone.
+    let alone = OriginalNodes::start(&database);
+    std::thread::sleep(Duration::from_millis(500));
+    let (alone_forward, alone_reverse) = alone.stop();
+
+    let handback = pez_command(dir.path())
+        .env("PEZ_DATABASE_URL", &database.url)
+        .arg("handback")
+        .output()
+        .expect("pez handback");
+    assert!(handback.status.success(), "{handback:?}");
+    let mut conn = connect(&database);
+    let after_forward: Vec<i64> = (0..200)
+        .map(|_| original_nextval(&mut conn, "forward_seq"))
+        .collect();
+    let after_reverse: Vec<i64> = (0..200)
+        .map(|_| original_nextval(&mut conn, "backward_seq"))
+        .collect();
+    // In ones again.
+    assert!(
+        after_forward.windows(2).all(|w| w[1] == w[0] + 1),
+        "{after_forward:?}"
+    );
+    assert!(
+        after_reverse.windows(2).all(|w| w[1] == w[0] - 1),
+        "{after_reverse:?}"
+    );
+
+    let served_forward = forward.lock().expect("numbers").clone();
+    let served_reverse = reverse.lock().expect("numbers").clone();
+    assert!(
+        served_forward.len() > 1000,
+        "{} forward numbers",
+        served_forward.len()
+    );
+    assert!(
+        served_reverse.len() > 1000,
+        "{} reverse numbers",
+        served_reverse.len()
+    );
+    for (name, original) in [
+        ("forward_seq while PEZ served", &side_by_side_forward),
+        ("backward_seq while PEZ served", &side_by_side_reverse),
+        ("forward_seq alone", &alone_forward),
+        ("backward_seq alone", &alone_reverse),
+    ] {
+        assert!(
+            original.len() > 10,
+            "{name}: only {} numbers",
+            original.len()
+        );
+    }
+    let all_forward = [
+        served_forward,
+        side_by_side_forward,
+        alone_forward,
+        after_forward,
+    ]
+    .concat();
+    let all_reverse = [
+        served_reverse,
+        side_by_side_reverse,
+        alone_reverse,
+        after_reverse,
+    ]
+    .concat();
+    assert_unique(&all_forward);
+    assert_unique(&all_reverse);
+    // Nothing the original issued before PEZ came is issued again.
+    assert!(all_forward.iter().all(|n| *n > 1000));
+    assert!(all_reverse.iter().all(|n| *n < MAX - 999));
+}
+
+/// Drops a role once the databases it owns objects in are gone (roles
+/// outlive databases).
+struct Role(String);
+
+impl Drop for Role {
+    fn drop(&mut self) {
+        if let Ok(mut admin) = PgConnection::establish(shared_server()) {
+            let _ =
+                diesel::sql_query(format!("DROP ROLE IF EXISTS {}", self.0)).execute(&mut admin);
+        }
+    }
+}
+
+/// A database user that may not take the original's sequences over is
+/// stopped with one line that says what to run, and nothing moves: never a
+/// fresh start at 1 beside them. `pez migrate` run by their owner takes
+/// them over; the service's user then needs rights on them, and is told
+/// which.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_who_may_not_take_over_is_stopped_with_one_line_and_nothing_moves() {
+    let role = Role(format!("pez_takeover_{}", std::process::id()));
+    let database = original_database(3000, 10);
+    let name = database
+        .url
+        .rsplit('/')
+        .next()
+        .expect("database name")
+        .to_owned();
+    database.execute(&format!("DROP ROLE IF EXISTS {}", role.0));
+    database.execute(&format!("CREATE ROLE {} LOGIN", role.0));
+    // It may create PEZ's schema (and diesel's table of migrations in
+    // public), and owns nothing of the original's.
+    database.execute(&format!(
+        "GRANT CREATE ON DATABASE {name} TO {0}; GRANT CREATE ON SCHEMA public TO {0}",
+        role.0
+    ));
+    let limited_url = database
+        .url
+        .replacen("://postgres", &format!("://{}", role.0), 1);
+    assert_ne!(
+        limited_url, database.url,
+        "the test server's URL must name user postgres"
+    );
+    let dir = TempDir::new();
+    let start = |url: &str| {
+        pez_command(dir.path())
+            .env("PEZ_DATABASE_URL", url)
+            .env("PEZ_LISTEN", "127.0.0.1:0")
+            .env("PEZ_DB_STARTUP_TIMEOUT_MS", "2000")
+            .output()
+            .expect("run pez")
+    };
+    let refused = the_error_line(&start(&limited_url));
+    assert!(
+        refused.contains("public.forward_seq") && refused.contains("OWNER TO"),
+        "{refused}"
+    );
+    let mut conn = connect(&database);
+    assert_eq!(
+        original_nextval(&mut conn, "forward_seq"),
+        3001,
+        "nothing moved"
+    );
+
+    // Its owner takes them over with pez migrate; the service's user is
+    // then told what to grant.
+    let migrate = pez_command(dir.path())
+        .env("PEZ_DATABASE_URL", &database.url)
+        .arg("migrate")
+        .output()
+        .expect("pez migrate");
+    assert!(migrate.status.success(), "{migrate:?}");
+    assert!(
+        String::from_utf8_lossy(&migrate.stdout)
+            .contains("now continues the original PEZ's public.forward_seq"),
+        "{migrate:?}"
+    );
+    let refused = the_error_line(&start(&limited_url));
+    assert!(
+        refused.contains("GRANT USAGE, SELECT, UPDATE ON SEQUENCE forward_seq"),
+        "{refused}"
+    );
+    database.execute(&format!(
+        "GRANT USAGE, SELECT, UPDATE ON SEQUENCE forward_seq, backward_seq TO {}",
+        role.0
+    ));
+    database.execute(&format!("GRANT USAGE ON SCHEMA pez TO {}", role.0));
+    database.execute(&format!(
+        "GRANT SELECT, UPDATE ON pez.sequences TO {}",
+        role.0
+    ));
+    database.execute(&format!(
+        "GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA pez TO {}",
+        role.0
+    ));
+    let pez = PezProcess::start(dir.path(), &[("PEZ_DATABASE_URL", &limited_url)]);
+    assert!(pez.http.numbers("/v1/forward").await[0] > 3001);
+    drop(pez);
+    drop(conn);
+    drop(database);
+}
