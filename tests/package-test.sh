@@ -636,6 +636,22 @@ else
     not_ok "pez::deploy runs with sample attributes" "$out"
 fi
 
+# The rollback of a cutover from the original PEZ: stop and disable, then
+# pez handback with the service's own settings and user.
+if out=$(chef_run "$TMP/node.json" "$TMP/data_bags" handback "$TMP/resources-handback.jsonl" 2>&1); then
+    resources=$(cat "$TMP/resources-handback.jsonl")
+    if jq -e -s '(.[0].type == "service" and .[0].name == "pez" and .[0].action == ["stop", "disable"])
+        and (.[1].type == "execute" and (.[1].command | test("EnvironmentFile=/etc/pez/pez.env"))
+             and (.[1].command | test("User=pez")) and (.[1].command | test("/usr/bin/pez handback$")))' \
+        >/dev/null <<<"$resources"; then
+        ok "pez::handback stops and disables pez, then runs pez handback as pez with /etc/pez/pez.env"
+    else
+        not_ok "pez::handback declares what it should" "$resources"
+    fi
+else
+    not_ok "pez::handback runs with sample attributes" "$out"
+fi
+
 if [ -f "$TMP/chef.env" ]; then
     out=$(settings_from "$TMP/chef.env" settings 2>&1)
     status=$?
