@@ -223,7 +223,7 @@ fn sequences_are_created_shown_and_deleted_from_the_command_line() {
     assert!(
         ok(&["sequence", "list"])
             .lines()
-            .any(|l| l.starts_with("orders") && l.ends_with("leased"))
+            .any(|l| l.starts_with("orders") && l.ends_with("leased -"))
     );
     for (args, says) in [
         (
