@@ -63,7 +63,7 @@ async fn start_dispenser(
     metrics: &Arc<Metrics>,
 ) -> Result<Arc<Dispenser>, StartError> {
     let opening = settings.clone();
-    let store = tokio::task::spawn_blocking(move || store::open(&opening))
+    let store = tokio::task::spawn_blocking(move || store::open_to_serve(&opening))
         .await
         .map_err(|e| StartError::Open(OpenError::Setup(e.to_string())))?
         .map_err(StartError::Open)?;

@@ -106,14 +106,19 @@ pub(super) fn copy(raw: &RawSettings, settings: &Settings, to: &str) -> Result<(
         .map(Wanted::from)
         .collect();
     let target_store = retried(&target, || PgStore::connect(&target))?;
-    for outcome in transfer::apply_forward(&target_store, &wanted).map_err(|e| e.to_string())? {
+    // Retired before anything moves: a copy that fails half way has moved
+    // some sequences forward in PostgreSQL already, and the embedded store
+    // must not serve beside them. Running the copy again finishes it.
+    let destination = format!("postgres at {}", target.description);
+    transfer::check(&target_store, &wanted).map_err(|e| e.to_string())?;
+    source
+        .mark_moved(&destination)
+        .map_err(|e| format!("nothing copied: cannot mark the embedded store as moved: {e}"))?;
+    let copied = transfer::apply_forward(&target_store, &wanted)
+        .map_err(|e| format!("{e}; the embedded store stays retired (moved to {destination})"))?;
+    for outcome in copied {
         println!("{outcome}");
     }
-    source
-        .mark_moved(&format!("postgres at {}", target.description))
-        .map_err(|e| {
-            format!("the sequences are copied, but marking the embedded store as moved failed: {e}")
-        })?;
     println!(
         "{} is marked as moved: a server started on it refuses; start PEZ with \
          PEZ_DATABASE_URL set to that database",

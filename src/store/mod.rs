@@ -431,9 +431,9 @@ pub trait Store: Send + Sync + 'static {
     fn call_limit(&self) -> Duration;
 }
 
-/// Opens the store the settings choose: PostgreSQL when configured (its
-/// schema brought up to date), the embedded store otherwise. Blocking; one
-/// attempt (see [`open_waiting`]).
+/// Opens the store the settings choose, for a command (`pez sequence ...`,
+/// `pez store copy`): PostgreSQL when configured (its schema brought up to
+/// date), the embedded store otherwise. Blocking; one attempt.
 pub fn open(settings: &Settings) -> Result<Arc<dyn Store>, OpenError> {
     Ok(match &settings.store {
         StoreChoice::Embedded => Arc::new(SqliteStore::open(
@@ -442,6 +442,17 @@ pub fn open(settings: &Settings) -> Result<Arc<dyn Store>, OpenError> {
         )?),
         StoreChoice::Postgres(pg) => Arc::new(PgStore::connect(pg)?),
     })
+}
+
+/// [`open`], for a server: on PostgreSQL it first takes over the original
+/// PEZ's sequences where the database has them (only a server and `pez
+/// migrate` do: a command that merely looks, after `pez handback`, say, must
+/// not take them over again).
+pub fn open_to_serve(settings: &Settings) -> Result<Arc<dyn Store>, OpenError> {
+    match &settings.store {
+        StoreChoice::Postgres(pg) => Ok(Arc::new(PgStore::connect_to_serve(pg)?)),
+        StoreChoice::Embedded => open(settings),
+    }
 }
 
 /// How long to keep trying while the store is not reachable yet: the
@@ -492,21 +503,6 @@ impl StartupRetry {
         let pause = self.pause.min(left);
         self.pause = (self.pause * 2).min(Duration::from_secs(2));
         Some(pause)
-    }
-}
-
-/// [`open`], retried while the store is not reachable yet (see
-/// [`StartupRetry`]).
-pub fn open_waiting(settings: &Settings) -> Result<Arc<dyn Store>, OpenError> {
-    let mut retry = StartupRetry::new(startup_timeout(settings));
-    loop {
-        match open(settings) {
-            Err(e) => match retry.after_failure(e.is_transient(), &e) {
-                Some(pause) => std::thread::sleep(pause),
-                None => return Err(e),
-            },
-            opened => return opened,
-        }
     }
 }
 

@@ -120,7 +120,9 @@ impl SqliteStore {
         match store.moved_to() {
             Ok(None) => Ok(store),
             Ok(Some(moved)) => Err(OpenError::Moved(format!(
-                "the embedded store at {} is retired: its sequences were copied to {} on {}                  (pez store copy); start PEZ with that database instead (PEZ_DATABASE_URL or                  PEZ_DB_HOST), since serving from here too would issue their numbers twice",
+                "the embedded store at {} is retired: its sequences were copied to {} on {} \
+                 (pez store copy); start PEZ with that database instead (PEZ_DATABASE_URL or \
+                 PEZ_DB_HOST), since serving from here too would issue their numbers twice",
                 store.path.display(),
                 moved.destination,
                 moved.moved_at

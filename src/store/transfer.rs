@@ -236,10 +236,9 @@ impl fmt::Display for ApplyError {
     }
 }
 
-/// Applies `wanted` to `store`, only forward (see the module docs). Checks
-/// every listed sequence that exists against its settings first, and
-/// changes nothing if any differ.
-pub fn apply_forward(store: &dyn Store, wanted: &[Wanted]) -> Result<Vec<Outcome>, ApplyError> {
+/// Refuses `wanted` if any of its sequences exists in `store` with other
+/// settings; changes nothing.
+pub fn check(store: &dyn Store, wanted: &[Wanted]) -> Result<(), ApplyError> {
     let existing = store.list().map_err(ApplyError::Store)?;
     let conflicts: Vec<String> = wanted
         .iter()
@@ -255,9 +254,18 @@ pub fn apply_forward(store: &dyn Store, wanted: &[Wanted]) -> Result<Vec<Outcome
             })
         })
         .collect();
-    if !conflicts.is_empty() {
-        return Err(ApplyError::Conflicts(conflicts));
+    if conflicts.is_empty() {
+        Ok(())
+    } else {
+        Err(ApplyError::Conflicts(conflicts))
     }
+}
+
+/// Applies `wanted` to `store`, only forward (see the module docs). Checks
+/// every listed sequence that exists against its settings first
+/// ([`check`]), and changes nothing if any differ.
+pub fn apply_forward(store: &dyn Store, wanted: &[Wanted]) -> Result<Vec<Outcome>, ApplyError> {
+    check(store, wanted)?;
     let mut outcomes = Vec::new();
     for w in wanted {
         let name = w.spec.name.clone();

@@ -4,10 +4,12 @@
 //! `backward_seq`), one number per call in its own transaction, as the
 //! original took them.
 
+use crate::helpers::postgres_store;
 use crate::helpers::{
     MAX, PezProcess, StoreFixture, TempDir, TestApp, assert_unique, pez_command, the_error_line,
 };
 use crate::postgres_support::{TestDatabase, shared_server};
+use diesel::connection::SimpleConnection;
 use diesel::sql_types::BigInt;
 use diesel::{Connection, PgConnection, QueryableByName, RunQueryDsl};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -273,6 +275,13 @@ async fn pez_and_the_original_side_by_side_through_a_kill_9_then_the_original_al
         .output()
         .expect("pez handback");
     assert!(handback.status.success(), "{handback:?}");
+    // Looking, after a hand-back, does not take the sequences over again.
+    let listed = pez_command(dir.path())
+        .env("PEZ_DATABASE_URL", &database.url)
+        .args(["sequence", "list"])
+        .output()
+        .expect("pez sequence list");
+    assert!(listed.status.success(), "{listed:?}");
     let mut conn = connect(&database);
     let after_forward: Vec<i64> = (0..200)
         .map(|_| original_nextval(&mut conn, "forward_seq"))
@@ -435,4 +444,130 @@ async fn a_user_who_may_not_take_over_is_stopped_with_one_line_and_nothing_moves
     drop(pez);
     drop(conn);
     drop(database);
+}
+
+/// A reservation whose nextval() waits behind an `ALTER SEQUENCE` (here
+/// the original's increment set back to 1 by hand, as `pez handback` does)
+/// counts with the new increment: PEZ must see that, and never serve values
+/// counted in ones as blocks of 1,000 while the original's nodes count in
+/// ones through them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reservation_that_waited_behind_an_alter_sees_the_new_increment() {
+    use pez::store::{PgStore, Store};
+    let database = original_database(1000, 10);
+    let pez::config::StoreChoice::Postgres(pg) = postgres_store(&database.url) else {
+        panic!("a PostgreSQL store");
+    };
+    PgStore::migrate(&pg).expect("take over");
+    let store = PgStore::connect(&pg).expect("connect");
+    let generation = store
+        .generations()
+        .expect("generations")
+        .into_iter()
+        .find(|(name, _)| name == "forward")
+        .expect("forward")
+        .1;
+    // A first reservation, so the description with INCREMENT 1000 is cached.
+    let first = store.reserve("forward", generation, 1000).expect("reserve");
+    assert_eq!(first.blocks()[0].first, 1001);
+
+    let mut holder = connect(&database);
+    holder
+        .batch_execute("BEGIN; ALTER SEQUENCE forward_seq INCREMENT BY 1 CACHE 1")
+        .expect("hold the sequence's lock");
+    let waiting = std::thread::spawn(move || store.reserve("forward", generation, 1000));
+    std::thread::sleep(Duration::from_millis(300));
+    holder.batch_execute("COMMIT").expect("commit");
+    let reserved = waiting.join().expect("reservation");
+    let original: Vec<i64> = (0..5)
+        .map(|_| original_nextval(&mut holder, "forward_seq"))
+        .collect();
+    if let Ok(reserved) = &reserved {
+        for block in reserved.blocks() {
+            for n in &original {
+                assert!(
+                    !block.iter().any(|m| m == *n),
+                    "{n} was reserved by PEZ ({block:?}) and issued by the original"
+                );
+            }
+        }
+    }
+}
+
+/// The original's sequence dropped and created again (at 1, as a
+/// SQLAlchemy `create_all` would) is not the one PEZ took over: PEZ stops
+/// with one line instead of going on from 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_original_sequence_created_again_is_refused_not_continued_from_1() {
+    let database = original_database(3000, 10);
+    let dir = TempDir::new();
+    let pez = PezProcess::start(dir.path(), &[("PEZ_DATABASE_URL", &database.url)]);
+    assert!(pez.http.numbers("/v1/forward").await[0] > 3000);
+    drop(pez);
+    database.execute(
+        "DROP SEQUENCE forward_seq; \
+         CREATE SEQUENCE forward_seq INCREMENT BY 1 START WITH 1 \
+             MINVALUE 1 MAXVALUE 9223372036854775807 CYCLE",
+    );
+    let refused = the_error_line(
+        &pez_command(dir.path())
+            .env("PEZ_DATABASE_URL", &database.url)
+            .env("PEZ_LISTEN", "127.0.0.1:0")
+            .output()
+            .expect("run pez"),
+    );
+    assert!(
+        refused.contains("public.forward_seq is not the sequence forward took over"),
+        "{refused}"
+    );
+    let mut conn = connect(&database);
+    assert_eq!(
+        original_nextval(&mut conn, "forward_seq"),
+        1,
+        "nothing moved"
+    );
+}
+
+/// A `forward_seq` PEZ's user does not find on its search path stops PEZ
+/// (it cannot tell whether the original used it); once the database's
+/// search path names its schema, PEZ continues it. A PEZ sequence that
+/// happens to be called `forward_seq` is not the original's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_original_sequence_off_the_search_path_stops_pez_until_the_path_names_it() {
+    let database = TestDatabase::create();
+    let name = database
+        .url
+        .rsplit('/')
+        .next()
+        .expect("database name")
+        .to_owned();
+    database.execute(
+        "CREATE SCHEMA legacy; \
+         CREATE SEQUENCE legacy.forward_seq INCREMENT BY 1 START WITH 1 \
+             MINVALUE 1 MAXVALUE 9223372036854775807 CYCLE; \
+         SELECT setval('legacy.forward_seq', 777)",
+    );
+    let dir = TempDir::new();
+    let run = |args: &[&str]| {
+        pez_command(dir.path())
+            .env("PEZ_DATABASE_URL", &database.url)
+            .env("PEZ_LISTEN", "127.0.0.1:0")
+            .args(args)
+            .output()
+            .expect("run pez")
+    };
+    let refused = the_error_line(&run(&[]));
+    assert!(
+        refused.contains("legacy.forward_seq, which is not on this user's search_path"),
+        "{refused}"
+    );
+    // PEZ's own sequence of that name is no original.
+    let created = run(&["sequence", "create", "forward_seq"]);
+    assert!(created.status.success(), "{created:?}");
+
+    database.execute(&format!(
+        "ALTER DATABASE {name} SET search_path = legacy, public"
+    ));
+    let pez = PezProcess::start(dir.path(), &[("PEZ_DATABASE_URL", &database.url)]);
+    assert_eq!(pez.http.numbers("/v1/forward").await, vec![778]);
 }

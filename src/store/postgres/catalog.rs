@@ -60,6 +60,7 @@ const CATALOG: &str = "SELECT m.name, c.oid::bigint AS oid, s.seqincrement AS in
      JOIN pg_namespace n ON n.nspname = COALESCE(m.relation_schema, 'pez') \
      JOIN pg_class c ON c.relnamespace = n.oid \
                     AND c.relname = COALESCE(m.relation_name, m.name) AND c.relkind = 'S' \
+                    AND (m.relation_oid IS NULL OR c.oid::bigint = m.relation_oid) \
      JOIN pg_sequence s ON s.seqrelid = c.oid";
 
 #[derive(QueryableByName)]
@@ -124,7 +125,7 @@ pub fn relation(schema: &str, name: &str) -> String {
 }
 
 /// An identifier in double quotes, its own quotes doubled.
-fn quote(identifier: &str) -> String {
+pub fn quote(identifier: &str) -> String {
     format!("\"{}\"", identifier.replace('"', "\"\""))
 }
 
@@ -246,16 +247,29 @@ pub enum Taken {
     Values(Vec<i64>),
     /// The oid names no sequence any more (it was dropped, and perhaps made
     /// again under a new oid), or the sequence has another generation than
-    /// the caller's (it was restarted). Nothing was taken.
+    /// the caller's (it was restarted). Nothing was taken, or what was
+    /// taken must be left as a gap.
     Stale,
     /// Its INCREMENT is not the one PEZ described: someone altered it.
     /// Values were taken and must be left as a gap.
     Altered,
 }
 
-/// Calls nextval() `steps` times on the sequence `seq.oid`, in one
-/// autocommit statement whose commit is durable, if the sequence still has
-/// `generation`.
+/// Calls nextval() `steps` times on the sequence `seq.oid`, in a
+/// transaction whose commit is durable, if the sequence still has
+/// `generation` and the increment PEZ described.
+///
+/// Two statements, because one cannot check what it must: a statement
+/// reads the catalog with a snapshot taken when it starts, but its
+/// nextval() may first wait for the sequence's lock, held by an `ALTER
+/// SEQUENCE` (a hand-back to the original PEZ, a restart, a give-back), and
+/// then counts with whatever that ALTER committed: values made with an
+/// increment of 1 read as blocks of 1,000 would be served twice. So the
+/// first statement takes the values (and already refuses a sequence it can
+/// see is stale), and the second reads the increment and the generation
+/// again with a fresh snapshot, while this transaction's nextval() holds
+/// the lock no ALTER can take before the commit: what it reads is what
+/// nextval() counted with.
 ///
 /// Durability: nextval() WAL-logs 32 calls ahead, so most calls write no
 /// WAL of their own, and PostgreSQL flushes a commit (and waits for the
@@ -270,6 +284,15 @@ pub enum Taken {
 /// run against the database during a rolling upgrade: their give-backs
 /// serialise with reservations only through that lock's exclusive form.
 pub fn take(
+    conn: &mut PgConnection,
+    seq: &Described,
+    generation: i64,
+    steps: u64,
+) -> QueryResult<Taken> {
+    conn.transaction(|conn| take_in_transaction(conn, seq, generation, steps))
+}
+
+fn take_in_transaction(
     conn: &mut PgConnection,
     seq: &Described,
     generation: i64,
@@ -292,11 +315,35 @@ pub fn take(
     .bind::<Text, _>(&seq.spec.name)
     .bind::<BigInt, _>(generation)
     .load::<Reservation>(conn)?;
-    Ok(match rows.first() {
-        None => Taken::Stale,
-        Some(row) if row.increment_by != seq.increment => Taken::Altered,
-        Some(_) => Taken::Values(rows.into_iter().map(|row| row.value).collect()),
-    })
+    if rows.is_empty() {
+        return Ok(Taken::Stale);
+    }
+    let now = diesel::sql_query(
+        "SELECT s.seqincrement AS increment_by, \
+                (SELECT m.generation FROM pez.sequences m WHERE m.name = $2) AS generation \
+           FROM pg_sequence s WHERE s.seqrelid = $1::oid",
+    )
+    .bind::<BigInt, _>(seq.oid)
+    .bind::<Text, _>(&seq.spec.name)
+    .get_result::<Shape>(conn)?;
+    Ok(
+        if now.increment_by != seq.increment || rows[0].increment_by != seq.increment {
+            Taken::Altered
+        } else if now.generation != Some(generation) {
+            Taken::Stale
+        } else {
+            Taken::Values(rows.into_iter().map(|row| row.value).collect())
+        },
+    )
+}
+
+/// A sequence's increment and generation, read after its nextval().
+#[derive(QueryableByName)]
+struct Shape {
+    #[diesel(sql_type = BigInt)]
+    increment_by: i64,
+    #[diesel(sql_type = diesel::sql_types::Nullable<BigInt>)]
+    generation: Option<i64>,
 }
 
 /// The blocks of the values nextval() returned: each the step starting at

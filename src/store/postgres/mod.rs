@@ -88,15 +88,38 @@ struct Generation {
 impl PgStore {
     /// Connects, brings the schema up to date, checks that the user may
     /// serve, and builds the pool: one attempt (the caller retries an
-    /// [`OpenError::Unavailable`]).
+    /// [`OpenError::Unavailable`]). For commands: the original PEZ's
+    /// sequences, if the database has them and they are not taken over
+    /// yet, are only mentioned (see [`Self::connect_to_serve`]).
     pub fn connect(settings: &PgSettings) -> Result<Self, OpenError> {
+        Self::open(settings, false)
+    }
+
+    /// [`Self::connect`] for a server: first takes over the original PEZ's
+    /// sequences where the database has them ([`original::take_over`]),
+    /// and logs where each stands.
+    pub fn connect_to_serve(settings: &PgSettings) -> Result<Self, OpenError> {
+        Self::open(settings, true)
+    }
+
+    fn open(settings: &PgSettings, take_over: bool) -> Result<Self, OpenError> {
         let mut conn = startup::connect(settings)?;
         let applied = startup::run_migrations(&mut conn, settings)?;
         if applied > 0 {
             info!("postgres: applied {applied} migration(s)");
         }
-        for continued in original::take_over(&mut conn, settings)? {
-            info!("postgres: {continued}");
+        if take_over {
+            for continued in original::take_over(&mut conn, settings)? {
+                info!("postgres: {continued}");
+            }
+        } else {
+            for waiting in original::not_taken_over(&mut conn).unwrap_or_default() {
+                warn!(
+                    "postgres: this database holds the original PEZ's {waiting}, not taken over \
+                     yet: a PEZ server (or pez migrate) will continue it; until then, what \
+                     this command shows of forward and reverse is PEZ's own sequences"
+                );
+            }
         }
         startup::check_privileges(&mut conn, settings)?;
         if !startup::owns_sequences(&mut conn).unwrap_or(true) {

@@ -150,6 +150,8 @@ impl Refusal {
 /// A native sequence and what PEZ needs to know of it.
 #[derive(Debug, Clone, QueryableByName)]
 struct Native {
+    #[diesel(sql_type = BigInt)]
+    oid: i64,
     #[diesel(sql_type = Text)]
     schema: String,
     #[diesel(sql_type = Text)]
@@ -170,6 +172,9 @@ struct Native {
     /// Whether this user may read where it stands.
     #[diesel(sql_type = Bool)]
     readable: bool,
+    /// Whether this user may use its schema (reach it at all).
+    #[diesel(sql_type = Bool)]
+    schema_usable: bool,
 }
 
 impl Native {
@@ -199,11 +204,12 @@ impl Native {
 /// Every sequence called `relname`, in any schema.
 fn natives(conn: &mut PgConnection, relname: &str) -> QueryResult<Vec<Native>> {
     diesel::sql_query(
-        "SELECT n.nspname::text AS schema, c.relname::text AS name, \
+        "SELECT c.oid::bigint AS oid, n.nspname::text AS schema, c.relname::text AS name, \
                 s.seqincrement AS increment_by, s.seqmin AS min_value, s.seqmax AS max_value, \
                 s.seqcycle AS cycle, pg_has_role(c.relowner, 'USAGE') AS owned, \
                 pg_get_userbyid(c.relowner)::text AS owner, \
-                has_sequence_privilege(c.oid, 'SELECT') AS readable \
+                has_sequence_privilege(c.oid, 'SELECT') AS readable, \
+                has_schema_privilege(n.oid, 'USAGE') AS schema_usable \
            FROM pg_class c \
            JOIN pg_namespace n ON n.oid = c.relnamespace \
            JOIN pg_sequence s ON s.seqrelid = c.oid \
@@ -258,20 +264,47 @@ fn search_path_schemas(setting: &str, user: &str) -> Vec<String> {
 }
 
 /// The original's sequence called `relname`, if this database has one: the
-/// first in PEZ's user's search path (as the original's `nextval('...')`
-/// found it), never one of PEZ's own schema. Found whether or not this user
-/// may use it, so a user without the rights is stopped, never started
-/// beside it.
-fn find_original(conn: &mut PgConnection, relname: &str) -> QueryResult<Option<Native>> {
+/// first in PEZ's user's search path (the one the original's unqualified
+/// `nextval('...')` found, when PEZ uses the original's user). Found
+/// whether or not this user may use it, so a user without the rights is
+/// stopped, never started beside it. A PEZ sequence of that name (in the
+/// schema `pez`, made through the admin API) is not the original's. One
+/// that exists only outside the search path stops PEZ too: PEZ cannot tell
+/// whether the original used it.
+fn find_original(conn: &mut PgConnection, relname: &str) -> Result<Option<Native>, Refusal> {
     let path = diesel::sql_query(
         "SELECT current_setting('search_path') AS search_path, current_user::text AS user",
     )
     .get_result::<SearchPath>(conn)?;
-    let found = natives(conn, relname)?;
-    Ok(search_path_schemas(&path.search_path, &path.user)
+    let named_by_pez = diesel::sql_query(
+        "SELECT count(*) AS count FROM pez.sequences WHERE name = $1 AND relation_name IS NULL",
+    )
+    .bind::<Text, _>(relname)
+    .get_result::<Count>(conn)?
+    .count
+        > 0;
+    let found: Vec<Native> = natives(conn, relname)?
+        .into_iter()
+        .filter(|n| !(named_by_pez && n.schema == catalog::SCHEMA))
+        .collect();
+    let path = search_path_schemas(&path.search_path, &path.user);
+    if let Some(on_path) = path
         .iter()
-        .filter(|schema| schema.as_str() != catalog::SCHEMA)
-        .find_map(|schema| found.iter().find(|n| &n.schema == schema).cloned()))
+        .find_map(|schema| found.iter().find(|n| &n.schema == schema))
+    {
+        return Ok(Some(on_path.clone()));
+    }
+    match found.first() {
+        None => Ok(None),
+        Some(elsewhere) => Err(Refusal::Final(format!(
+            "this database holds {}, which is not on this user's search_path ({}): PEZ cannot \
+             tell whether the original PEZ took its numbers from it. If it did, put its schema \
+             on the user's search_path (ALTER ROLE ... SET search_path = ...) and start PEZ \
+             again; if not, rename or drop it",
+            elsewhere.shown(),
+            path.join(", ")
+        ))),
+    }
 }
 
 #[derive(QueryableByName)]
@@ -280,17 +313,60 @@ struct Mapping {
     relation_schema: Option<String>,
     #[diesel(sql_type = Nullable<Text>)]
     relation_name: Option<String>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    relation_oid: Option<i64>,
 }
 
-/// The sequence `pez.sequences` says `name` lives in, if not PEZ's own.
-fn recorded(conn: &mut PgConnection, name: &str) -> QueryResult<Option<(String, String)>> {
+/// The original's sequence `pez.sequences` says a PEZ sequence continues.
+struct Recorded {
+    schema: String,
+    name: String,
+    /// The oid it had when PEZ took it over (`None`: an operator cleared it
+    /// to accept the one there now).
+    oid: Option<i64>,
+}
+
+impl Recorded {
+    fn shown(&self) -> String {
+        format!("{}.{}", self.schema, self.name)
+    }
+
+    /// The sequence there now, if any; refused if it is not the one PEZ
+    /// took over (dropped and made again since, or the database restored
+    /// from a dump: its numbers may repeat ones issued).
+    fn find(&self, conn: &mut PgConnection, name: &str) -> Result<Option<Native>, Refusal> {
+        let there = natives(conn, &self.name)?
+            .into_iter()
+            .find(|n| n.schema == self.schema);
+        match (&there, self.oid) {
+            (Some(native), Some(oid)) if native.oid != oid => Err(Refusal::Final(format!(
+                "{} is not the sequence {name} took over: it was dropped and created again \
+                 since (or the database restored from a dump), and may issue numbers issued \
+                 before. Make sure it stands past every number issued (SELECT setval(...)), then \
+                 accept it: UPDATE pez.sequences SET relation_oid = NULL WHERE name = '{name}'",
+                self.shown()
+            ))),
+            _ => Ok(there),
+        }
+    }
+}
+
+/// What `pez.sequences` records for `name`, if it continues the original's.
+fn recorded(conn: &mut PgConnection, name: &str) -> QueryResult<Option<Recorded>> {
     let row = diesel::sql_query(
-        "SELECT relation_schema, relation_name FROM pez.sequences WHERE name = $1",
+        "SELECT relation_schema, relation_name, relation_oid FROM pez.sequences WHERE name = $1",
     )
     .bind::<Text, _>(name)
     .get_result::<Mapping>(conn)
     .optional()?;
-    Ok(row.and_then(|m| m.relation_schema.zip(m.relation_name)))
+    Ok(row.and_then(|m| {
+        let (schema, name) = m.relation_schema.zip(m.relation_name)?;
+        Some(Recorded {
+            schema,
+            name,
+            oid: m.relation_oid,
+        })
+    }))
 }
 
 /// What a sequence of the original must look like for PEZ to continue it:
@@ -321,21 +397,60 @@ fn check_shape(native: &Native, spec: &SequenceSpec) -> Result<(), Refusal> {
     )))
 }
 
-/// Refuses unless this user owns `native`, which altering it (and, later,
-/// giving blocks back to it) needs.
-fn check_owned(native: &Native, why: &str) -> Result<(), Refusal> {
+/// What a user that may not touch the original's sequence is told to run.
+#[derive(Debug, Clone, Copy)]
+enum Remedy {
+    /// Take it over: make the user its owner, or let the owner do it.
+    TakeOver,
+    /// Hand it back: only its owner may.
+    HandBack,
+}
+
+/// Refuses unless this user owns `native` and may use its schema, which
+/// altering it (and, later, giving blocks back to it) needs.
+fn check_owned(native: &Native, remedy: Remedy) -> Result<(), Refusal> {
+    let relation = native.relation();
+    let owner = &native.owner;
+    if !native.schema_usable {
+        return Err(Refusal::Final(format!(
+            "PEZ needs {} (the original PEZ's), and this user may not use its schema: run \
+             `GRANT USAGE ON SCHEMA {} TO <pez user>;`",
+            native.shown(),
+            catalog::quote(&native.schema),
+        )));
+    }
     if native.owned {
         return Ok(());
     }
-    Err(Refusal::Final(format!(
-        "PEZ must {why} {}, which belongs to {}, and this user may not: as {} run \
-         `ALTER SEQUENCE {} OWNER TO <pez user>;`, or run `pez migrate` with these settings as {}",
-        native.shown(),
-        native.owner,
-        native.owner,
-        native.relation(),
-        native.owner,
-    )))
+    Err(Refusal::Final(match remedy {
+        Remedy::TakeOver => format!(
+            "PEZ must take over {}, which belongs to {owner}, and this user may not (it must \
+             own it): as {owner} run `ALTER SEQUENCE {relation} OWNER TO <pez user>;`, or run \
+             `pez migrate` with these settings as {owner}",
+            native.shown()
+        ),
+        Remedy::HandBack => format!(
+            "only the owner of {} ({owner}) may hand it back: run `pez handback` with these \
+             settings as {owner}",
+            native.shown()
+        ),
+    }))
+}
+
+/// The original PEZ's sequences this database holds that PEZ has not taken
+/// over yet (`schema.name` each): what a command that does not take them
+/// over mentions. Errors count as none: it is only a hint.
+pub fn not_taken_over(conn: &mut PgConnection) -> QueryResult<Vec<String>> {
+    let mut waiting = Vec::new();
+    for (name, relname) in ORIGINALS {
+        if recorded(conn, name)?.is_some() {
+            continue;
+        }
+        if let Ok(Some(native)) = find_original(conn, relname) {
+            waiting.push(native.shown());
+        }
+    }
+    Ok(waiting)
 }
 
 /// Points `forward` and `reverse` at the original PEZ's sequences where this
@@ -382,25 +497,27 @@ fn take_over_one(
         Direction::Ascending => LEASE_STEP as i64,
         Direction::Descending => -(LEASE_STEP as i64),
     };
-    let native = match recorded(conn, name)? {
-        Some((schema, relation)) => natives(conn, &relation)?
-            .into_iter()
-            .find(|n| n.schema == schema)
-            .ok_or_else(|| {
-                Refusal::Final(format!(
-                    "{name} continued the original PEZ's {schema}.{relation}, which is gone; PEZ \
-                     will not start {name} over (it would issue its numbers again): create \
-                     {schema}.{relation} again past every number issued (CREATE SEQUENCE ... \
-                     START WITH ...) and start PEZ"
-                ))
-            })?,
+    let recorded = recorded(conn, name)?;
+    let native = match &recorded {
+        Some(record) => record.find(conn, name)?.ok_or_else(|| {
+            Refusal::Final(format!(
+                "{name} continued the original PEZ's {}, which is gone; PEZ will not start \
+                 {name} over (it would issue its numbers again): create it again past every \
+                 number issued (CREATE SEQUENCE ... START WITH ...), accept it (UPDATE \
+                 pez.sequences SET relation_oid = NULL WHERE name = '{name}') and start PEZ",
+                record.shown()
+            ))
+        })?,
         None => match find_original(conn, relname)? {
             Some(native) => native,
             None => return Ok(None),
         },
     };
     check_shape(&native, &spec)?;
-    let taken_over_before = recorded(conn, name)?.is_some() && native.increment_by == step;
+    let taken_over_before = recorded
+        .as_ref()
+        .is_some_and(|record| record.oid == Some(native.oid))
+        && native.increment_by == step;
     if taken_over_before {
         if !native.readable {
             // Nothing to do; the check of the user's rights that follows
@@ -415,18 +532,22 @@ fn take_over_one(
             next,
         }));
     }
-    check_owned(&native, "take over")?;
+    check_owned(&native, Remedy::TakeOver)?;
     // PEZ's own sequence, if PEZ ran here before: it is dropped, so this
     // user must own it too.
     let own = natives(conn, name)?
         .into_iter()
         .find(|n| n.schema == catalog::SCHEMA);
     if let Some(own) = &own {
-        check_owned(own, "retire its own")?;
+        check_owned(own, Remedy::TakeOver)?;
     }
     // The exclusive lock first, and what is read after it stays true until
     // the commit. Reading the position does not need the new increment:
-    // ALTER leaves last_value and is_called as they were.
+    // ALTER leaves last_value and is_called as they were. While the ALTER
+    // waits for the lock, every nextval() of the original's nodes waits
+    // behind it: so it waits briefly (an original's transaction left open
+    // holds the lock; the start is retried).
+    diesel::sql_query("SET LOCAL lock_timeout = '200ms'").execute(conn)?;
     diesel::sql_query(format!(
         "ALTER SEQUENCE {} INCREMENT BY {step} CACHE 1",
         native.relation()
@@ -453,12 +574,13 @@ fn take_over_one(
     // storage in it.
     catalog::set_next(conn, &native.relation(), next)?;
     diesel::sql_query(
-        "UPDATE pez.sequences SET relation_schema = $2, relation_name = $3, \
+        "UPDATE pez.sequences SET relation_schema = $2, relation_name = $3, relation_oid = $4, \
                 generation = nextval('pez.generations') WHERE name = $1",
     )
     .bind::<Text, _>(name)
     .bind::<Text, _>(&native.schema)
     .bind::<Text, _>(&native.name)
+    .bind::<BigInt, _>(native.oid)
     .execute(conn)?;
     if let Some(own) = &own {
         diesel::sql_query(format!("DROP SEQUENCE {}", own.relation())).execute(conn)?;
@@ -510,13 +632,10 @@ pub fn hand_back(
         }
         let mut handed = Vec::new();
         for (name, _) in ORIGINALS {
-            let Some((schema, relation)) = recorded(conn, name)? else {
+            let Some(record) = recorded(conn, name)? else {
                 continue;
             };
-            let Some(native) = natives(conn, &relation)?
-                .into_iter()
-                .find(|n| n.schema == schema)
-            else {
+            let Some(native) = record.find(conn, name)? else {
                 continue;
             };
             let spec = builtin(name);
@@ -524,7 +643,7 @@ pub fn hand_back(
                 Direction::Ascending => 1,
                 Direction::Descending => -1,
             };
-            check_owned(&native, "hand back")?;
+            check_owned(&native, Remedy::HandBack)?;
             if native.increment_by == sign {
                 let next = native.stands(conn, &spec)?.unwrap_or(spec.origin());
                 handed.push(Continued {
@@ -535,6 +654,7 @@ pub fn hand_back(
                 });
                 continue;
             }
+            diesel::sql_query("SET LOCAL lock_timeout = '200ms'").execute(conn)?;
             diesel::sql_query(format!(
                 "ALTER SEQUENCE {} INCREMENT BY {sign} CACHE 1",
                 native.relation()
@@ -578,6 +698,7 @@ mod tests {
 
     fn native(increment_by: i64, min: i64, max: i64, cycle: bool) -> Native {
         Native {
+            oid: 1,
             schema: "public".into(),
             name: "forward_seq".into(),
             increment_by,
@@ -587,6 +708,7 @@ mod tests {
             owned: true,
             owner: "pez".into(),
             readable: true,
+            schema_usable: true,
         }
     }
 

@@ -3,7 +3,9 @@
 # forward and reverse back to the original's nodes, so that their
 # forward_seq and backward_seq count in ones again from past every number
 # PEZ reserved. Run pez::undeploy on every PEZ node first, then this on one:
-# `pez handback` refuses while any PEZ is still connected to the database.
+# `pez handback` refuses while any PEZ is still connected to the database,
+# and needs the database user that owns the sequences: the service's own
+# settings are used, as the user that took them over owns them.
 # (Without it the original's nodes re-issue nothing either; they only go on
 # taking numbers 1000 apart.)
 include_recipe 'pez::undeploy'
