@@ -196,7 +196,8 @@ pub enum StoreError {
     },
     /// The sequence is no longer the one the caller knows: it was restarted
     /// (a new generation) or deleted and created again since the caller
-    /// read it. Nothing was taken; the caller should look again.
+    /// read it. Nothing the call took may be served (it took nothing, or
+    /// left what it took as a gap); the caller should look again.
     Stale(String),
     /// The store failed before it changed anything: a refused connection,
     /// a statement the database rejected.

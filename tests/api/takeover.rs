@@ -450,11 +450,21 @@ async fn a_user_who_may_not_take_over_is_stopped_with_one_line_and_nothing_moves
 /// the original's increment set back to 1 by hand, as `pez handback` does)
 /// counts with the new increment: PEZ must see that, and never serve values
 /// counted in ones as blocks of 1,000 while the original's nodes count in
-/// ones through them.
+/// ones through them. The database defaults to SERIALIZABLE, under which a
+/// transaction's statements share one snapshot: PEZ's sessions must not.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reservation_that_waited_behind_an_alter_sees_the_new_increment() {
     use pez::store::{PgStore, Store};
     let database = original_database(1000, 10);
+    let name = database
+        .url
+        .rsplit('/')
+        .next()
+        .expect("database name")
+        .to_owned();
+    database.execute(&format!(
+        "ALTER DATABASE {name} SET default_transaction_isolation = 'serializable'"
+    ));
     let pez::config::StoreChoice::Postgres(pg) = postgres_store(&database.url) else {
         panic!("a PostgreSQL store");
     };

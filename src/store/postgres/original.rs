@@ -342,8 +342,9 @@ impl Recorded {
             (Some(native), Some(oid)) if native.oid != oid => Err(Refusal::Final(format!(
                 "{} is not the sequence {name} took over: it was dropped and created again \
                  since (or the database restored from a dump), and may issue numbers issued \
-                 before. Make sure it stands past every number issued (SELECT setval(...)), then \
-                 accept it: UPDATE pez.sequences SET relation_oid = NULL WHERE name = '{name}'",
+                 before. With every PEZ stopped, make sure it stands past every number issued (SELECT \
+                 setval(...)), then accept it: UPDATE pez.sequences SET relation_oid = NULL, \
+                 generation = nextval('pez.generations') WHERE name = '{name}'",
                 self.shown()
             ))),
             _ => Ok(there),
@@ -373,11 +374,8 @@ fn recorded(conn: &mut PgConnection, name: &str) -> QueryResult<Option<Recorded>
 /// the range and cycle of `spec`, counting in its direction by one (as the
 /// original made it) or by PEZ's step (taken over already).
 fn check_shape(native: &Native, spec: &SequenceSpec) -> Result<(), Refusal> {
-    let sign = match spec.direction {
-        Direction::Ascending => 1,
-        Direction::Descending => -1,
-    };
-    let step_ok = [sign, sign * LEASE_STEP as i64].contains(&native.increment_by);
+    let sign = increment(spec, 1);
+    let step_ok = [sign, increment(spec, LEASE_STEP)].contains(&native.increment_by);
     if step_ok && native.min_value == spec.min && native.max_value == spec.max && native.cycle {
         return Ok(());
     }
@@ -462,21 +460,48 @@ pub fn take_over(
     conn: &mut PgConnection,
     settings: &PgSettings,
 ) -> Result<Vec<Continued>, OpenError> {
+    under_catalog_lock(
+        conn,
+        settings,
+        "cannot take over the original PEZ's sequences",
+        |conn| {
+            let mut continued = Vec::new();
+            for (name, original) in ORIGINALS {
+                if let Some(done) = take_over_one(conn, name, original)? {
+                    continued.push(done);
+                }
+            }
+            Ok(continued)
+        },
+    )
+}
+
+/// The INCREMENT that moves `spec` by `numbers` per nextval(), in its
+/// direction.
+fn increment(spec: &SequenceSpec, numbers: u64) -> i64 {
+    let numbers = numbers as i64;
+    match spec.direction {
+        Direction::Ascending => numbers,
+        Direction::Descending => -numbers,
+    }
+}
+
+/// Runs `work` in one transaction holding the catalog lock, so that starts,
+/// `pez migrate` and `pez handback` take turns; a refusal or an error is
+/// reported as `what` failing.
+fn under_catalog_lock<T>(
+    conn: &mut PgConnection,
+    settings: &PgSettings,
+    what: &str,
+    work: impl FnOnce(&mut PgConnection) -> Result<T, Refusal>,
+) -> Result<T, OpenError> {
     conn.transaction(|conn| {
         diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
             .bind::<BigInt, _>(CATALOG_LOCK)
             .execute(conn)?;
-        let mut continued = Vec::new();
-        for (name, original) in ORIGINALS {
-            if let Some(done) = take_over_one(conn, name, original)? {
-                continued.push(done);
-            }
-        }
-        Ok(continued)
+        work(conn)
     })
-    .map_err(|e: Refusal| {
-        e.into_open_error(settings, "cannot take over the original PEZ's sequences")
-    })
+    .map_err(|e: Refusal| e.into_open_error(settings, what))
 }
 
 fn builtin(name: &str) -> SequenceSpec {
@@ -493,10 +518,7 @@ fn take_over_one(
     relname: &str,
 ) -> Result<Option<Continued>, Refusal> {
     let spec = builtin(name);
-    let step = match spec.direction {
-        Direction::Ascending => LEASE_STEP as i64,
-        Direction::Descending => -(LEASE_STEP as i64),
-    };
+    let step = increment(&spec, LEASE_STEP);
     let recorded = recorded(conn, name)?;
     let native = match &recorded {
         Some(record) => record.find(conn, name)?.ok_or_else(|| {
@@ -504,7 +526,8 @@ fn take_over_one(
                 "{name} continued the original PEZ's {}, which is gone; PEZ will not start \
                  {name} over (it would issue its numbers again): create it again past every \
                  number issued (CREATE SEQUENCE ... START WITH ...), accept it (UPDATE \
-                 pez.sequences SET relation_oid = NULL WHERE name = '{name}') and start PEZ",
+                 pez.sequences SET relation_oid = NULL, generation = \
+                 nextval('pez.generations') WHERE name = '{name}') and start PEZ",
                 record.shown()
             ))
         })?,
@@ -612,70 +635,66 @@ pub fn hand_back(
     conn: &mut PgConnection,
     settings: &PgSettings,
 ) -> Result<Vec<Continued>, OpenError> {
-    conn.transaction(|conn| {
-        diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
-            .bind::<BigInt, _>(CATALOG_LOCK)
-            .execute(conn)?;
-        let others = diesel::sql_query(
-            "SELECT count(*) AS count FROM pg_stat_activity \
+    under_catalog_lock(
+        conn,
+        settings,
+        "cannot hand back the original PEZ's sequences",
+        |conn| {
+            let others = diesel::sql_query(
+                "SELECT count(*) AS count FROM pg_stat_activity \
               WHERE application_name = 'pez' AND datname = current_database() \
                 AND pid <> pg_backend_pid()",
-        )
-        .get_result::<Count>(conn)?
-        .count;
-        if others > 0 {
-            return Err(Refusal::Final(format!(
-                "{others} session(s) of PEZ (application_name pez) are connected to this \
+            )
+            .get_result::<Count>(conn)?
+            .count;
+            if others > 0 {
+                return Err(Refusal::Final(format!(
+                    "{others} session(s) of PEZ (application_name pez) are connected to this \
                  database: stop every PEZ instance first (one still running would take the \
                  sequences over again when it restarts)"
-            )));
-        }
-        let mut handed = Vec::new();
-        for (name, _) in ORIGINALS {
-            let Some(record) = recorded(conn, name)? else {
-                continue;
-            };
-            let Some(native) = record.find(conn, name)? else {
-                continue;
-            };
-            let spec = builtin(name);
-            let sign = match spec.direction {
-                Direction::Ascending => 1,
-                Direction::Descending => -1,
-            };
-            check_owned(&native, Remedy::HandBack)?;
-            if native.increment_by == sign {
+                )));
+            }
+            let mut handed = Vec::new();
+            for (name, _) in ORIGINALS {
+                let Some(record) = recorded(conn, name)? else {
+                    continue;
+                };
+                let Some(native) = record.find(conn, name)? else {
+                    continue;
+                };
+                let spec = builtin(name);
+                let sign = increment(&spec, 1);
+                check_owned(&native, Remedy::HandBack)?;
+                if native.increment_by == sign {
+                    let next = native.stands(conn, &spec)?.unwrap_or(spec.origin());
+                    handed.push(Continued {
+                        name,
+                        original: native.shown(),
+                        change: Change::AlreadyHandedBack,
+                        next,
+                    });
+                    continue;
+                }
+                diesel::sql_query("SET LOCAL lock_timeout = '200ms'").execute(conn)?;
+                diesel::sql_query(format!(
+                    "ALTER SEQUENCE {} INCREMENT BY {sign} CACHE 1",
+                    native.relation()
+                ))
+                .execute(conn)?;
+                // Where it stands with the step it had: past every block.
                 let next = native.stands(conn, &spec)?.unwrap_or(spec.origin());
+                catalog::set_next(conn, &native.relation(), next)?;
+                catalog::new_generation(conn, name)?;
                 handed.push(Continued {
                     name,
                     original: native.shown(),
-                    change: Change::AlreadyHandedBack,
+                    change: Change::HandedBack,
                     next,
                 });
-                continue;
             }
-            diesel::sql_query("SET LOCAL lock_timeout = '200ms'").execute(conn)?;
-            diesel::sql_query(format!(
-                "ALTER SEQUENCE {} INCREMENT BY {sign} CACHE 1",
-                native.relation()
-            ))
-            .execute(conn)?;
-            // Where it stands with the step it had: past every block.
-            let next = native.stands(conn, &spec)?.unwrap_or(spec.origin());
-            catalog::set_next(conn, &native.relation(), next)?;
-            catalog::new_generation(conn, name)?;
-            handed.push(Continued {
-                name,
-                original: native.shown(),
-                change: Change::HandedBack,
-                next,
-            });
-        }
-        Ok(handed)
-    })
-    .map_err(|e: Refusal| {
-        e.into_open_error(settings, "cannot hand back the original PEZ's sequences")
-    })
+            Ok(handed)
+        },
+    )
 }
 
 #[cfg(test)]

@@ -83,9 +83,15 @@ pub fn prepare(conn: &mut PgConnection, timeout: Duration) -> QueryResult<Backen
     // a failed call (and a retry), not a stuck one. A COMMIT that waits for
     // a synchronous standby is not bounded by these (PostgreSQL turns
     // statement_timeout off before committing): the watchdog is.
+    // READ COMMITTED whatever the role or the database defaults to: a
+    // reservation's second statement, and a give-back's read after taking
+    // the sequence's lock, must see what committed while they waited for
+    // it (under REPEATABLE READ or SERIALIZABLE they would read the
+    // snapshot of the transaction's first statement).
     conn.batch_execute(&format!(
         "SET statement_timeout = {ms}; SET lock_timeout = {ms}; \
-         SET idle_in_transaction_session_timeout = {};",
+         SET idle_in_transaction_session_timeout = {}; \
+         SET default_transaction_isolation = 'read committed';",
         ms.saturating_mul(10)
     ))?;
     let commit = diesel::sql_query("SELECT current_setting('synchronous_commit') AS value")
