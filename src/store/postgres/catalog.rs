@@ -236,8 +236,12 @@ pub fn frontiers(
 struct Reservation {
     #[diesel(sql_type = BigInt)]
     value: i64,
+    /// The increment the statement's snapshot shows.
     #[diesel(sql_type = BigInt)]
     increment_by: i64,
+    /// The increment nextval() counted with.
+    #[diesel(sql_type = BigInt)]
+    counted_with: i64,
 }
 
 /// What one reserving statement returned.
@@ -247,29 +251,34 @@ pub enum Taken {
     Values(Vec<i64>),
     /// The oid names no sequence any more (it was dropped, and perhaps made
     /// again under a new oid), or the sequence has another generation than
-    /// the caller's (it was restarted). Nothing was taken, or what was
-    /// taken must be left as a gap.
+    /// the caller's (it was restarted). Nothing was taken.
     Stale,
-    /// Its INCREMENT is not the one PEZ described: someone altered it.
-    /// Values were taken and must be left as a gap.
+    /// Its INCREMENT is not the one PEZ described, or nextval() counted
+    /// with another: someone altered it (or handed it back to the original
+    /// PEZ). Values were taken and must be left as a gap.
     Altered,
 }
 
-/// Calls nextval() `steps` times on the sequence `seq.oid`, in a
-/// transaction whose commit is durable, if the sequence still has
-/// `generation` and the increment PEZ described.
+/// Calls nextval() `steps` times on the sequence `seq.oid`, in one
+/// autocommit statement whose commit is durable, if the sequence still has
+/// `generation` and the increment PEZ described, and says what nextval()
+/// really counted with.
 ///
-/// Two statements, because one cannot check what it must: a statement
-/// reads the catalog with a snapshot taken when it starts, but its
-/// nextval() may first wait for the sequence's lock, held by an `ALTER
-/// SEQUENCE` (a hand-back to the original PEZ, a restart, a give-back), and
-/// then counts with whatever that ALTER committed: values made with an
-/// increment of 1 read as blocks of 1,000 would be served twice. So the
-/// first statement takes the values (and already refuses a sequence it can
-/// see is stale), and the second reads the increment and the generation
-/// again with a fresh snapshot, while this transaction's nextval() holds
-/// the lock no ALTER can take before the commit: what it reads is what
-/// nextval() counted with.
+/// What nextval() counts with is not what the statement's snapshot shows.
+/// The statement reads `pg_sequence` and `pez.sequences` with the snapshot
+/// it started with, but its first nextval() may wait for the sequence's
+/// lock, held by an `ALTER SEQUENCE` (a hand-back to the original PEZ, a
+/// restart, a give-back), and once it has the lock it reads the increment
+/// through the catalog cache, which taking the lock brought up to date with
+/// what that ALTER committed. Values counted in ones, read as blocks of
+/// 1,000 by the snapshot, would be served twice. So every value is returned
+/// with the increment `pg_sequence_parameters()` reads after it, through
+/// the same cache: by then this statement holds the lock, which no ALTER
+/// can take before the commit, so that is the increment every one of its
+/// nextval() calls used. (A restart or a forward move that committed while
+/// nextval() waited hands out numbers past where the sequence stood, which
+/// nobody else gets: harmless under the old generation, until the instance
+/// notices the new one.)
 ///
 /// Durability: nextval() WAL-logs 32 calls ahead, so most calls write no
 /// WAL of their own, and PostgreSQL flushes a commit (and waits for the
@@ -289,15 +298,6 @@ pub fn take(
     generation: i64,
     steps: u64,
 ) -> QueryResult<Taken> {
-    conn.transaction(|conn| take_in_transaction(conn, seq, generation, steps))
-}
-
-fn take_in_transaction(
-    conn: &mut PgConnection,
-    seq: &Described,
-    generation: i64,
-    steps: u64,
-) -> QueryResult<Taken> {
     let rows = diesel::sql_query(
         "WITH fence AS MATERIALIZED ( \
                 SELECT pg_logical_emit_message(true, 'pez', 'reserve') AS lsn, \
@@ -306,44 +306,30 @@ fn take_in_transaction(
                 SELECT s.seqincrement FROM pg_sequence s \
                  WHERE s.seqrelid = $1::oid \
                    AND EXISTS (SELECT 1 FROM pez.sequences m \
-                                WHERE m.name = $3 AND m.generation = $4)) \
-         SELECT nextval($1::oid::regclass) AS value, shape.seqincrement AS increment_by \
-         FROM fence, shape, generate_series(1, $2)",
+                                WHERE m.name = $3 AND m.generation = $4)), \
+              taken AS MATERIALIZED ( \
+                SELECT nextval($1::oid::regclass) AS value, shape.seqincrement AS read_before \
+                  FROM fence, shape, generate_series(1, $2)) \
+         SELECT taken.value, taken.read_before AS increment_by, \
+                (SELECT p.increment FROM pg_sequence_parameters($1::oid) p \
+                  WHERE taken.value IS NOT NULL) AS counted_with \
+           FROM taken",
     )
     .bind::<BigInt, _>(seq.oid)
     .bind::<BigInt, _>(steps as i64)
     .bind::<Text, _>(&seq.spec.name)
     .bind::<BigInt, _>(generation)
     .load::<Reservation>(conn)?;
-    if rows.is_empty() {
-        return Ok(Taken::Stale);
-    }
-    let now = diesel::sql_query(
-        "SELECT s.seqincrement AS increment_by, \
-                (SELECT m.generation FROM pez.sequences m WHERE m.name = $2) AS generation \
-           FROM pg_sequence s WHERE s.seqrelid = $1::oid",
-    )
-    .bind::<BigInt, _>(seq.oid)
-    .bind::<Text, _>(&seq.spec.name)
-    .get_result::<Shape>(conn)?;
-    Ok(
-        if now.increment_by != seq.increment || rows[0].increment_by != seq.increment {
-            Taken::Altered
-        } else if now.generation != Some(generation) {
-            Taken::Stale
-        } else {
-            Taken::Values(rows.into_iter().map(|row| row.value).collect())
-        },
-    )
-}
-
-/// A sequence's increment and generation, read after its nextval().
-#[derive(QueryableByName)]
-struct Shape {
-    #[diesel(sql_type = BigInt)]
-    increment_by: i64,
-    #[diesel(sql_type = diesel::sql_types::Nullable<BigInt>)]
-    generation: Option<i64>,
+    Ok(if rows.is_empty() {
+        Taken::Stale
+    } else if rows
+        .iter()
+        .any(|row| row.increment_by != seq.increment || row.counted_with != seq.increment)
+    {
+        Taken::Altered
+    } else {
+        Taken::Values(rows.into_iter().map(|row| row.value).collect())
+    })
 }
 
 /// The blocks of the values nextval() returned: each the step starting at

@@ -10,12 +10,12 @@
 //!
 //! How the store keeps the rule of [`crate::store`]:
 //!
-//! - **Forward**: a reservation is one transaction: a statement of
-//!   nextval() calls on the sequence's oid, with no lock of PEZ's, then a
-//!   second that checks the increment and generation nextval() counted with
-//!   ([`catalog::take`]). A transactional WAL record in the first makes the
-//!   commit durable (flushed, and on every synchronous standby) before
-//!   PostgreSQL answers; see [`catalog::take`] for why both are needed.
+//! - **Forward**: a reservation is one autocommit statement of nextval()
+//!   calls, on the sequence's oid, with no lock of PEZ's, that also reads
+//!   the increment nextval() really counted with ([`catalog::take`]). A
+//!   transactional WAL record in the same statement makes its commit
+//!   durable (flushed, and on every synchronous standby) before PostgreSQL
+//!   answers; see [`catalog::take`] for why both are needed.
 //! - **Backward**: give-backs and restarts run in one transaction that
 //!   first takes the sequence's exclusive lock ([`catalog::lock_exclusively`]),
 //!   which holds off every nextval() caller, then checks where the sequence

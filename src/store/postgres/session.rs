@@ -84,10 +84,10 @@ pub fn prepare(conn: &mut PgConnection, timeout: Duration) -> QueryResult<Backen
     // a synchronous standby is not bounded by these (PostgreSQL turns
     // statement_timeout off before committing): the watchdog is.
     // READ COMMITTED whatever the role or the database defaults to: a
-    // reservation's second statement, and a give-back's read after taking
-    // the sequence's lock, must see what committed while they waited for
-    // it (under REPEATABLE READ or SERIALIZABLE they would read the
-    // snapshot of the transaction's first statement).
+    // give-back's or a restart's read after taking the sequence's lock must
+    // see what committed while it waited for it (under REPEATABLE READ or
+    // SERIALIZABLE it would read the snapshot of the transaction's first
+    // statement).
     conn.batch_execute(&format!(
         "SET statement_timeout = {ms}; SET lock_timeout = {ms}; \
          SET idle_in_transaction_session_timeout = {}; \
