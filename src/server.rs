@@ -215,24 +215,35 @@ async fn sample_rates(dispenser: Arc<Dispenser>) {
 }
 
 /// Completes on Ctrl-C or SIGTERM (what `systemctl stop` and `kill` send).
-pub async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+///
+/// The handlers are installed when this is called, not when the future is
+/// first polled: a SIGTERM that comes while the server starts (systemd
+/// stopping it right after READY=1, say) is then held for the graceful
+/// stop instead of killing the process the default way, which would leave
+/// its first blocks as a gap. Call it inside the runtime, before starting.
+pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(e) => {
-                warn!("cannot watch for SIGTERM: {e}");
-                std::future::pending::<()>().await;
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let terminate = signal(SignalKind::terminate());
+        let interrupt = signal(SignalKind::interrupt());
+        async move {
+            match (terminate, interrupt) {
+                (Ok(mut terminate), Ok(mut interrupt)) => {
+                    tokio::select! {
+                        _ = terminate.recv() => {}
+                        _ = interrupt.recv() => {}
+                    }
+                }
+                (Err(e), _) | (_, Err(e)) => {
+                    warn!("cannot watch for SIGTERM and SIGINT: {e}");
+                    std::future::pending::<()>().await;
+                }
             }
         }
-    };
+    }
     #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = terminate => {}
+    async {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }

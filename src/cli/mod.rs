@@ -111,8 +111,19 @@ fn serve(settings: &Settings) -> Result<(), String> {
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
     let served = runtime.block_on(async {
+        // Watched from now on: a stop while the server starts (waiting for
+        // its database, say) ends the start; one right after it is a
+        // graceful stop.
+        let stop = server::shutdown_signal();
+        tokio::pin!(stop);
         let notifier = Arc::new(Notifier::from_env());
-        let server = Server::start(settings).await.map_err(|e| e.to_string())?;
+        let server = tokio::select! {
+            started = Server::start(settings) => started.map_err(|e| e.to_string())?,
+            () = &mut stop => {
+                log::info!("stopped before serving");
+                return Ok(());
+            }
+        };
         // The store answered and the first blocks are leased: ready.
         notifier.ready(&format!("serving on http://{}", server.local_addr()));
         if let Some(every) = systemd::watchdog_interval() {
@@ -128,7 +139,7 @@ fn serve(settings: &Settings) -> Result<(), String> {
         let stopping = Arc::clone(&notifier);
         server
             .run_until(async move {
-                server::shutdown_signal().await;
+                stop.await;
                 stopping.stopping();
             })
             .await;

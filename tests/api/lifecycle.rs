@@ -2,7 +2,7 @@
 //! twice, and a graceful stop leaves no gap.
 
 use crate::helpers::{
-    Backend, HttpClient, MAX, PezProcess, TempDir, TestApp, assert_unique, run_pez,
+    Backend, HttpClient, MAX, PezProcess, TempDir, TestApp, assert_unique, pez_command, run_pez,
 };
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,6 +27,69 @@ async fn sigterm_exits_zero_quickly_and_the_restart_continues_with_the_next_numb
     let pez = PezProcess::start(dir.path(), &[]);
     assert_eq!(pez.http.numbers("/v1/forward").await, vec![forward[6] + 1]);
     assert_eq!(pez.http.numbers("/v1/reverse").await, vec![reverse[2] - 1]);
+}
+
+/// A SIGTERM the moment pez says it listens (systemd stopping it right
+/// after READY=1) is a graceful stop, never the default kill: exit 0, the
+/// first blocks given back, and the next start continues with 1 (again and
+/// again, since the window was a few instructions wide).
+#[tokio::test]
+async fn sigterm_right_after_the_start_is_a_graceful_stop() {
+    let dir = TempDir::new();
+    for _ in 0..5 {
+        let mut pez = PezProcess::start(dir.path(), &[]);
+        pez.terminate();
+        let (code, _) = pez.wait_exit(Duration::from_secs(10));
+        assert_eq!(code, Some(0), "log: {:?}", pez.log());
+    }
+    let pez = PezProcess::start(dir.path(), &[]);
+    assert_eq!(pez.http.numbers("/v1/forward").await, vec![1]);
+}
+
+/// A SIGTERM while pez waits for its database at start ends the wait at
+/// once (systemd's stop of a unit still activating), with exit 0.
+#[test]
+fn sigterm_while_waiting_for_the_database_ends_the_start() {
+    let dir = TempDir::new();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    let port = closed.local_addr().expect("address").port();
+    drop(closed);
+    let mut pez = pez_command(dir.path())
+        .env(
+            "PEZ_DATABASE_URL",
+            format!("postgres://pez@127.0.0.1:{port}/pez"),
+        )
+        .env("PEZ_DB_STARTUP_TIMEOUT_MS", "60000")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn pez");
+    let stderr = pez.stderr.take().expect("stderr");
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
+    let waiting = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find(|line| line.contains("retrying"));
+    assert!(
+        waiting.is_some(),
+        "pez never said it waits for the database"
+    );
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pez.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(exit) = pez.try_wait().expect("wait") {
+            assert_eq!(exit.code(), Some(0), "{exit:?}");
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "still waiting for the database after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// Clients keep asking while SIGTERM arrives. Whatever they got before the
