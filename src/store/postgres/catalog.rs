@@ -271,11 +271,13 @@ pub enum Taken {
 /// restart, a give-back), and once it has the lock it reads the increment
 /// through the catalog cache, which taking the lock brought up to date with
 /// what that ALTER committed. Values counted in ones, read as blocks of
-/// 1,000 by the snapshot, would be served twice. So every value is returned
-/// with the increment `pg_sequence_parameters()` reads after it, through
-/// the same cache: by then this statement holds the lock, which no ALTER
+/// 1,000 by the snapshot, would be served twice. So the statement also
+/// returns the increment `pg_sequence_parameters()` reads through the same
+/// cache once the first nextval() has run (`counted` needs a row of
+/// `taken` first): by then this statement holds the lock, which no ALTER
 /// can take before the commit, so that is the increment every one of its
-/// nextval() calls used. (A restart or a forward move that committed while
+/// nextval() calls used. Read once, not per value: a strict batch takes up
+/// to 10,000. (A restart or a forward move that committed while
 /// nextval() waited hands out numbers past where the sequence stood, which
 /// nobody else gets: harmless under the old generation, until the instance
 /// notices the new one.)
@@ -309,11 +311,13 @@ pub fn take(
                                 WHERE m.name = $3 AND m.generation = $4)), \
               taken AS MATERIALIZED ( \
                 SELECT nextval($1::oid::regclass) AS value, shape.seqincrement AS read_before \
-                  FROM fence, shape, generate_series(1, $2)) \
+                  FROM fence, shape, generate_series(1, $2)), \
+              counted AS MATERIALIZED ( \
+                SELECT p.increment FROM pg_sequence_parameters($1::oid) p \
+                 WHERE EXISTS (SELECT 1 FROM taken)) \
          SELECT taken.value, taken.read_before AS increment_by, \
-                (SELECT p.increment FROM pg_sequence_parameters($1::oid) p \
-                  WHERE taken.value IS NOT NULL) AS counted_with \
-           FROM taken",
+                counted.increment AS counted_with \
+           FROM taken, counted",
     )
     .bind::<BigInt, _>(seq.oid)
     .bind::<BigInt, _>(steps as i64)
