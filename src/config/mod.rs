@@ -504,7 +504,8 @@ impl RawSettings {
     }
 
     /// Every setting as `(variable, value)` for `pez settings`: secrets as
-    /// `***`, the database URL as its description (no password).
+    /// `***` (PEZ_TOKENS with how many there are), the database URL as its
+    /// description (no password).
     /// `validated` must come from [`Self::validate`].
     pub fn effective(&self, validated: &Settings) -> Vec<(&'static str, String)> {
         self.shown()
@@ -513,6 +514,11 @@ impl RawSettings {
                 (StoreChoice::Postgres(pg), "PEZ_DATABASE_URL") if !value.is_empty() => {
                     (variable, pg.description.clone())
                 }
+                // How many, never which: a list from @FILE is counted too.
+                (_, "PEZ_TOKENS") if !validated.access.dispensing.is_empty() => (
+                    variable,
+                    format!("*** ({} tokens)", validated.access.dispensing.len()),
+                ),
                 _ => (variable, value),
             })
             .collect()
@@ -565,6 +571,21 @@ mod tests {
         assert_eq!(
             (limits.max_connections, limits.max_body_bytes),
             (1024, 16384)
+        );
+    }
+
+    #[test]
+    fn pez_settings_shows_how_many_tokens_never_which() {
+        let given = raw(&[(d::TOKENS, "tok-a,tok-b"), (d::ADMIN_TOKEN, "adm1n")]);
+        let shown = given.effective(&given.validate().unwrap());
+        assert!(shown.contains(&("PEZ_TOKENS", "*** (2 tokens)".to_owned())));
+        assert!(shown.contains(&("PEZ_ADMIN_TOKEN", "***".to_owned())));
+        let text = format!("{shown:?}");
+        assert!(!text.contains("tok-") && !text.contains("adm1n"), "{text}");
+        let none = raw(&[]);
+        assert!(
+            none.effective(&none.validate().unwrap())
+                .contains(&("PEZ_TOKENS", String::new()))
         );
     }
 
