@@ -496,7 +496,7 @@ impl StartupRetry {
         }
         if !self.warned {
             log::warn!(
-                "the store is not ready yet, retrying for up to {:?}: {error}",
+                "the store is not reachable yet, retrying for up to {:?}: {error}",
                 self.timeout
             );
             self.warned = true;
