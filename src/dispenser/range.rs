@@ -6,7 +6,15 @@ use super::leaser::describe_runs;
 use super::{DispenseError, Dispenser};
 use crate::sequence::Block;
 use crate::store::StoreError;
-use log::info;
+use log::{debug, info, warn};
+use std::time::Duration;
+
+/// The pause after a failed range lease, doubled while the store keeps
+/// failing (within the request's wait).
+const FIRST_RETRY_PAUSE: Duration = Duration::from_millis(50);
+
+/// The longest pause between tries.
+const MAX_RETRY_PAUSE: Duration = Duration::from_millis(400);
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -81,23 +89,39 @@ pub async fn take_exact(
 impl Dispenser {
     /// A range lease: exactly `count` numbers of `name` (fewer only when a
     /// non-cycling sequence runs out), taken straight from the store in
-    /// durable reservations, for a client to hand out itself.
+    /// durable reservations, for a client to hand out itself. A take that
+    /// fails (an outage, a call in doubt: what it took is a gap; a view of
+    /// the sequence out of date) is tried again, with a pause that grows,
+    /// for as long as `lease_wait` allows, as a strict take is: a store
+    /// that stumbles once is not a 503.
     pub async fn lease_range(&self, name: &str, count: u64) -> Result<Vec<Block>, DispenseError> {
         if self.is_closed() {
             return Err(DispenseError::ShuttingDown);
         }
-        let sequence = self.get(name).ok_or(DispenseError::UnknownSequence)?;
-        if count > sequence.spec.size() {
-            return Err(DispenseError::CountExceedsRange(sequence.spec.size()));
-        }
-        let generation = sequence.generation.load(Ordering::SeqCst);
-        let runs = take_exact(&self.link, name, generation, count)
-            .await
-            .map_err(|e| match e {
-                StoreError::UnknownSequence(_) => DispenseError::UnknownSequence,
-                StoreError::Exhausted(_) => DispenseError::Exhausted,
-                _ => DispenseError::Unavailable,
-            })?;
+        let deadline = tokio::time::Instant::now() + self.settings.lease_wait;
+        let mut pause = FIRST_RETRY_PAUSE;
+        let (sequence, runs) = loop {
+            let sequence = self.get(name).ok_or(DispenseError::UnknownSequence)?;
+            if count > sequence.spec.size() {
+                return Err(DispenseError::CountExceedsRange(sequence.spec.size()));
+            }
+            let generation = sequence.generation.load(Ordering::SeqCst);
+            match take_exact(&self.link, name, generation, count).await {
+                Ok(runs) => break (sequence, runs),
+                Err(StoreError::UnknownSequence(_)) => return Err(DispenseError::UnknownSequence),
+                Err(StoreError::Exhausted(_)) => return Err(DispenseError::Exhausted),
+                Err(e) => {
+                    let now = tokio::time::Instant::now();
+                    if self.is_closed() || now + pause >= deadline {
+                        warn!("{name}: range lease failed: {e}");
+                        return Err(DispenseError::Unavailable);
+                    }
+                    debug!("{name}: range lease failed, retrying in {pause:?}: {e}");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(MAX_RETRY_PAUSE);
+                }
+            }
+        };
         let taken: u64 = runs.iter().map(Block::len).sum();
         sequence.issued.inc_by(taken);
         info!(

@@ -137,3 +137,44 @@ async fn a_strict_request_outlasts_a_short_store_failure_and_a_long_one_ends_in_
     let next = app.numbers("/v2/sequences/orders/next").await;
     assert!(next[0] > 2, "{next:?}");
 }
+
+/// A range lease, like a strict take, outlasts a store that fails for a
+/// moment within its wait, and ends with a 503 within about its wait when
+/// the store stays down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_range_lease_outlasts_a_short_store_failure_and_a_long_one_ends_in_time() {
+    let app = TestApp::spawn_with(|s| {
+        s.access.admin = Some(Secret::new("range-admin".into()));
+        s.store_timeout = Duration::from_millis(50);
+        s.lease_wait = Duration::from_secs(3);
+    })
+    .await;
+    let lease = |http: crate::helpers::HttpClient| async move {
+        http.send(
+            Method::POST,
+            "/v2/sequences/forward/lease?count=10",
+            &[("authorization", "Bearer range-admin")],
+            None,
+        )
+        .await
+    };
+    let mut blocker = SqliteConnection::establish(&app.database_file().to_string_lossy())
+        .expect("open the store's file");
+    blocker.batch_execute("BEGIN IMMEDIATE").expect("lock");
+    let waiting = tokio::spawn(lease(app.http.clone()));
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    blocker.batch_execute("ROLLBACK").expect("unlock");
+    let answer = waiting.await.expect("request");
+    assert_eq!(answer.status, 200, "{}", answer.body);
+
+    blocker.batch_execute("BEGIN IMMEDIATE").expect("lock");
+    let started = Instant::now();
+    let answer = lease(app.http.clone()).await;
+    let waited = started.elapsed();
+    blocker.batch_execute("ROLLBACK").expect("unlock");
+    assert_eq!(answer.status, 503, "{}", answer.body);
+    assert!(
+        waited >= Duration::from_millis(2_500) && waited < Duration::from_secs(6),
+        "answered after {waited:?}"
+    );
+}

@@ -188,6 +188,22 @@ impl Native {
         catalog::relation(&self.schema, &self.name)
     }
 
+    /// Sets its increment (and a cache of 1) for the rest of the
+    /// transaction, which takes its exclusive lock and rewrites its storage
+    /// (a `setval()` after it rolls back with the transaction). While the
+    /// ALTER waits for the lock, every nextval() of the original's nodes
+    /// waits behind it: so it waits briefly (an original's transaction left
+    /// open holds the lock; the caller tries again later).
+    fn set_increment(&self, conn: &mut PgConnection, increment: i64) -> QueryResult<()> {
+        diesel::sql_query("SET LOCAL lock_timeout = '200ms'").execute(conn)?;
+        diesel::sql_query(format!(
+            "ALTER SEQUENCE {} INCREMENT BY {increment} CACHE 1",
+            self.relation()
+        ))
+        .execute(conn)?;
+        Ok(())
+    }
+
     /// Where it stands: the first number of the next nextval()'s block.
     /// Read under its exclusive lock, it stays true until the commit.
     fn stands(&self, conn: &mut PgConnection, spec: &SequenceSpec) -> QueryResult<Option<i64>> {
@@ -566,16 +582,8 @@ fn take_over_one(
     }
     // The exclusive lock first, and what is read after it stays true until
     // the commit. Reading the position does not need the new increment:
-    // ALTER leaves last_value and is_called as they were. While the ALTER
-    // waits for the lock, every nextval() of the original's nodes waits
-    // behind it: so it waits briefly (an original's transaction left open
-    // holds the lock; the start is retried).
-    diesel::sql_query("SET LOCAL lock_timeout = '200ms'").execute(conn)?;
-    diesel::sql_query(format!(
-        "ALTER SEQUENCE {} INCREMENT BY {step} CACHE 1",
-        native.relation()
-    ))
-    .execute(conn)?;
+    // ALTER leaves last_value and is_called as they were.
+    native.set_increment(conn, step)?;
     let original_next = native.stands(conn, &spec)?.unwrap_or(spec.origin());
     let own_next = match &own {
         Some(own) => {
@@ -675,12 +683,7 @@ pub fn hand_back(
                     });
                     continue;
                 }
-                diesel::sql_query("SET LOCAL lock_timeout = '200ms'").execute(conn)?;
-                diesel::sql_query(format!(
-                    "ALTER SEQUENCE {} INCREMENT BY {sign} CACHE 1",
-                    native.relation()
-                ))
-                .execute(conn)?;
+                native.set_increment(conn, sign)?;
                 // Where it stands with the step it had: past every block.
                 let next = native.stands(conn, &spec)?.unwrap_or(spec.origin());
                 catalog::set_next(conn, &native.relation(), next)?;
