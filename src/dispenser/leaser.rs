@@ -2,6 +2,7 @@
 //! stocked from the store, in the background, while requests are served
 //! from what is on hand.
 
+use super::backoff::Backoff;
 use super::calls::StoreLink;
 use super::registry::Leased;
 use super::reservoir::LeaseDecision;
@@ -92,11 +93,13 @@ pub async fn run(
     retry_max: Duration,
 ) {
     let mut outage: Option<(Instant, u32)> = None;
+    let mut backoff = Backoff::new(Duration::from_millis(100), retry_max);
     loop {
         match lease_once(name, leased, &link, metrics).await {
             Ok(LeaseDecision::Closed) => return,
             Ok(LeaseDecision::Idle) => leased.lease_needed.notified().await,
             Ok(LeaseDecision::Lease(_)) => {
+                backoff.reset();
                 if let Some((since, attempts)) = outage.take() {
                     info!(
                         "{name}: store recovered after {:.1?} and {attempts} failed leases",
@@ -112,11 +115,8 @@ pub async fn run(
                 } else {
                     debug!("{name}: lease failed again ({attempts} since {since:?}): {e}");
                 }
-                let pause = Duration::from_millis(50)
-                    .saturating_mul(1 << (*attempts).min(10))
-                    .min(retry_max);
                 tokio::select! {
-                    _ = tokio::time::sleep(pause) => {}
+                    _ = tokio::time::sleep(backoff.pause()) => {}
                     _ = leased.closing.notified() => {}
                 }
             }

@@ -1,22 +1,23 @@
 //! Exact takes straight from the store: range leases, and the batches of
 //! strict sequences.
 
+use super::backoff::Backoff;
 use super::calls::StoreLink;
 use super::leaser::describe_runs;
 use super::{DispenseError, Dispenser};
 use crate::sequence::Block;
 use crate::store::StoreError;
 use log::{debug, info, warn};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 /// The pause after a failed range lease, doubled while the store keeps
 /// failing (within the request's wait).
 const FIRST_RETRY_PAUSE: Duration = Duration::from_millis(50);
 
-/// The longest pause between tries.
+/// The longest pause between tries: short, since the request waits.
 const MAX_RETRY_PAUSE: Duration = Duration::from_millis(400);
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 /// At most this many reservations make one exact take: a small cycling
 /// sequence that other callers keep wrapping may take a few more than one.
@@ -99,7 +100,7 @@ impl Dispenser {
             return Err(DispenseError::ShuttingDown);
         }
         let deadline = tokio::time::Instant::now() + self.settings.lease_wait;
-        let mut pause = FIRST_RETRY_PAUSE;
+        let mut backoff = Backoff::new(FIRST_RETRY_PAUSE, MAX_RETRY_PAUSE);
         let (sequence, runs) = loop {
             let sequence = self.get(name).ok_or(DispenseError::UnknownSequence)?;
             if count > sequence.spec.size() {
@@ -111,14 +112,13 @@ impl Dispenser {
                 Err(StoreError::UnknownSequence(_)) => return Err(DispenseError::UnknownSequence),
                 Err(StoreError::Exhausted(_)) => return Err(DispenseError::Exhausted),
                 Err(e) => {
-                    let now = tokio::time::Instant::now();
-                    if self.is_closed() || now + pause >= deadline {
+                    let pause = backoff.pause();
+                    if self.is_closed() || tokio::time::Instant::now() + pause >= deadline {
                         warn!("{name}: range lease failed: {e}");
                         return Err(DispenseError::Unavailable);
                     }
                     debug!("{name}: range lease failed, retrying in {pause:?}: {e}");
                     tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(MAX_RETRY_PAUSE);
                 }
             }
         };

@@ -10,6 +10,7 @@
 //! earlier.
 
 use super::DispenseError;
+use super::backoff::Backoff;
 use super::calls::StoreLink;
 use super::range::take_exact;
 use super::reservoir::{BlockSizing, Reservoir};
@@ -130,7 +131,7 @@ impl StrictQueue {
         generation: &AtomicI64,
         link: Arc<StoreLink>,
     ) {
-        let mut pause = FIRST_RETRY_PAUSE;
+        let mut backoff = Backoff::new(FIRST_RETRY_PAUSE, MAX_RETRY_PAUSE);
         loop {
             let work = self.work.notified();
             let batch = self.batch(lap);
@@ -171,18 +172,19 @@ impl StrictQueue {
                     // while the store keeps failing.
                     // The first failure of a streak is worth a warning; the
                     // retries of an outage are not.
-                    if pause == FIRST_RETRY_PAUSE {
+                    let fresh = backoff.is_fresh();
+                    let pause = backoff.pause();
+                    if fresh {
                         warn!("{name}: strict take failed, retrying: {e}");
                     } else {
                         debug!("{name}: strict take failed again, retrying in {pause:?}: {e}");
                     }
                     self.requeue(batch);
                     tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(MAX_RETRY_PAUSE);
                     continue;
                 }
             }
-            pause = FIRST_RETRY_PAUSE;
+            backoff.reset();
         }
     }
 }
