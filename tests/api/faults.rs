@@ -423,12 +423,7 @@ async fn a_connection_cut_during_the_handshake_is_retried() {
         .and_then(|p| p.parse().ok())
         .expect("port of the test server");
     let proxy = CuttingProxy::start(upstream_port, Duration::from_millis(1500));
-    let name = database
-        .url
-        .rsplit('/')
-        .next()
-        .expect("database")
-        .to_owned();
+    let name = database.name().to_owned();
     let url = format!(
         "postgres://postgres@127.0.0.1:{}/{name}?sslmode=prefer",
         proxy.port
@@ -604,7 +599,7 @@ async fn a_password_equal_to_the_user_name_is_shown_nowhere() {
         password: Some("postgres"),
     });
     let database = TestDatabase::create_on(&cluster.admin_url);
-    let url = with_database(&cluster.admin_url, database.url.rsplit('/').next().unwrap());
+    let url = with_database(&cluster.admin_url, database.name());
     assert!(url.contains("postgres:postgres@"), "{url}");
     let dir = TempDir::new();
     let pez = PezProcess::start(dir.path(), &[("PEZ_DATABASE_URL", &url)]);

@@ -381,7 +381,22 @@ pub fn pez_command(data_dir: &Path) -> Command {
 
 /// Runs `pez ARGS` to completion on `data_dir`.
 pub fn run_pez(data_dir: &Path, args: &[&str]) -> Output {
-    pez_command(data_dir).args(args).output().expect("run pez")
+    run_pez_on(data_dir, None, args)
+}
+
+/// Runs `pez ARGS` to completion on the PostgreSQL database at `url`, or
+/// on the embedded store in `data_dir` when there is none; a server it
+/// starts listens on a free port.
+pub fn run_pez_on(data_dir: &Path, url: Option<&str>, args: &[&str]) -> Output {
+    let mut command = pez_command(data_dir);
+    if let Some(url) = url {
+        command.env("PEZ_DATABASE_URL", url);
+    }
+    command
+        .env("PEZ_LISTEN", "127.0.0.1:0")
+        .args(args)
+        .output()
+        .expect("run pez")
 }
 
 /// The real `pez` binary serving on a free port.

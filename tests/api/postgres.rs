@@ -6,9 +6,8 @@ use crate::helpers::{
 };
 use crate::lifecycle::{hammer, hammer_until};
 use crate::postgres_support::{
-    Cluster, ClusterOptions, TestDatabase, shared_server, with_database,
+    Cluster, ClusterOptions, TestDatabase, TestRole, shared_server, with_database,
 };
-use diesel::{Connection, RunQueryDsl};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -253,7 +252,7 @@ async fn tls_with_require_and_verify_full_and_the_password_never_shows() {
         password: Some(PASSWORD),
     });
     let database = TestDatabase::create_on(&cluster.admin_url);
-    let name = database.url.rsplit('/').next().expect("name").to_owned();
+    let name = database.name().to_owned();
     let port = cluster.port().to_string();
     let ca = cluster.cert("ca.crt").to_string_lossy().into_owned();
     let dir = TempDir::new();
@@ -400,19 +399,12 @@ async fn a_database_that_is_not_up_yet_is_waited_for_within_the_startup_timeout(
 
 #[tokio::test]
 async fn pez_migrate_lets_a_user_without_ddl_rights_run_pez() {
+    let limited = TestRole::create("pez_limited");
+    let role = &limited.name;
     let database = TestDatabase::create();
     let dir = TempDir::new();
-    let role = format!("pez_limited_{}", std::process::id());
-    database.execute(&format!("DROP ROLE IF EXISTS {role}"));
-    database.execute(&format!("CREATE ROLE {role} LOGIN"));
     database.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC");
-    let limited_url = database
-        .url
-        .replacen("://postgres", &format!("://{role}"), 1);
-    assert_ne!(
-        limited_url, database.url,
-        "the test server's URL must name user postgres"
-    );
+    let limited_url = limited.url(&database.url);
 
     // Without the schema, the limited user cannot start PEZ, and is told why.
     let output = pez_command(dir.path())
@@ -449,13 +441,6 @@ async fn pez_migrate_lets_a_user_without_ddl_rights_run_pez() {
     database.execute(&format!("GRANT SELECT, UPDATE ON pez.sequences TO {role}"));
     let pez = PezProcess::start(dir.path(), &[("PEZ_DATABASE_URL", &limited_url)]);
     assert_eq!(pez.http.numbers("/v2/forward?count=2").await, vec![1, 2]);
-    drop(pez);
-    // Roles outlive databases: drop it once its database is gone.
-    drop(database);
-    let mut admin = diesel::PgConnection::establish(shared_server()).expect("admin connection");
-    diesel::sql_query(format!("DROP ROLE IF EXISTS {role}"))
-        .execute(&mut admin)
-        .expect("drop role");
 }
 
 /// The primary crashes under load and its synchronous standby takes over.
@@ -467,12 +452,7 @@ async fn a_failover_to_a_synchronous_standby_issues_nothing_twice() {
     let primary = Cluster::start(ClusterOptions::default());
     let mut database = TestDatabase::create_on(&primary.admin_url);
     let standby = Cluster::standby_of(&primary);
-    let name = database
-        .url
-        .rsplit('/')
-        .next()
-        .expect("database name")
-        .to_owned();
+    let name = database.name().to_owned();
     database.url = format!(
         "postgres://postgres@127.0.0.1:{},127.0.0.1:{}/{name}?target_session_attrs=read-write",
         primary.port(),

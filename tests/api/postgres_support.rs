@@ -146,6 +146,57 @@ pub fn with_database(url: &str, database: &str) -> String {
     format!("{base}/{database}{}", &url[end..])
 }
 
+/// A login role of one test's own on the shared server, made afresh and
+/// dropped when it is dropped. Roles outlive databases, and a role that
+/// owns objects in a database cannot be dropped: declare it before the
+/// test's databases, so they are dropped first.
+#[derive(Debug)]
+pub struct TestRole {
+    /// Its name.
+    pub name: String,
+}
+
+impl TestRole {
+    /// The role `prefix_<pid>`, with LOGIN.
+    pub fn create(prefix: &str) -> Self {
+        let name = format!("{prefix}_{}", std::process::id());
+        let mut admin = PgConnection::establish(shared_server()).expect("admin connection");
+        admin
+            .batch_execute(&format!(
+                "DROP ROLE IF EXISTS {name}; CREATE ROLE {name} LOGIN"
+            ))
+            .expect("create role");
+        Self { name }
+    }
+
+    /// `url` (the shared server's, naming user postgres) as this role.
+    pub fn url(&self, url: &str) -> String {
+        let as_role = url.replacen("://postgres", &format!("://{}", self.name), 1);
+        assert_ne!(
+            as_role, url,
+            "the test server's URL must name user postgres"
+        );
+        as_role
+    }
+}
+
+impl Drop for TestRole {
+    fn drop(&mut self) {
+        let dropped = PgConnection::establish(shared_server())
+            .map_err(|e| e.to_string())
+            .and_then(|mut admin| {
+                admin
+                    .batch_execute(&format!("DROP ROLE IF EXISTS {}", self.name))
+                    .map_err(|e| e.to_string())
+            });
+        // A test that already failed says why; one that passed must leave
+        // no role behind.
+        if !std::thread::panicking() {
+            dropped.unwrap_or_else(|e| panic!("drop role {}: {e}", self.name));
+        }
+    }
+}
+
 /// A database of one test's own, dropped when it is dropped.
 #[derive(Debug)]
 pub struct TestDatabase {
@@ -183,6 +234,11 @@ impl TestDatabase {
             url: with_database(admin_url, &name),
             name,
         }
+    }
+
+    /// Its name on the server.
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     /// Runs SQL on the test database: one or more statements.

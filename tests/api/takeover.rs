@@ -6,9 +6,10 @@
 
 use crate::helpers::postgres_store;
 use crate::helpers::{
-    MAX, PezProcess, StoreFixture, TempDir, TestApp, assert_unique, pez_command, the_error_line,
+    MAX, PezProcess, StoreFixture, TempDir, TestApp, assert_unique, pez_command, run_pez_on,
+    the_error_line,
 };
-use crate::postgres_support::{TestDatabase, shared_server};
+use crate::postgres_support::{TestDatabase, TestRole};
 use diesel::connection::SimpleConnection;
 use diesel::sql_types::BigInt;
 use diesel::{Connection, PgConnection, QueryableByName, RunQueryDsl};
@@ -125,11 +126,7 @@ async fn pez_continues_after_the_original_and_says_so() {
     }
     drop(pez);
 
-    let listed = pez_command(dir.path())
-        .env("PEZ_DATABASE_URL", &database.url)
-        .args(["sequence", "list"])
-        .output()
-        .expect("pez sequence list");
+    let listed = run_pez_on(dir.path(), Some(&database.url), &["sequence", "list"]);
     let listed = String::from_utf8_lossy(&listed.stdout);
     for (name, original) in [
         ("forward", "public.forward_seq"),
@@ -269,18 +266,10 @@ async fn pez_and_the_original_side_by_side_through_a_kill_9_then_the_original_al
     std::thread::sleep(Duration::from_millis(500));
     let (alone_forward, alone_reverse) = alone.stop();
 
-    let handback = pez_command(dir.path())
-        .env("PEZ_DATABASE_URL", &database.url)
-        .arg("handback")
-        .output()
-        .expect("pez handback");
+    let handback = run_pez_on(dir.path(), Some(&database.url), &["handback"]);
     assert!(handback.status.success(), "{handback:?}");
     // Looking, after a hand-back, does not take the sequences over again.
-    let listed = pez_command(dir.path())
-        .env("PEZ_DATABASE_URL", &database.url)
-        .args(["sequence", "list"])
-        .output()
-        .expect("pez sequence list");
+    let listed = run_pez_on(dir.path(), Some(&database.url), &["sequence", "list"]);
     assert!(listed.status.success(), "{listed:?}");
     let mut conn = connect(&database);
     let after_forward: Vec<i64> = (0..200)
@@ -344,19 +333,6 @@ async fn pez_and_the_original_side_by_side_through_a_kill_9_then_the_original_al
     assert!(all_reverse.iter().all(|n| *n < MAX - 999));
 }
 
-/// Drops a role once the databases it owns objects in are gone (roles
-/// outlive databases).
-struct Role(String);
-
-impl Drop for Role {
-    fn drop(&mut self) {
-        if let Ok(mut admin) = PgConnection::establish(shared_server()) {
-            let _ =
-                diesel::sql_query(format!("DROP ROLE IF EXISTS {}", self.0)).execute(&mut admin);
-        }
-    }
-}
-
 /// A database user that may not take the original's sequences over is
 /// stopped with one line that says what to run, and nothing moves: never a
 /// fresh start at 1 beside them. `pez migrate` run by their owner takes
@@ -364,29 +340,16 @@ impl Drop for Role {
 /// which.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_user_who_may_not_take_over_is_stopped_with_one_line_and_nothing_moves() {
-    let role = Role(format!("pez_takeover_{}", std::process::id()));
+    let role = TestRole::create("pez_takeover");
     let database = original_database(3000, 10);
-    let name = database
-        .url
-        .rsplit('/')
-        .next()
-        .expect("database name")
-        .to_owned();
-    database.execute(&format!("DROP ROLE IF EXISTS {}", role.0));
-    database.execute(&format!("CREATE ROLE {} LOGIN", role.0));
+    let name = database.name().to_owned();
     // It may create PEZ's schema (and diesel's table of migrations in
     // public), and owns nothing of the original's.
     database.execute(&format!(
         "GRANT CREATE ON DATABASE {name} TO {0}; GRANT CREATE ON SCHEMA public TO {0}",
-        role.0
+        role.name
     ));
-    let limited_url = database
-        .url
-        .replacen("://postgres", &format!("://{}", role.0), 1);
-    assert_ne!(
-        limited_url, database.url,
-        "the test server's URL must name user postgres"
-    );
+    let limited_url = role.url(&database.url);
     let dir = TempDir::new();
     let start = |url: &str| {
         pez_command(dir.path())
@@ -410,11 +373,7 @@ async fn a_user_who_may_not_take_over_is_stopped_with_one_line_and_nothing_moves
 
     // Its owner takes them over with pez migrate; the service's user is
     // then told what to grant.
-    let migrate = pez_command(dir.path())
-        .env("PEZ_DATABASE_URL", &database.url)
-        .arg("migrate")
-        .output()
-        .expect("pez migrate");
+    let migrate = run_pez_on(dir.path(), Some(&database.url), &["migrate"]);
     assert!(migrate.status.success(), "{migrate:?}");
     assert!(
         String::from_utf8_lossy(&migrate.stdout)
@@ -428,16 +387,16 @@ async fn a_user_who_may_not_take_over_is_stopped_with_one_line_and_nothing_moves
     );
     database.execute(&format!(
         "GRANT USAGE, SELECT, UPDATE ON SEQUENCE forward_seq, backward_seq TO {}",
-        role.0
+        role.name
     ));
-    database.execute(&format!("GRANT USAGE ON SCHEMA pez TO {}", role.0));
+    database.execute(&format!("GRANT USAGE ON SCHEMA pez TO {}", role.name));
     database.execute(&format!(
         "GRANT SELECT, UPDATE ON pez.sequences TO {}",
-        role.0
+        role.name
     ));
     database.execute(&format!(
         "GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA pez TO {}",
-        role.0
+        role.name
     ));
     let pez = PezProcess::start(dir.path(), &[("PEZ_DATABASE_URL", &limited_url)]);
     assert!(pez.http.numbers("/v1/forward").await[0] > 3001);
@@ -456,12 +415,7 @@ async fn a_user_who_may_not_take_over_is_stopped_with_one_line_and_nothing_moves
 async fn a_reservation_that_waited_behind_an_alter_sees_the_new_increment() {
     use pez::store::{PgStore, Store};
     let database = original_database(1000, 10);
-    let name = database
-        .url
-        .rsplit('/')
-        .next()
-        .expect("database name")
-        .to_owned();
+    let name = database.name().to_owned();
     database.execute(&format!(
         "ALTER DATABASE {name} SET default_transaction_isolation = 'serializable'"
     ));
@@ -519,13 +473,7 @@ async fn an_original_sequence_created_again_is_refused_not_continued_from_1() {
          CREATE SEQUENCE forward_seq INCREMENT BY 1 START WITH 1 \
              MINVALUE 1 MAXVALUE 9223372036854775807 CYCLE",
     );
-    let refused = the_error_line(
-        &pez_command(dir.path())
-            .env("PEZ_DATABASE_URL", &database.url)
-            .env("PEZ_LISTEN", "127.0.0.1:0")
-            .output()
-            .expect("run pez"),
-    );
+    let refused = the_error_line(&run_pez_on(dir.path(), Some(&database.url), &[]));
     assert!(
         refused.contains("public.forward_seq is not the sequence forward took over"),
         "{refused}"
@@ -545,12 +493,7 @@ async fn an_original_sequence_created_again_is_refused_not_continued_from_1() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_original_sequence_off_the_search_path_stops_pez_until_the_path_names_it() {
     let database = TestDatabase::create();
-    let name = database
-        .url
-        .rsplit('/')
-        .next()
-        .expect("database name")
-        .to_owned();
+    let name = database.name().to_owned();
     database.execute(
         "CREATE SCHEMA legacy; \
          CREATE SEQUENCE legacy.forward_seq INCREMENT BY 1 START WITH 1 \
@@ -558,14 +501,7 @@ async fn an_original_sequence_off_the_search_path_stops_pez_until_the_path_names
          SELECT setval('legacy.forward_seq', 777)",
     );
     let dir = TempDir::new();
-    let run = |args: &[&str]| {
-        pez_command(dir.path())
-            .env("PEZ_DATABASE_URL", &database.url)
-            .env("PEZ_LISTEN", "127.0.0.1:0")
-            .args(args)
-            .output()
-            .expect("run pez")
-    };
+    let run = |args: &[&str]| run_pez_on(dir.path(), Some(&database.url), args);
     let refused = the_error_line(&run(&[]));
     assert!(
         refused.contains("legacy.forward_seq, which is not on this user's search_path"),

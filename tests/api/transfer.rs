@@ -2,24 +2,14 @@
 //! a re-issue (`pez sequence export` and `import`): sequences only ever
 //! move forward (issue 11).
 
-use crate::helpers::{MAX, PezProcess, TempDir, pez_command, the_error_line};
+use crate::helpers::{MAX, PezProcess, TempDir, run_pez_on, the_error_line};
 use crate::postgres_support::TestDatabase;
 use std::path::Path;
-use std::process::Output;
 use std::time::Duration;
 
-/// `pez ARGS` on the embedded store in `dir`, or on PostgreSQL at `url`.
-fn pez(dir: &Path, url: Option<&str>, args: &[&str]) -> Output {
-    let mut command = pez_command(dir);
-    if let Some(url) = url {
-        command.env("PEZ_DATABASE_URL", url);
-    }
-    command.args(args).output().expect("run pez")
-}
-
-/// Like [`pez`], and it must succeed; its stdout.
+/// Like [`run_pez_on`], and it must succeed; its stdout.
 fn ok(dir: &Path, url: Option<&str>, args: &[&str]) -> String {
-    let output = pez(dir, url, args);
+    let output = run_pez_on(dir, url, args);
     assert!(output.status.success(), "pez {args:?}: {output:?}");
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
@@ -119,7 +109,7 @@ async fn the_embedded_store_is_copied_to_an_empty_database_and_retired() {
     drop(server);
 
     // The embedded store is retired: a server refuses, with one line.
-    let refused = the_error_line(&pez(dir.path(), None, &["--listen", "127.0.0.1:0"]));
+    let refused = the_error_line(&run_pez_on(dir.path(), None, &["--listen", "127.0.0.1:0"]));
     let host = database
         .url
         .split('@')
@@ -166,7 +156,7 @@ async fn a_copy_never_moves_a_target_back_and_refuses_other_settings() {
         &["sequence", "create", "orders", "--mode", "strict"],
     );
 
-    let refused = the_error_line(&pez(
+    let refused = the_error_line(&run_pez_on(
         dir.path(),
         None,
         &["store", "copy", "--to", &database.url],
@@ -197,7 +187,7 @@ async fn a_copy_is_refused_while_a_server_holds_the_embedded_store() {
     let dir = TempDir::new();
     let server = PezProcess::start(dir.path(), &[]);
     let database = TestDatabase::create();
-    let refused = the_error_line(&pez(
+    let refused = the_error_line(&run_pez_on(
         dir.path(),
         None,
         &["store", "copy", "--to", &database.url],
@@ -210,7 +200,7 @@ async fn a_copy_is_refused_while_a_server_holds_the_embedded_store() {
     assert_eq!(server.http.numbers("/v1/forward").await, vec![1]);
     // A URL that is not one gets one line too.
     drop(server);
-    let refused = the_error_line(&pez(
+    let refused = the_error_line(&run_pez_on(
         dir.path(),
         None,
         &["store", "copy", "--to", "not a url"],
@@ -265,7 +255,11 @@ async fn imports_only_move_forward_and_never_change_settings() {
         .replace("\"next\": 901", "\"next\": 5001");
     assert_ne!(changed, fresh);
     std::fs::write(&backup, &changed).expect("write the backup");
-    let refused = the_error_line(&pez(dir.path(), url, &["sequence", "import", &backup_arg]));
+    let refused = the_error_line(&run_pez_on(
+        dir.path(),
+        url,
+        &["sequence", "import", &backup_arg],
+    ));
     assert!(
         refused.contains("nothing changed") && refused.contains("orders"),
         "{refused}"
@@ -273,6 +267,10 @@ async fn imports_only_move_forward_and_never_change_settings() {
     assert_eq!(next_of(dir.path(), url, "forward"), "901");
 
     std::fs::write(&backup, "{\"not\": \"an export\"}").expect("write");
-    let refused = the_error_line(&pez(dir.path(), url, &["sequence", "import", &backup_arg]));
+    let refused = the_error_line(&run_pez_on(
+        dir.path(),
+        url,
+        &["sequence", "import", &backup_arg],
+    ));
     assert!(refused.contains("not a PEZ export"), "{refused}");
 }
