@@ -67,9 +67,9 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum StoreCommand {
     /// Copy every sequence (settings and position) of the embedded store
-    /// to PostgreSQL, never moving one there backwards, then mark the
-    /// embedded store as moved so no server starts on it again. Refused
-    /// while a server holds the embedded store.
+    /// to PostgreSQL, never moving one there backwards, and mark the
+    /// embedded store as moved (before anything moves) so no server starts
+    /// on it again. Refused while a server holds the embedded store.
     Copy {
         /// The PostgreSQL database: a postgres:// URI or a libpq key=value
         /// string, as PEZ_DATABASE_URL.
