@@ -4,7 +4,9 @@
 //! [`dispenser`] (numbers served from memory out of leased blocks),
 //! [`store`] (durable positions), [`sequence`] (the arithmetic).
 //! [`server`] wires them together; [`cli`] and [`config`] are the command
-//! line, [`telemetry`] the logs, [`systemd`] the readiness protocol.
+//! line, [`telemetry`] the logs, [`systemd`] the readiness protocol;
+//! `libpq` the two calls into libpq that diesel does not expose, shared by
+//! the configuration (parsing connection strings) and the PostgreSQL store.
 
 /// The version: Cargo's, with `git describe` when built from git.
 pub const VERSION: &str = env!("PEZ_VERSION");
@@ -14,6 +16,7 @@ pub mod config;
 pub mod dispenser;
 pub mod failpoint;
 pub mod http;
+pub(crate) mod libpq;
 pub mod sequence;
 pub mod server;
 pub mod store;

@@ -35,6 +35,15 @@
 #                                     connect by port cannot reach it yet)
 #   pg-cluster.sh reopen DIR          restart a running cluster on its TCP port
 #   pg-cluster.sh remove DIR          stop and delete
+#   pg-cluster.sh pooler DIR UPSTREAM_PORT MODE POOL_SIZE [--watch PID]
+#                                     PgBouncer (Debian's pgbouncer) in DIR, on its
+#                                     own port, in front of the server on
+#                                     127.0.0.1:UPSTREAM_PORT: pool_mode MODE
+#                                     (session, transaction or statement),
+#                                     POOL_SIZE server connections per database
+#                                     and user, every client logged in as
+#                                     postgres; prints its URL. `remove DIR`
+#                                     stops it
 set -euo pipefail
 
 bindir() {
@@ -214,7 +223,58 @@ reopen() {
 
 remove() {
     stop "$1" immediate
+    if [ -f "$1/pgbouncer.pid" ]; then
+        kill -TERM "$(cat "$1/pgbouncer.pid")" 2>/dev/null || true
+        for _ in $(seq 50); do [ -f "$1/pgbouncer.pid" ] || break; sleep 0.1; done
+    fi
     rm -rf "$1"
+}
+
+pooler() {
+    local dir=$1 upstream=$2 mode=$3 size=$4; shift 4
+    local watch=""
+    while [ $# -gt 0 ]; do
+        case $1 in
+            --watch) watch=$2; shift ;;
+            *) echo "pg-cluster: unknown option $1" >&2; exit 2 ;;
+        esac
+        shift
+    done
+    command -v pgbouncer >/dev/null 2>&1 || {
+        echo "pg-cluster: pgbouncer is missing (apt-get install pgbouncer)" >&2; exit 1; }
+    mkdir -p "$dir"
+    local port; port=$(free_port)
+    echo "$port" >"$dir/port"
+    # auth_type any: every client is logged in as the user of [databases],
+    # whatever it says (the tests' roles come and go). Transaction and
+    # statement modes hand a server connection to a client per transaction
+    # or per statement: exactly what PEZ must not rely on.
+    cat >"$dir/pgbouncer.ini" <<INI
+[databases]
+* = host=127.0.0.1 port=$upstream user=postgres
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $port
+unix_socket_dir =
+auth_type = any
+pool_mode = $mode
+default_pool_size = $size
+max_client_conn = 1000
+max_db_connections = $size
+server_reset_query_always = 0
+ignore_startup_parameters = extra_float_digits
+logfile = $dir/pgbouncer.log
+pidfile = $dir/pgbouncer.pid
+INI
+    [ "$(id -u)" = 0 ] && chown -R postgres: "$dir"
+    as_owner pgbouncer -d -q "$dir/pgbouncer.ini"
+    for _ in $(seq 100); do
+        python3 -c "import socket,sys; socket.create_connection(('127.0.0.1', $port), 0.2)" \
+            2>/dev/null && break
+        sleep 0.1
+    done
+    [ -n "$watch" ] && watch_owner "$watch" "$dir"
+    echo "postgres://postgres@127.0.0.1:$port/postgres"
 }
 
 run() {
@@ -232,6 +292,6 @@ run() {
 
 command=${1:-}; shift || true
 case $command in
-    run|start|standby|rebuild|sync|async|promote|stop|restart|reopen|remove) "$command" "$@" ;;
-    *) sed -n '2,37p' "$0" >&2; exit 2 ;;
+    run|start|standby|rebuild|sync|async|promote|stop|restart|reopen|remove|pooler) "$command" "$@" ;;
+    *) sed -n '2,46p' "$0" >&2; exit 2 ;;
 esac

@@ -12,11 +12,12 @@ pub use sequence::format_list;
 
 use crate::config::{Cli, Command, SequenceCommand, Settings, StoreCommand};
 use crate::server::{self, Server};
-use crate::store::{OpenError, Store};
+use crate::store::{Consent, OpenError, Store};
 use crate::systemd::{self, Notifier};
 use crate::telemetry;
 use clap::Parser;
 use clap::error::ErrorKind;
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -27,7 +28,7 @@ pub fn main() -> ExitCode {
     if let Err(e) = dotenvy::from_path(".env")
         && !e.not_found()
     {
-        return fail(format_args!("cannot read .env: {e}"));
+        return fail(dot_env_error(Path::new(".env"), &e));
     }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -60,17 +61,38 @@ pub fn main() -> ExitCode {
         }
         Command::Migrate => store::migrate(&settings),
         Command::Handback => store::hand_back(&settings),
-        Command::Store(StoreCommand::Copy { to }) => store::copy(&cli.settings, &settings, &to),
+        Command::Store(StoreCommand::Copy {
+            to,
+            to_file,
+            allow_early_wrap,
+        }) => store::copy(
+            &cli.settings,
+            &settings,
+            store::Destination::from_args(to.as_deref(), to_file.as_deref()),
+            allow_early_wrap,
+        ),
         Command::Sequence(SequenceCommand::List) => sequence::list(&settings),
         Command::Sequence(SequenceCommand::Export { output }) => {
             sequence::export(&settings, output.as_deref())
         }
-        Command::Sequence(SequenceCommand::Import { file }) => sequence::import(&settings, &file),
+        Command::Sequence(SequenceCommand::Import {
+            file,
+            allow_early_wrap,
+        }) => sequence::import(&settings, &file, allow_early_wrap),
         Command::Sequence(SequenceCommand::Restart {
             name,
             value,
             allow_backward,
-        }) => sequence::restart(&settings, &name, &value, allow_backward),
+            allow_early_wrap,
+        }) => sequence::restart(
+            &settings,
+            &name,
+            &value,
+            Consent {
+                backward: allow_backward,
+                early_wrap: allow_early_wrap,
+            },
+        ),
         Command::Sequence(SequenceCommand::Show { name }) => sequence::show(&settings, &name),
         Command::Sequence(SequenceCommand::Delete { name }) => sequence::delete(&settings, &name),
         Command::Sequence(SequenceCommand::Create {
@@ -98,6 +120,44 @@ pub fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => fail(message),
     }
+}
+
+/// What is wrong with a `.env` file, in one line that names the file, the
+/// line and the variable but never a value: the file holds
+/// `PEZ_DB_PASSWORD` too, and dotenvy's own message quotes the line whole.
+fn dot_env_error(file: &Path, error: &dotenvy::Error) -> String {
+    let dotenvy::Error::LineParse(rest, _) = error else {
+        // I/O and environment errors carry no value of the file.
+        return format!("cannot read {}: {error}", file.display());
+    };
+    let text = std::fs::read_to_string(file).unwrap_or_default();
+    // dotenvy hands back the file from the bad line on: where it starts
+    // says which line it is.
+    let line = text
+        .find(rest.as_str())
+        .map(|at| text[..at].matches('\n').count() + 1);
+    let variable = rest
+        .lines()
+        .next()
+        .and_then(|first| first.split('=').next())
+        .map(|name| name.trim().trim_start_matches("export ").trim())
+        .filter(|name| {
+            !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
+        });
+    format!(
+        "cannot read {}: {} is not VARIABLE=value (an unclosed quote, say); its value is not \
+         shown",
+        file.display(),
+        match (line, variable) {
+            (Some(line), Some(name)) => format!("line {line} ({name})"),
+            (Some(line), None) => format!("line {line}"),
+            (None, Some(name)) => format!("the line of {name}"),
+            (None, None) => "a line".to_owned(),
+        }
+    )
 }
 
 fn fail(message: impl std::fmt::Display) -> ExitCode {

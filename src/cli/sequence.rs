@@ -5,7 +5,7 @@ use super::open_store;
 use crate::config::{Settings, StoreChoice};
 use crate::sequence::{Direction, MAX_VALUE, MIN_VALUE, Mode, SequenceSpec, check_name};
 use crate::store::transfer::{self, Export, Wanted};
-use crate::store::{self, Created, OpenError, Restart, SequenceState, SqliteStore, StoreError};
+use crate::store::{self, Consent, Created, OpenError, SequenceState, SqliteStore, StoreError};
 use std::io::{Read, Write};
 use std::path::Path;
 
@@ -15,32 +15,43 @@ pub(super) fn list(settings: &Settings) -> Result<(), String> {
 }
 
 /// Every sequence and where it stands, for reading only: also while a
-/// server holds the embedded store (SQLite lets a reader beside it), and
-/// from an embedded store that was moved. Says on stderr what NEXT means
-/// then.
+/// server holds the embedded store, and from an embedded store that was
+/// moved. The embedded store is read without its lock (SQLite lets a
+/// reader beside the server), so a server that starts at that moment is
+/// never kept from it; only a store too old to be read so (its schema not
+/// migrated yet, or no store at all) is opened, as a server would. Says on
+/// stderr what NEXT means.
 fn read(settings: &Settings) -> Result<Vec<SequenceState>, String> {
-    let states = match store::open(settings) {
-        Ok(store) => {
-            if matches!(settings.store, StoreChoice::Postgres(_)) {
-                eprintln!(
-                    "note: NEXT is where the next lease starts; running instances first issue the blocks they hold"
-                );
-            }
-            store.list()
+    let StoreChoice::Embedded = settings.store else {
+        let store = open_store(settings)?;
+        eprintln!(
+            "note: NEXT is where the next lease starts; running instances first issue the blocks they hold"
+        );
+        return store.list().map_err(|e| e.to_string());
+    };
+    let dir = &settings.data_dir;
+    if let Ok(states) = SqliteStore::read_unlocked(dir) {
+        if let Some(pid) = store::lock_holder(dir) {
+            eprintln!(
+                "note: a pez server (pid {pid}) uses this store; NEXT is where its next lease starts"
+            );
         }
-        Err(OpenError::Locked(holder)) => {
-            // A server runs: NEXT is where its next lease starts; it issues
-            // the numbers before that from the blocks it holds.
-            eprintln!("note: {holder}; NEXT is where its next lease starts");
-            SqliteStore::read_unlocked(&settings.data_dir)
+        if let Ok(Some(moved)) = SqliteStore::moved_to_unlocked(dir) {
+            eprintln!(
+                "note: this embedded store is retired: its sequences were copied to {} on {}",
+                moved.destination, moved.moved_at
+            );
         }
+        return Ok(states);
+    }
+    match store::open(settings) {
+        Ok(store) => store.list().map_err(|e| e.to_string()),
         Err(OpenError::Moved(why)) => {
             eprintln!("note: {why}");
-            SqliteStore::read_unlocked(&settings.data_dir)
+            SqliteStore::read_unlocked(dir).map_err(|e| e.to_string())
         }
-        Err(e) => return Err(e.to_string()),
-    };
-    states.map_err(|e| e.to_string())
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// A table of the sequences, one per line, for `pez sequence list`.
@@ -131,7 +142,7 @@ pub(super) fn create(settings: &Settings, name: &str, args: CreateArgs<'_>) -> R
     let spec = SequenceSpec::new(name, direction, min, max, start, cycle, mode)
         .map_err(|e| e.to_string())?;
     let outcome = open_store(settings)?
-        .create(&spec)
+        .create(&spec, Some(spec.start))
         .map_err(|e| e.to_string())?;
     match outcome {
         Created::New => println!("{name}: created"),
@@ -142,7 +153,7 @@ pub(super) fn create(settings: &Settings, name: &str, args: CreateArgs<'_>) -> R
 
 pub(super) fn show(settings: &Settings, name: &str) -> Result<(), String> {
     check_name(name).map_err(|e| e.to_string())?;
-    let states = open_store(settings)?.list().map_err(|e| e.to_string())?;
+    let states = read(settings)?;
     let state = states
         .iter()
         .find(|s| s.spec.name == name)
@@ -178,18 +189,16 @@ pub(super) fn restart(
     settings: &Settings,
     name: &str,
     value: &str,
-    allow_backward: bool,
+    consent: Consent,
 ) -> Result<(), String> {
     let value = number("VALUE", value)?;
-    let rule = if allow_backward {
-        Restart::AllowBackward
-    } else {
-        Restart::ForwardOnly
-    };
     let store = open_store(settings)?;
-    store.restart(name, value, rule).map_err(|e| match e {
+    store.restart(name, value, consent).map_err(|e| match e {
         StoreError::Backward { .. } => {
             format!("{e} (add --allow-backward to restart there anyway)")
+        }
+        StoreError::EarlyWrap { .. } => {
+            format!("{e} (--allow-early-wrap)")
         }
         other => other.to_string(),
     })?;
@@ -220,11 +229,36 @@ pub(super) fn export(settings: &Settings, output: Option<&Path>) -> Result<(), S
     Ok(())
 }
 
-/// `pez sequence import FILE`: applies an export, only forward.
-pub(super) fn import(settings: &Settings, file: &Path) -> Result<(), String> {
+/// `pez sequence import FILE`: applies an export, only forward. A store
+/// that does not answer, or a change it did not confirm, is tried again
+/// (applying the same list again only moves forward) for the startup
+/// timeout, saying every few seconds what it waits for.
+pub(super) fn import(
+    settings: &Settings,
+    file: &Path,
+    allow_early_wrap: bool,
+) -> Result<(), String> {
     let wanted = read_export(file)?;
-    let store = open_store(settings)?;
-    for outcome in transfer::apply_forward(store.as_ref(), &wanted).map_err(|e| e.to_string())? {
+    let consent = Consent {
+        backward: false,
+        early_wrap: allow_early_wrap,
+    };
+    let store = super::store::retried_open(settings)?;
+    let outcomes = super::store::retried_apply(
+        store::startup_timeout(settings),
+        store.as_ref(),
+        &wanted,
+        consent,
+    )
+    .map_err(|e| match e {
+        transfer::ApplyError::Refused(_)
+            if !allow_early_wrap && e.to_string().contains("allow_early_wrap") =>
+        {
+            format!("{e} (--allow-early-wrap)")
+        }
+        other => other.to_string(),
+    })?;
+    for outcome in outcomes {
         println!("{outcome}");
     }
     Ok(())

@@ -10,7 +10,7 @@
 //! (user, hosts, ports, database, TLS mode, session attributes), never from
 //! the string the user gave, so no password of any shape can reach them.
 
-use crate::store::postgres::libpq;
+use crate::libpq;
 use std::collections::BTreeMap;
 
 /// Parameters safe to show in a description, besides user, host, port and

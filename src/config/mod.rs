@@ -68,13 +68,29 @@ pub enum Command {
 pub enum StoreCommand {
     /// Copy every sequence (settings and position) of the embedded store
     /// to PostgreSQL, never moving one there backwards, and mark the
-    /// embedded store as moved (before anything moves) so no server starts
-    /// on it again. Refused while a server holds the embedded store.
+    /// embedded store as moved (once the whole list is checked, before
+    /// anything moves) so no server starts on it again. Refused while a
+    /// server holds the embedded store.
     Copy {
         /// The PostgreSQL database: a postgres:// URI or a libpq key=value
-        /// string, as PEZ_DATABASE_URL.
-        #[arg(long, value_name = "URL")]
-        to: String,
+        /// string, as PEZ_DATABASE_URL, without a password (every local
+        /// user sees the command line in ps): give it in PGPASSWORD or
+        /// ~/.pgpass, or the whole URL with --to-file.
+        #[arg(
+            long,
+            value_name = "URL",
+            required_unless_present = "to_file",
+            conflicts_with = "to_file"
+        )]
+        to: Option<String>,
+        /// A file holding the database's URL (password and all), on its
+        /// first line.
+        #[arg(long, value_name = "FILE")]
+        to_file: Option<PathBuf>,
+        /// Move a cycling sequence the database has issued numbers from
+        /// ahead anyway, though it then wraps sooner than a full lap.
+        #[arg(long)]
+        allow_early_wrap: bool,
     },
 }
 
@@ -130,9 +146,16 @@ pub enum SequenceCommand {
     Import {
         /// The file `export` wrote ("-" for stdin).
         file: PathBuf,
+        /// Move a cycling sequence that has issued numbers ahead anyway,
+        /// though it then wraps sooner than a full lap and numbers of this
+        /// lap come back early (restoring a backup of this very store that
+        /// is ahead of it, say).
+        #[arg(long)]
+        allow_early_wrap: bool,
     },
     /// Make VALUE the next number NAME issues (like ALTER SEQUENCE ... RESTART),
-    /// forward only unless --allow-backward.
+    /// forward only unless --allow-backward; a cycling sequence that has
+    /// issued numbers moves ahead only with --allow-early-wrap.
     Restart {
         /// The sequence.
         name: String,
@@ -143,6 +166,11 @@ pub enum SequenceCommand {
         /// out already will be handed out again.
         #[arg(long)]
         allow_backward: bool,
+        /// Move a cycling sequence that has issued numbers ahead: it wraps
+        /// sooner than a full lap, and the numbers of this lap come back
+        /// early.
+        #[arg(long)]
+        allow_early_wrap: bool,
     },
 }
 

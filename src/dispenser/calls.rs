@@ -8,6 +8,7 @@
 //! counts the call as ambiguous: whatever it returns later is dropped with
 //! its thread's result, never served.
 
+use crate::sequence::SequenceSpec;
 use crate::store::{Store, StoreError};
 use crate::telemetry::Metrics;
 use crate::unpoisoned;
@@ -54,6 +55,31 @@ impl StoreLink {
     /// The longest a call may take before it is given up.
     pub fn call_limit(&self) -> Duration {
         self.store.call_limit()
+    }
+
+    /// The most numbers one reservation of `spec` takes (no I/O).
+    pub fn most_per_reservation(&self, spec: &SequenceSpec) -> u64 {
+        self.store.most_per_reservation(spec).max(1)
+    }
+
+    /// Tells the store this instance is alive (PostgreSQL: `pez.instances`).
+    pub async fn heartbeat(
+        self: &Arc<Self>,
+        instance: &str,
+        for_at_least: Duration,
+    ) -> Result<(), StoreError> {
+        let instance = instance.to_owned();
+        self.call("heartbeat", move |store| {
+            store.heartbeat(&instance, for_at_least)
+        })
+        .await
+    }
+
+    /// Tells the store this instance stopped.
+    pub async fn farewell(self: &Arc<Self>, instance: &str) -> Result<(), StoreError> {
+        let instance = instance.to_owned();
+        self.call("farewell", move |store| store.farewell(&instance))
+            .await
     }
 
     /// Runs `call` on the store, on a blocking thread, for at most the
@@ -112,8 +138,8 @@ impl StoreLink {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sequence::{Block, SequenceSpec};
-    use crate::store::{Advanced, Created, Reserved, Restart, SequenceState};
+    use crate::sequence::Block;
+    use crate::store::{Advanced, Consent, Created, Reserved, SequenceState, Stamp};
 
     /// A store whose listing hangs far beyond its own stated limit.
     struct Hanging;
@@ -129,16 +155,16 @@ mod tests {
         fn reserve(&self, name: &str, _: i64, _: u64) -> Result<Reserved, StoreError> {
             Err(StoreError::UnknownSequence(name.to_owned()))
         }
-        fn give_back(&self, _: &str, _: i64, _: Block) -> Result<bool, StoreError> {
+        fn give_back(&self, _: &str, _: Stamp, _: Block) -> Result<bool, StoreError> {
             Ok(false)
         }
-        fn restart(&self, _: &str, _: i64, _: Restart) -> Result<(), StoreError> {
+        fn restart(&self, _: &str, _: i64, _: Consent) -> Result<(), StoreError> {
             Ok(())
         }
-        fn advance(&self, _: &str, _: Option<i64>) -> Result<Advanced, StoreError> {
+        fn advance(&self, _: &str, _: Option<i64>, _: Consent) -> Result<Advanced, StoreError> {
             Ok(Advanced::AlreadyThere { stands: None })
         }
-        fn create(&self, _: &SequenceSpec) -> Result<Created, StoreError> {
+        fn create(&self, _: &SequenceSpec, _: Option<i64>) -> Result<Created, StoreError> {
             Ok(Created::Existing)
         }
         fn delete(&self, _: &str) -> Result<(), StoreError> {
@@ -146,6 +172,9 @@ mod tests {
         }
         fn call_limit(&self) -> Duration {
             Duration::from_millis(100)
+        }
+        fn most_per_reservation(&self, spec: &SequenceSpec) -> u64 {
+            spec.size()
         }
     }
 

@@ -53,10 +53,11 @@ pub async fn lease_once(
         let mut reservoir = leased.reservoir();
         match outcome {
             Ok(reserved) => {
+                let laps = reserved.laps();
                 let blocks = reserved.into_blocks();
                 let described = describe_runs(&blocks);
                 let count: u64 = blocks.iter().map(Block::len).sum();
-                if reservoir.lease_succeeded(blocks) {
+                if reservoir.lease_succeeded(blocks, laps) {
                     info!(
                         "{name}: leased {count} numbers {described} in {:?}",
                         started.elapsed()

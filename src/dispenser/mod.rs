@@ -33,7 +33,7 @@ pub use reservoir::{BlockSizing, LeaseDecision, Reservoir, Shortfall};
 pub use sync::StoreView;
 
 use crate::sequence::{Block, SequenceSpec};
-use crate::store::{Created, Restart, Store, StoreError};
+use crate::store::{Consent, Created, Store, StoreError};
 use crate::telemetry::Metrics;
 use crate::unpoisoned;
 use registry::{Engine, Leased, Sequence};
@@ -67,11 +67,19 @@ pub struct DispenserSettings {
 pub enum DispenseError {
     /// No sequence of that name.
     UnknownSequence,
-    /// A non-cycling sequence has issued its last number.
-    Exhausted,
+    /// A non-cycling sequence has fewer numbers left than were asked for
+    /// (`remaining`; none once it issued its last). A take is all or none,
+    /// so they are still there for a request that fits them.
+    Exhausted {
+        /// How many it has left.
+        remaining: u64,
+    },
     /// More numbers than the sequence's whole range (its size): they could
     /// not all be different.
     CountExceedsRange(u64),
+    /// More numbers than one take from the store holds for this sequence
+    /// (a strict sequence: one `nextval()` per number); the most it takes.
+    CountExceedsTake(u64),
     /// The store cannot provide and nothing is on hand; try again later.
     Unavailable,
     /// The instance is stopping.
@@ -145,6 +153,8 @@ pub struct Dispenser {
     closed: AtomicBool,
     stop_sync: Notify,
     sync_task: Mutex<Option<JoinHandle<()>>>,
+    /// This instance's name in the store's list of live instances.
+    instance: String,
 }
 
 impl std::fmt::Debug for Dispenser {
@@ -176,6 +186,7 @@ impl Dispenser {
             closed: AtomicBool::new(false),
             stop_sync: Notify::new(),
             sync_task: Mutex::new(None),
+            instance: sync::instance_name(),
         });
         dispenser.keep_view(&states);
         // Every first lease before any task starts: a failed start leaves
@@ -228,6 +239,12 @@ impl Dispenser {
         if count > sequence.spec.size() {
             return Err(DispenseError::CountExceedsRange(sequence.spec.size()));
         }
+        if matches!(sequence.engine, Engine::Strict(_)) {
+            let most = self.most_exact(&sequence);
+            if count > most {
+                return Err(DispenseError::CountExceedsTake(most));
+            }
+        }
         let runs = match &sequence.engine {
             Engine::Leased(leased) => self.next_leased(leased, count).await,
             Engine::Strict(queue) => queue.next(count, self.settings.lease_wait).await,
@@ -253,7 +270,11 @@ impl Dispenser {
                     Ok(runs) => return Ok(runs),
                     Err(Shortfall::Waiting) => {}
                     Err(Shortfall::StoreFailing) => return Err(DispenseError::Unavailable),
-                    Err(Shortfall::Exhausted) => return Err(DispenseError::Exhausted),
+                    Err(Shortfall::Exhausted) => {
+                        return Err(DispenseError::Exhausted {
+                            remaining: reservoir.available(),
+                        });
+                    }
                     Err(Shortfall::Closed) => return Err(DispenseError::ShuttingDown),
                 }
             }
@@ -331,7 +352,10 @@ impl Dispenser {
         let _reconciling = self.reconciling.lock().await;
         let created = self
             .link
-            .call("create", move |store| store.create(&spec))
+            .call("create", move |store| {
+                let start = Some(spec.start);
+                store.create(&spec, start)
+            })
             .await?;
         self.reconcile_now().await?;
         Ok(created)
@@ -350,11 +374,18 @@ impl Dispenser {
 
     /// Makes `value` the next number of `name`. This instance drops the
     /// blocks it holds of it at once, the others at their next sync.
-    pub async fn restart(&self, name: &str, value: i64, rule: Restart) -> Result<(), StoreError> {
+    pub async fn restart(
+        &self,
+        name: &str,
+        value: i64,
+        consent: Consent,
+    ) -> Result<(), StoreError> {
         let _reconciling = self.reconciling.lock().await;
         let owned = name.to_owned();
         self.link
-            .call("restart", move |store| store.restart(&owned, value, rule))
+            .call("restart", move |store| {
+                store.restart(&owned, value, consent)
+            })
             .await?;
         self.reconcile_now().await
     }

@@ -18,8 +18,9 @@ use tokio::task::JoinHandle;
 /// How a sequence's numbers are produced in this instance.
 #[derive(Debug)]
 pub enum Engine {
-    /// From blocks leased ahead.
-    Leased(Leased),
+    /// From blocks leased ahead (boxed: a reservoir is much larger than a
+    /// strict queue).
+    Leased(Box<Leased>),
     /// Straight from the store, request by request (batched).
     Strict(StrictQueue),
 }
@@ -110,7 +111,7 @@ impl Dispenser {
     /// A new sequence of this instance, not yet serving.
     pub(super) fn new_sequence(&self, state: &SequenceState) -> Arc<Sequence> {
         let engine = match state.spec.mode {
-            Mode::Leased => Engine::Leased(Leased {
+            Mode::Leased => Engine::Leased(Box::new(Leased {
                 reservoir: Mutex::new(Reservoir::new(
                     BlockSizing::new(self.settings.block_min, self.settings.block_max)
                         .within_lap(state.spec.size()),
@@ -119,7 +120,7 @@ impl Dispenser {
                 lease_needed: Notify::new(),
                 lease_done: Notify::new(),
                 closing: Notify::new(),
-            }),
+            })),
             Mode::Strict => Engine::Strict(StrictQueue::new()),
         };
         Arc::new(Sequence {
@@ -149,8 +150,15 @@ impl Dispenser {
                         leaser::run(name, leased, link, &metrics, retry_max).await;
                     }
                     Engine::Strict(queue) => {
+                        let most = link.most_per_reservation(&sequence.spec);
                         queue
-                            .run_worker(name, sequence.spec.size(), &sequence.generation, link)
+                            .run_worker(
+                                name,
+                                sequence.spec.size(),
+                                most,
+                                &sequence.generation,
+                                link,
+                            )
                             .await;
                     }
                 }

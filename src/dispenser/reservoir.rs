@@ -139,6 +139,11 @@ pub struct Reservoir {
     /// and is dropped. Generations never repeat.
     generation: i64,
     lease_generation: i64,
+    /// The sequence's count of laps after the latest lease whose blocks are
+    /// on hand (what a give-back must find unchanged), or `None` once a
+    /// lease overlapped numbers on hand: a small ring went a full lap under
+    /// this instance, and no give-back can be proven safe.
+    laps: Option<i64>,
     /// When the lease in flight started, and its size.
     lease_started: Option<(Instant, u64)>,
     /// Numbers taken so far, and when and at what count the rate was last
@@ -164,6 +169,7 @@ impl Reservoir {
             closed: false,
             generation,
             lease_generation: generation,
+            laps: Some(0),
             lease_started: None,
             taken: 0,
             rate_mark: None,
@@ -257,14 +263,15 @@ impl Reservoir {
         LeaseDecision::Lease(size)
     }
 
-    /// Adds freshly leased blocks behind the ones on hand. Accepted even
-    /// when closed, so that [`Self::close`] gives them back too.
+    /// Adds freshly leased blocks behind the ones on hand, reserved when
+    /// the sequence had begun `laps` laps. Accepted even when closed, so
+    /// that [`Self::close`] gives them back too.
     /// Returns false, dropping the blocks, when a [`Self::reset`] happened
     /// while the lease was in flight: they predate a restart. The numbers of
     /// a block that are on hand already (a small cycling sequence wrapped,
     /// and other instances took some of the next lap) are dropped: the
     /// blocks on hand never share a number, so no answer holds one twice.
-    pub fn lease_succeeded(&mut self, blocks: impl IntoIterator<Item = Block>) -> bool {
+    pub fn lease_succeeded(&mut self, blocks: impl IntoIterator<Item = Block>, laps: i64) -> bool {
         self.lease_in_flight = false;
         self.failing = false;
         if let Some((started, size)) = self.lease_started.take() {
@@ -274,10 +281,12 @@ impl Reservoir {
             return false;
         }
         self.starved = false;
+        let mut overlapped = false;
         for block in blocks {
             let mut parts = vec![block];
             for held in &self.blocks {
                 if parts.iter().any(|part| part.overlaps(held)) {
+                    overlapped = true;
                     parts = parts.iter().flat_map(|part| part.minus(held)).collect();
                 }
             }
@@ -286,6 +295,7 @@ impl Reservoir {
                 self.blocks.push_back(part);
             }
         }
+        self.laps = if overlapped { None } else { Some(laps) };
         true
     }
 
@@ -299,12 +309,23 @@ impl Reservoir {
         self.available = 0;
         self.exhausted = false;
         self.generation = generation;
+        self.laps = Some(0);
         dropped
     }
 
     /// The generation the blocks on hand belong to.
     pub fn generation(&self) -> i64 {
         self.generation
+    }
+
+    /// What a give-back of the blocks on hand names: their generation and
+    /// the count of laps of the latest lease; `None` when no give-back can
+    /// be proven safe (a lease overlapped numbers on hand).
+    pub fn stamp(&self) -> Option<crate::store::Stamp> {
+        self.laps.map(|laps| crate::store::Stamp {
+            generation: self.generation,
+            laps,
+        })
     }
 
     /// The next number a take would hand out, if any is on hand.
@@ -353,7 +374,7 @@ mod tests {
     fn filled(blocks: &[(i64, u64)]) -> Reservoir {
         let mut r = Reservoir::new(BlockSizing::new(10, 100), 0);
         for &(first, len) in blocks {
-            assert!(r.lease_succeeded([Block::new(first, Direction::Ascending, len)]));
+            assert!(r.lease_succeeded([Block::new(first, Direction::Ascending, len)], 0));
         }
         r
     }
@@ -391,7 +412,7 @@ mod tests {
         assert_eq!(r.take(1), Err(Shortfall::StoreFailing));
         assert!(matches!(r.start_lease(now), LeaseDecision::Lease(_)));
         assert_eq!(r.take(1), Err(Shortfall::Waiting));
-        r.lease_succeeded([Block::new(1, Direction::Ascending, 10)]);
+        r.lease_succeeded([Block::new(1, Direction::Ascending, 10)], 0);
         assert_eq!(numbers(&r.take(1).unwrap()), vec![1]);
     }
 
@@ -414,7 +435,7 @@ mod tests {
             LeaseDecision::Idle,
             "one lease at a time"
         );
-        r.lease_succeeded([Block::new(1, Direction::Ascending, 10)]);
+        r.lease_succeeded([Block::new(1, Direction::Ascending, 10)], 0);
         r.take(5).unwrap();
         assert!(!r.wants_lease());
         r.take(1).unwrap();
@@ -432,7 +453,7 @@ mod tests {
         ));
         assert_eq!(r.reset(1), 3);
         assert_eq!(r.peek(), None);
-        assert!(!r.lease_succeeded([Block::new(11, Direction::Ascending, 10)]));
+        assert!(!r.lease_succeeded([Block::new(11, Direction::Ascending, 10)], 0));
         assert_eq!(
             r.available(),
             0,
@@ -442,7 +463,7 @@ mod tests {
             r.start_lease(Instant::now()),
             LeaseDecision::Lease(_)
         ));
-        assert!(r.lease_succeeded([Block::new(500, Direction::Ascending, 10)]));
+        assert!(r.lease_succeeded([Block::new(500, Direction::Ascending, 10)], 0));
         assert_eq!(numbers(&r.take(2).unwrap()), vec![500, 501]);
     }
 
@@ -481,7 +502,7 @@ mod tests {
         let mut r = Reservoir::new(BlockSizing::new(10, 1000), 0);
         let t0 = Instant::now();
         assert_eq!(r.start_lease(t0), LeaseDecision::Lease(10));
-        r.lease_succeeded([Block::new(1, Direction::Ascending, 10)]);
+        r.lease_succeeded([Block::new(1, Direction::Ascending, 10)], 0);
         r.take(10).unwrap();
         for i in 1..20 {
             let now = t0 + Duration::from_millis(i);
@@ -492,7 +513,7 @@ mod tests {
             r.start_lease(t0 + Duration::from_millis(30)),
             LeaseDecision::Lease(20)
         );
-        r.lease_succeeded([Block::new(11, Direction::Ascending, 20)]);
+        r.lease_succeeded([Block::new(11, Direction::Ascending, 20)], 0);
         assert_eq!(r.available(), 20);
     }
 
@@ -502,7 +523,7 @@ mod tests {
         let t0 = Instant::now();
         let lease = |r: &mut Reservoir, at: Instant, first: i64| {
             assert!(matches!(r.start_lease(at), LeaseDecision::Lease(1000)));
-            assert!(r.lease_succeeded([Block::new(first, Direction::Ascending, 1000)]));
+            assert!(r.lease_succeeded([Block::new(first, Direction::Ascending, 1000)], 0));
         };
         lease(&mut r, t0, 1);
         // 1,000 numbers in half a second: 2,000 a second.
@@ -537,7 +558,7 @@ mod tests {
         let mut r = Reservoir::new(BlockSizing::new(200, 1_000_000).within_lap(10), 0);
         let t0 = Instant::now();
         assert_eq!(r.start_lease(t0), LeaseDecision::Lease(10));
-        r.lease_succeeded([Block::new(1, Direction::Ascending, 10)]);
+        r.lease_succeeded([Block::new(1, Direction::Ascending, 10)], 0);
         assert!(!r.wants_lease(), "a full lap on hand is plenty");
         r.take(6).unwrap();
         assert!(r.wants_lease());
@@ -578,7 +599,7 @@ mod tests {
                         let (block, after) = spec.cut(store_next.unwrap(), size);
                         store_next = after;
                         leased.extend(block.iter());
-                        r.lease_succeeded([block]);
+                        r.lease_succeeded([block], 0);
                     }
                 } else {
                     let before = r.available();

@@ -4,6 +4,7 @@
 use super::registry::Sequence;
 use super::{Dispenser, ReturnReport};
 use crate::sequence::Block;
+use crate::store::Stamp;
 use log::{error, info, warn};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -37,6 +38,13 @@ impl Dispenser {
                 (sequence, blocks)
             })
             .collect();
+        // Gone from the store's list of live instances (a crash leaves it
+        // there until its heartbeat is old).
+        if let Ok(Err(e)) =
+            tokio::time::timeout_at(deadline, self.link.farewell(&self.instance)).await
+        {
+            warn!("could not tell the store this instance stopped: {e}");
+        }
         let mut report = ReturnReport::default();
         for (sequence, mut blocks) in unissued {
             let name = &sequence.spec.name;
@@ -51,14 +59,26 @@ impl Dispenser {
             };
             // Leases that were in flight at the close landed since; they
             // come after the blocks collected then. The sync task is
-            // stopped, so the reservoir's generation, read with them under
-            // its lock, is the one every block on hand belongs to.
-            let generation = {
+            // stopped, so the reservoir's stamp (generation and laps), read
+            // with them under its lock, is the one every block on hand
+            // belongs to.
+            let stamp = {
                 let mut reservoir = leased.reservoir();
                 blocks.extend(reservoir.close());
-                reservoir.generation()
+                reservoir.stamp()
             };
-            self.give_back(name, generation, blocks, deadline, &mut report)
+            let Some(stamp) = stamp else {
+                let left: u64 = blocks.iter().map(Block::len).sum();
+                if left > 0 {
+                    report.abandoned += left;
+                    warn!(
+                        "{name}: a full lap went by while this instance held numbers; {left} \
+                         unused numbers stay a gap"
+                    );
+                }
+                continue;
+            };
+            self.give_back(name, stamp, blocks, deadline, &mut report)
                 .await;
         }
         report
@@ -70,7 +90,7 @@ impl Dispenser {
     async fn give_back(
         &self,
         name: &str,
-        generation: i64,
+        stamp: Stamp,
         blocks: Vec<Block>,
         deadline: Instant,
         report: &mut ReturnReport,
@@ -79,7 +99,7 @@ impl Dispenser {
         while let Some(block) = blocks.next() {
             let owned = name.to_owned();
             let call = self.link.call("give_back", move |store| {
-                store.give_back(&owned, generation, block)
+                store.give_back(&owned, stamp, block)
             });
             let range = format!("{}..={}", block.first, block.last);
             match tokio::time::timeout_at(deadline, call).await {

@@ -15,7 +15,7 @@ use super::calls::StoreLink;
 use super::range::take_exact;
 use super::reservoir::{BlockSizing, Reservoir};
 use crate::sequence::Block;
-use crate::store::StoreError;
+use crate::store::{Stamp, StoreError};
 use crate::unpoisoned;
 use log::{debug, warn};
 use std::collections::VecDeque;
@@ -128,6 +128,7 @@ impl StrictQueue {
         &self,
         name: &str,
         lap: u64,
+        most: u64,
         generation: &AtomicI64,
         link: Arc<StoreLink>,
     ) {
@@ -149,17 +150,37 @@ impl StrictQueue {
             }
             let total = batch.iter().map(|(count, _)| count).sum();
             let known = generation.load(Ordering::SeqCst);
-            match take_exact(&link, name, known, total).await {
-                Ok(runs) => {
-                    // Hand out in queue order; a non-cycling sequence that ran
-                    // out serves the first requests whole and fails the rest.
+            match take_exact(&link, name, known, total, most).await {
+                Ok(exact) => {
+                    // Hand out in queue order, each request all or none. A
+                    // non-cycling sequence that ran out may leave too few
+                    // for some: they are answered with what remains, and
+                    // those numbers go back to the store (never issued, so
+                    // never lost), for a request that fits them.
                     let mut taken = Reservoir::new(BlockSizing::new(1, 1), 0);
-                    taken.lease_succeeded(runs);
-                    for (count, reply) in batch {
-                        let _ = reply.send(taken.take(count).map_err(|_| DispenseError::Exhausted));
+                    taken.lease_succeeded(exact.runs, 0);
+                    let answers: Vec<_> = batch
+                        .into_iter()
+                        .map(|(count, reply)| (taken.take(count), reply))
+                        .collect();
+                    let rest = taken.close();
+                    let remaining = if rest.is_empty() {
+                        0
+                    } else {
+                        let stamp = Stamp {
+                            generation: known,
+                            laps: exact.laps,
+                        };
+                        give_back_rest(&link, name, stamp, rest).await
+                    };
+                    for (taken, reply) in answers {
+                        let _ =
+                            reply.send(taken.map_err(|_| DispenseError::Exhausted { remaining }));
                     }
                 }
-                Err(StoreError::Exhausted(_)) => fail(batch, DispenseError::Exhausted),
+                Err(StoreError::Exhausted(_)) => {
+                    fail(batch, DispenseError::Exhausted { remaining: 0 });
+                }
                 Err(StoreError::UnknownSequence(_)) => fail(batch, DispenseError::UnknownSequence),
                 Err(e) => {
                     // An outage, a call in doubt or a view out of date:
@@ -187,6 +208,33 @@ impl StrictQueue {
             backoff.reset();
         }
     }
+}
+
+/// Gives back the numbers a batch took and could not hand out (the end of
+/// a non-cycling sequence), last first, so a request that fits them gets
+/// them; says how many the store took back (the rest are a gap).
+async fn give_back_rest(link: &Arc<StoreLink>, name: &str, stamp: Stamp, rest: Vec<Block>) -> u64 {
+    let mut returned = 0;
+    for block in rest.into_iter().rev() {
+        let owned = name.to_owned();
+        match link
+            .call("give_back", move |store| {
+                store.give_back(&owned, stamp, block)
+            })
+            .await
+        {
+            Ok(true) => returned += block.len(),
+            Ok(false) => break,
+            Err(e) => {
+                warn!(
+                    "{name}: could not give back the last {} numbers: {e}; they stay a gap",
+                    block.len()
+                );
+                break;
+            }
+        }
+    }
+    returned
 }
 
 /// Answers every request of a batch with `error`.

@@ -175,8 +175,10 @@ pub fn count(query: Option<&str>, max: u64) -> Result<u64, ApiError> {
 pub fn dispense_error(sequence: &str, count: u64, error: DispenseError) -> ApiError {
     match error {
         DispenseError::CountExceedsRange(size) => ApiError::CountOverRange { count, size },
-        DispenseError::Exhausted => ApiError::Exhausted {
+        DispenseError::CountExceedsTake(most) => ApiError::CountOverTake { count, most },
+        DispenseError::Exhausted { remaining } => ApiError::Exhausted {
             sequence: sequence.to_owned(),
+            remaining,
         },
         DispenseError::Unavailable => ApiError::Unavailable {
             reason: "No numbers are on hand and the store cannot provide more right now.",

@@ -46,8 +46,22 @@ pub enum ApiError {
         /// The numbers in the sequence's range.
         size: u64,
     },
+    /// More numbers than one take from the store holds for a strict
+    /// sequence.
+    CountOverTake {
+        /// The count asked for.
+        count: u64,
+        /// The most one take holds.
+        most: u64,
+    },
     /// A restart to numbers the sequence has handed out already.
     Backward {
+        /// Why, from the store.
+        detail: String,
+    },
+    /// A forward move of a cycling sequence that has issued numbers: it
+    /// would wrap sooner than a full lap.
+    EarlyWrap {
         /// Why, from the store.
         detail: String,
     },
@@ -88,10 +102,12 @@ pub enum ApiError {
         /// The sequence.
         name: String,
     },
-    /// A non-cycling sequence has no numbers left.
+    /// A non-cycling sequence has fewer numbers left than asked for.
     Exhausted {
         /// The sequence.
         sequence: String,
+        /// How many it has left (0: it issued its last).
+        remaining: u64,
     },
     /// Not ready to serve (readiness check).
     NotReady {
@@ -127,6 +143,7 @@ impl ApiError {
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::InvalidCount { .. }
             | ApiError::CountOverRange { .. }
+            | ApiError::CountOverTake { .. }
             | ApiError::InvalidFormat { .. }
             | ApiError::InvalidName { .. }
             | ApiError::InvalidBody { .. } => StatusCode::BAD_REQUEST,
@@ -136,7 +153,8 @@ impl ApiError {
             ApiError::Conflict { .. }
             | ApiError::Builtin { .. }
             | ApiError::Exhausted { .. }
-            | ApiError::Backward { .. } => StatusCode::CONFLICT,
+            | ApiError::Backward { .. }
+            | ApiError::EarlyWrap { .. } => StatusCode::CONFLICT,
             ApiError::Unavailable { .. } | ApiError::NotReady { .. } => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -153,12 +171,16 @@ impl ApiError {
             ApiError::MethodNotAllowed { .. } => {
                 ("urn:pez:problem:method-not-allowed", "Method not allowed")
             }
-            ApiError::InvalidCount { .. } | ApiError::CountOverRange { .. } => {
-                ("urn:pez:problem:invalid-count", "Invalid count")
-            }
+            ApiError::InvalidCount { .. }
+            | ApiError::CountOverRange { .. }
+            | ApiError::CountOverTake { .. } => ("urn:pez:problem:invalid-count", "Invalid count"),
             ApiError::Backward { .. } => (
                 "urn:pez:problem:restart-backward",
                 "Restart would issue numbers again",
+            ),
+            ApiError::EarlyWrap { .. } => (
+                "urn:pez:problem:restart-early-wrap",
+                "Restart would make the sequence wrap early",
             ),
             ApiError::InvalidFormat { .. } => ("urn:pez:problem:invalid-format", "Invalid format"),
             ApiError::InvalidName { .. } => {
@@ -218,6 +240,20 @@ impl ApiError {
                 ),
                 json!({ "parameter": "count", "minimum": 1, "maximum": size }),
             ),
+            ApiError::CountOverTake { count, most } => (
+                format!(
+                    "count {count} is more than one take from the store holds for this strict \
+                     sequence (one number per nextval()): at most {most}."
+                ),
+                json!({ "parameter": "count", "minimum": 1, "maximum": most }),
+            ),
+            ApiError::EarlyWrap { detail } => (
+                format!(
+                    "{detail}. Send \"allow_early_wrap\": true to move it anyway, if numbers \
+                     of this lap coming back sooner is acceptable."
+                ),
+                json!({}),
+            ),
             ApiError::Backward { detail } => (
                 format!(
                     "{detail}. Send \"allow_backward\": true to restart there anyway, if \
@@ -264,9 +300,23 @@ impl ApiError {
                 ),
                 json!({ "sequence": name }),
             ),
-            ApiError::Exhausted { sequence } => (
+            ApiError::Exhausted {
+                sequence,
+                remaining: 0,
+            } => (
                 format!("Sequence {sequence} has issued its last number and does not cycle."),
-                json!({ "sequence": sequence }),
+                json!({ "sequence": sequence, "remaining": 0 }),
+            ),
+            ApiError::Exhausted {
+                sequence,
+                remaining,
+            } => (
+                format!(
+                    "Sequence {sequence} does not cycle and has {remaining} number(s) left: \
+                     fewer than asked for. A request is served whole or not at all; ask for at \
+                     most {remaining}."
+                ),
+                json!({ "sequence": sequence, "remaining": remaining }),
             ),
             ApiError::Unavailable { reason } => (
                 format!("{reason} Retry after {RETRY_AFTER_SECONDS} second(s)."),

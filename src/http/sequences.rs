@@ -17,7 +17,7 @@ use super::problem::ApiError;
 use super::query;
 use crate::dispenser::SequenceInfo;
 use crate::sequence::{Direction, MAX_VALUE, MIN_VALUE, Mode, SequenceSpec, check_name};
-use crate::store::{Created, Restart, StoreError};
+use crate::store::{Consent, Created, StoreError};
 use bytes::Bytes;
 use hyper::header::{self, HeaderValue};
 use hyper::{HeaderMap, Method, Response, StatusCode};
@@ -194,15 +194,16 @@ async fn respond(
                 value: i64,
                 #[serde(default)]
                 allow_backward: bool,
+                #[serde(default)]
+                allow_early_wrap: bool,
             }
             let restart: RestartBody = parse_body(&body?, false)?;
-            let rule = if restart.allow_backward {
-                Restart::AllowBackward
-            } else {
-                Restart::ForwardOnly
+            let consent = Consent {
+                backward: restart.allow_backward,
+                early_wrap: restart.allow_early_wrap,
             };
             app.dispenser
-                .restart(&name, restart.value, rule)
+                .restart(&name, restart.value, consent)
                 .await
                 .map_err(|e| store_error(&name, e))?;
             Ok(json(
@@ -309,7 +310,10 @@ pub fn show(info: &SequenceInfo) -> Value {
 fn store_error(name: &str, error: StoreError) -> ApiError {
     match error {
         StoreError::UnknownSequence(name) => ApiError::UnknownSequence { name },
-        StoreError::Exhausted(sequence) => ApiError::Exhausted { sequence },
+        StoreError::Exhausted(sequence) => ApiError::Exhausted {
+            sequence,
+            remaining: 0,
+        },
         StoreError::OutOfRange { .. } => ApiError::InvalidBody {
             detail: error.to_string(),
         },
@@ -327,6 +331,15 @@ fn store_error(name: &str, error: StoreError) -> ApiError {
         StoreError::Backward { .. } => ApiError::Backward {
             detail: error.to_string(),
         },
+        StoreError::EarlyWrap { .. } => ApiError::EarlyWrap {
+            detail: error.to_string(),
+        },
+        StoreError::Refused(cause) => {
+            error!("{name}: the store refuses: {cause}");
+            ApiError::Unavailable {
+                reason: "The store refuses this instance; an operator must look at its log.",
+            }
+        }
         StoreError::Stale(_) => ApiError::Unavailable {
             reason: "The sequence changed in the store a moment ago; this instance is catching up.",
         },

@@ -17,8 +17,9 @@ pub enum SpecError {
     BadName(String),
     /// A bound outside 1..=2^63-1.
     OutOfBounds(&'static str, i64),
-    /// min above max.
-    MinAboveMax(i64, i64),
+    /// min not below max: a sequence holds at least two numbers (PostgreSQL
+    /// refuses a sequence of one, so neither store takes it).
+    MinNotBelowMax(i64, i64),
     /// start outside min..=max.
     StartOutside(i64, i64, i64),
 }
@@ -36,7 +37,10 @@ impl fmt::Display for SpecError {
                     "{field} must be from {MIN_VALUE} to {MAX_VALUE}; got {value}"
                 )
             }
-            SpecError::MinAboveMax(min, max) => write!(f, "min ({min}) is above max ({max})"),
+            SpecError::MinNotBelowMax(min, max) => write!(
+                f,
+                "min ({min}) must be below max ({max}): a sequence holds at least two numbers"
+            ),
             SpecError::StartOutside(start, min, max) => {
                 write!(f, "start ({start}) is outside min..max ({min} to {max})")
             }
@@ -122,8 +126,8 @@ impl SequenceSpec {
                 return Err(SpecError::OutOfBounds(field, value));
             }
         }
-        if min > max {
-            return Err(SpecError::MinAboveMax(min, max));
+        if min >= max {
+            return Err(SpecError::MinNotBelowMax(min, max));
         }
         let origin = match direction {
             Direction::Ascending => min,
@@ -258,8 +262,6 @@ impl SequenceSpec {
     }
 }
 
-/// A run of consecutive numbers in a sequence's direction: `first`, then one
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -324,7 +326,8 @@ mod tests {
             10
         );
         assert_eq!(new(0, 10, None), Err(SpecError::OutOfBounds("min", 0)));
-        assert_eq!(new(5, 4, None), Err(SpecError::MinAboveMax(5, 4)));
+        assert_eq!(new(5, 4, None), Err(SpecError::MinNotBelowMax(5, 4)));
+        assert_eq!(new(5, 5, None), Err(SpecError::MinNotBelowMax(5, 5)));
         assert_eq!(new(5, 9, Some(10)), Err(SpecError::StartOutside(10, 5, 9)));
         assert_eq!(new(5, 9, Some(4)), Err(SpecError::StartOutside(4, 5, 9)));
     }
@@ -378,7 +381,7 @@ mod tests {
     }
 
     fn any_spec() -> impl Strategy<Value = SequenceSpec> {
-        (any::<bool>(), 1..=i64::MAX, 0u64..2000, any::<bool>()).prop_map(
+        (any::<bool>(), 1..i64::MAX, 1u64..2000, any::<bool>()).prop_map(
             |(ascending, min, width, cycle)| {
                 let max = min.saturating_add(width as i64);
                 let direction = if ascending {

@@ -83,6 +83,15 @@ impl DataDirLock {
     }
 }
 
+/// The pid a process holding `dir`'s lock wrote, if that process still
+/// runs: read without taking the lock (a command that only looks must never
+/// keep a server from starting). A hint: pids are reused.
+pub fn holder(dir: &Path) -> Option<String> {
+    let pid = std::fs::read_to_string(dir.join("pez.lock")).ok()?;
+    let pid = pid.trim();
+    (!pid.is_empty() && Path::new("/proc").join(pid).exists()).then(|| pid.to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -21,21 +21,35 @@
 //!   lock.** [`Store::give_back`] and [`Store::restart`] take the lock that
 //!   holds off every forward move of that sequence, anyone's, until they
 //!   commit; so "nobody moved it since" cannot go stale between the check
-//!   and the write. A restart moves a sequence back only when asked to
-//!   ([`Restart::AllowBackward`]).
+//!   and the write. "Nobody moved it since" is the generation, the count of
+//!   laps and the position all unchanged: on a small cycling sequence a
+//!   full lap puts the position back where it stood. A restart moves a
+//!   sequence back only when asked to ([`Consent`]).
+//! - **Every move is durable before it is reported**, and PostgreSQL's
+//!   holds no lock while it waits for a standby (see
+//!   [`postgres`](postgres/index.html)).
+//!
+//! The rules of moves made on purpose (restarts, imports, copies) are in
+//! [`rules`]; errors in `error`; waiting for a store at start in `startup`.
 
+mod error;
 mod lock;
 pub mod postgres;
+pub mod rules;
 mod sqlite;
+mod startup;
 pub mod transfer;
 
-pub use lock::{DataDirLock, LockError};
+pub(crate) use error::TxError;
+pub use error::{OpenError, StoreError};
+pub use lock::{DataDirLock, LockError, holder as lock_holder};
 pub use postgres::PgStore;
+pub use rules::Consent;
 pub use sqlite::{DATABASE_FILE, MovedTo, SqliteStore};
+pub use startup::{StartupRetry, startup_timeout};
 
 use crate::config::{Settings, StoreChoice};
 use crate::sequence::{Block, Direction, Mode, SequenceSpec};
-use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -50,6 +64,11 @@ pub struct SequenceState {
     /// Bumped by every restart: blocks leased under an older generation
     /// must not be served any more.
     pub generation: i64,
+    /// How many times a reservation handed out its origin (the first number
+    /// after a wrap, or of a fresh sequence): a count of laps begun, which
+    /// only goes up. A give-back checks it, since a full lap puts a small
+    /// ring back where it stood.
+    pub laps: i64,
     /// The original PEZ's sequence this one continues (`public.forward_seq`,
     /// say), on a PostgreSQL database PEZ took over; `None` for PEZ's own.
     pub continues: Option<String>,
@@ -81,62 +100,6 @@ pub(crate) fn stored_spec(
     }
 }
 
-/// Checks a restart of `spec`, which stands at `next` (`None`: ran out), to
-/// `value` under `rule`: inside the range, and not behind where it stands
-/// unless moving back is allowed.
-pub(crate) fn check_restart(
-    spec: &SequenceSpec,
-    next: Option<i64>,
-    value: i64,
-    rule: Restart,
-) -> Result<(), TxError> {
-    if !spec.contains(value) {
-        return Err(TxError::Store(StoreError::OutOfRange {
-            name: spec.name.clone(),
-            value,
-            min: spec.min,
-            max: spec.max,
-        }));
-    }
-    let forward = next.is_some_and(|next| spec.is_at_or_ahead(value, next));
-    if rule == Restart::ForwardOnly && !forward {
-        return Err(TxError::Store(StoreError::Backward {
-            name: spec.name.clone(),
-            value,
-            next,
-        }));
-    }
-    Ok(())
-}
-
-/// Where a sequence that stands at `stands` moves from, if moving it to
-/// `next` (`None`: run out) moves it forward in this lap: only such a move
-/// can never make it issue a number again. `None` when it stays: it stands
-/// there or further already, or ran out. `next` must be a number of the
-/// sequence.
-pub(crate) fn moves_forward(
-    spec: &SequenceSpec,
-    stands: Option<i64>,
-    next: Option<i64>,
-) -> Result<Option<i64>, TxError> {
-    if let Some(value) = next
-        && !spec.contains(value)
-    {
-        return Err(TxError::Store(StoreError::OutOfRange {
-            name: spec.name.clone(),
-            value,
-            min: spec.min,
-            max: spec.max,
-        }));
-    }
-    let forward = match (stands, next) {
-        (None, _) => false,
-        (Some(_), None) => !spec.cycle,
-        (Some(stands), Some(value)) => value != stands && spec.is_at_or_ahead(value, stands),
-    };
-    Ok(stands.filter(|_| forward))
-}
-
 /// What [`Store::advance`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Advanced {
@@ -161,185 +124,31 @@ pub enum Created {
     Existing,
 }
 
-/// What can go wrong in a store. Messages are for operators and logs; the
-/// HTTP layer never shows them to clients.
-#[derive(Debug)]
-pub enum StoreError {
-    /// No sequence of that name.
-    UnknownSequence(String),
-    /// A non-cycling sequence has issued its last number.
-    Exhausted(String),
-    /// A value outside the sequence's range.
-    OutOfRange {
-        /// The sequence.
-        name: String,
-        /// The value asked for.
-        value: i64,
-        /// Its smallest number.
-        min: i64,
-        /// Its largest number.
-        max: i64,
-    },
-    /// A sequence of that name exists with other settings.
-    Conflict(Box<SequenceSpec>),
-    /// `forward` and `reverse` cannot be deleted.
-    Builtin(String),
-    /// A restart to a value the sequence has already handed out in this
-    /// lap, without [`Restart::AllowBackward`].
-    Backward {
-        /// The sequence.
-        name: String,
-        /// The value asked for.
-        value: i64,
-        /// Where the store stands (`None`: it ran out).
-        next: Option<i64>,
-    },
-    /// The sequence is no longer the one the caller knows: it was restarted
-    /// (a new generation) or deleted and created again since the caller
-    /// read it. Nothing the call took may be served (it took nothing, or
-    /// left what it took as a gap); the caller should look again.
-    Stale(String),
-    /// The store failed before it changed anything: a refused connection,
-    /// a statement the database rejected.
-    Unavailable(String),
-    /// The call failed in a way that leaves its outcome unknown: a commit
-    /// that timed out, was cancelled, or whose connection broke. The store
-    /// may have moved; whatever the call would have returned is a gap.
-    Ambiguous(String),
-}
-
-impl StoreError {
-    /// Whether the store itself is failing (as opposed to a verdict about
-    /// the request): worth a retry, and a 503 for the client.
-    pub fn is_outage(&self) -> bool {
-        matches!(self, StoreError::Unavailable(_) | StoreError::Ambiguous(_))
-    }
-}
-
-impl fmt::Display for StoreError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            StoreError::UnknownSequence(name) => write!(f, "no sequence named {name:?}"),
-            StoreError::Exhausted(name) => {
-                write!(f, "sequence {name:?} has issued its last number")
-            }
-            StoreError::OutOfRange {
-                name,
-                value,
-                min,
-                max,
-            } => write!(
-                f,
-                "{value} is outside the range of sequence {name:?} ({min} to {max})"
-            ),
-            StoreError::Conflict(existing) => write!(
-                f,
-                "sequence {:?} exists with other settings ({} {}..{}, start {}, cycle {}, {})",
-                existing.name,
-                existing.direction,
-                existing.min,
-                existing.max,
-                existing.start,
-                existing.cycle,
-                existing.mode
-            ),
-            StoreError::Builtin(name) => {
-                write!(f, "sequence {name:?} is built in and cannot be deleted")
-            }
-            StoreError::Backward { name, value, next } => match next {
-                Some(next) => write!(
-                    f,
-                    "{value} is behind where sequence {name:?} stands ({next}): its numbers were \
-                     handed out already; restarting there would issue them again"
-                ),
-                None => write!(
-                    f,
-                    "sequence {name:?} has issued its last number; restarting at {value} would \
-                     issue numbers again"
-                ),
-            },
-            StoreError::Stale(name) => write!(
-                f,
-                "sequence {name:?} changed in the store (restarted, or deleted and created \
-                 again) since this instance read it"
-            ),
-            StoreError::Unavailable(cause) => write!(f, "store unavailable: {cause}"),
-            StoreError::Ambiguous(cause) => {
-                write!(f, "store call with an unknown outcome: {cause}")
-            }
-        }
-    }
-}
-
-impl std::error::Error for StoreError {}
-
-/// Why a store could not be opened.
-#[derive(Debug)]
-pub enum OpenError {
-    /// Another process holds the embedded store's data directory.
-    Locked(LockError),
-    /// The store refuses PEZ, or cannot be set up, and trying again will not
-    /// change that (wrong credentials, no such database, missing rights);
-    /// the text says why, in one line, without secrets.
-    Setup(String),
-    /// The embedded store's sequences were copied to PostgreSQL (`pez store
-    /// copy`): it is retired, and the text says where they went.
-    Moved(String),
-    /// The store could not be reached or did not answer: worth trying
-    /// again for a while (it may be starting, recovering, failing over).
-    Unavailable(String),
-}
-
-impl OpenError {
-    /// Whether trying again may help.
-    pub fn is_transient(&self) -> bool {
-        matches!(self, OpenError::Unavailable(_))
-    }
-}
-
-impl fmt::Display for OpenError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            OpenError::Locked(e) => e.fmt(f),
-            OpenError::Setup(cause) | OpenError::Moved(cause) | OpenError::Unavailable(cause) => {
-                f.write_str(cause)
-            }
-        }
-    }
-}
-
-impl std::error::Error for OpenError {}
-
-/// An error inside a store transaction: a verdict of the store's own, or
-/// the database's. Either rolls the transaction back.
-#[derive(Debug)]
-pub(crate) enum TxError {
-    Store(StoreError),
-    Db(diesel::result::Error),
-}
-
-impl From<diesel::result::Error> for TxError {
-    fn from(e: diesel::result::Error) -> Self {
-        TxError::Db(e)
-    }
-}
-
 /// Numbers a store has durably reserved for one caller: the only way
 /// numbers enter PEZ's memory. Only a store makes one, and only after the
 /// commit that reserved them is durable (see the module docs).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reserved {
     blocks: Vec<Block>,
+    laps: i64,
 }
 
 impl Reserved {
-    /// The blocks of a commit that is durable. For stores only.
-    pub(crate) fn durable(blocks: Vec<Block>) -> Self {
+    /// The blocks of a commit that is durable, and the sequence's count of
+    /// laps once they were taken. For stores only.
+    pub(crate) fn durable(blocks: Vec<Block>, laps: i64) -> Self {
         debug_assert!(
             !blocks.is_empty(),
             "a reservation holds at least one number"
         );
-        Self { blocks }
+        Self { blocks, laps }
+    }
+
+    /// The sequence's count of laps once these were taken (at least: a
+    /// store may read it from a moment before its own move). What a
+    /// give-back of their rest must find unchanged.
+    pub fn laps(&self) -> i64 {
+        self.laps
     }
 
     /// The reserved runs, in sequence order.
@@ -363,15 +172,16 @@ impl Reserved {
     }
 }
 
-/// May a restart move a sequence back?
+/// What a give-back names: the generation and the count of laps the
+/// blocks it gives back were reserved under. The store takes them back only
+/// if both are unchanged (nobody restarted or re-created the sequence, and
+/// no lap went by) and the sequence stands right after them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Restart {
-    /// Only to where the store stands or beyond, in this lap: numbers are
-    /// skipped, never repeated. The default.
-    ForwardOnly,
-    /// Anywhere in the range, even to numbers already handed out (they
-    /// will be handed out again): the operator asked for it.
-    AllowBackward,
+pub struct Stamp {
+    /// The sequence's generation.
+    pub generation: i64,
+    /// Its count of laps after the latest reservation of the blocks.
+    pub laps: i64,
 }
 
 /// The operations PEZ needs from durable storage. See the module docs for
@@ -398,31 +208,41 @@ pub trait Store: Send + Sync + 'static {
     fn reserve(&self, name: &str, generation: i64, size: u64) -> Result<Reserved, StoreError>;
 
     /// Hands back `unused`, the unissued tail of a reservation made under
-    /// `generation`, so the next one starts with it: under the store's
-    /// exclusive lock on the sequence, and only if the sequence still has
-    /// that generation and stands right after `unused` (nobody moved,
-    /// restarted or re-created it since). Returns whether it was taken back;
-    /// refusing leaves a gap, never a duplicate.
-    fn give_back(&self, name: &str, generation: i64, unused: Block) -> Result<bool, StoreError>;
+    /// `stamp`, so the next one starts with it: under the store's exclusive
+    /// lock on the sequence, and only if the sequence still has that
+    /// generation and count of laps and stands right after `unused` (nobody
+    /// moved, restarted or re-created it since, nor took a full lap of it).
+    /// Returns whether it was taken back; refusing leaves a gap, never a
+    /// duplicate.
+    fn give_back(&self, name: &str, stamp: Stamp, unused: Block) -> Result<bool, StoreError>;
 
     /// Makes `value` the next number of `name` (PostgreSQL's `ALTER
     /// SEQUENCE ... RESTART WITH`) and gives it a new generation, under the
-    /// store's exclusive lock on the sequence; refused as
-    /// [`StoreError::Backward`] if `value` was handed out already in this
-    /// lap, unless `rule` allows it. One transaction: a failed restart
-    /// moves nothing.
-    fn restart(&self, name: &str, value: i64, rule: Restart) -> Result<(), StoreError>;
+    /// store's exclusive lock on the sequence; checked by
+    /// [`rules::check_restart`] under `consent` (a move back needs consent;
+    /// so does one that makes a cycling sequence wrap early). A move back
+    /// begins a lap. One transaction: a failed restart moves nothing.
+    fn restart(&self, name: &str, value: i64, consent: Consent) -> Result<(), StoreError>;
 
     /// Moves `name` forward to `next` (`None`: run out, for a sequence that
     /// does not cycle), never back: a sequence that stands there or further
-    /// in this lap stays where it is. Under the store's exclusive lock on
-    /// the sequence, with a new generation when it moves (instances drop
-    /// what they hold of it). For copies and restored backups, which must
-    /// never make PEZ issue a number twice.
-    fn advance(&self, name: &str, next: Option<i64>) -> Result<Advanced, StoreError>;
+    /// in this lap stays where it is ([`rules::moves_forward`]; an early
+    /// wrap needs `consent`). Under the store's exclusive lock on the
+    /// sequence, with a new generation when it moves (instances drop what
+    /// they hold of it). For copies and restored backups, which must never
+    /// make PEZ issue a number twice.
+    fn advance(
+        &self,
+        name: &str,
+        next: Option<i64>,
+        consent: Consent,
+    ) -> Result<Advanced, StoreError>;
 
-    /// Creates a sequence, or finds it already there with the same settings.
-    fn create(&self, spec: &SequenceSpec) -> Result<Created, StoreError>;
+    /// Creates a sequence standing at `next` (`Some(spec.start)` for a new
+    /// one; an import's listed position; `None`: run out), in one
+    /// transaction, so nobody sees it anywhere else first; or finds it
+    /// there with the same settings, and leaves it where it stands.
+    fn create(&self, spec: &SequenceSpec, next: Option<i64>) -> Result<Created, StoreError>;
 
     /// Deletes a sequence (not `forward` or `reverse`).
     fn delete(&self, name: &str) -> Result<(), StoreError>;
@@ -430,6 +250,25 @@ pub trait Store: Send + Sync + 'static {
     /// The longest any call may take before its caller gives up on it and
     /// counts it as [`StoreError::Ambiguous`].
     fn call_limit(&self) -> Duration;
+
+    /// The most numbers one [`Self::reserve`] of `spec` takes: exact takes
+    /// (strict batches, range leases) larger than a few of these cannot be
+    /// served.
+    fn most_per_reservation(&self, spec: &SequenceSpec) -> u64;
+
+    /// Says that the instance `instance` is alive and serving from this
+    /// store, and counts as alive for `for_at_least` more: what `pez
+    /// handback` reads, since nothing a pooler passes on (application
+    /// names, sessions) can tell. Not needed where only one process may
+    /// open the store.
+    fn heartbeat(&self, _instance: &str, _for_at_least: Duration) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// Says that the instance `instance` stopped.
+    fn farewell(&self, _instance: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 /// Opens the store the settings choose, for a command (`pez sequence ...`,
@@ -453,57 +292,6 @@ pub fn open_to_serve(settings: &Settings) -> Result<Arc<dyn Store>, OpenError> {
     match &settings.store {
         StoreChoice::Postgres(pg) => Ok(Arc::new(PgStore::connect_to_serve(pg)?)),
         StoreChoice::Embedded => open(settings),
-    }
-}
-
-/// How long to keep trying while the store is not reachable yet: the
-/// startup timeout on PostgreSQL; the embedded store is there or not.
-pub fn startup_timeout(settings: &Settings) -> Duration {
-    match &settings.store {
-        StoreChoice::Embedded => Duration::ZERO,
-        StoreChoice::Postgres(pg) => pg.startup_timeout,
-    }
-}
-
-/// When to try again while the store is not reachable yet at start-up (it
-/// may be starting, recovering or failing over): until `timeout` has
-/// passed, backing off from 100 ms to 2 s. Logs the first failure.
-#[derive(Debug)]
-pub struct StartupRetry {
-    started: std::time::Instant,
-    timeout: Duration,
-    pause: Duration,
-    warned: bool,
-}
-
-impl StartupRetry {
-    /// Starts counting now.
-    pub fn new(timeout: Duration) -> Self {
-        Self {
-            started: std::time::Instant::now(),
-            timeout,
-            pause: Duration::from_millis(100),
-            warned: false,
-        }
-    }
-
-    /// After a failed attempt (`transient` when trying again may help):
-    /// how long to wait before the next one, or `None` to give up.
-    pub fn after_failure(&mut self, transient: bool, error: &dyn fmt::Display) -> Option<Duration> {
-        let left = self.timeout.saturating_sub(self.started.elapsed());
-        if !transient || left.is_zero() {
-            return None;
-        }
-        if !self.warned {
-            log::warn!(
-                "the store is not reachable yet, retrying for up to {:?}: {error}",
-                self.timeout
-            );
-            self.warned = true;
-        }
-        let pause = self.pause.min(left);
-        self.pause = (self.pause * 2).min(Duration::from_secs(2));
-        Some(pause)
     }
 }
 

@@ -9,6 +9,7 @@
 //! out a number twice. Changing an existing sequence's settings is refused,
 //! for the whole list, before anything moves.
 
+use super::rules::{self, Consent};
 use super::{Advanced, Created, SequenceState, Store, StoreError};
 use crate::sequence::{Direction, Mode, SequenceSpec};
 use serde::{Deserialize, Serialize};
@@ -156,8 +157,7 @@ impl From<&SequenceState> for Wanted {
 /// What [`apply_forward`] did to one sequence.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Applied {
-    /// Created, then moved to the listed position (or left at its start,
-    /// when that is further).
+    /// Created at the listed position.
     Created {
         /// Where it stands now.
         next: Option<i64>,
@@ -212,8 +212,8 @@ impl fmt::Display for Outcome {
 /// Why a list could not be applied.
 #[derive(Debug)]
 pub enum ApplyError {
-    /// Sequences of these names exist with other settings; nothing moved.
-    Conflicts(Vec<String>),
+    /// These sequences cannot be applied (see [`check`]); nothing moved.
+    Refused(Vec<String>),
     /// The store failed; sequences before the failure may have moved
     /// (forward only), so running the same list again is safe.
     Store(StoreError),
@@ -222,11 +222,7 @@ pub enum ApplyError {
 impl fmt::Display for ApplyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ApplyError::Conflicts(lines) => write!(
-                f,
-                "nothing changed: settings of existing sequences cannot change ({})",
-                lines.join("; ")
-            ),
+            ApplyError::Refused(lines) => write!(f, "nothing changed: {}", lines.join("; ")),
             ApplyError::Store(e) => write!(
                 f,
                 "{e} (sequences listed before it may have moved forward already; running the \
@@ -236,48 +232,76 @@ impl fmt::Display for ApplyError {
     }
 }
 
-/// Refuses `wanted` if any of its sequences exists in `store` with other
-/// settings; changes nothing.
-pub fn check(store: &dyn Store, wanted: &[Wanted]) -> Result<(), ApplyError> {
+/// Refuses `wanted`, changing nothing, if any of its sequences could not
+/// be applied to `store`: one that is not valid (a store made by an older
+/// PEZ may hold a sequence of one number, which PostgreSQL cannot), one
+/// that exists with other settings, or one that would move a cycling
+/// sequence of the store that has issued numbers ahead without `consent`
+/// to an early wrap ([`rules::moves_forward`]). Every reason is listed.
+pub fn check(store: &dyn Store, wanted: &[Wanted], consent: Consent) -> Result<(), ApplyError> {
     let existing = store.list().map_err(ApplyError::Store)?;
-    let conflicts: Vec<String> = wanted
-        .iter()
-        .filter_map(|w| {
-            let there = existing.iter().find(|s| s.spec.name == w.spec.name)?;
-            (!there.spec.same_settings(&w.spec)).then(|| {
-                format!(
-                    "{} is {} here, {} in the list",
-                    w.spec.name,
-                    settings(&there.spec),
-                    settings(&w.spec)
-                )
-            })
-        })
-        .collect();
-    if conflicts.is_empty() {
+    let mut refusals = Vec::new();
+    for w in wanted {
+        let spec = &w.spec;
+        if let Err(e) = SequenceSpec::new(
+            &spec.name,
+            spec.direction,
+            spec.min,
+            spec.max,
+            Some(spec.start),
+            spec.cycle,
+            spec.mode,
+        ) {
+            refusals.push(format!("{}: {e}", spec.name));
+            continue;
+        }
+        let Some(there) = existing.iter().find(|s| s.spec.name == spec.name) else {
+            continue;
+        };
+        if !there.spec.same_settings(spec) {
+            refusals.push(format!(
+                "{} is {} here, {} in the list",
+                spec.name,
+                settings(&there.spec),
+                settings(spec)
+            ));
+        } else if let Err(e @ StoreError::EarlyWrap { .. }) =
+            rules::moves_forward(there, w.next, consent)
+        {
+            refusals.push(e.to_string());
+        }
+    }
+    if refusals.is_empty() {
         Ok(())
     } else {
-        Err(ApplyError::Conflicts(conflicts))
+        Err(ApplyError::Refused(refusals))
     }
 }
 
-/// Applies `wanted` to `store`, only forward (see the module docs). Checks
-/// every listed sequence that exists against its settings first
-/// ([`check`]), and changes nothing if any differ.
-pub fn apply_forward(store: &dyn Store, wanted: &[Wanted]) -> Result<Vec<Outcome>, ApplyError> {
-    check(store, wanted)?;
+/// Applies `wanted` to `store`, only forward (see the module docs): a
+/// missing sequence is created where the list says, in one step; an
+/// existing one moves forward under `consent`. Checks the whole list first
+/// ([`check`]), and changes nothing if any of it is refused.
+pub fn apply_forward(
+    store: &dyn Store,
+    wanted: &[Wanted],
+    consent: Consent,
+) -> Result<Vec<Outcome>, ApplyError> {
+    check(store, wanted, consent)?;
     let mut outcomes = Vec::new();
     for w in wanted {
         let name = w.spec.name.clone();
-        let created = store.create(&w.spec).map_err(ApplyError::Store)? == Created::New;
-        let advanced = store.advance(&name, w.next).map_err(ApplyError::Store)?;
-        let applied = match (created, advanced) {
-            (true, Advanced::Moved { .. }) => Applied::Created { next: w.next },
-            (true, Advanced::AlreadyThere { stands }) => Applied::Created { next: stands },
-            (false, Advanced::Moved { from }) => Applied::Moved { from, to: w.next },
-            (false, Advanced::AlreadyThere { stands }) => Applied::Kept {
-                stands,
-                listed: w.next,
+        let applied = match store.create(&w.spec, w.next).map_err(ApplyError::Store)? {
+            Created::New => Applied::Created { next: w.next },
+            Created::Existing => match store
+                .advance(&name, w.next, consent)
+                .map_err(ApplyError::Store)?
+            {
+                Advanced::Moved { from } => Applied::Moved { from, to: w.next },
+                Advanced::AlreadyThere { stands } => Applied::Kept {
+                    stands,
+                    listed: w.next,
+                },
             },
         };
         outcomes.push(Outcome { name, applied });
@@ -307,6 +331,7 @@ mod tests {
             spec,
             next_value: next,
             generation: 1,
+            laps: 0,
             continues: None,
         }
     }

@@ -234,7 +234,7 @@ fn sequences_are_created_shown_and_deleted_from_the_command_line() {
         (vec!["sequence", "create", "x", "--min", "0"], "--min"),
         (
             vec!["sequence", "create", "x", "--min", "9", "--max", "3"],
-            "above",
+            "must be below max",
         ),
         (
             vec!["sequence", "create", "x", "--max", "5", "--start", "6"],
@@ -258,5 +258,53 @@ fn sequences_are_created_shown_and_deleted_from_the_command_line() {
     assert!(ok(&["sequence", "delete", "orders"]).contains("deleted"));
     assert!(
         one_error_line(&run_pez(dir.path(), &["sequence", "show", "orders"])).contains("orders")
+    );
+}
+
+/// Issue 16, point 9: a malformed `.env` line was printed whole on stderr,
+/// the database password with it. The error names the file, the line and
+/// the variable, never the value.
+#[test]
+fn a_malformed_env_file_is_named_without_its_values() {
+    let dir = TempDir::new();
+    std::fs::write(
+        dir.path().join(".env"),
+        "PEZ_MAX_COUNT=3\nPEZ_DB_PASSWORD='s3cr3t-value\nPEZ_LOG=info\n",
+    )
+    .expect("write .env");
+    let output = run_pez(dir.path(), &["settings"]);
+    let line = one_error_line(&output);
+    let everything = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(!everything.contains("s3cr3t"), "{everything}");
+    assert!(
+        line.contains(".env") && line.contains("line 2") && line.contains("PEZ_DB_PASSWORD"),
+        "{line}"
+    );
+}
+
+/// Issue 16, point 12: `pez store copy --to URL` put the password on the
+/// command line, where every local user sees it in `ps`. A password there
+/// is refused; the URL comes from a file, or the password from libpq's
+/// PGPASSWORD or .pgpass.
+#[test]
+fn store_copy_takes_no_password_on_the_command_line() {
+    let dir = TempDir::new();
+    let refused = run_pez(
+        dir.path(),
+        &[
+            "store",
+            "copy",
+            "--to",
+            "postgres://pez:hunter2@db.internal/pez",
+        ],
+    );
+    let line = one_error_line(&refused);
+    assert!(
+        line.contains("--to-file") && !line.contains("hunter2"),
+        "{line}"
     );
 }

@@ -500,7 +500,7 @@ async fn a_restart_that_fails_moves_nothing() {
         &app.http,
         Method::POST,
         "/v2/sequences/forward/restart",
-        Some(r#"{"value": 5000000000}"#),
+        Some(r#"{"value": 5000000000, "allow_early_wrap": true}"#),
     )
     .await;
     assert_eq!(status, 503);

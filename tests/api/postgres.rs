@@ -439,6 +439,19 @@ async fn pez_migrate_lets_a_user_without_ddl_rights_run_pez() {
         "GRANT SELECT ON __diesel_schema_migrations TO {role}"
     ));
     database.execute(&format!("GRANT SELECT, UPDATE ON pez.sequences TO {role}"));
+    // Saying it is alive (what `pez handback` reads) needs one more.
+    let refused = crate::helpers::the_error_line(&crate::helpers::run_pez_on(
+        dir.path(),
+        Some(&limited_url),
+        &[],
+    ));
+    assert!(
+        refused.contains("GRANT SELECT, INSERT, UPDATE, DELETE ON pez.instances"),
+        "{refused}"
+    );
+    database.execute(&format!(
+        "GRANT SELECT, INSERT, UPDATE, DELETE ON pez.instances TO {role}"
+    ));
     let pez = PezProcess::start(dir.path(), &[("PEZ_DATABASE_URL", &limited_url)]);
     assert_eq!(pez.http.numbers("/v2/forward?count=2").await, vec![1, 2]);
 }

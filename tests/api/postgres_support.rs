@@ -119,6 +119,64 @@ impl Drop for Cluster {
     }
 }
 
+/// PgBouncer in front of a PostgreSQL server, as many EC2 fleets run it:
+/// its own port, a pool of a few server connections shared by every client.
+/// Stopped and removed on drop, or when the test process ends.
+#[derive(Debug)]
+pub struct Pooler {
+    dir: PathBuf,
+    /// postgres://postgres@127.0.0.1:PORT/postgres, through the pooler.
+    pub admin_url: String,
+}
+
+impl Pooler {
+    /// PgBouncer in `mode` (session, transaction or statement) with
+    /// `pool_size` server connections, in front of the server on `port`.
+    pub fn in_front_of(port: u16, mode: &str, pool_size: u32) -> Self {
+        static SERIAL: AtomicU64 = AtomicU64::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "pez-pooler-{}-{}",
+            std::process::id(),
+            SERIAL.fetch_add(1, Ordering::Relaxed)
+        ));
+        let pid = std::process::id().to_string();
+        let admin_url = run_script(&[
+            "pooler",
+            &dir.to_string_lossy(),
+            &port.to_string(),
+            mode,
+            &pool_size.to_string(),
+            "--watch",
+            &pid,
+        ]);
+        Self { dir, admin_url }
+    }
+
+    /// The URL of `database` through the pooler.
+    pub fn url(&self, database: &TestDatabase) -> String {
+        with_database(&self.admin_url, database.name())
+    }
+}
+
+impl Drop for Pooler {
+    fn drop(&mut self) {
+        let _ = Command::new(script())
+            .args(["remove", &self.dir.to_string_lossy()])
+            .output();
+    }
+}
+
+/// The port of a `postgres://user@host:PORT/...` URL.
+pub fn port_of(url: &str) -> u16 {
+    let authority = &url[url.find("://").map_or(0, |i| i + 3)..];
+    let authority = authority.split(['/', '?']).next().unwrap_or_default();
+    authority
+        .rsplit(':')
+        .next()
+        .and_then(|port| port.parse().ok())
+        .unwrap_or(5432)
+}
+
 /// The server most tests share: PEZ_TEST_DATABASE_URL (as `make test` sets
 /// it), or else one cluster started for this test process, removed when the
 /// process ends.

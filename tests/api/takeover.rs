@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 /// What the original's models created (SQLAlchemy's `CreateSequence` and
 /// `CreateTable`), in the database's default schema.
-const ORIGINAL_SCHEMA: &str = "\
+pub(crate) const ORIGINAL_SCHEMA: &str = "\
     CREATE SEQUENCE forward_seq INCREMENT BY 1 START WITH 1 \
         MINVALUE 1 MAXVALUE 9223372036854775807 CYCLE; \
     CREATE SEQUENCE backward_seq INCREMENT BY -1 START WITH 9223372036854775807 \
@@ -194,7 +194,12 @@ async fn a_database_where_pez_ran_beside_the_original_continues_past_both() {
 async fn pez_and_the_original_side_by_side_through_a_kill_9_then_the_original_alone() {
     let database = original_database(1000, 1000);
     let dir = TempDir::new();
-    let env = [("PEZ_DATABASE_URL", database.url.as_str())];
+    // Heartbeats every 100 ms: the instance killed with -9 counts as alive
+    // for 3 s after its last one, not 10 s.
+    let env = [
+        ("PEZ_DATABASE_URL", database.url.as_str()),
+        ("PEZ_SYNC_INTERVAL_MS", "100"),
+    ];
     let start = || PezProcess::start(dir.path(), &env);
     let forward = Arc::new(Mutex::new(Vec::new()));
     let reverse = Arc::new(Mutex::new(Vec::new()));
@@ -266,7 +271,21 @@ async fn pez_and_the_original_side_by_side_through_a_kill_9_then_the_original_al
     std::thread::sleep(Duration::from_millis(500));
     let (alone_forward, alone_reverse) = alone.stop();
 
-    let handback = run_pez_on(dir.path(), Some(&database.url), &["handback"]);
+    // Refused while the killed instance still counts as alive (a hand-back
+    // under a running instance would let the original's nodes into its
+    // blocks), then done.
+    let refused_until = Instant::now() + Duration::from_secs(6);
+    let handback = loop {
+        let handback = run_pez_on(dir.path(), Some(&database.url), &["handback"]);
+        if handback.status.success() || Instant::now() > refused_until {
+            break handback;
+        }
+        assert!(
+            String::from_utf8_lossy(&handback.stderr).contains("say they are alive"),
+            "{handback:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
     assert!(handback.status.success(), "{handback:?}");
     // Looking, after a hand-back, does not take the sequences over again.
     let listed = run_pez_on(dir.path(), Some(&database.url), &["sequence", "list"]);
@@ -516,4 +535,98 @@ async fn an_original_sequence_off_the_search_path_stops_pez_until_the_path_names
     ));
     let pez = PezProcess::start(dir.path(), &[("PEZ_DATABASE_URL", &database.url)]);
     assert_eq!(pez.http.numbers("/v1/forward").await, vec![778]);
+}
+
+/// Issue 16, point 8: `pez sequence export` on a database the original PEZ
+/// ran on, before any take-over, exported `forward` at 1 (PEZ's own,
+/// untouched sequence): a backup that would let the original's numbers out
+/// again. It exports where a server would continue: past both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_export_before_the_take_over_continues_where_the_original_stands() {
+    let database = original_database(3000, 2000);
+    let dir = TempDir::new();
+    let exported = run_pez_on(dir.path(), Some(&database.url), &["sequence", "export"]);
+    assert!(exported.status.success(), "{exported:?}");
+    let export: serde_json::Value = serde_json::from_slice(&exported.stdout).expect("an export");
+    let next = |name: &str| {
+        export["sequences"]
+            .as_array()
+            .expect("sequences")
+            .iter()
+            .find(|s| s["name"] == name)
+            .and_then(|s| s["next"].as_i64())
+            .unwrap_or_else(|| panic!("{name} missing: {export}"))
+    };
+    assert!(next("forward") > 3000, "{export}");
+    assert!(next("reverse") < MAX - 1999, "{export}");
+    // Nothing was taken over by looking.
+    let mut conn = connect(&database);
+    assert_eq!(original_nextval(&mut conn, "forward_seq"), 3001);
+}
+
+/// Issue 16, point 12: `pez handback` decided that no PEZ ran from the
+/// sessions' application_name, which a connection string (or a pooler) can
+/// set to anything: an instance that called itself something else was not
+/// seen, and handing back under it let the original's nodes count in ones
+/// into the blocks it held. Every instance now says it is alive in the
+/// database itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handback_is_refused_while_an_instance_runs_whatever_it_calls_itself() {
+    let database = original_database(10, 10);
+    let dir = TempDir::new();
+    let disguised = format!(
+        "{}{}application_name=billing",
+        database.url,
+        if database.url.contains('?') { '&' } else { '?' }
+    );
+    let pez = PezProcess::start(dir.path(), &[("PEZ_DATABASE_URL", &disguised)]);
+    pez.http.numbers("/v1/forward").await;
+    let refused = the_error_line(&run_pez_on(dir.path(), Some(&database.url), &["handback"]));
+    assert!(refused.contains("stop every PEZ instance"), "{refused}");
+    let mut pez = pez;
+    pez.terminate();
+    assert_eq!(pez.wait_exit(Duration::from_secs(15)).0, Some(0));
+    let handed = run_pez_on(dir.path(), Some(&database.url), &["handback"]);
+    assert!(handed.status.success(), "{handed:?}");
+}
+
+/// Issue 16, point 12: a database restored from `pg_dump` gives every
+/// sequence a new oid, and PEZ refused to start on it until an operator
+/// updated the oid it had recorded by hand. A restore now works as it is,
+/// while an original's sequence dropped and made again is still refused
+/// (see `an_original_sequence_created_again_is_refused_not_continued_from_1`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_restored_from_a_dump_is_served_as_it_is() {
+    let database = original_database(3000, 10);
+    let dir = TempDir::new();
+    let pez = PezProcess::start(dir.path(), &[("PEZ_DATABASE_URL", &database.url)]);
+    let mut issued = pez.http.numbers("/v2/forward?count=50").await;
+    pez.terminate();
+    drop(pez);
+
+    let restored = TestDatabase::create();
+    let bindir = String::from_utf8(
+        std::process::Command::new("pg_config")
+            .arg("--bindir")
+            .output()
+            .expect("pg_config")
+            .stdout,
+    )
+    .expect("utf-8");
+    let dump = dir.path().join("pez.dump");
+    let dumped = std::process::Command::new(format!("{}/pg_dump", bindir.trim()))
+        .args(["-Fc", "-f", &dump.to_string_lossy(), &database.url])
+        .output()
+        .expect("pg_dump");
+    assert!(dumped.status.success(), "{dumped:?}");
+    let loaded = std::process::Command::new(format!("{}/pg_restore", bindir.trim()))
+        .args(["-d", &restored.url, &dump.to_string_lossy()])
+        .output()
+        .expect("pg_restore");
+    assert!(loaded.status.success(), "{loaded:?}");
+
+    let pez = PezProcess::start(dir.path(), &[("PEZ_DATABASE_URL", &restored.url)]);
+    issued.extend(pez.http.numbers("/v2/forward?count=50").await);
+    assert_unique(&issued);
+    assert!(issued[50] > issued[49], "{issued:?}");
 }

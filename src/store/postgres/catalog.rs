@@ -11,17 +11,13 @@
 //! the same name gets a new oid, so a statement aimed at the old one fails
 //! instead of taking numbers from the new one.
 
-use crate::sequence::{Block, SequenceSpec};
+use crate::sequence::SequenceSpec;
 use crate::store::stored_spec;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bool, Text};
 
 /// The schema PEZ's sequences live in.
 pub const SCHEMA: &str = "pez";
-
-/// At most this many nextval() calls per reservation (a million numbers in
-/// steps of 1,000).
-pub const MAX_STEPS: u64 = 1000;
 
 /// A PEZ sequence as PostgreSQL describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +30,8 @@ pub struct Described {
     pub increment: i64,
     /// The generation of `pez.sequences`.
     pub generation: i64,
+    /// Its count of laps begun (see [`super::reserve`]).
+    pub laps: i64,
     /// The native sequence, quoted and schema-qualified, ready for SQL:
     /// `pez."forward"`, or `"public"."forward_seq"` when it continues the
     /// original PEZ's.
@@ -53,14 +51,16 @@ impl Described {
 /// The catalog's view of each sequence joined with PEZ's own row.
 const CATALOG: &str = "SELECT m.name, c.oid::bigint AS oid, s.seqincrement AS increment_by, \
      s.seqmin AS min_value, s.seqmax AS max_value, s.seqcycle AS cycle, \
-     m.mode, m.start_value, m.generation, \
+     m.mode, m.start_value, m.generation, m.laps, \
      n.nspname::text AS relation_schema, c.relname::text AS relation_name, \
      m.relation_name IS NOT NULL AS continues_original \
      FROM pez.sequences m \
      JOIN pg_namespace n ON n.nspname = COALESCE(m.relation_schema, 'pez') \
      JOIN pg_class c ON c.relnamespace = n.oid \
                     AND c.relname = COALESCE(m.relation_name, m.name) AND c.relkind = 'S' \
-                    AND (m.relation_oid IS NULL OR c.oid::bigint = m.relation_oid) \
+                    AND CASE WHEN m.relation_mark IS NOT NULL \
+                             THEN obj_description(c.oid, 'pg_class') = m.relation_mark \
+                             ELSE m.relation_oid IS NULL OR c.oid::bigint = m.relation_oid END \
      JOIN pg_sequence s ON s.seqrelid = c.oid";
 
 #[derive(QueryableByName)]
@@ -83,6 +83,8 @@ struct CatalogRow {
     start_value: i64,
     #[diesel(sql_type = BigInt)]
     generation: i64,
+    #[diesel(sql_type = BigInt)]
+    laps: i64,
     #[diesel(sql_type = Text)]
     relation_schema: String,
     #[diesel(sql_type = Text)]
@@ -105,6 +107,7 @@ impl From<CatalogRow> for Described {
             ),
             increment: row.increment_by,
             generation: row.generation,
+            laps: row.laps,
             relation: relation(&row.relation_schema, &row.relation_name),
             original: row
                 .continues_original
@@ -233,131 +236,6 @@ pub fn frontiers(
 }
 
 #[derive(QueryableByName)]
-struct Reservation {
-    #[diesel(sql_type = BigInt)]
-    value: i64,
-    /// The increment the statement's snapshot shows.
-    #[diesel(sql_type = BigInt)]
-    increment_by: i64,
-    /// The increment nextval() counted with.
-    #[diesel(sql_type = BigInt)]
-    counted_with: i64,
-}
-
-/// What one reserving statement returned.
-#[derive(Debug)]
-pub enum Taken {
-    /// The values nextval() returned, in order.
-    Values(Vec<i64>),
-    /// The oid names no sequence any more (it was dropped, and perhaps made
-    /// again under a new oid), or the sequence has another generation than
-    /// the caller's (it was restarted). Nothing was taken.
-    Stale,
-    /// Its INCREMENT is not the one PEZ described, or nextval() counted
-    /// with another: someone altered it (or handed it back to the original
-    /// PEZ). Values were taken and must be left as a gap.
-    Altered,
-}
-
-/// Calls nextval() `steps` times on the sequence `seq.oid`, in one
-/// autocommit statement whose commit is durable, if the sequence still has
-/// `generation` and the increment PEZ described, and says what nextval()
-/// really counted with.
-///
-/// What nextval() counts with is not what the statement's snapshot shows.
-/// The statement reads `pg_sequence` and `pez.sequences` with the snapshot
-/// it started with, but its first nextval() may wait for the sequence's
-/// lock, held by an `ALTER SEQUENCE` (a hand-back to the original PEZ, a
-/// restart, a give-back), and once it has the lock it reads the increment
-/// through the catalog cache, which taking the lock brought up to date with
-/// what that ALTER committed. Values counted in ones, read as blocks of
-/// 1,000 by the snapshot, would be served twice. So the statement also
-/// returns the increment `pg_sequence_parameters()` reads through the same
-/// cache once the first nextval() has run (`counted` needs a row of
-/// `taken` first): by then this statement holds the lock, which no ALTER
-/// can take before the commit, so that is the increment every one of its
-/// nextval() calls used. Read once, not per value: a strict batch takes up
-/// to 10,000. (A restart or a forward move that committed while
-/// nextval() waited hands out numbers past where the sequence stood, which
-/// nobody else gets: harmless under the old generation, until the instance
-/// notices the new one.)
-///
-/// Durability: nextval() WAL-logs 32 calls ahead, so most calls write no
-/// WAL of their own, and PostgreSQL flushes a commit (and waits for the
-/// synchronous standbys) only when its transaction wrote WAL. A
-/// transactional logical message (`pg_logical_emit_message(true, ...)`,
-/// open to every role at `wal_level` replica or higher) makes the statement
-/// write a WAL record and take a transaction id, so its commit is flushed
-/// and replicated past every WAL record before it, including the one that
-/// pre-logged the values it got, before PostgreSQL answers.
-///
-/// The shared advisory lock is for PEZ releases before 0.2 that may still
-/// run against the database during a rolling upgrade: their give-backs
-/// serialise with reservations only through that lock's exclusive form.
-pub fn take(
-    conn: &mut PgConnection,
-    seq: &Described,
-    generation: i64,
-    steps: u64,
-) -> QueryResult<Taken> {
-    let rows = diesel::sql_query(
-        "WITH fence AS MATERIALIZED ( \
-                SELECT pg_logical_emit_message(true, 'pez', 'reserve') AS lsn, \
-                       pg_advisory_xact_lock_shared((x'50455A00'::bigint << 32) | $1) AS old), \
-              shape AS MATERIALIZED ( \
-                SELECT s.seqincrement FROM pg_sequence s \
-                 WHERE s.seqrelid = $1::oid \
-                   AND EXISTS (SELECT 1 FROM pez.sequences m \
-                                WHERE m.name = $3 AND m.generation = $4)), \
-              taken AS MATERIALIZED ( \
-                SELECT nextval($1::oid::regclass) AS value, shape.seqincrement AS read_before \
-                  FROM fence, shape, generate_series(1, $2)), \
-              counted AS MATERIALIZED ( \
-                SELECT p.increment FROM pg_sequence_parameters($1::oid) p \
-                 WHERE EXISTS (SELECT 1 FROM taken)) \
-         SELECT taken.value, taken.read_before AS increment_by, \
-                counted.increment AS counted_with \
-           FROM taken, counted",
-    )
-    .bind::<BigInt, _>(seq.oid)
-    .bind::<BigInt, _>(steps as i64)
-    .bind::<Text, _>(&seq.spec.name)
-    .bind::<BigInt, _>(generation)
-    .load::<Reservation>(conn)?;
-    Ok(if rows.is_empty() {
-        Taken::Stale
-    } else if rows
-        .iter()
-        .any(|row| row.increment_by != seq.increment || row.counted_with != seq.increment)
-    {
-        Taken::Altered
-    } else {
-        Taken::Values(rows.into_iter().map(|row| row.value).collect())
-    })
-}
-
-/// The blocks of the values nextval() returned: each the step starting at
-/// it, cut at the end of the range; consecutive ones joined.
-pub fn blocks(seq: &Described, values: impl IntoIterator<Item = i64>) -> Vec<Block> {
-    join_runs(values.into_iter().map(|v| seq.spec.cut(v, seq.step()).0))
-}
-
-/// Joins runs that follow each other without a wrap into one block.
-fn join_runs(blocks: impl IntoIterator<Item = Block>) -> Vec<Block> {
-    let mut runs: Vec<Block> = Vec::new();
-    for block in blocks {
-        match runs
-            .last_mut()
-            .and_then(|last| last.join(block).map(|joined| (last, joined)))
-        {
-            Some((last, joined)) => *last = joined,
-            None => runs.push(block),
-        }
-    }
-    runs
-}
-
-#[derive(QueryableByName)]
 struct Cache {
     #[diesel(sql_type = BigInt)]
     cache: i64,
@@ -407,6 +285,15 @@ pub fn new_generation(conn: &mut PgConnection, name: &str) -> QueryResult<()> {
     Ok(())
 }
 
+/// Counts a lap begun: a restart moved `name` back, to numbers it will hand
+/// out again.
+pub fn begin_lap(conn: &mut PgConnection, name: &str) -> QueryResult<()> {
+    diesel::sql_query("UPDATE pez.sequences SET laps = laps + 1 WHERE name = $1")
+        .bind::<Text, _>(name)
+        .execute(conn)?;
+    Ok(())
+}
+
 /// Marks `seq` as run out: nextval() would pass its terminus, so the next
 /// reservation finds nothing left ([`frontier`] is `None`). Only for a
 /// sequence that does not cycle.
@@ -422,19 +309,6 @@ pub fn set_exhausted(conn: &mut PgConnection, seq: &Described) -> QueryResult<()
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn consecutive_steps_join_and_a_wrap_splits() {
-        let forward = SequenceSpec::forward();
-        let runs = join_runs(
-            [i64::MAX - 1999, i64::MAX - 999, 1, 1001]
-                .into_iter()
-                .map(|v| forward.cut(v, 1000).0),
-        );
-        assert_eq!(runs.len(), 2);
-        assert_eq!((runs[0].first, runs[0].last), (i64::MAX - 1999, i64::MAX));
-        assert_eq!((runs[1].first, runs[1].last), (1, 2000));
-    }
 
     #[test]
     fn identifiers_are_quoted() {

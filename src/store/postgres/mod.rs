@@ -11,21 +11,33 @@
 //! How the store keeps the rule of [`crate::store`]:
 //!
 //! - **Forward**: a reservation is one autocommit statement of nextval()
-//!   calls, on the sequence's oid, with no lock of PEZ's, that also reads
-//!   the increment nextval() really counted with ([`catalog::take`]). A
-//!   transactional WAL record in the same statement makes its commit
-//!   durable (flushed, and on every synchronous standby) before PostgreSQL
-//!   answers; see [`catalog::take`] for why both are needed.
+//!   calls, on the sequence's oid, with no lock of PEZ's, that is durable
+//!   before PostgreSQL answers ([`reserve::take`]).
 //! - **Backward**: give-backs and restarts run in one transaction that
 //!   first takes the sequence's exclusive lock ([`catalog::lock_exclusively`]),
 //!   which holds off every nextval() caller, then checks where the sequence
-//!   stands and moves it.
+//!   stands, its generation and its count of laps, and moves it.
+//! - **Nothing in the session**: every call sets what it needs for itself
+//!   ([`call`]), so PEZ works behind a pooler in transaction mode and
+//!   whatever a DBA sets for the server, a database or a role.
+//! - **No lock held while waiting for a standby**: changes commit on the
+//!   primary alone and are then confirmed by a fence that holds none.
 //! - **Bounded**: every call runs under a deadline ([`watchdog`]); one that
-//!   overruns is cancelled on the server and reported as ambiguous.
+//!   overruns is cancelled on the server and reported as ambiguous, with
+//!   what it was waiting for.
+//!
+//! Around them: [`session`] (the pool's connections), [`catalog`] (what
+//! PostgreSQL knows of PEZ's sequences, and the statements that move them),
+//! [`startup`] (reaching the database and checking rights), [`migrate`]
+//! (the schema), [`original`] (taking over the original PEZ's sequences),
+//! [`instances`] (which instances are alive).
 
+mod call;
 mod catalog;
-pub(crate) mod libpq;
+mod instances;
+mod migrate;
 mod original;
+mod reserve;
 mod session;
 mod startup;
 mod watchdog;
@@ -33,36 +45,55 @@ mod watchdog;
 pub use catalog::SCHEMA;
 pub use original::{Change, Continued};
 
+use super::rules::{self, Consent, Restarted};
 use super::{
-    Advanced, Created, OpenError, Reserved, Restart, SequenceState, Store, StoreError, TxError,
-    check_restart, moves_forward,
+    Advanced, Created, OpenError, Reserved, SequenceState, Stamp, Store, StoreError, TxError,
 };
 use crate::config::PgSettings;
 use crate::sequence::{Block, Direction, Mode, SequenceSpec};
 use crate::unpoisoned;
-use catalog::{Described, Taken};
+use call::{Call, Kind};
+use catalog::Described;
 use diesel::prelude::*;
-use diesel::r2d2::{Pool, PooledConnection};
 use diesel::sql_types::{BigInt, Text};
 use log::{info, warn};
+use reserve::Taken;
 use session::Sessions;
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use watchdog::Watchdog;
 
 /// Transaction advisory lock that serialises creating and deleting
-/// sequences ("PEZCATLG"). Numbers never depend on it.
+/// sequences, take-overs and hand-backs ("PEZCATLG"). Numbers never depend
+/// on it.
 const CATALOG_LOCK: i64 = 0x50455A4341544C47;
 
 /// The numbers one nextval() of a leased sequence reserves: its INCREMENT.
 pub const LEASE_STEP: u64 = 1000;
 
+/// What a store is opened for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Purpose {
+    /// A server: takes over the original PEZ's sequences, logs where they
+    /// stand.
+    Serve,
+    /// `pez migrate`: takes over too, and reports.
+    Migrate,
+    /// Another command: looks, and only mentions the original's sequences.
+    Command,
+}
+
 /// The PostgreSQL store.
 pub struct PgStore {
-    pool: Pool<Sessions>,
+    pool: diesel::r2d2::Pool<Sessions>,
     settings: PgSettings,
     watchdog: Watchdog,
+    purpose: Purpose,
+    /// `pez:<this process's nonce>`: the prefix of every call's token.
+    token_prefix: String,
+    serial: AtomicU64,
     /// Descriptions by name, so a reservation is one statement. Safe to be
     /// stale: statements address the sequence by oid and check its
     /// increment, so a stale entry fails and is dropped.
@@ -85,6 +116,21 @@ struct Generation {
     generation: i64,
 }
 
+/// A token prefix no other process shares: tokens find calls in
+/// `pg_stat_activity` of a server many hosts use.
+fn token_prefix() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u32(std::process::id());
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default(),
+    );
+    format!("pez:{:016x}", hasher.finish())
+}
+
 impl PgStore {
     /// Connects, brings the schema up to date, checks that the user may
     /// serve, and builds the pool: one attempt (the caller retries an
@@ -92,45 +138,61 @@ impl PgStore {
     /// sequences, if the database has them and they are not taken over
     /// yet, are only mentioned (see [`Self::connect_to_serve`]).
     pub fn connect(settings: &PgSettings) -> Result<Self, OpenError> {
-        Self::open(settings, false)
+        Ok(Self::open(settings, Purpose::Command)?.0)
     }
 
     /// [`Self::connect`] for a server: first takes over the original PEZ's
     /// sequences where the database has them ([`original::take_over`]),
     /// and logs where each stands.
     pub fn connect_to_serve(settings: &PgSettings) -> Result<Self, OpenError> {
-        Self::open(settings, true)
+        let (store, continued) = Self::open(settings, Purpose::Serve)?;
+        for line in continued {
+            info!("postgres: {line}");
+        }
+        Ok(store)
     }
 
-    fn open(settings: &PgSettings, take_over: bool) -> Result<Self, OpenError> {
-        let mut conn = startup::connect(settings)?;
-        let applied = startup::run_migrations(&mut conn, settings)?;
-        if applied > 0 {
-            info!("postgres: applied {applied} migration(s)");
-        }
-        if take_over {
-            for continued in original::take_over(&mut conn, settings)? {
-                info!("postgres: {continued}");
-            }
+    /// Applies pending migrations and takes over the original PEZ's
+    /// sequences where the database has them, as a start would; for `pez
+    /// migrate`, which an operator may run as a user with more rights than
+    /// the service's. Reports how many migrations it applied, and the
+    /// original's sequences PEZ continues. One attempt.
+    pub fn migrate(settings: &PgSettings) -> Result<(usize, Vec<Continued>), OpenError> {
+        let store = Self::bare(settings, Purpose::Migrate)?;
+        let applied = store.migrate_schema()?;
+        let continued = store
+            .call(Kind::Change, original::take_over)
+            .map_err(|e| store.failed("taking over the original PEZ's sequences", e))?;
+        Ok((applied, continued))
+    }
+
+    /// Gives `forward` and `reverse` back to the original PEZ's nodes, for
+    /// `pez handback` (see [`original::hand_back`]). One attempt.
+    pub fn hand_back(settings: &PgSettings) -> Result<Vec<Continued>, OpenError> {
+        let store = Self::bare(settings, Purpose::Command)?;
+        store
+            .call(Kind::Change, original::hand_back)
+            .map_err(|e| store.failed("handing back the original PEZ's sequences", e))
+    }
+
+    /// `e`, met while `what`, as an [`OpenError`] that says where and what.
+    fn failed(&self, what: &str, e: StoreError) -> OpenError {
+        let transient = e.is_outage();
+        let text = format!("PostgreSQL at {}: {what}: {e}", self.settings.description);
+        if transient {
+            OpenError::Unavailable(text)
         } else {
-            for waiting in original::not_taken_over(&mut conn).unwrap_or_default() {
-                warn!(
-                    "postgres: this database holds the original PEZ's {waiting}, not taken over \
-                     yet: a PEZ server (or pez migrate) will continue it; until then, what \
-                     this command shows of forward and reverse is PEZ's own sequences"
-                );
-            }
+            OpenError::Setup(text)
         }
-        startup::check_privileges(&mut conn, settings)?;
-        if !startup::owns_sequences(&mut conn).unwrap_or(true) {
-            warn!(
-                "postgres: this user does not own PEZ's sequences, so give-backs and restarts \
-                 (which take ALTER SEQUENCE's lock) fail: a clean stop leaves its unused \
-                 numbers as a gap"
-            );
-        }
-        drop(conn);
-        let pool = Pool::builder()
+    }
+
+    /// A store whose database answers, with its pool and watchdog, before
+    /// anything is read or changed.
+    fn bare(settings: &PgSettings, purpose: Purpose) -> Result<Self, OpenError> {
+        startup::reachable(settings)?;
+        let token_prefix = token_prefix();
+        let scrubbing = settings.clone();
+        let pool = diesel::r2d2::Pool::builder()
             .max_size(settings.pool_size)
             // No background connecting: a connection opened by r2d2's thread while
             // the process exits can crash inside libpq's TLS teardown.
@@ -140,33 +202,90 @@ impl PgStore {
             .error_handler(Box::new(diesel::r2d2::NopErrorHandler))
             .build_unchecked(Sessions {
                 conninfo: settings.conninfo.clone(),
-                timeout: settings.timeout,
             });
         Ok(Self {
             pool,
             settings: settings.clone(),
-            watchdog: Watchdog::start(settings.conninfo.clone()),
+            watchdog: Watchdog::start(
+                settings.conninfo.clone(),
+                token_prefix.clone(),
+                move |text| scrubbing.scrub(text),
+            ),
+            purpose,
+            token_prefix,
+            serial: AtomicU64::new(0),
             described: Mutex::new(HashMap::new()),
         })
     }
 
-    /// Applies pending migrations and takes over the original PEZ's
-    /// sequences where the database has them, as a start would; for `pez
-    /// migrate`, which an operator may run as a user with more rights than
-    /// the service's. Reports how many migrations it applied, and the
-    /// original's sequences PEZ continues. One attempt.
-    pub fn migrate(settings: &PgSettings) -> Result<(usize, Vec<Continued>), OpenError> {
-        let mut conn = startup::connect(settings)?;
-        let applied = startup::run_migrations(&mut conn, settings)?;
-        let continued = original::take_over(&mut conn, settings)?;
-        Ok((applied, continued))
+    fn open(settings: &PgSettings, purpose: Purpose) -> Result<(Self, Vec<Continued>), OpenError> {
+        let store = Self::bare(settings, purpose)?;
+        let applied = store.migrate_schema()?;
+        if applied > 0 {
+            info!("postgres: applied {applied} migration(s)");
+        }
+        let continued = if purpose == Purpose::Command {
+            let waiting = store
+                .call(Kind::Read, |conn| Ok(original::not_taken_over(conn)?))
+                .unwrap_or_default();
+            for name in waiting {
+                warn!(
+                    "postgres: this database holds the original PEZ's {name}, not taken over \
+                     yet: a PEZ server (or pez migrate) will continue it, and what this command \
+                     shows (and exports) of forward and reverse is where that server will start"
+                );
+            }
+            Vec::new()
+        } else {
+            store
+                .call(Kind::Change, original::take_over)
+                .map_err(|e| store.failed("taking over the original PEZ's sequences", e))?
+        };
+        let missing = store
+            .call(Kind::Read, |conn| Ok(startup::missing_privileges(conn)?))
+            .map_err(|e| store.failed("reading the user's rights", e))?;
+        if !missing.is_empty() {
+            return Err(OpenError::Setup(format!(
+                "PostgreSQL at {}: this user may not serve PEZ's sequences; as their owner, run: {}",
+                settings.description,
+                missing.join(" ")
+            )));
+        }
+        if !store
+            .call(Kind::Read, |conn| Ok(startup::owns_sequences(conn)?))
+            .unwrap_or(true)
+        {
+            warn!(
+                "postgres: this user does not own PEZ's sequences, so give-backs and restarts \
+                 (which take ALTER SEQUENCE's lock) fail: a clean stop leaves its unused \
+                 numbers as a gap"
+            );
+        }
+        Ok((store, continued))
     }
 
-    /// Gives `forward` and `reverse` back to the original PEZ's nodes, for
-    /// `pez handback` (see [`original::hand_back`]). One attempt.
-    pub fn hand_back(settings: &PgSettings) -> Result<Vec<Continued>, OpenError> {
-        let mut conn = startup::connect(settings)?;
-        original::hand_back(&mut conn, settings)
+    /// Applies the migrations that are pending, if any (only then is DDL
+    /// run: a user without DDL rights works once `pez migrate` ran).
+    fn migrate_schema(&self) -> Result<usize, OpenError> {
+        let pending = self
+            .call(Kind::Read, |conn| Ok(migrate::pending(conn)?))
+            .map_err(|e| self.failed("reading the schema's version", e))?;
+        if pending == 0 {
+            return Ok(0);
+        }
+        let may = self
+            .call(Kind::Read, |conn| Ok(migrate::may_migrate(conn)?))
+            .map_err(|e| self.failed("reading the user's rights", e))?;
+        if !may {
+            return Err(OpenError::Setup(format!(
+                "PostgreSQL at {}: the schema needs {pending} migration(s) and this user may not \
+                 apply them; run `pez migrate` with the same settings as a user that owns the \
+                 schema pez (or may create it)",
+                self.settings.description
+            )));
+        }
+        self.call(Kind::Change, |conn| Ok(migrate::run(conn)?))
+            .map_err(|e| self.failed("applying migrations", e))
     }
 
     /// How long one call may run before the watchdog cancels it: its
@@ -176,7 +295,7 @@ impl PgStore {
         self.settings.timeout * 2
     }
 
-    fn session(&self) -> Result<PooledConnection<Sessions>, StoreError> {
+    fn session(&self) -> Result<diesel::r2d2::PooledConnection<Sessions>, StoreError> {
         self.pool
             .get()
             .map_err(|e| StoreError::Unavailable(self.settings.scrub(&format!("postgres: {e}"))))
@@ -190,51 +309,84 @@ impl PgStore {
         StoreError::Ambiguous(self.settings.scrub(&format!("postgres: {e}")))
     }
 
-    /// Runs `work` on a pooled session under the watchdog. `moves` says
-    /// whether the work may move a sequence: then any failure after it
-    /// began leaves the outcome unknown ([`StoreError::Ambiguous`]). A call
-    /// that overran its deadline is ambiguous whatever it returned, and its
-    /// session is retired.
+    /// A new call's identity.
+    fn new_call(&self) -> Call {
+        Call {
+            token: format!(
+                "{}:{}",
+                self.token_prefix,
+                self.serial.fetch_add(1, Ordering::Relaxed)
+            ),
+            timeout: self.settings.timeout,
+        }
+    }
+
+    /// Runs `work` on a pooled session under the watchdog, as `kind` says
+    /// ([`call`]). A call that may move a sequence and fails after it began
+    /// leaves the outcome unknown ([`StoreError::Ambiguous`]); so does a
+    /// change committed on the primary that no standby confirmed, and a
+    /// call that overran its deadline, whatever it returned: its session is
+    /// retired.
     fn call<T>(
         &self,
-        moves: bool,
+        kind: Kind,
         work: impl FnOnce(&mut PgConnection) -> Result<T, TxError>,
     ) -> Result<T, StoreError> {
+        self.call_with(kind, |conn, _| work(conn))
+    }
+
+    /// [`Self::call`], for work that needs the call's identity (the
+    /// reservation's statement sets its token itself).
+    fn call_with<T>(
+        &self,
+        kind: Kind,
+        work: impl FnOnce(&mut PgConnection, &Call) -> Result<T, TxError>,
+    ) -> Result<T, StoreError> {
         let mut session = self.session()?;
-        let watch = self.watchdog.watch(&session.backend, self.deadline());
-        let outcome = work(&mut session.conn);
-        if watch.finish() {
+        let call = self.new_call();
+        let watch = self.watchdog.watch(&call.token, self.deadline());
+        let outcome = match kind {
+            Kind::Statement => work(&mut session.conn, &call),
+            _ => call::transaction(&mut session.conn, &call, kind, |conn| work(conn, &call)),
+        };
+        if let Some(overrun) = watch.finish() {
             session.retired = true;
             return Err(self.ambiguous(format_args!(
-                "no answer within {:?}; the call was cancelled",
-                self.deadline()
+                "no answer within {:?}{}; the call was cancelled",
+                self.deadline(),
+                overrun
+                    .waiting
+                    .map(|what| format!(" (it was waiting for {what})"))
+                    .unwrap_or_default()
             )));
         }
         outcome.map_err(|e| match e {
             TxError::Store(e) => e,
-            TxError::Db(e) if moves => {
-                if matches!(
+            TxError::Unconfirmed(e) => {
+                session.retired = true;
+                self.ambiguous(format_args!(
+                    "the change committed on the primary, but the synchronous standby did not \
+                     confirm it: {e}"
+                ))
+            }
+            TxError::Db(e) => {
+                let closed = matches!(
                     e,
                     diesel::result::Error::DatabaseError(
                         diesel::result::DatabaseErrorKind::ClosedConnection,
                         _
                     )
-                ) {
+                );
+                if closed {
                     session.retired = true;
                 }
-                self.ambiguous(e)
+                if kind.may_move() {
+                    self.ambiguous(e)
+                } else {
+                    self.unavailable(e)
+                }
             }
-            TxError::Db(e) => self.unavailable(e),
         })
-    }
-
-    /// `work` in one transaction (see [`Self::call`]).
-    fn transaction<T>(
-        &self,
-        moves: bool,
-        work: impl FnOnce(&mut PgConnection) -> Result<T, TxError>,
-    ) -> Result<T, StoreError> {
-        self.call(moves, |conn| conn.transaction(work))
     }
 
     /// `name`'s description: cached, or read now.
@@ -257,11 +409,12 @@ impl PgStore {
     fn take(
         &self,
         conn: &mut PgConnection,
+        call: &Call,
         seq: &Described,
         generation: i64,
         size: u64,
     ) -> Result<Taken, TxError> {
-        let mut steps = size.div_ceil(seq.step()).clamp(1, catalog::MAX_STEPS);
+        let mut steps = size.div_ceil(seq.step()).clamp(1, reserve::MAX_STEPS);
         if !seq.spec.cycle {
             // nextval() past the end fails the whole statement; ask only
             // for the steps that are left. Another caller may still get
@@ -271,7 +424,7 @@ impl PgStore {
             let left = next.abs_diff(seq.spec.terminus()) / seq.step() + 1;
             steps = steps.min(left);
         }
-        Ok(catalog::take(conn, seq, generation, steps)?)
+        Ok(reserve::take(conn, call, seq, generation, steps)?)
     }
 }
 
@@ -292,26 +445,47 @@ fn locked(conn: &mut PgConnection, name: &str) -> Result<Described, TxError> {
     Ok(seq)
 }
 
+/// Takes the catalog lock for the rest of the transaction.
+fn catalog_lock(conn: &mut PgConnection) -> QueryResult<()> {
+    diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
+        .bind::<BigInt, _>(CATALOG_LOCK)
+        .execute(conn)?;
+    Ok(())
+}
+
 impl Store for PgStore {
     fn list(&self) -> Result<Vec<SequenceState>, StoreError> {
-        self.call(false, |conn| {
+        let looking = self.purpose == Purpose::Command;
+        self.call(Kind::Read, |conn| {
             let described = catalog::describe_all(conn)?;
             let next = catalog::frontiers(conn, &described)?;
-            Ok(described
+            let mut states: Vec<SequenceState> = described
                 .into_iter()
                 .zip(next)
                 .map(|(seq, next_value)| SequenceState {
                     spec: seq.spec,
                     next_value,
                     generation: seq.generation,
+                    laps: seq.laps,
                     continues: seq.original,
                 })
-                .collect())
+                .collect();
+            if looking {
+                // Where a server will start forward and reverse once it
+                // takes the original's over: past both.
+                for pending in original::pending(conn)? {
+                    if let Some(state) = states.iter_mut().find(|s| s.spec.name == pending.name) {
+                        state.next_value = Some(pending.next);
+                        state.continues = Some(format!("{} (not yet)", pending.original));
+                    }
+                }
+            }
+            Ok(states)
         })
     }
 
     fn generations(&self) -> Result<Vec<(String, i64)>, StoreError> {
-        self.call(false, |conn| {
+        self.call(Kind::Read, |conn| {
             Ok(
                 diesel::sql_query("SELECT name, generation FROM pez.sequences")
                     .load::<Generation>(conn)?
@@ -323,9 +497,9 @@ impl Store for PgStore {
     }
 
     fn reserve(&self, name: &str, generation: i64, size: u64) -> Result<Reserved, StoreError> {
-        let outcome = self.call(true, |conn| {
+        let outcome = self.call_with(Kind::Statement, |conn, call| {
             let seq = self.described(conn, name)?;
-            match self.take(conn, &seq, generation, size)? {
+            match self.take(conn, call, &seq, generation, size)? {
                 // The cached oid may be an incarnation dropped since; if the
                 // one there now is the caller's generation (generations never
                 // repeat), the caller knows it: take from it.
@@ -335,15 +509,13 @@ impl Store for PgStore {
                     if fresh.generation != generation || fresh.oid == seq.oid {
                         return Ok((Taken::Stale, fresh));
                     }
-                    Ok((self.take(conn, &fresh, generation, size)?, fresh))
+                    Ok((self.take(conn, call, &fresh, generation, size)?, fresh))
                 }
                 taken => Ok((taken, seq)),
             }
         });
         match outcome {
-            Ok((Taken::Values(values), seq)) => {
-                Ok(Reserved::durable(catalog::blocks(&seq, values)))
-            }
+            Ok((Taken::Blocks(blocks, laps), _)) => Ok(Reserved::durable(blocks, laps)),
             // Restarted, or dropped and perhaps made again, since the caller
             // looked: never followed by name (the caller's idea of the
             // sequence is out of date).
@@ -367,15 +539,19 @@ impl Store for PgStore {
         }
     }
 
-    fn give_back(&self, name: &str, generation: i64, unused: Block) -> Result<bool, StoreError> {
-        self.transaction(true, |conn| {
+    fn give_back(&self, name: &str, stamp: Stamp, unused: Block) -> Result<bool, StoreError> {
+        self.call(Kind::Change, |conn| {
             let seq = locked(conn, name)?;
             let stands = catalog::frontier(conn, &seq)?;
             crate::failpoint::hit(crate::failpoint::points::GIVE_BACK_CHECKED, name);
             // A block of another generation, or of an incarnation deleted
             // since, may fit where this one stands by coincidence (a fresh
-            // sequence's blocks fall on the same grid): never taken.
-            if seq.generation != generation || stands != seq.spec.successor(unused.last) {
+            // sequence's blocks fall on the same grid); a full lap since
+            // puts a small ring back where it stood: never taken.
+            if seq.generation != stamp.generation
+                || seq.laps != stamp.laps
+                || stands != seq.spec.successor(unused.last)
+            {
                 return Ok(false);
             }
             catalog::set_next(conn, &seq.relation, unused.first)?;
@@ -383,23 +559,39 @@ impl Store for PgStore {
         })
     }
 
-    fn restart(&self, name: &str, value: i64, rule: Restart) -> Result<(), StoreError> {
-        self.transaction(true, |conn| {
+    fn restart(&self, name: &str, value: i64, consent: Consent) -> Result<(), StoreError> {
+        self.call(Kind::Change, |conn| {
             let seq = locked(conn, name)?;
-            check_restart(&seq.spec, catalog::frontier(conn, &seq)?, value, rule)?;
+            let stands = catalog::frontier(conn, &seq)?;
+            let restarted = rules::check_restart(&seq.spec, stands, seq.laps, value, consent)?;
             // Rolls back with the transaction: lock_exclusively rewrote the
             // sequence's storage in it.
             catalog::set_next(conn, &seq.relation, value)?;
+            if restarted == Restarted::Backward {
+                catalog::begin_lap(conn, name)?;
+            }
             catalog::new_generation(conn, name)?;
             Ok(())
         })
     }
 
-    fn advance(&self, name: &str, next: Option<i64>) -> Result<Advanced, StoreError> {
-        self.transaction(true, |conn| {
+    fn advance(
+        &self,
+        name: &str,
+        next: Option<i64>,
+        consent: Consent,
+    ) -> Result<Advanced, StoreError> {
+        self.call(Kind::Change, |conn| {
             let seq = locked(conn, name)?;
             let stands = catalog::frontier(conn, &seq)?;
-            let Some(from) = moves_forward(&seq.spec, stands, next)? else {
+            let state = SequenceState {
+                spec: seq.spec.clone(),
+                next_value: stands,
+                generation: seq.generation,
+                laps: seq.laps,
+                continues: None,
+            };
+            let Some(from) = rules::moves_forward(&state, next, consent)? else {
                 return Ok(Advanced::AlreadyThere { stands });
             };
             // Both roll back with the transaction (see restart).
@@ -412,11 +604,9 @@ impl Store for PgStore {
         })
     }
 
-    fn create(&self, spec: &SequenceSpec) -> Result<Created, StoreError> {
-        self.transaction(false, |conn| {
-            diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
-                .bind::<BigInt, _>(CATALOG_LOCK)
-                .execute(conn)?;
+    fn create(&self, spec: &SequenceSpec, next: Option<i64>) -> Result<Created, StoreError> {
+        self.call(Kind::Change, |conn| {
+            catalog_lock(conn)?;
             if let Some(existing) = catalog::describe(conn, &spec.name)? {
                 return if existing.spec.same_settings(spec) {
                     Ok(Created::Existing)
@@ -454,15 +644,24 @@ impl Store for PgStore {
             .bind::<Text, _>(spec.mode.as_str())
             .bind::<BigInt, _>(spec.start)
             .execute(conn)?;
+            // Where an import lists it: in this same transaction, so nobody
+            // sees it standing at its start first.
+            if next != Some(spec.start) {
+                let created = catalog::describe(conn, &spec.name)?.ok_or_else(|| {
+                    TxError::Store(StoreError::UnknownSequence(spec.name.clone()))
+                })?;
+                match next {
+                    Some(value) => catalog::set_next(conn, &created.relation, value)?,
+                    None => catalog::set_exhausted(conn, &created)?,
+                }
+            }
             Ok(Created::New)
         })
     }
 
     fn delete(&self, name: &str) -> Result<(), StoreError> {
-        let deleted = self.transaction(false, |conn| {
-            diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
-                .bind::<BigInt, _>(CATALOG_LOCK)
-                .execute(conn)?;
+        let deleted = self.call(Kind::Change, |conn| {
+            catalog_lock(conn)?;
             let spec = catalog::describe(conn, name)?
                 .ok_or_else(|| TxError::Store(StoreError::UnknownSequence(name.to_owned())))?
                 .spec;
@@ -486,5 +685,25 @@ impl Store for PgStore {
         // Waiting for a pooled session, then the call's own deadline, then
         // a moment for the cancel to land.
         self.settings.timeout + self.deadline() + Duration::from_millis(500)
+    }
+
+    fn most_per_reservation(&self, spec: &SequenceSpec) -> u64 {
+        let step = match spec.mode {
+            Mode::Leased => LEASE_STEP,
+            Mode::Strict => 1,
+        };
+        (reserve::MAX_STEPS * step).min(spec.size())
+    }
+
+    fn heartbeat(&self, instance: &str, for_at_least: Duration) -> Result<(), StoreError> {
+        self.call(Kind::Bookkeeping, |conn| {
+            Ok(instances::heartbeat(conn, instance, for_at_least)?)
+        })
+    }
+
+    fn farewell(&self, instance: &str) -> Result<(), StoreError> {
+        self.call(Kind::Bookkeeping, |conn| {
+            Ok(instances::farewell(conn, instance)?)
+        })
     }
 }

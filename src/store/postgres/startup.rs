@@ -1,5 +1,5 @@
-//! Connecting at start, bringing the schema up to date, and checking that
-//! the database user may do what PEZ needs.
+//! Reaching the database at start, and checking that the database user may
+//! do what PEZ needs (the schema itself is [`super::migrate`]'s).
 //!
 //! Each function makes one attempt; the caller retries what is worth
 //! retrying ([`OpenError::Unavailable`]) for `PEZ_DB_STARTUP_TIMEOUT_MS`.
@@ -9,22 +9,13 @@
 //! connections, a server starting up or in recovery, statement timeouts,
 //! broken TLS sessions, a failover in progress) is retried.
 
-use super::libpq;
 use crate::config::PgSettings;
+use crate::libpq;
 use crate::store::OpenError;
-use diesel::migration::MigrationSource;
-use diesel::pg::Pg;
+use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Bool, Text};
-use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+use diesel::sql_types::{Bool, Text};
 use std::time::Duration;
-
-/// The schema, applied at start (or by `pez migrate`).
-const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
-
-/// Session advisory lock that serialises migrations of instances starting
-/// at the same moment ("PEZMIGRT").
-const MIGRATION_LOCK: i64 = 0x50455A4D49475254;
 
 /// Whether a server that answered a connection with `sqlstate` will keep
 /// refusing it: class 28 (invalid authorization: wrong password, unknown
@@ -35,14 +26,48 @@ pub fn refuses_for_good(sqlstate: &str) -> bool {
     sqlstate.starts_with("28") || sqlstate == "3D000" || sqlstate == "42501"
 }
 
-/// One attempt to connect, with PEZ's session settings.
-pub fn connect(settings: &PgSettings) -> Result<PgConnection, OpenError> {
-    match PgConnection::establish(settings.conninfo.expose()) {
-        Ok(mut conn) => {
-            super::session::prepare(&mut conn, settings.timeout)
-                .map_err(|e| unavailable(settings, "cannot set up the session", &e))?;
-            Ok(conn)
+/// One attempt to reach the database: connect, and run a transaction of
+/// more than one statement. Says why not, and whether trying again may help.
+///
+/// A pooler in statement mode (PgBouncer's `pool_mode = statement`) refuses
+/// a `BEGIN` by closing the connection; PEZ cannot work without
+/// transactions (give-backs, restarts, creations and migrations are), so a
+/// connection that lets single statements through and is closed at `BEGIN`,
+/// twice in a row, stops PEZ with one line instead of failing each of them
+/// later.
+pub fn reachable(settings: &PgSettings) -> Result<(), OpenError> {
+    let mut closed_at_begin = 0;
+    loop {
+        let mut conn = connect(settings)?;
+        conn.batch_execute("SELECT 1")
+            .map_err(|e| unavailable(settings, "the connection fails", &e))?;
+        match conn.transaction(|conn| conn.batch_execute("SELECT 1")) {
+            Ok(()) => return Ok(()),
+            Err(diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::ClosedConnection,
+                _,
+            )) if closed_at_begin == 0 => closed_at_begin += 1,
+            Err(diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::ClosedConnection,
+                _,
+            )) => {
+                return Err(OpenError::Setup(format!(
+                    "PostgreSQL at {}: single statements work, but the connection is closed at \
+                     every BEGIN: a connection pooler in statement mode (PgBouncer's pool_mode \
+                     = statement)? PEZ needs transactions: use pool_mode = transaction or \
+                     session (docs/deploy.md)",
+                    settings.description
+                )));
+            }
+            Err(e) => return Err(unavailable(settings, "a transaction fails", &e)),
         }
+    }
+}
+
+/// One attempt to connect.
+fn connect(settings: &PgSettings) -> Result<PgConnection, OpenError> {
+    match PgConnection::establish(settings.conninfo.expose()) {
+        Ok(conn) => Ok(conn),
         Err(e) => {
             // diesel gives only the text; ask libpq once more, verbosely,
             // for the SQLSTATE the server answered with.
@@ -89,90 +114,24 @@ struct Flag {
 }
 
 #[derive(QueryableByName)]
-struct Version {
-    #[diesel(sql_type = Text)]
-    version: String,
-}
-
-/// Applies pending migrations under a session advisory lock, so instances
-/// that start at the same moment migrate one after the other (the later
-/// ones find nothing to do), and reports how many it applied. When nothing
-/// is pending no DDL runs at all: a database user without DDL rights works
-/// once an operator has run `pez migrate`. A user who may not create what
-/// a pending migration needs is told so, and PEZ stops.
-pub fn run_migrations(conn: &mut PgConnection, settings: &PgSettings) -> Result<usize, OpenError> {
-    let pending =
-        pending(conn).map_err(|e| unavailable(settings, "cannot read the schema version", &e))?;
-    if pending == 0 {
-        return Ok(0);
-    }
-    let may_migrate = diesel::sql_query(
-        "SELECT CASE WHEN to_regnamespace('pez') IS NULL \
-                     THEN has_database_privilege(current_database(), 'CREATE') \
-                     ELSE pg_has_role((SELECT nspowner FROM pg_namespace WHERE nspname = 'pez'), \
-                                      'USAGE') END AS flag",
-    )
-    .get_result::<Flag>(conn)
-    .map_err(|e| unavailable(settings, "cannot read the database user's rights", &e))?;
-    if !may_migrate.flag {
-        return Err(OpenError::Setup(format!(
-            "PostgreSQL at {}: the schema needs {pending} migration(s) and this user may not \
-             apply them; run `pez migrate` with the same settings as a user that owns the \
-             schema pez (or may create it)",
-            settings.description
-        )));
-    }
-    diesel::sql_query("SELECT pg_advisory_lock($1)")
-        .bind::<BigInt, _>(MIGRATION_LOCK)
-        .execute(conn)
-        .map_err(|e| unavailable(settings, "cannot take the migration lock", &e))?;
-    let applied = conn
-        .run_pending_migrations(MIGRATIONS)
-        .map(|done| done.len());
-    let _ = diesel::sql_query("SELECT pg_advisory_unlock($1)")
-        .bind::<BigInt, _>(MIGRATION_LOCK)
-        .execute(conn);
-    applied.map_err(|e| unavailable(settings, "migrating failed", &e))
-}
-
-/// How many embedded migrations the database has not applied, read
-/// without DDL.
-fn pending(conn: &mut PgConnection) -> Result<usize, diesel::result::Error> {
-    let exists =
-        diesel::sql_query("SELECT to_regclass('__diesel_schema_migrations') IS NOT NULL AS flag")
-            .get_result::<Flag>(conn)?;
-    let applied: Vec<String> = if exists.flag {
-        diesel::sql_query("SELECT version::text AS version FROM __diesel_schema_migrations")
-            .load::<Version>(conn)?
-            .into_iter()
-            .map(|v| v.version)
-            .collect()
-    } else {
-        Vec::new()
-    };
-    let embedded = MigrationSource::<Pg>::migrations(&MIGRATIONS)
-        .map_err(diesel::result::Error::QueryBuilderError)?;
-    Ok(embedded
-        .iter()
-        .filter(|m| !applied.contains(&m.name().version().to_string()))
-        .count())
-}
-
-#[derive(QueryableByName)]
 struct Missing {
     #[diesel(sql_type = Text)]
     missing: String,
 }
 
-/// Checks that the user may serve: read the catalog and move every
-/// sequence. Says what to grant if not.
-pub fn check_privileges(conn: &mut PgConnection, settings: &PgSettings) -> Result<(), OpenError> {
+/// What this user lacks to serve (read the catalog, move every sequence,
+/// say it is alive), as the `GRANT` statements to run; empty when nothing.
+pub fn missing_privileges(conn: &mut PgConnection) -> QueryResult<Vec<String>> {
     let missing = diesel::sql_query(
         "SELECT 'USAGE ON SCHEMA pez' AS missing WHERE NOT has_schema_privilege('pez', 'USAGE') \
          UNION ALL \
          SELECT 'SELECT, UPDATE ON pez.sequences' \
            WHERE has_schema_privilege('pez', 'USAGE') \
              AND NOT has_table_privilege('pez.sequences', 'SELECT, UPDATE') \
+         UNION ALL \
+         SELECT 'SELECT, INSERT, UPDATE, DELETE ON pez.instances' \
+           WHERE has_schema_privilege('pez', 'USAGE') \
+             AND NOT has_table_privilege('pez.instances', 'SELECT, INSERT, UPDATE, DELETE') \
          UNION ALL \
          SELECT 'USAGE, SELECT, UPDATE ON SEQUENCE ' || c.oid::regclass::text \
            FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
@@ -181,8 +140,7 @@ pub fn check_privileges(conn: &mut PgConnection, settings: &PgSettings) -> Resul
             AND CASE WHEN c.relkind = 'S' \
                      THEN NOT has_sequence_privilege(c.oid, 'USAGE, SELECT, UPDATE') END",
     )
-    .load::<Missing>(conn)
-    .map_err(|e| unavailable(settings, "cannot read the database user's rights", &e))?;
+    .load::<Missing>(conn)?;
     // The original PEZ's sequences that forward and reverse continue, read
     // only once pez.sequences may be read at all.
     let missing = if missing.is_empty() {
@@ -198,23 +156,14 @@ pub fn check_privileges(conn: &mut PgConnection, settings: &PgSettings) -> Resul
                JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = m.relation_name \
               WHERE NOT has_sequence_privilege(c.oid, 'USAGE, SELECT, UPDATE')",
         )
-        .load::<Missing>(conn)
-        .map_err(|e| unavailable(settings, "cannot read the database user's rights", &e))?
+        .load::<Missing>(conn)?
     } else {
         missing
     };
-    if missing.is_empty() {
-        return Ok(());
-    }
-    let grants: Vec<String> = missing
-        .iter()
+    Ok(missing
+        .into_iter()
         .map(|m| format!("GRANT {} TO <pez user>;", m.missing))
-        .collect();
-    Err(OpenError::Setup(format!(
-        "PostgreSQL at {}: this user may not serve PEZ's sequences; as their owner, run: {}",
-        settings.description,
-        grants.join(" ")
-    )))
+        .collect())
 }
 
 /// Whether the user owns PEZ's sequences (and the original PEZ's that

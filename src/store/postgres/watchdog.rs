@@ -2,18 +2,24 @@
 //!
 //! `statement_timeout` bounds statements, but PostgreSQL turns it off before
 //! a COMMIT, and a commit that waits for a synchronous standby that is gone
-//! waits for ever, holding its pool connection. So every call registers
-//! here with the backend it runs on; a call still running at its deadline
+//! waits for ever, holding its server connection (and, if a client gives
+//! up on it, even after the client is gone). So every call registers here
+//! with its token, the `application_name` it sets for as long as its
+//! transaction runs ([`super::call`]); a call still running at its deadline
 //! is cancelled from a separate connection (`pg_cancel_backend`, which a
-//! role may send to its own backends) and marked. A cancelled commit may
-//! still be committed locally ("might not have been replicated"), so the
-//! call reports an ambiguous outcome and its numbers are never served.
+//! role may send to its own backends), found by that token: exactly that
+//! call, on whichever server connection a pooler gave it, and never a
+//! stranger that uses the connection after it. What it was waiting for
+//! (the synchronous standby, a lock) is kept for the caller's error. A
+//! cancelled commit may still be committed locally ("might not have been
+//! replicated"), so the call reports an ambiguous outcome and its numbers
+//! are never served.
 
-use super::session::Backend;
+use super::call::{self, Call, Kind};
 use crate::config::Secret;
 use crate::unpoisoned;
 use diesel::prelude::*;
-use diesel::sql_types::{Integer, Text};
+use diesel::sql_types::{Bool, Nullable, Text};
 use log::{debug, warn};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -39,12 +45,21 @@ struct State {
 
 struct Watched {
     deadline: Instant,
-    backend: Backend,
+    token: String,
     /// Set once the call is past its deadline: its outcome is unknown.
     cancelled: Arc<AtomicBool>,
-    /// The cancel reached the server (or the backend was gone): not sent
-    /// again. A cancel that could not be sent is tried again.
+    /// What the server said the call was waiting for when it was cancelled.
+    waiting: Arc<Mutex<Option<String>>>,
+    /// The cancel reached the call: not sent again. A cancel that could not
+    /// be sent, or found no backend with the token yet, is tried again.
     cancel_sent: bool,
+}
+
+/// A call that overran its deadline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Overrun {
+    /// What it waited for, in words, if the server said.
+    pub waiting: Option<String>,
 }
 
 /// One call under watch; it leaves the watch list when finished (or
@@ -52,19 +67,23 @@ struct Watched {
 pub struct Watch {
     id: u64,
     cancelled: Arc<AtomicBool>,
+    waiting: Arc<Mutex<Option<String>>>,
     shared: Arc<Shared>,
 }
 
 impl Watch {
-    /// Ends the watch and says whether the call overran its deadline (it
-    /// was, or is being, cancelled): its outcome is unknown, whatever it
-    /// returned, and its session must not be used again. Read and removed
-    /// under the watchdog's lock, so a cancel can never be aimed at the
-    /// session after this says it was not.
-    pub fn finish(self) -> bool {
+    /// Ends the watch; `Some` if the call overran its deadline (it was, or
+    /// is being, cancelled): its outcome is unknown, whatever it returned,
+    /// and its session must not be used again. Read and removed under the
+    /// watchdog's lock, so a cancel can never be aimed at the call after
+    /// this says it was not.
+    pub fn finish(self) -> Option<Overrun> {
         let mut state = unpoisoned::lock(&self.shared.state);
         state.calls.remove(&self.id);
-        self.cancelled.load(Ordering::SeqCst)
+        drop(state);
+        self.cancelled.load(Ordering::SeqCst).then(|| Overrun {
+            waiting: unpoisoned::lock(&self.waiting).clone(),
+        })
     }
 }
 
@@ -74,10 +93,25 @@ impl Drop for Watch {
     }
 }
 
+/// What a `wait_event` means, for an operator reading an error.
+fn in_words(waits: &str) -> String {
+    if waits.contains("SyncRep") {
+        "the synchronous standby".to_owned()
+    } else if waits.starts_with("Lock:") {
+        format!("a lock ({waits})")
+    } else {
+        waits.to_owned()
+    }
+}
+
 impl Watchdog {
     /// Starts the watchdog's thread; cancels go out on connections made
-    /// with `conninfo`.
-    pub fn start(conninfo: Secret) -> Self {
+    /// with `conninfo`. `scrub` takes secrets out of what it logs.
+    pub fn start(
+        conninfo: Secret,
+        token_prefix: String,
+        scrub: impl Fn(&str) -> String + Send + 'static,
+    ) -> Self {
         let shared = Arc::new(Shared {
             state: Mutex::new(State::default()),
             wake: Condvar::new(),
@@ -85,7 +119,7 @@ impl Watchdog {
         let watching = Arc::clone(&shared);
         let spawned = std::thread::Builder::new()
             .name("pez-pg-watchdog".into())
-            .spawn(move || run(&watching, &conninfo));
+            .spawn(move || run(&watching, &conninfo, &token_prefix, &scrub));
         if let Err(e) = spawned {
             // Calls still end at the caller's own limit; only the server
             // side is left waiting.
@@ -94,9 +128,10 @@ impl Watchdog {
         Self { shared }
     }
 
-    /// Watches a call on `backend` that must end within `limit`.
-    pub fn watch(&self, backend: &Backend, limit: Duration) -> Watch {
+    /// Watches the call of `token`, which must end within `limit`.
+    pub fn watch(&self, token: &str, limit: Duration) -> Watch {
         let cancelled = Arc::new(AtomicBool::new(false));
+        let waiting = Arc::new(Mutex::new(None));
         let mut state = unpoisoned::lock(&self.shared.state);
         state.serial += 1;
         let id = state.serial;
@@ -104,8 +139,9 @@ impl Watchdog {
             id,
             Watched {
                 deadline: Instant::now() + limit,
-                backend: backend.clone(),
+                token: token.to_owned(),
                 cancelled: Arc::clone(&cancelled),
+                waiting: Arc::clone(&waiting),
                 cancel_sent: false,
             },
         );
@@ -114,6 +150,7 @@ impl Watchdog {
         Watch {
             id,
             cancelled,
+            waiting,
             shared: Arc::clone(&self.shared),
         }
     }
@@ -127,21 +164,25 @@ impl Drop for Watchdog {
 }
 
 /// How long to wait before trying again a cancel that could not be sent.
-const RETRY_CANCEL: Duration = Duration::from_secs(1);
+const RETRY_CANCEL: Duration = Duration::from_millis(500);
 
 /// The watchdog's thread: sleeps until the next deadline, cancels what
 /// overran.
-fn run(shared: &Shared, conninfo: &Secret) {
+fn run(shared: &Shared, conninfo: &Secret, prefix: &str, scrub: &dyn Fn(&str) -> String) {
     let mut canceller: Option<PgConnection> = None;
+    let call = Call {
+        token: format!("{prefix}:watchdog"),
+        timeout: Duration::from_secs(5),
+    };
     loop {
-        let overdue: Vec<(u64, Backend)> = {
+        let overdue: Vec<(u64, String)> = {
             let mut state = unpoisoned::lock(&shared.state);
             loop {
                 if state.stopping {
                     return;
                 }
                 let now = Instant::now();
-                let overdue: Vec<(u64, Backend)> = state
+                let overdue: Vec<(u64, String)> = state
                     .calls
                     .iter()
                     .filter(|(_, call)| call.deadline <= now && !call.cancel_sent)
@@ -149,7 +190,7 @@ fn run(shared: &Shared, conninfo: &Secret) {
                         // Marked before the cancel is sent: the call may
                         // return the moment it lands.
                         call.cancelled.store(true, Ordering::SeqCst);
-                        (*id, call.backend.clone())
+                        (*id, call.token.clone())
                     })
                     .collect();
                 if !overdue.is_empty() {
@@ -173,16 +214,26 @@ fn run(shared: &Shared, conninfo: &Secret) {
                 };
             }
         };
-        for (id, backend) in overdue {
-            let sent = cancel(&mut canceller, conninfo, &backend);
+        for (id, token) in overdue {
+            let waiting = unpoisoned::lock(&shared.state)
+                .calls
+                .get(&id)
+                .map(|watched| Arc::clone(&watched.waiting));
+            let outcome = cancel(&mut canceller, conninfo, &call, &token, scrub, |waits| {
+                // Before the cancel is sent: the call may return, and read
+                // it, the moment the cancel lands.
+                if let Some(waiting) = &waiting {
+                    *unpoisoned::lock(waiting) = Some(in_words(waits));
+                }
+            });
             let mut state = unpoisoned::lock(&shared.state);
-            if let Some(call) = state.calls.get_mut(&id) {
-                if sent {
-                    call.cancel_sent = true;
-                } else {
-                    // The server could not be asked; ask again soon, while
-                    // the call still holds its session.
-                    call.deadline = Instant::now() + RETRY_CANCEL;
+            if let Some(watched) = state.calls.get_mut(&id) {
+                match outcome {
+                    Some(()) => watched.cancel_sent = true,
+                    // Not sent, or no backend carries the token yet (the
+                    // call is still being planned): again soon, while the
+                    // call is watched.
+                    None => watched.deadline = Instant::now() + RETRY_CANCEL,
                 }
             }
         }
@@ -191,58 +242,81 @@ fn run(shared: &Shared, conninfo: &Secret) {
 
 #[derive(QueryableByName)]
 struct Cancelled {
-    #[diesel(sql_type = diesel::sql_types::Bool)]
+    #[diesel(sql_type = Bool)]
     cancelled: bool,
 }
 
-/// Asks the server to cancel what `backend` is doing, if that backend still
-/// exists there; says whether the server could be asked. A server that
-/// cannot be reached cannot be asked (the caller tries again; meanwhile the
-/// call may end with its connection, by TCP timeouts), and the call's own
-/// caller has given up on it already.
-fn cancel(canceller: &mut Option<PgConnection>, conninfo: &Secret, backend: &Backend) -> bool {
+#[derive(QueryableByName)]
+struct Waits {
+    #[diesel(sql_type = Nullable<Text>)]
+    waiting: Option<String>,
+}
+
+/// Cancels what the backend carrying `token` is doing, after telling
+/// `waits` what it is waiting for; `Some` once a backend with the token was
+/// found and signalled, `None` when the server could not be asked or no
+/// backend carries the token (yet).
+fn cancel(
+    canceller: &mut Option<PgConnection>,
+    conninfo: &Secret,
+    call: &Call,
+    token: &str,
+    scrub: &dyn Fn(&str) -> String,
+    waits: impl FnOnce(&str),
+) -> Option<()> {
     if canceller.is_none() {
-        let connected = PgConnection::establish(conninfo.expose()).and_then(|mut conn| {
-            use diesel::connection::SimpleConnection;
-            conn.batch_execute("SET statement_timeout = 5000")
-                .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
-            Ok(conn)
-        });
-        match connected {
+        match PgConnection::establish(conninfo.expose()) {
             Ok(conn) => *canceller = Some(conn),
             Err(e) => {
-                debug!("postgres watchdog: cannot connect to cancel: {e}");
-                return false;
+                debug!(
+                    "postgres watchdog: cannot connect to cancel: {}",
+                    scrub(&e.to_string())
+                );
+                return None;
             }
         }
     }
-    let Some(conn) = canceller.as_mut() else {
-        return false;
-    };
-    let sent = diesel::sql_query(
-        "SELECT coalesce(bool_or(pg_cancel_backend(pid)), false) AS cancelled \
-         FROM pg_stat_activity WHERE pid = $1 AND backend_start::text = $2",
-    )
-    .bind::<Integer, _>(backend.pid)
-    .bind::<Text, _>(&backend.started)
-    .get_result::<Cancelled>(conn);
+    let conn = canceller.as_mut()?;
+    let sent = call::transaction(conn, call, Kind::Read, |conn| {
+        let found = diesel::sql_query(
+            "SELECT string_agg(coalesce(wait_event_type || ':' || wait_event, state), ', ') \
+                      AS waiting \
+               FROM pg_stat_activity WHERE application_name = $1",
+        )
+        .bind::<Text, _>(token)
+        .get_result::<Waits>(conn)?;
+        let Some(waiting) = found.waiting else {
+            return Ok(None);
+        };
+        waits(&waiting);
+        // pg_stat_activity is read once per transaction and kept: read it
+        // afresh, so the cancel goes only to a backend that carries the
+        // token now.
+        diesel::sql_query("SELECT pg_stat_clear_snapshot()").execute(conn)?;
+        let sent = diesel::sql_query(
+            "SELECT coalesce(bool_or(pg_cancel_backend(pid)), false) AS cancelled \
+               FROM pg_stat_activity WHERE application_name = $1",
+        )
+        .bind::<Text, _>(token)
+        .get_result::<Cancelled>(conn)?;
+        Ok(sent.cancelled.then_some(waiting))
+    });
     match sent {
-        Ok(Cancelled { cancelled }) => {
+        Ok(Some(waiting)) => {
             warn!(
-                "postgres: a call on backend {} overran its deadline; {}",
-                backend.pid,
-                if cancelled {
-                    "cancelled it"
-                } else {
-                    "it was gone already"
-                }
+                "postgres: a call overran its deadline waiting for {}; cancelled it",
+                in_words(&waiting)
             );
-            true
+            Some(())
         }
+        Ok(None) => None,
         Err(e) => {
-            debug!("postgres watchdog: cancel failed: {e}");
+            debug!(
+                "postgres watchdog: cancel failed: {}",
+                scrub(&format!("{e:?}"))
+            );
             *canceller = None;
-            false
+            None
         }
     }
 }
@@ -251,24 +325,25 @@ fn cancel(canceller: &mut Option<PgConnection>, conninfo: &Secret, backend: &Bac
 mod tests {
     use super::*;
 
-    fn backend() -> Backend {
-        Backend {
-            pid: 1,
-            started: "never".into(),
-        }
-    }
-
     #[test]
     fn a_call_past_its_deadline_is_reported_as_overrun_and_one_within_it_is_not() {
         // Nothing listens on port 1: the cancel cannot be sent, and is
         // tried again; the call is overrun all the same.
-        let dog = Watchdog::start(Secret::new(
-            "host=127.0.0.1 port=1 connect_timeout=1".into(),
-        ));
-        let quick = dog.watch(&backend(), Duration::from_secs(60));
-        let slow = dog.watch(&backend(), Duration::from_millis(20));
+        let dog = Watchdog::start(
+            Secret::new("host=127.0.0.1 port=1 connect_timeout=1".into()),
+            "pez:test".into(),
+            str::to_owned,
+        );
+        let quick = dog.watch("pez:test:1", Duration::from_secs(60));
+        let slow = dog.watch("pez:test:2", Duration::from_millis(20));
         std::thread::sleep(Duration::from_millis(200));
-        assert!(!quick.finish());
-        assert!(slow.finish());
+        assert_eq!(quick.finish(), None);
+        assert!(slow.finish().is_some());
+    }
+
+    #[test]
+    fn what_a_call_waited_for_is_said_in_words() {
+        assert_eq!(in_words("IPC:SyncRep"), "the synchronous standby");
+        assert_eq!(in_words("Lock:relation"), "a lock (Lock:relation)");
     }
 }

@@ -1,0 +1,3 @@
+DROP TABLE pez.instances;
+ALTER TABLE pez.sequences DROP COLUMN relation_mark;
+ALTER TABLE pez.sequences DROP COLUMN laps;

@@ -1,0 +1,335 @@
+//! The embedded store: one SQLite file in the data directory.
+//!
+//! SQLite is compiled in (libsqlite3-sys's `bundled` feature), so a fresh
+//! machine needs nothing installed. Every call is one `IMMEDIATE`
+//! transaction: SQLite's single writer lock serialises them all, which is
+//! both the atomic forward move of [`Store::reserve`] and the exclusive lock
+//! of give-backs and restarts. Commits run with `synchronous = FULL`, which
+//! makes SQLite fsync the write-ahead log before the commit returns: once a
+//! reservation is returned, it survives a crash of the process or the
+//! machine. Only one process opens a store (the data directory's lock).
+
+mod rows;
+
+use super::rules::{self, Consent, Restarted};
+use super::{
+    Advanced, Created, DataDirLock, OpenError, Reserved, SequenceState, Stamp, Store, StoreError,
+    TxError,
+};
+use crate::sequence::{Block, SequenceSpec};
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+use rows::unavailable;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The schema, applied at start; each file pair is one step.
+const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+
+/// The database file's name inside the data directory.
+pub const DATABASE_FILE: &str = "pez.sqlite3";
+
+/// Settings applied to every pooled connection.
+#[derive(Debug)]
+struct ConnectionSettings {
+    busy_timeout: Duration,
+}
+
+impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for ConnectionSettings {
+    fn on_acquire(&self, conn: &mut SqliteConnection) -> Result<(), diesel::r2d2::Error> {
+        // FULL: fsync the WAL at every commit, so a lease outlives a power cut.
+        // busy_timeout bounds how long a lease waits for a lock held by
+        // someone else (an operator's sqlite3 shell, say) before it fails.
+        // busy_timeout first: the pragma after it may need a lock that a
+        // migration on another connection holds.
+        conn.batch_execute(&format!(
+            "PRAGMA busy_timeout = {}; PRAGMA synchronous = FULL;",
+            self.busy_timeout.as_millis()
+        ))
+        .map_err(diesel::r2d2::Error::QueryError)
+    }
+}
+
+/// The SQLite store. Holds the data directory's lock for as long as it lives.
+pub struct SqliteStore {
+    pool: Pool<ConnectionManager<SqliteConnection>>,
+    path: PathBuf,
+    busy_timeout: Duration,
+    _lock: DataDirLock,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the store in `dir`, takes the directory's
+    /// lock and brings the schema up to date. A store whose sequences were
+    /// copied elsewhere (`pez store copy`) refuses: numbers served from it
+    /// would come out of both.
+    pub fn open(dir: &Path, busy_timeout: Duration) -> Result<Self, OpenError> {
+        let store = Self::open_even_if_moved(dir, busy_timeout)?;
+        match store.moved_to() {
+            Ok(None) => Ok(store),
+            Ok(Some(moved)) => Err(OpenError::Moved(format!(
+                "the embedded store at {} is retired: its sequences were copied to {} on {} \
+                 (pez store copy); start PEZ with that database instead (PEZ_DATABASE_URL or \
+                 PEZ_DB_HOST), since serving from here too would issue their numbers twice",
+                store.path.display(),
+                moved.destination,
+                moved.moved_at
+            ))),
+            Err(e) => Err(OpenError::Setup(format!("{}: {e}", store.path.display()))),
+        }
+    }
+
+    /// [`Self::open`], but also a store marked as moved: for `pez store
+    /// copy`, which may run again (it only moves the target forward).
+    pub fn open_even_if_moved(dir: &Path, busy_timeout: Duration) -> Result<Self, OpenError> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| OpenError::Setup(format!("cannot create {}: {e}", dir.display())))?;
+        let lock = DataDirLock::acquire(dir).map_err(OpenError::Locked)?;
+        let path = dir.join(DATABASE_FILE);
+        let setup = |what: &str, e: &dyn std::fmt::Display| {
+            OpenError::Setup(format!("{what} {}: {e}", path.display()))
+        };
+
+        let manager = ConnectionManager::<SqliteConnection>::new(path.to_string_lossy());
+        // Two connections: leases of different sequences can be prepared at
+        // once; SQLite still serialises their commits.
+        let pool = Pool::builder()
+            .max_size(2)
+            .connection_timeout(busy_timeout + Duration::from_secs(1))
+            .connection_customizer(Box::new(ConnectionSettings { busy_timeout }))
+            // Failures reach the caller of the store; r2d2 need not log them too.
+            .error_handler(Box::new(diesel::r2d2::NopErrorHandler))
+            .build(manager)
+            .map_err(|e| setup("cannot open", &e))?;
+        let mut conn = pool.get().map_err(|e| setup("cannot open", &e))?;
+        // WAL is a property of the file, so setting it once is enough; it
+        // lets `sqlite3` read the store while PEZ runs.
+        conn.batch_execute("PRAGMA journal_mode = WAL;")
+            .map_err(|e| setup("cannot set WAL mode on", &e))?;
+        conn.run_pending_migrations(MIGRATIONS)
+            .map_err(|e| setup("cannot migrate", &e))?;
+        drop(conn);
+        Ok(Self {
+            pool,
+            path,
+            busy_timeout,
+            _lock: lock,
+        })
+    }
+
+    /// Reads every sequence without taking the directory's lock, for
+    /// `pez sequence list` while a server runs. WAL mode lets this read go
+    /// on beside the server's writes. Changes nothing, creates nothing.
+    pub fn read_unlocked(dir: &Path) -> Result<Vec<SequenceState>, StoreError> {
+        rows::list(&mut Self::read_only(dir)?)
+    }
+
+    /// [`Self::moved_to`], read without the directory's lock.
+    pub fn moved_to_unlocked(dir: &Path) -> Result<Option<MovedTo>, StoreError> {
+        moved_to(&mut Self::read_only(dir)?)
+    }
+
+    /// A read-only connection to the store's file, if there is one.
+    fn read_only(dir: &Path) -> Result<SqliteConnection, StoreError> {
+        let path = dir.join(DATABASE_FILE);
+        if !path.exists() {
+            return Err(StoreError::Unavailable(format!(
+                "no store at {}",
+                path.display()
+            )));
+        }
+        let mut conn = SqliteConnection::establish(&format!("file:{}?mode=ro", path.display()))
+            .map_err(|e| StoreError::Unavailable(format!("{}: {e}", path.display())))?;
+        conn.batch_execute("PRAGMA busy_timeout = 1000;")
+            .map_err(unavailable)?;
+        Ok(conn)
+    }
+
+    /// Where the sequences went, if `pez store copy` moved them.
+    pub fn moved_to(&self) -> Result<Option<MovedTo>, StoreError> {
+        moved_to(&mut *self.conn()?)
+    }
+
+    /// Marks the store as moved to `destination` (a description without
+    /// secrets): from now on a server refuses to start on it.
+    pub fn mark_moved(&self, destination: &str) -> Result<(), StoreError> {
+        diesel::sql_query(
+            "INSERT INTO moved_to (id, destination, moved_at) \
+             VALUES (1, ?, strftime('%Y-%m-%d %H:%M:%S UTC', 'now')) \
+             ON CONFLICT (id) DO UPDATE SET destination = excluded.destination, \
+                                           moved_at = excluded.moved_at",
+        )
+        .bind::<diesel::sql_types::Text, _>(destination)
+        .execute(&mut *self.conn()?)
+        .map_err(unavailable)?;
+        Ok(())
+    }
+
+    /// Where the store's file is.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn conn(&self) -> Result<PooledConnection<ConnectionManager<SqliteConnection>>, StoreError> {
+        self.pool
+            .get()
+            .map_err(|e| StoreError::Unavailable(format!("{}: {e}", self.path.display())))
+    }
+}
+
+fn moved_to(conn: &mut SqliteConnection) -> Result<Option<MovedTo>, StoreError> {
+    diesel::sql_query("SELECT destination, moved_at FROM moved_to WHERE id = 1")
+        .get_result::<MovedTo>(conn)
+        .optional()
+        .map_err(unavailable)
+}
+
+/// Where `pez store copy` moved a store's sequences, and when.
+#[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
+pub struct MovedTo {
+    /// The destination, described without secrets.
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub destination: String,
+    /// When, in UTC.
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub moved_at: String,
+}
+
+impl Store for SqliteStore {
+    fn list(&self) -> Result<Vec<SequenceState>, StoreError> {
+        rows::list(&mut *self.conn()?)
+    }
+
+    fn generations(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        rows::generations(&mut *self.conn()?)
+    }
+
+    fn reserve(&self, name: &str, generation: i64, size: u64) -> Result<Reserved, StoreError> {
+        let mut conn = self.conn()?;
+        // IMMEDIATE takes the write lock up front, so the read below cannot
+        // go stale before the update.
+        let (block, laps) = conn.immediate_transaction(|conn| {
+            let state = rows::load(conn, name)?;
+            if state.generation != generation {
+                return Err(TxError::Store(StoreError::Stale(name.to_owned())));
+            }
+            let next = state
+                .next_value
+                .ok_or_else(|| TxError::Store(StoreError::Exhausted(name.to_owned())))?;
+            let (block, after) = state.spec.cut(next, size);
+            rows::set_next(conn, name, after)?;
+            let laps = if block.first == state.spec.origin() {
+                rows::begin_lap(conn, name)?
+            } else {
+                state.laps
+            };
+            Ok::<_, TxError>((block, laps))
+        })?;
+        Ok(Reserved::durable(vec![block], laps))
+    }
+
+    fn give_back(&self, name: &str, stamp: Stamp, unused: Block) -> Result<bool, StoreError> {
+        let mut conn = self.conn()?;
+        let taken = conn.immediate_transaction(|conn| {
+            let state = rows::load(conn, name)?;
+            if state.generation != stamp.generation
+                || state.laps != stamp.laps
+                || state.next_value != state.spec.successor(unused.last)
+            {
+                return Ok::<_, TxError>(false);
+            }
+            rows::set_next(conn, name, Some(unused.first))?;
+            Ok(true)
+        })?;
+        Ok(taken)
+    }
+
+    fn restart(&self, name: &str, value: i64, consent: Consent) -> Result<(), StoreError> {
+        let mut conn = self.conn()?;
+        conn.immediate_transaction(|conn| {
+            let state = rows::load(conn, name)?;
+            let restarted =
+                rules::check_restart(&state.spec, state.next_value, state.laps, value, consent)?;
+            rows::set_next(conn, name, Some(value))?;
+            if restarted == Restarted::Backward {
+                rows::begin_lap(conn, name)?;
+            }
+            rows::new_generation(conn, name)?;
+            Ok::<_, TxError>(())
+        })?;
+        Ok(())
+    }
+
+    fn advance(
+        &self,
+        name: &str,
+        next: Option<i64>,
+        consent: Consent,
+    ) -> Result<Advanced, StoreError> {
+        let mut conn = self.conn()?;
+        let advanced = conn.immediate_transaction(|conn| {
+            let state = rows::load(conn, name)?;
+            let Some(from) = rules::moves_forward(&state, next, consent)? else {
+                return Ok::<_, TxError>(Advanced::AlreadyThere {
+                    stands: state.next_value,
+                });
+            };
+            rows::set_next(conn, name, next)?;
+            rows::new_generation(conn, name)?;
+            Ok(Advanced::Moved { from })
+        })?;
+        Ok(advanced)
+    }
+
+    fn create(&self, spec: &SequenceSpec, next: Option<i64>) -> Result<Created, StoreError> {
+        let mut conn = self.conn()?;
+        let created = conn.immediate_transaction(|conn| match rows::load(conn, &spec.name) {
+            Ok(existing) if existing.spec.same_settings(spec) => Ok(Created::Existing),
+            Ok(existing) => Err(TxError::Store(StoreError::Conflict(Box::new(
+                existing.spec,
+            )))),
+            Err(TxError::Store(StoreError::UnknownSequence(_))) => {
+                rows::insert(conn, spec, next)?;
+                Ok(Created::New)
+            }
+            Err(e) => Err(e),
+        })?;
+        Ok(created)
+    }
+
+    fn delete(&self, name: &str) -> Result<(), StoreError> {
+        let mut conn = self.conn()?;
+        conn.immediate_transaction(|conn| {
+            let spec = rows::load(conn, name)?.spec;
+            if spec.is_builtin() {
+                return Err(TxError::Store(StoreError::Builtin(name.to_owned())));
+            }
+            rows::delete(conn, name)
+        })?;
+        Ok(())
+    }
+
+    fn call_limit(&self) -> Duration {
+        // Waiting for the pool (busy timeout + 1 s), then for the write lock
+        // (busy timeout), then the fsync.
+        self.busy_timeout * 2 + Duration::from_secs(2)
+    }
+
+    fn most_per_reservation(&self, spec: &SequenceSpec) -> u64 {
+        // One cut, to the end of the range.
+        spec.size()
+    }
+}
+
+#[cfg(test)]
+mod tests;
