@@ -294,10 +294,14 @@ fn endpoints(app: &App) -> Vec<Endpoint> {
     let mut next_responses = json!({
         "200": { "description": "The numbers, in sequence order.", "content": numbers_content(false) },
         "404": problem("No sequence of that name."),
-        "409": problem("The sequence does not cycle and has issued its last number."),
+        "409": problem("The sequence does not cycle and has fewer numbers left than count \
+                        (`remaining` says how many; 0 once it issued its last). A request is \
+                        served whole or not at all, so those are still there."),
     });
     dispensing_errors(&mut next_responses);
-    next_responses["400"] = problem("Not a valid name, count or format.");
+    next_responses["400"] = problem("Not a valid name, count or format; or a count over the \
+                                     sequence's range, or (a strict sequence) over what one take \
+                                     from the store holds (`maximum`).");
     let next_parameters = json!([
         count_parameter(app.max_count, "to issue"),
         format_parameter()
@@ -313,10 +317,13 @@ fn endpoints(app: &App) -> Vec<Endpoint> {
             },
         },
         "404": problem("No sequence of that name."),
-        "409": problem("The sequence does not cycle and has no numbers left."),
+        "409": problem("The sequence does not cycle and has no numbers left (a lease that \
+                        finds fewer than count answers those)."),
     });
     dispensing_errors(&mut lease_responses);
-    lease_responses["400"] = problem("Not a valid name, count or format.");
+    lease_responses["400"] = problem("Not a valid name, count or format; or a count over the \
+                                      sequence's range, or (a strict sequence) over what one \
+                                      take from the store holds (`maximum`).");
 
     let mut list_responses = json!({
         "200": json_body("Every sequence.", json!({
@@ -356,7 +363,9 @@ fn endpoints(app: &App) -> Vec<Endpoint> {
         "400": problem("Not a valid name or body, or a value outside the sequence's range."),
         "404": problem("No sequence of that name."),
         "409": problem("The value is behind where the sequence stands: its numbers were handed \
-                        out already. Send allow_backward to restart there anyway."),
+                        out already (send allow_backward to restart there anyway); or the \
+                        sequence cycles, has issued numbers, and the value is ahead: it would \
+                        wrap sooner than a full lap (send allow_early_wrap)."),
         "413": problem("The body is over the limit."),
     });
     admin_errors(&mut restart_responses);
@@ -385,7 +394,8 @@ fn endpoints(app: &App) -> Vec<Endpoint> {
             summary: "One sequence.",
             description: "One sequence. PUT creates it from a JSON body of settings (the same \
                           settings again: 200; other settings: 409); unknown fields, wrong types, \
-                          min above max and a start outside min..max are 400. DELETE removes it \
+                          min not below max (a sequence holds at least two numbers, on every \
+                          store) and a start outside min..max are 400. DELETE removes it \
                           (forward and reverse cannot be deleted). Admin API: needs the admin token."
                 .into(),
             path_parameters: vec![name_parameter()],
@@ -451,9 +461,11 @@ fn endpoints(app: &App) -> Vec<Endpoint> {
             summary: "Restart a sequence.",
             description: "Makes value the next number the sequence issues (like ALTER SEQUENCE ... \
                           RESTART), forward only: a value behind where the sequence stands is \
-                          409 unless allow_backward is true. Every instance drops the blocks it \
-                          holds of it within PEZ_SYNC_INTERVAL_MS plus one store call. Admin API: \
-                          needs the admin token."
+                          409 unless allow_backward is true. A cycling sequence that has issued \
+                          numbers moves ahead only with allow_early_wrap: it then wraps sooner \
+                          than a full lap, and the numbers of this lap come back early. Every \
+                          instance drops the blocks it holds of it within PEZ_SYNC_INTERVAL_MS \
+                          plus one store call. Admin API: needs the admin token."
                 .into(),
             path_parameters: vec![name_parameter()],
             operations: vec![operation(
@@ -479,6 +491,13 @@ fn endpoints(app: &App) -> Vec<Endpoint> {
                                     "default": false,
                                     "description": "Restart even to numbers handed out already \
                                                     (they will be handed out again).",
+                                },
+                                "allow_early_wrap": {
+                                    "type": "boolean",
+                                    "default": false,
+                                    "description": "Move a cycling sequence that has issued \
+                                                    numbers ahead: it wraps sooner than a full \
+                                                    lap, and numbers of this lap come back early.",
                                 },
                             },
                         } } },
@@ -556,6 +575,11 @@ fn schemas(app: &App) -> Value {
                 "status": { "type": "integer" },
                 "detail": { "type": "string" },
                 "instance": { "type": "string" },
+                "remaining": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "description": "sequence-exhausted: the numbers a non-cycling sequence has left.",
+                },
             },
         },
         "Ranges": {

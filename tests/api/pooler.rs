@@ -43,8 +43,8 @@ async fn admin(http: &HttpClient, method: Method, path: &str, body: Option<&str>
 /// (migrating, one of them at a time), in transaction mode with two server
 /// connections for twelve sessions, and in session mode: every path serves
 /// (leased blocks, strict takes, range leases, admin changes), nothing
-/// comes out twice, and a clean stop gives back so that the next start
-/// continues with the very next number.
+/// comes out twice, and a clean stop gives back (the next start continues
+/// within the blocks it held, not past them).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn instances_behind_pgbouncer_serve_every_path_and_give_back() {
     // In session mode each of PEZ's sessions holds a server connection for
@@ -128,8 +128,11 @@ async fn instances_behind_pgbouncer_serve_every_path_and_give_back() {
         assert!(report.returned > 0, "{mode}: {report:?}");
         let again = TestApp::spawn_in(store.clone(), adjust.clone()).await;
         let next = again.numbers("/v1/forward").await;
+        // The next number is one a held and gave back: not one issued, and
+        // within what it held (its block and at most four ahead), not past
+        // it as after a crash.
         assert!(
-            !forward.contains(&next[0]) && next[0] <= last + 1 + report.abandoned as i64,
+            !forward.contains(&next[0]) && next[0] > last && next[0] <= last + 5_000,
             "{mode}: after {last} came {next:?}; {report:?}"
         );
         again.stop().await;
