@@ -299,9 +299,11 @@ fn endpoints(app: &App) -> Vec<Endpoint> {
                         served whole or not at all, so those are still there."),
     });
     dispensing_errors(&mut next_responses);
-    next_responses["400"] = problem("Not a valid name, count or format; or a count over the \
+    next_responses["400"] = problem(
+        "Not a valid name, count or format; or a count over the \
                                      sequence's range, or (a strict sequence) over what one take \
-                                     from the store holds (`maximum`).");
+                                     from the store holds (`maximum`).",
+    );
     let next_parameters = json!([
         count_parameter(app.max_count, "to issue"),
         format_parameter()
@@ -321,9 +323,11 @@ fn endpoints(app: &App) -> Vec<Endpoint> {
                         finds fewer than count answers those)."),
     });
     dispensing_errors(&mut lease_responses);
-    lease_responses["400"] = problem("Not a valid name, count or format; or a count over the \
+    lease_responses["400"] = problem(
+        "Not a valid name, count or format; or a count over the \
                                       sequence's range, or (a strict sequence) over what one \
-                                      take from the store holds (`maximum`).");
+                                      take from the store holds (`maximum`).",
+    );
 
     let mut list_responses = json!({
         "200": json_body("Every sequence.", json!({

@@ -284,3 +284,45 @@ async fn imports_only_move_forward_and_never_change_settings() {
     ));
     assert!(refused.contains("not a PEZ export"), "{refused}");
 }
+
+/// Issue 16, point 7: an embedded store made by an older release may hold a
+/// sequence of one number (`min == max`), which PostgreSQL cannot hold. The
+/// copy created the others, stopped at it half-way, with the embedded store
+/// already marked as moved and `reverse` never copied. It checks the whole
+/// list first and changes nothing, on either side.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_checks_every_sequence_before_it_marks_or_moves_anything() {
+    use diesel::Connection;
+    use diesel::connection::SimpleConnection;
+    let dir = TempDir::new();
+    create_named_sequences(dir.path());
+    issue_some(dir.path()).await;
+    let mut legacy = diesel::SqliteConnection::establish(
+        &dir.path().join(pez::store::DATABASE_FILE).to_string_lossy(),
+    )
+    .expect("open the store file");
+    legacy
+        .batch_execute(
+            "INSERT INTO sequences (name, ascending, min_value, max_value, cycle, next_value, \
+                                    start_value, mode, generation, laps) \
+             VALUES ('lonely', 1, 5, 5, 1, 5, 5, 'leased', 99, 0)",
+        )
+        .expect("a sequence of one number, as an older release let it be made");
+    drop(legacy);
+    let database = TestDatabase::create();
+    let url = Some(database.url.as_str());
+    let before = next_of(dir.path(), url, "forward");
+    let refused = the_error_line(&run_pez_on(
+        dir.path(),
+        None,
+        &["store", "copy", "--to", &database.url],
+    ));
+    assert!(
+        refused.contains("lonely") && refused.contains("unchanged"),
+        "{refused}"
+    );
+    // Nothing moved in PostgreSQL, and the embedded store still serves.
+    assert_eq!(next_of(dir.path(), url, "forward"), before);
+    let server = PezProcess::start(dir.path(), &[]);
+    assert!(server.http.numbers("/v1/forward").await[0] > 1);
+}

@@ -268,10 +268,10 @@ fn cancel(
         match PgConnection::establish(conninfo.expose()) {
             Ok(conn) => *canceller = Some(conn),
             Err(e) => {
-                debug!(
-                    "postgres watchdog: cannot connect to cancel: {}",
-                    scrub(&e.to_string())
-                );
+                // Scrubbed whether or not debug lines are on: the text may
+                // echo the connection string.
+                let why = scrub(&e.to_string());
+                debug!("postgres watchdog: cannot connect to cancel: {why}");
                 return None;
             }
         }
@@ -311,10 +311,8 @@ fn cancel(
         }
         Ok(None) => None,
         Err(e) => {
-            debug!(
-                "postgres watchdog: cancel failed: {}",
-                scrub(&format!("{e:?}"))
-            );
+            let why = scrub(&format!("{e:?}"));
+            debug!("postgres watchdog: cancel failed: {why}");
             *canceller = None;
             None
         }
@@ -339,6 +337,35 @@ mod tests {
         std::thread::sleep(Duration::from_millis(200));
         assert_eq!(quick.finish(), None);
         assert!(slow.finish().is_some());
+    }
+
+    #[test]
+    fn what_the_watchdog_logs_of_a_failed_cancel_goes_through_the_scrubber() {
+        // The canceller cannot connect: its error text is logged at debug,
+        // and must pass through the scrubber first (it may echo the URL).
+        let scrubbed = Arc::new(Mutex::new(Vec::<String>::new()));
+        let seen = Arc::clone(&scrubbed);
+        let dog = Watchdog::start(
+            Secret::new("host=127.0.0.1 port=1 connect_timeout=1 password=hunter22".into()),
+            "pez:test".into(),
+            move |text| {
+                unpoisoned::lock(&seen).push(text.to_owned());
+                text.replace("hunter22", "***")
+            },
+        );
+        let slow = dog.watch("pez:test:3", Duration::from_millis(10));
+        let started = Instant::now();
+        while unpoisoned::lock(&scrubbed).is_empty() && started.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(slow.finish().is_some());
+        assert!(
+            unpoisoned::lock(&scrubbed)
+                .iter()
+                .any(|text| text.contains("cannot connect") || text.contains("connection")),
+            "{:?}",
+            unpoisoned::lock(&scrubbed)
+        );
     }
 
     #[test]
