@@ -20,9 +20,10 @@ bench:
 
 .PHONY: chaos
 
-## The fault suite (docs/reliability.md): PostgreSQL clusters and PEZ
-## instances under a nemesis, every number checked; about five minutes.
-## CHAOS_ARGS="--short" is CI's two-minute run; --help lists the rest.
+## The fault suite (docs/reliability.md): PostgreSQL clusters (also behind
+## PgBouncer) and PEZ instances under a nemesis, every number checked;
+## about five minutes. CHAOS_ARGS="--short" is CI's run, two to three
+## minutes; --help lists the rest.
 chaos:
 	$(CARGO) build --release --bin pez
 	python3 tests/chaos/chaos.py $(CHAOS_ARGS)

@@ -10,12 +10,16 @@ a *nemesis* (faults injected at random, bounded in number and time), a
 only through its public interface: the `pez` binary, PEZ_* variables,
 signals, HTTP; and to PostgreSQL through tests/pg-cluster.sh and psql.
 
-Two phases, one after the other:
-- postgres: a primary with a synchronous standby (throwaway clusters),
-  several PEZ instances each given both hosts in one URL, and every fault
-  of nemesis.PG_FAULTS;
+Three phases, one after the other:
+- pg: a primary with a synchronous standby (throwaway clusters), several
+  PEZ instances each given both hosts in one URL, and every fault of
+  nemesis.PG_FAULTS;
+- pgbouncer: the same pair behind PgBouncer in transaction mode with a
+  pool of 2 server connections (fewer than the instances' sessions), and
+  the faults of nemesis.POOLER_FAULTS;
 - sqlite: one instance on the embedded store, with kill -9, SIGTERM,
-  another process holding SQLite's write lock, re-creates and restarts.
+  another process holding SQLite's write lock, re-creates, restarts and
+  full laps of the small cycling sequences.
 
 Why Python (3.11, standard library only): the suite drives processes,
 sockets and shell tools, and its checker is a sort and a sweep; Python does
@@ -56,12 +60,17 @@ import clients  # noqa: E402
 import history  # noqa: E402
 from nemesis import DESCRIPTIONS, NEMESIS_CLIENT, FaultLog, Nemesis  # noqa: E402
 from pez import Instance, request  # noqa: E402
-from pg import Pair  # noqa: E402
+from pg import Pair, Pooler  # noqa: E402
 from procs import HarnessError, Registry  # noqa: E402
 from proxy import Proxy  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCRIPT = os.path.join(ROOT, "tests", "pg-cluster.sh")
+PHASES = ("pg", "pgbouncer", "sqlite")
+# PgBouncer's server connections: fewer than the instances' sessions
+# (PEZ_DB_POOL_SIZE, 4 each), so transactions of different instances share
+# server connections, as transaction mode does in production.
+POOL_SIZE = 2
 
 
 class Interrupted(BaseException):
@@ -75,14 +84,17 @@ def parse_args(argv):
         description="PEZ's fault suite (see docs/reliability.md).",
     )
     p.add_argument("--short", action="store_true",
-                   help="the CI run: every fault kind at least once, about two minutes, "
+                   help="the CI run: every fault kind at least once per phase, two to three minutes, "
                         "at least 10^7 numbers")
     p.add_argument("--pg-seconds", type=float, help="length of the PostgreSQL phase "
-                   "(default 200, --short 75; the first round of faults, every kind once, "
+                   "(default 150, --short 50; the first round of faults, every kind once, "
                    "always finishes)")
+    p.add_argument("--pgbouncer-seconds", type=float, help="length of the phase behind "
+                   "PgBouncer (default 60, --short 30)")
     p.add_argument("--sqlite-seconds", type=float, help="length of the SQLite phase "
-                   "(default 60, --short 25)")
-    p.add_argument("--phases", default="pg,sqlite", help="pg, sqlite or both (default)")
+                   "(default 45, --short 20)")
+    p.add_argument("--phases", default="pg,pgbouncer,sqlite",
+                   help="some of pg, pgbouncer, sqlite, comma-separated (default: all three)")
     p.add_argument("--instances", type=int, default=3, help="PEZ instances on PostgreSQL")
     p.add_argument("--faults", help="only these fault kinds, comma-separated (e.g. "
                    "giveback-race,recreate): to study one bug")
@@ -96,9 +108,11 @@ def parse_args(argv):
                    help="run only the checker again on a kept run (target/chaos/run-...)")
     args = p.parse_args(argv)
     if args.pg_seconds is None:
-        args.pg_seconds = 75.0 if args.short else 200.0
+        args.pg_seconds = 50.0 if args.short else 150.0
+    if args.pgbouncer_seconds is None:
+        args.pgbouncer_seconds = 30.0 if args.short else 60.0
     if args.sqlite_seconds is None:
-        args.sqlite_seconds = 25.0 if args.short else 60.0
+        args.sqlite_seconds = 20.0 if args.short else 45.0
     if args.seed is None:
         args.seed = random.SystemRandom().randrange(1, 10**6)
     args.minimum = 10**7 if args.short else 10**8
@@ -168,9 +182,11 @@ def start_clients(run, shared, directory, seed):
 
 def create_sequences(instance):
     for name, ascending, mode in history.SEQUENCES:
-        if name in ("forward", "reverse"):
+        if name in ("forward", "reverse", "copied"):
             continue
         body = {"direction": "ascending" if ascending else "descending", "mode": mode}
+        if name in history.RINGS:
+            body["min"], body["max"] = history.RINGS[name]
         status, reply = request(instance.port, "PUT", f"/v2/sequences/{name}", body, admin=True)
         if status not in (200, 201):
             raise HarnessError(f"PUT /v2/sequences/{name}: {status} {reply[:200]!r}")
@@ -189,7 +205,8 @@ def run_phase(run, phase, seconds):
     args = run.args
     directory = os.path.join(run.dir, phase)
     os.makedirs(directory, exist_ok=True)
-    n_instances = args.instances if phase == "pg" else 1
+    pg = phase != "sqlite"
+    n_instances = args.instances if pg else 1
     shared = clients.Shared(multiprocessing.get_context("fork"), n_instances, len(clients.KINDS))
     # Clients fork before any thread of the suite exists; they wait for ports.
     stop_clients = start_clients(run, shared, directory, args.seed)
@@ -200,8 +217,9 @@ def run_phase(run, phase, seconds):
     run.cleanups.append(writer.close)
     rng = random.Random(f"{args.seed}-{phase}")
     env = common_env()
-    pair = proxy_pair = None
-    if phase == "pg":
+    pair = proxy_pair = pooler = None
+    db_url = None
+    if pg:
         # In tmpfs: a PostgreSQL crash (pg_ctl stop -m immediate) keeps what
         # the kernel has, as on a disk, and fsync costs nothing, so crash
         # recovery and base backups take a second, not ten, on a busy
@@ -210,18 +228,35 @@ def run_phase(run, phase, seconds):
         root = tempfile.mkdtemp(prefix="pez-chaos-", dir=shm)
         os.chmod(root, 0o755)  # the clusters run as the postgres user
         pair = Pair(SCRIPT, root, os.getpid())
-        run.cleanups.append(lambda: (keep_pg_logs(run, pair), pair.remove(),
+        run.cleanups.append(lambda: (keep_pg_logs(run, pair, directory), pair.remove(),
                                      shutil.rmtree(root, ignore_errors=True)))
         run.say(f"{phase}: starting a primary and its synchronous standby")
         pair.start()
-        proxy_pair = (Proxy(pair.a.port), Proxy(pair.b.port))
-        run.cleanups.append(lambda: [p.close() for p in proxy_pair])
+        if phase == "pgbouncer":
+            # The pooler is removed before the clusters (cleanups run last first).
+            pooler = Pooler(SCRIPT, os.path.join(root, "pooler"))
+            run.cleanups.append(lambda: (keep_pooler_log(pooler, directory), pooler.remove()))
+            pooler.start(pair.primary.port, "transaction", POOL_SIZE, os.getpid())
+            # PgBouncer waits server_login_retry (15 s by default) after a
+            # failed server login before it tries again, answering every
+            # client with an error meanwhile: after each PostgreSQL restart
+            # the pooler, not PEZ, would set how long nothing is served.
+            pooler.configure(server_login_retry=1)
+            db_url = pooler.url()
+            run.say(f"{phase}: PgBouncer (transaction mode, {POOL_SIZE} server connections) "
+                    f"in front of the primary at {db_url}")
+        else:
+            db_url = pair.url()
+            proxy_pair = (Proxy(pair.a.port), Proxy(pair.b.port))
+            run.cleanups.append(lambda: [p.close() for p in proxy_pair])
     instances = []
     for slot in range(n_instances):
         inst_env = dict(env)
         if phase == "pg":
             ports = (proxy_pair[0].port, proxy_pair[1].port) if slot == 0 else None
             inst_env["PEZ_DATABASE_URL"] = pair.url(ports)
+        elif pooler is not None:
+            inst_env["PEZ_DATABASE_URL"] = db_url
         else:
             inst_env["PEZ_DATA_DIR"] = os.path.join(directory, "data")
         instances.append(
@@ -232,7 +267,11 @@ def run_phase(run, phase, seconds):
         phase, rng, shared, instances, log, writer, pair=pair,
         proxies=proxy_pair or (),
         sqlite_path=os.path.join(directory, "data", "pez.sqlite3"),
+        binary=args.binary, db_url=db_url, workdir=directory,
     )
+    # `copied` does not exist until pez store copy makes it (cli-admin).
+    log.absent.append({"seq": history.SEQ_INDEX["copied"], "t_from": 0.0,
+                       "t_to": float("inf")})
     if args.faults:
         wanted = {k.strip() for k in args.faults.split(",")}
         nemesis.weights = {k: w for k, w in nemesis.weights.items() if k in wanted}
@@ -241,6 +280,8 @@ def run_phase(run, phase, seconds):
     run.say(f"{phase}: starting {n_instances} PEZ instance(s)")
     nemesis.bring_up(instances[0], None, publish=False)  # migrates the schema
     create_sequences(instances[0])
+    nemesis.laps.start()
+    run.cleanups.append(nemesis.stop_laps)
     for inst in instances[1:]:
         inst.spawn()
     for inst in instances[1:]:
@@ -262,14 +303,21 @@ def run_phase(run, phase, seconds):
         nemesis.stop_gracefully(inst, {"id": None}, 25)
     nemesis.observe(None, "after", time.monotonic(), "end of the phase, after every "
                     "instance's graceful stop (give-backs)")
+    nemesis.stop_laps()
+    run.cleanups.remove(nemesis.stop_laps)
     writer.close()
     run.cleanups.remove(writer.close)
-    title = (f"{phase} phase: "
-             + (f"{n_instances} instances on a primary with a synchronous standby"
-                if phase == "pg" else "one instance on the embedded SQLite store")
-             + f", {seconds:.0f} s of faults, seed {args.seed}")
+    title = (f"{phase} phase: " + {
+        "pg": f"{n_instances} instances on a primary with a synchronous standby",
+        "pgbouncer": f"{n_instances} instances through PgBouncer (transaction mode, "
+                     f"{POOL_SIZE} server connections) to a primary with a synchronous standby",
+        "sqlite": "one instance on the embedded SQLite store",
+    }[phase] + f", {seconds:.0f} s of faults, seed {args.seed}")
     faults_path = os.path.join(directory, "faults.json")
-    log.save(faults_path, phase=phase, title=title, t0=run.t0, client_kinds=clients.KINDS)
+    log.save(faults_path, phase=phase, title=title, t0=run.t0, client_kinds=clients.KINDS,
+             laps=nemesis.laps.saved(), laps_unread=nemesis.laps.failures,
+             starts={inst.slot: inst.spawned for inst in instances},
+             rings=history.RINGS)
     run.say(f"{phase}: checking the history")
     text, verdict = check_directory(directory)
     run.reports.append(text)
@@ -290,18 +338,23 @@ def check_directory(directory):
                          saved.get("title", f"{phase} phase"), 0)
 
 
-def keep_pg_logs(run, pair):
+def keep_pg_logs(run, pair, directory):
     for cluster in (pair.a, pair.b):
         src = cluster.server_log()
         if os.path.exists(src):
-            shutil.copy(src, os.path.join(run.dir, "pg", f"{cluster.label}-server.log"))
+            shutil.copy(src, os.path.join(directory, f"{cluster.label}-server.log"))
+
+
+def keep_pooler_log(pooler, directory):
+    if os.path.exists(pooler.log()):
+        shutil.copy(pooler.log(), os.path.join(directory, "pgbouncer.log"))
 
 
 def main(argv):
     args = parse_args(argv)
     if args.recheck:
         failed = False
-        for phase in ("pg", "sqlite"):
+        for phase in PHASES:
             directory = os.path.join(args.recheck, phase)
             if os.path.exists(os.path.join(directory, "faults.json")):
                 text, verdict = check_directory(directory)
@@ -325,9 +378,10 @@ def main(argv):
     try:
         phases = [p.strip() for p in args.phases.split(",") if p.strip()]
         for phase in phases:
-            if phase not in ("pg", "sqlite"):
+            if phase not in PHASES:
                 raise HarnessError(f"unknown phase {phase}")
-            run_phase(run, phase, args.pg_seconds if phase == "pg" else args.sqlite_seconds)
+            run_phase(run, phase, {"pg": args.pg_seconds, "pgbouncer": args.pgbouncer_seconds,
+                                   "sqlite": args.sqlite_seconds}[phase])
     except (KeyboardInterrupt, Interrupted):
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)

@@ -16,6 +16,7 @@ those stay small), and an `epoch` that it bumps before every fault.
 
 import http.client
 import json
+import math
 import os
 import random
 import signal
@@ -30,7 +31,11 @@ CLIENT_TIMEOUT = 15.0
 MAX_COUNT = 10000
 MAX_LEASE = 1_000_000
 
-KINDS = ["v1", "v2", "v2", "next", "strict", "mixed", "lease", "gb"]
+KINDS = ["v1", "v2", "v2", "next", "strict", "mixed", "lease", "gb", "ring"]
+# The ring client pauses this long after each request: the rings' lap check
+# costs the checker per number received, so their load is kept to some
+# tens of thousands of numbers a second (many laps a second all the same).
+RING_PAUSE = 0.005
 
 
 class Shared:
@@ -111,6 +116,8 @@ def plan(kind, rng, shared):
         endpoint = EP_INDEX["next-get" if method == "GET" else "next-post"]
         path = f"/v2/sequences/{SEQUENCES[seq][0]}/next?count={count}"
         return seq, endpoint, method, path + ("&" + query if query else ""), count, fmt
+    if kind == "ring":
+        return _plan_ring(rng, shared, fmt, query)
     if kind == "lease":
         seq = SEQ_INDEX[rng.choice(("forward", "reverse", "la", "ld", "sa", "sd"))]
         count = _lease_count(rng, shared.strict[seq])
@@ -128,6 +135,41 @@ def plan(kind, rng, shared):
     elif fmt == "text":
         path += "&format=text"
     return seq, EP_INDEX["lease"], "POST", path, count, fmt
+
+
+def _ring_count(rng, lap):
+    """Up to a full lap: log-uniform, a full lap a tenth of the time, and
+    lap-sized pairs' halves (3/5, 2/5 of a lap) another tenth."""
+    r = rng.random()
+    if r < 0.1:
+        return lap
+    if r < 0.2:
+        return rng.choice((lap * 3 // 5, lap * 2 // 5))
+    return max(1, min(lap, int(10 ** rng.uniform(0, math.log10(lap)))))
+
+
+def _plan_ring(rng, shared, fmt, query):
+    """The small cycling sequences (v2 next and range leases, up to a full
+    lap) and `copied` (404 until `pez store copy` made it)."""
+    r = rng.random()
+    name = "ring-a" if r < 0.4 else "ring-d" if r < 0.75 else "copied"
+    seq = SEQ_INDEX[name]
+    if name == "copied":
+        count = _list_count(rng)
+        lease = rng.random() < 0.2
+    else:
+        lo, hi = history.RINGS[name]
+        count = _ring_count(rng, hi - lo + 1)
+        lease = rng.random() < 0.5
+    if lease:
+        path = f"/v2/sequences/{name}/lease?count={count}"
+        if fmt in ("string", "text"):
+            path += "&format=" + fmt
+        return seq, EP_INDEX["lease"], "POST", path, count, fmt
+    method = rng.choice(("GET", "POST"))
+    endpoint = EP_INDEX["next-get" if method == "GET" else "next-post"]
+    path = f"/v2/sequences/{name}/next?count={count}"
+    return seq, endpoint, method, path + ("&" + query if query else ""), count, fmt
 
 
 def numbers_of(body, fmt, single):
@@ -184,6 +226,20 @@ def runs_of(numbers):
     return out, False, s
 
 
+def ring_runs(numbers, ascending):
+    """Runs of consecutive numbers (lo <= hi) in the order the answer gave
+    them: a ring's answer may wrap, and the lap check needs to know which
+    numbers came after its origin."""
+    out = []
+    step = 1 if ascending else -1
+    for x in numbers:
+        if out and x == out[-1][1] + step:
+            out[-1][1] = x
+        else:
+            out.append([x, x])
+    return [(min(a, b), max(a, b)) for a, b in out]
+
+
 def run_client(shared, client_id, kind, path, seed):
     """The body of one client process."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -224,6 +280,8 @@ def run_client(shared, client_id, kind, path, seed):
                 time.sleep(0.02 if status in (503, 0) else 0.05)
                 continue
             _record(writer, t_send, t_recv, seq, endpoint, slot, count, fmt, body)
+            if kind == "ring":
+                time.sleep(RING_PAUSE)
     finally:
         writer.close()
         for conn in conns.values():
@@ -262,17 +320,28 @@ def _exchange(conns, port, method, path, headers):
 
 def _record(writer, t_send, t_recv, seq, endpoint, slot, count, fmt, body):
     is_lease = endpoint == EP_INDEX["lease"]
+    ring = seq in history.RING_INDEX
     try:
         if is_lease:
-            runs = sorted((min(a, b), max(a, b)) for a, b in ranges_of(body, fmt))
+            given = [(min(a, b), max(a, b)) for a, b in ranges_of(body, fmt)]
+            runs = sorted(given)
             got = sum(hi - lo + 1 for lo, hi in runs)
             distinct = all(runs[k][1] < runs[k + 1][0] for k in range(len(runs) - 1))
             in_order = True
+            if ring:
+                runs = given
         else:
             numbers = numbers_of(body, fmt, endpoint == EP_INDEX["v1"])
             runs, distinct, ordered = runs_of(numbers)
             got = len(numbers)
-            if history.ASCENDING[seq]:
+            if ring:
+                # No order to check on a ring: an answer that needs several
+                # reservations while others wrap the ring leaves out what it
+                # holds already, so its runs follow the reservations, not
+                # the numbers (the lap check uses that order).
+                in_order = True
+                runs = ring_runs(numbers, history.ASCENDING[seq])
+            elif history.ASCENDING[seq]:
                 in_order = numbers == ordered
             else:
                 in_order = numbers == ordered[::-1]
@@ -280,9 +349,14 @@ def _record(writer, t_send, t_recv, seq, endpoint, slot, count, fmt, body):
         writer.status(t_send, t_recv, seq, endpoint, slot, history.BAD_BODY)
         return
     # In the order they were served, so that answers that continue one
-    # another merge.
-    for lo, hi in runs if history.ASCENDING[seq] else reversed(runs):
-        writer.run(t_send, t_recv, seq, endpoint, slot, lo, hi, merge=not is_lease)
+    # another merge. A ring's runs: each answer's in the order it gave them,
+    # never merged (the checker finds its origin in it).
+    if ring:
+        for lo, hi in runs:
+            writer.run(t_send, t_recv, seq, endpoint, slot, lo, hi, merge=False)
+    else:
+        for lo, hi in runs if history.ASCENDING[seq] else reversed(runs):
+            writer.run(t_send, t_recv, seq, endpoint, slot, lo, hi, merge=not is_lease)
     if not distinct:
         writer.status(t_send, t_recv, seq, endpoint, slot, history.DUPLICATE_IN_ANSWER)
     if not in_order:

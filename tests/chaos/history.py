@@ -44,8 +44,19 @@ SEQUENCES = [
     ("sd", False, "strict"),
     # Only range leases (and the nemesis) touch gb: the give-back race.
     ("gb", True, "leased"),
+    # Small cycling sequences (RINGS): they wrap every few thousand numbers,
+    # so numbers come back; checked lap by lap (checker.py), not by overlap.
+    ("ring-a", True, "leased"),
+    ("ring-d", False, "strict"),
+    # Made by `pez store copy` (the cli-admin fault), not by the suite: 404
+    # until then.
+    ("copied", True, "leased"),
 ]
 SEQ_INDEX = {name: i for i, (name, _, _) in enumerate(SEQUENCES)}
+# The rings' ranges (min, max): ring-a a lap of 3,000 numbers leased three
+# blocks of 1,000 at a time, ring-d 2,500 strict.
+RINGS = {"ring-a": (1, 3000), "ring-d": (1, 2500)}
+RING_INDEX = {SEQ_INDEX[name] for name in RINGS}
 ASCENDING = [asc for _, asc, _ in SEQUENCES]
 # Named sequences the nemesis deletes and re-creates.
 RECREATABLE = ["la", "ld", "sa", "sd"]
@@ -61,8 +72,8 @@ ENDPOINTS = [
     "next-get",  # GET /v2/sequences/S/next?count=N
     "next-post",  # POST /v2/sequences/S/next?count=N
     "lease",  # POST /v2/sequences/S/lease?count=N (range lease)
-    "nemesis-next",  # the nemesis's own takes (give-back race)
-    "nemesis-lease",  # the nemesis's own range lease (give-back race)
+    "nemesis-next",  # the nemesis's own takes (give-back race, rings)
+    "nemesis-lease",  # the nemesis's own range leases (give-back race, rings)
 ]
 EP_INDEX = {name: i for i, name in enumerate(ENDPOINTS)}
 

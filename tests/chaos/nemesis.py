@@ -22,19 +22,27 @@ Observations:
   received before the standby was back, was served without being durable.
 - `skip`: the numbers a restart or a re-create skips on purpose (from where
   the store stood to the new start), so they do not count as lost to gaps.
-- `absent`: while a named sequence is deleted and re-created, 404 is the
-  right answer.
+- `absent`: while a named sequence is deleted and re-created, and until
+  `pez store copy` made `copied`, 404 is the right answer.
+- `laps`: each ring's count of laps begun, read every ~150 ms (LapPoller)
+  and wherever a fault needs it; `ring_after`: where a ring stood in its
+  lap, read while nobody could take from it (the checker's lap rule).
+- `floors`: where `pez store copy` put `copied`; `commands`: every `pez`
+  command run, its exit code, time and bound.
 """
 
 import json
+import os
 import sqlite3
+import subprocess
 import threading
 import time
 
 import history
-from clients import runs_of
-from history import EP_INDEX, SEQ_INDEX, SEQUENCES
-from pez import request
+from clients import ring_runs, runs_of
+from history import EP_INDEX, RING_INDEX, RINGS, SEQ_INDEX, SEQUENCES
+from pez import request, run_cli
+from pg import Session
 from procs import HarnessError
 
 MARGIN = 10**12  # restarts and re-creates land this far ahead
@@ -56,6 +64,23 @@ PG_FAULTS = {
     "recreate": 3.0,
     "restart-seq": 2.0,
     "giveback-race": 1.5,
+    "sync-commit-local": 1.0,
+    "ring": 2.0,
+    "cli-admin": 1.5,
+    "standby-lost-admin": 1.0,
+}
+# Behind PgBouncer (transaction mode, 2 server connections): the faults
+# that make sense through a pooler in front of one server (no failover: the
+# pooler names one host).
+POOLER_FAULTS = {
+    "kill9": 2.0,
+    "sigterm": 2.0,
+    "pg-restart-fast": 1.0,
+    "standby-outage": 1.0,
+    "sync-commit-local": 1.0,
+    "ring": 1.5,
+    "cli-admin": 1.0,
+    "restart-seq": 1.0,
 }
 SQLITE_FAULTS = {
     "kill9": 3.0,
@@ -63,6 +88,7 @@ SQLITE_FAULTS = {
     "lock-hold": 2.0,
     "recreate": 2.0,
     "restart-seq": 2.0,
+    "ring": 2.0,
 }
 
 DESCRIPTIONS = {
@@ -87,6 +113,20 @@ DESCRIPTIONS = {
     "giveback-race": "a graceful stop's give-back of gb, with a range lease of gb through "
     "another instance landing between its read and its write",
     "lock-hold": "another process holds SQLite's write lock (BEGIN EXCLUSIVE) for 2-5 s",
+    "sync-commit-local": "a DBA's ALTER SYSTEM SET synchronous_commit = 'local' and reload on "
+    "the primary, the synchronous standby crashed for 2-4 s under it, back, then RESET "
+    "and reload",
+    "ring": "small cycling sequences: an instance holds most of a ring-a lap that began at "
+    "its origin while a full lap (3,000, or 2,000 + 1,000) is range-leased through another, "
+    "which brings the sequence back where it stood; the first is SIGTERMed (its give-back "
+    "must be refused), restarted and takes ring-a before anyone else; full laps of ring-d "
+    "meanwhile; then kill -9 of an instance amid full-lap leases",
+    "cli-admin": "while clients serve: pez sequence restart (forward/reverse 10^12 ahead, "
+    "--allow-early-wrap), export then import of the export with one sequence 10^12 "
+    "ahead, and pez store copy --to-file of a small embedded store holding `copied`",
+    "standby-lost-admin": "synchronous standby crashed; meanwhile an instance is stopped and "
+    "started, pez migrate and pez handback run (bounded: non-zero exit, one pez: line); "
+    "standby back, every instance serving",
 }
 
 
@@ -103,6 +143,14 @@ class FaultLog:
         self.skips = []
         self.absent = []
         self.anomalies = []
+        # Numbers of `copied` below a floor must not be received (from
+        # t_from on): what `pez store copy` put there.
+        self.floors = []
+        # `pez` commands the nemesis ran: what, exit code, seconds, bound.
+        self.commands = []
+        # Where a ring stood in its lap, read while nobody could take from
+        # it: numbers handed out in that lap must lie behind it.
+        self.ring_after = []
 
     def begin(self, kind, **detail):
         self.bump()
@@ -133,16 +181,85 @@ class FaultLog:
                     "skips": self.skips,
                     "absent": self.absent,
                     "anomalies": self.anomalies,
+                    "floors": self.floors,
+                    "commands": self.commands,
+                    "ring_after": self.ring_after,
                 },
                 f,
                 indent=1,
             )
 
 
+class LapPoller:
+    """Reads each ring's count of laps begun from the store every
+    `interval` s, in a thread of its own: (t_start, t_end, {name: laps}),
+    the read's snapshot taken between the two. The nemesis adds reads of
+    its own where the store is out of PEZ's reach (a crashed primary
+    started again, a standby before its promotion), so that a count a
+    failover lost is seen to go down before PEZ can count it up again."""
+
+    def __init__(self, read, interval=0.15):
+        self.read = read
+        self.interval = interval
+        self.observations = []
+        self.failures = 0
+        self._lock = threading.Lock()
+        self._reading = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = None
+
+    def record(self, t_start, t_end, laps):
+        if laps:
+            with self._lock:
+                self.observations.append([t_start, t_end, laps])
+
+    def poll(self):
+        """One read now (the nemesis calls it too, where it needs one)."""
+        with self._reading:
+            t_start = time.monotonic()
+            try:
+                laps = self.read()
+            except (HarnessError, subprocess.TimeoutExpired, sqlite3.Error, OSError):
+                self.failures += 1
+                return None
+            self.record(t_start, time.monotonic(), laps)
+            return laps
+
+    def start(self):
+        def loop():
+            while not self._stop.wait(self.interval):
+                self.poll()
+
+        self.poll()
+        self._thread = threading.Thread(target=loop, daemon=True)
+        self._thread.start()
+
+    def stop(self, close=None):
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(15)
+        self.poll()
+        if close is not None:
+            close()
+
+    def saved(self):
+        with self._lock:
+            return sorted(self.observations, key=lambda o: o[1])
+
+
 class Nemesis:
     def __init__(self, phase, rng, shared, instances, log, writer, pair=None,
-                 proxies=(), sqlite_path=None, sync_interval=1.0):
+                 proxies=(), sqlite_path=None, sync_interval=1.0, binary=None, db_url=None,
+                 workdir=None):
         self.phase = phase
+        self.pg = phase != "sqlite"
+        self.binary = binary
+        # The URL the instances are given (through PgBouncer in that phase):
+        # the CLI uses it too.
+        self.db_url = db_url
+        self.workdir = workdir
+        self.copied_start = None
+        self.cli_runs = 0
         self.rng = rng
         self.shared = shared
         self.instances = instances
@@ -153,10 +270,13 @@ class Nemesis:
         self.proxies = list(proxies)
         self.sqlite_path = sqlite_path
         self.sync_interval = sync_interval
-        self.weights = PG_FAULTS if phase == "pg" else SQLITE_FAULTS
+        self.weights = dict({"pg": PG_FAULTS, "pgbouncer": POOLER_FAULTS,
+                             "sqlite": SQLITE_FAULTS}[phase])
         self.mode = {name: mode for name, _, mode in SEQUENCES}
         self.flipped_to_strict = False
         self.stopped_in_outage = False
+        self.laps = LapPoller(self.read_laps)
+        self.session = None  # psql session on the primary, for the lap reads
 
     # -- the schedule -----------------------------------------------------
 
@@ -243,10 +363,13 @@ class Nemesis:
 
     def repair(self):
         """Back to a primary with a synchronous standby and every instance up."""
-        if self.phase == "pg":
+        if self.pg:
             primary, standby = self.pair.primary, self.pair.standby
             if not primary.accepts_writes():
                 raise HarnessError(f"{primary.label} is not a primary any more; cannot repair")
+            # A DBA's setting left by a fault cut short goes first, before a
+            # base backup could copy it (postgresql.auto.conf).
+            primary.alter_system("synchronous_commit")
             if not standby.running():
                 try:
                     standby.restart()
@@ -263,7 +386,7 @@ class Nemesis:
     # -- where the store stands ----------------------------------------------
 
     def positions(self):
-        if self.phase == "pg":
+        if self.pg:
             return self.pair.positions()
         conn = sqlite3.connect(self.sqlite_path, timeout=10)
         try:
@@ -301,7 +424,7 @@ class Nemesis:
         fault = self.log.begin("kill9", instance=inst.slot)
         inst.kill9()
         self.down(inst)
-        if self.phase == "sqlite":
+        if not self.pg:
             # Nothing can lease until it is started again: every number
             # received so far must be behind where the file stands.
             self.observe(fault, "after", time.monotonic(), "store file after kill -9")
@@ -314,7 +437,7 @@ class Nemesis:
         fault = self.log.begin("sigterm", instance=inst.slot)
         self.down(inst)
         self.stop_gracefully(inst, fault, 25)
-        if self.phase == "sqlite":
+        if not self.pg:
             self.observe(fault, "after", time.monotonic(), "store file after a graceful stop")
         time.sleep(self.rng.uniform(0.1, 1.0))
         self.bring_up(inst, fault)
@@ -377,6 +500,7 @@ class Nemesis:
             cluster.promote()
         positions = self.pair.positions(cluster, socket=True)
         self.observe(fault, "after", time.monotonic(), label, positions)
+        self.read_laps_from(cluster, socket=True)
         cluster.reopen()
         cluster.wait_accepts_writes()
 
@@ -390,6 +514,7 @@ class Nemesis:
         positions = self.pair.positions(new)
         self.observe(fault, "after", time.monotonic(), "standby, before its promotion",
                      positions)
+        self.read_laps_from(new)
         new.promote()
         self.promoted(fault, fault["t_start"])
         self.log.end(fault)
@@ -402,6 +527,8 @@ class Nemesis:
         self.pair.swap()
         new.make_async()
         new.wait_accepts_writes()
+        # Whatever a base backup once copied into its postgresql.auto.conf.
+        new.alter_system("synchronous_commit")
         old.rebuild_as_standby_of(new)
         fault["new_primary"] = new.label
         if self.wait_serving(fault):
@@ -432,7 +559,7 @@ class Nemesis:
         horizon = {}
         for name, value in stood.items():
             seq = SEQ_INDEX.get(name)
-            if seq is None:
+            if seq is None or seq in RING_INDEX:
                 continue
             ahead = HORIZON_STEPS * steps[name]
             horizon[name] = value + ahead if history.ASCENDING[seq] else value - ahead
@@ -608,8 +735,11 @@ class Nemesis:
             value, skip = stood - MARGIN, (stood - MARGIN + 1, stood)
         fault = self.log.begin("restart-seq", sequence=name, stood=stood, value=value)
         self.log.skips.append({"seq": seq, "lo": skip[0], "hi": skip[1]})
+        # Every sequence cycles: moving one that has issued numbers ahead
+        # needs consent (409 without it).
         by, _, _ = self.admin(
-            "POST", f"/v2/sequences/{name}/restart", {"value": value}, fault, (200,)
+            "POST", f"/v2/sequences/{name}/restart",
+            {"value": value, "allow_early_wrap": True}, fault, (200,)
         )
         fault["through"] = by.slot
         self.log.end(fault)
@@ -676,12 +806,16 @@ class Nemesis:
         ep = EP_INDEX["nemesis-next"]
         if status != 200:
             self.writer.status(t_send, t_recv, seq, ep, inst.slot, status)
-            return
-        runs, distinct, _ = runs_of(json.loads(body))
+            return status, []
+        numbers = json.loads(body)
+        runs, distinct, _ = runs_of(numbers)
+        if seq in RING_INDEX:
+            runs = ring_runs(numbers, history.ASCENDING[seq])
         for lo, hi in runs:
             self.writer.run(t_send, t_recv, seq, ep, inst.slot, lo, hi, merge=False)
         if not distinct:
             self.writer.status(t_send, t_recv, seq, ep, inst.slot, history.DUPLICATE_IN_ANSWER)
+        return status, numbers
 
     def range_lease(self, inst, name, count, timeout=5):
         """A range lease the nemesis takes itself: recorded like a client's."""
@@ -696,9 +830,396 @@ class Nemesis:
             self.writer.status(t_send, t_recv, seq, ep, inst.slot, status)
             return status, []
         ranges = [(r["first"], r["last"]) for r in json.loads(body)["ranges"]]
-        runs = sorted((min(a, b), max(a, b)) for a, b in ranges)
-        for lo, hi in runs:
+        given = [(min(a, b), max(a, b)) for a, b in ranges]
+        runs = sorted(given)
+        # A ring's ranges in the order the answer gave them (see ring_runs).
+        for lo, hi in given if seq in RING_INDEX else runs:
             self.writer.run(t_send, t_recv, seq, ep, inst.slot, lo, hi, merge=False)
         if any(runs[k][1] >= runs[k + 1][0] for k in range(len(runs) - 1)):
             self.writer.status(t_send, t_recv, seq, ep, inst.slot, history.DUPLICATE_IN_ANSWER)
         return status, ranges
+
+    # -- the rings' lap counters ----------------------------------------------------
+
+    def read_laps(self):
+        """{ring: laps} as the store has it now (the current primary)."""
+        if self.pg:
+            primary = self.pair.primary
+            if self.session is None or self.session.cluster is not primary \
+                    or not self.session.alive():
+                self.close_session()
+                self.session = Session(primary)
+            listed = ", ".join(f"'{n}'" for n in RINGS)
+            rows = self.session.rows(
+                f"SELECT name, laps FROM pez.sequences WHERE name IN ({listed})")
+            return {name: int(laps) for name, laps in rows}
+        conn = sqlite3.connect(f"file:{self.sqlite_path}?mode=ro", uri=True, timeout=0.3)
+        try:
+            names = list(RINGS)
+            rows = conn.execute(
+                f"SELECT name, laps FROM sequences WHERE name IN ({','.join('?' * len(names))})",
+                names,
+            ).fetchall()
+        finally:
+            conn.close()
+        return {name: int(laps) for name, laps in rows}
+
+    def stop_laps(self):
+        self.laps.stop(close=self.close_session)
+
+    def close_session(self):
+        if self.session is not None:
+            self.session.close()
+            self.session = None
+
+    def ring_stands(self, name):
+        """Where a ring's next reservation starts (None from PostgreSQL's
+        positions means past the end: the origin)."""
+        lo, hi = RINGS[name]
+        stood = self.positions().get(name)
+        if stood is None:
+            return lo if history.ASCENDING[SEQ_INDEX[name]] else hi
+        return stood
+
+    def read_laps_from(self, cluster, socket=False):
+        """A read of the laps where PEZ cannot reach the store (bounded; a
+        failure only leaves a wider interval)."""
+        t_start = time.monotonic()
+        try:
+            laps = cluster.laps(RINGS, socket=socket, timeout=5)
+        except (HarnessError, subprocess.TimeoutExpired):
+            return
+        self.laps.record(t_start, time.monotonic(), laps)
+
+    def on_hand(self, inst, name):
+        status, body = request(inst.port, "GET", f"/v2/sequences/{name}", admin=True)
+        try:
+            return json.loads(body).get("on_hand", 0) if status == 200 else 0
+        except ValueError:
+            return 0
+
+    # -- `pez` from the command line -------------------------------------------------
+
+    def cli(self, fault, what, args, env, timeout=60, bound=None, expect_failure=False):
+        """Runs `pez ARGS` (bounded by `timeout`) and logs it; its exit code."""
+        code, seconds, lines = run_cli(self.binary, args, env, self.cli_dir(), timeout)
+        pez_lines = [line for line in lines if line.startswith("pez:")]
+        entry = {
+            "fault": fault["id"],
+            "what": what,
+            "code": code,
+            "seconds": round(seconds, 3),
+            "bound": bound,
+            "expect_failure": expect_failure,
+            "pez_lines": len(pez_lines),
+            "said": (pez_lines or lines or [""])[-1][:300],
+        }
+        self.log.commands.append(entry)
+        fault.setdefault("commands", []).append(
+            f"{what}: exit {code} in {seconds:.2f}s: {entry['said']}")
+        if code != 0 and not expect_failure:
+            self.log.anomaly(fault, f"pez {what} exited {code}: {entry['said']}")
+        return code
+
+    def cli_dir(self):
+        path = os.path.join(self.workdir, "cli")
+        os.makedirs(path, exist_ok=True)
+        return path
+
+    def cli_env(self, startup_ms):
+        return {
+            "PEZ_DATABASE_URL": self.db_url,
+            "PEZ_LOG": "warn",
+            "PEZ_DB_STARTUP_TIMEOUT_MS": str(startup_ms),
+        }
+
+    def skip_ahead(self, seq, stood, value):
+        """Records what moving `seq` from `stood` to `value` skips."""
+        lo, hi = (stood, value - 1) if history.ASCENDING[seq] else (value + 1, stood)
+        self.log.skips.append({"seq": seq, "lo": lo, "hi": hi})
+
+    # -- issue 16's faults -------------------------------------------------------------
+
+    def f_sync_commit_local(self):
+        """A DBA lowers synchronous_commit for the whole server; PEZ's own
+        transactions must still wait for the synchronous standby."""
+        fault = self.log.begin("sync-commit-local")
+        primary, standby = self.pair.primary, self.pair.standby
+        primary.alter_system("synchronous_commit", "local")
+        fault["server_setting"] = primary.show("synchronous_commit")
+        try:
+            time.sleep(self.rng.uniform(0.5, 1.5))  # under load with it first
+            horizon, t_ps = self.standby_down(fault)
+            hold_until = t_ps + self.rng.uniform(2.0, 4.0)
+            while time.monotonic() < hold_until:
+                time.sleep(0.05)
+            self.observe(fault, "window", time.monotonic(),
+                         WINDOW_LABEL + ", synchronous_commit = local", horizon, t_from=t_ps)
+            standby.restart()
+            primary.make_sync()
+        finally:
+            # Reset before anything else: a base backup taken later would
+            # copy it (postgresql.auto.conf) into a rebuilt standby.
+            primary.alter_system("synchronous_commit")
+        fault["setting_after"] = primary.show("synchronous_commit")
+        self.log.end(fault)
+
+    def f_ring(self):
+        """Full laps of the small cycling sequences around a graceful stop
+        and a kill -9: a give-back after a full lap must be refused.
+
+        ring-a (3,000 numbers, 1,000 a nextval()): instance a reserves a
+        block that begins at the ring's origin, so the numbers it holds lie
+        in one lap, and the store stands right after it; a full lap of
+        exact takes through b (3,000, or a lap-sized pair 2,000 + 1,000)
+        brings the native sequence back exactly there, one lap later; then
+        a stops gracefully. Its give-back must be refused (the lap count
+        moved). Were it taken, the restarted a would hand out again, in the
+        lap b's full lap began, numbers b had in it: a's range leases right
+        after its restart, before anyone else takes ring-a, and b's lap are
+        both pinned to that lap by lap reads around them, and the lap check
+        sees it. ring-d (2,500, strict) gets full laps and 1,500 + 1,000
+        pairs through b meanwhile. Then kill -9 of an instance amid full
+        laps. (With one instance, SQLite, a and b are the same.)"""
+        live = self.live()
+        if not live:
+            raise HarnessError("no instance is up")
+        a = self.rng.choice(live)
+        others = [i for i in live if i is not a]
+        b = self.rng.choice(others) if others else a
+        fault = self.log.begin("ring", stopped=a.slot, leases_through=b.slot)
+        ra = SEQ_INDEX["ring-a"]
+        origin, last = RINGS["ring-a"]
+        lap_a = last - origin + 1
+        lap_d = RINGS["ring-d"][1] - RINGS["ring-d"][0] + 1
+        # Clients leave ring-a alone until the restarted a has taken from it.
+        self.shared.paused[ra] = 1
+        try:
+            deadline = time.monotonic() + 20
+            while not self.shared.quiet(ra) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            fault["newest_block_from_origin"] = self.hold_lap_from_origin(a, b, lap_a, origin)
+            fault["held_by_stopped"] = self.on_hand(a, "ring-a")
+            self.laps.poll()
+            lap = self.rng.choice(([lap_a], [2000, lap_a - 2000], [1000, lap_a - 1000]))
+            fault["lap_through_b"] = lap
+            for count in lap:
+                self.range_lease(b, "ring-a", count)
+                self.laps.poll()
+            fault["back_at_origin_after_the_lap"] = self.ring_stands("ring-a") == origin
+            self.down(a)
+            stopper = threading.Thread(target=self.stop_gracefully, args=(a, fault, 25))
+            stopper.start()
+            n = 0
+            while stopper.is_alive():
+                if b is not a:
+                    if n % 2 == 0:
+                        self.range_lease(b, "ring-d", lap_d)
+                    else:
+                        self.range_lease(b, "ring-d", lap_d * 3 // 5)
+                        self.range_lease(b, "ring-d", lap_d - lap_d * 3 // 5)
+                    n += 1
+                else:
+                    time.sleep(0.02)
+            stopper.join()
+            fault["ring_a_at_stop"] = [
+                line.split("] ", 1)[-1] for line in a.log_lines("ring-a: ")[-2:]
+            ]
+            # A refused give-back leaves ring-a where b's lap left it (at
+            # its origin); one taken sets it back into the lap b's full lap
+            # began, behind numbers b has: the lap check's `ring_after`.
+            self.ring_read_after(fault, "ring-a", "after the graceful stop of an instance "
+                                 "that held a block when a full lap went by")
+            if not self.pg:
+                self.observe(fault, "after", time.monotonic(),
+                             "store file after a graceful stop")
+            self.laps.poll()
+            time.sleep(self.rng.uniform(0.1, 0.5))
+            self.bring_up(a, fault)
+            self.laps.poll()
+            # Exact takes of less than a nextval() first (no origin in them),
+            # then leased ones, all before anyone else takes ring-a.
+            for _ in range(2):
+                self.range_lease(a, "ring-a", self.rng.randint(1, 999))
+            self.laps.poll()
+            for _ in range(2):
+                self.take(a, "ring-a", self.rng.randint(1, 300))
+            self.laps.poll()
+        finally:
+            self.shared.paused[ra] = 0
+        self.take(a, "ring-a", lap_a)
+        # kill -9 amid full laps.
+        victim = self.pick()
+        through = [i for i in self.live() if i is not victim]
+        self.take(victim, "ring-a", self.rng.randint(1, 100))
+        fault["killed"] = victim.slot
+        victim.kill9()
+        self.down(victim)
+        if not self.pg:
+            self.observe(fault, "after", time.monotonic(), "store file after kill -9")
+        for inst in through[:1]:
+            self.range_lease(inst, "ring-a", lap_a)
+            self.range_lease(inst, "ring-d", lap_d)
+        time.sleep(self.rng.uniform(0.2, 1.0))
+        self.bring_up(victim, fault)
+        self.take(victim, "ring-a", lap_a)
+        self.range_lease(victim, "ring-d", lap_d)
+        self.log.end(fault)
+
+    def ring_read_after(self, fault, name, label):
+        """Where ring `name` stands and its lap count, read while nobody
+        takes from it (the count read before and after the position, the
+        same both times)."""
+        t_read = time.monotonic()
+        before = self.laps.poll()
+        stood = self.ring_stands(name)
+        after = self.laps.poll()
+        fault[f"{name}_stands_after"] = stood
+        if before and after and before.get(name) == after.get(name) is not None:
+            self.log.ring_after.append({"seq": SEQ_INDEX[name], "fault": fault["id"],
+                                        "t_read": t_read, "laps": before[name],
+                                        "position": stood, "label": label})
+
+    def hold_lap_from_origin(self, a, b, lap, origin):
+        """Makes instance a's newest block of ring-a a whole lap from the
+        origin, with the store standing right after it (at the origin
+        again) and a holding some of it. True once it does (a few tries)."""
+        for _ in range(8):
+            stood = self.ring_stands("ring-a")
+            if stood != origin:
+                # Whole nextval() steps up to the end of the lap.
+                self.range_lease(b, "ring-a", lap - (stood - origin))
+            held = self.on_hand(a, "ring-a")
+            # Served all it holds, a leases again, from the origin.
+            self.take(a, "ring-a", max(1, min(held, lap)))
+            time.sleep(0.05)
+            leased = (a.log_lines("ring-a: leased") or [""])[-1]
+            if (f" numbers {origin}..={origin + lap - 1} " in leased
+                    and self.on_hand(a, "ring-a") > lap // 2
+                    and self.ring_stands("ring-a") == origin):
+                # Some of it served, so that a give-back would set the
+                # sequence back into the lap (a whole lap given back would
+                # leave it where it stands), and more than half of it kept,
+                # so that a does not lease ahead.
+                self.take(a, "ring-a", self.rng.randint(1, self.on_hand(a, "ring-a") - lap // 2))
+                return self.ring_stands("ring-a") == origin
+        return False
+
+    def f_cli_admin(self):
+        """restart, export + import and store copy from the command line,
+        against the database the instances serve from, under load."""
+        fault = self.log.begin("cli-admin")
+        self.cli_runs += 1
+        work = os.path.join(self.cli_dir(), f"run-{self.cli_runs}")
+        os.makedirs(work, exist_ok=True)
+        env = self.cli_env(10000)
+        bound = 30
+        # 1. pez sequence restart, 10^12 ahead of where the store stands.
+        name = self.rng.choice(history.RESTARTABLE)
+        seq = SEQ_INDEX[name]
+        stood = self.stands(name)
+        value = stood + MARGIN if history.ASCENDING[seq] else stood - MARGIN
+        fault["restart"] = {"sequence": name, "stood": stood, "value": value}
+        self.skip_ahead(seq, stood, value)
+        self.cli(fault, "sequence restart", ["sequence", "restart", name, str(value),
+                                             "--allow-early-wrap"], env, bound=bound)
+        # 2. export, and import the export with one sequence 10^12 further.
+        exported = os.path.join(work, "export.json")
+        if self.cli(fault, "sequence export", ["sequence", "export", "-o", exported], env,
+                    bound=bound) == 0:
+            with open(exported) as f:
+                listing = json.load(f)
+            name = self.rng.choice(history.RESTARTABLE)
+            seq = SEQ_INDEX[name]
+            entry = next(e for e in listing["sequences"] if e["name"] == name)
+            was = entry["next"]
+            entry["next"] = was + MARGIN if history.ASCENDING[seq] else was - MARGIN
+            fault["import"] = {"sequence": name, "exported": was, "next": entry["next"]}
+            self.skip_ahead(seq, was, entry["next"])
+            imported = os.path.join(work, "import.json")
+            with open(imported, "w") as f:
+                json.dump(listing, f)
+            self.cli(fault, "sequence import", ["sequence", "import", imported,
+                                                "--allow-early-wrap"], env, bound=bound)
+        # 3. pez store copy of a small embedded store holding `copied`: the
+        # first time it creates it in PostgreSQL at a position of its own,
+        # later it moves it 10^12 ahead of where it stands there.
+        copied = SEQ_INDEX["copied"]
+        embedded = {"PEZ_DATA_DIR": os.path.join(work, "embedded"), "PEZ_LOG": "warn"}
+        first = self.copied_start is None
+        if first:
+            start = target = 10**15 + self.rng.randrange(10**12)
+            stood = None
+        else:
+            start = self.copied_start
+            stood = self.positions().get("copied", start)
+            target = stood + MARGIN
+        self.cli(fault, "sequence create (embedded)",
+                 ["sequence", "create", "copied", "--min", "1", "--max", str(MAX),
+                  "--start", str(start)], embedded, bound=bound)
+        if target != start:
+            self.cli(fault, "sequence restart (embedded)",
+                     ["sequence", "restart", "copied", str(target)], embedded, bound=bound)
+        url_file = os.path.join(work, "database-url")
+        with open(url_file, "w") as f:
+            f.write(self.db_url + "\n")
+        os.chmod(url_file, 0o600)
+        code = self.cli(fault, "store copy", ["store", "copy", "--to-file", url_file,
+                                             "--allow-early-wrap"], embedded, bound=bound)
+        t_copied = time.monotonic()
+        fault["copy"] = {"position": target, "created": first, "stood": stood}
+        if first:
+            for a in self.log.absent:
+                if a["seq"] == copied and a["t_to"] == float("inf"):
+                    a["t_to"] = t_copied + 2 * self.sync_interval + 2.0
+            if code == 0:
+                self.copied_start = start
+                self.log.floors.append({"seq": copied, "value": target, "t_from": None,
+                                        "fault": fault["id"],
+                                        "label": "created by pez store copy"})
+        else:
+            self.skip_ahead(copied, stood, target)
+            if code == 0:
+                self.log.floors.append({
+                    "seq": copied, "value": target, "fault": fault["id"],
+                    "t_from": t_copied + 2 * self.sync_interval + 1.0,
+                    "label": "moved ahead by pez store copy (requests sent from twice "
+                             "the sync interval and a second after it)"})
+        self.log.end(fault)
+
+    def f_standby_lost_admin(self):
+        """The synchronous standby gone while an instance starts and
+        `pez migrate` and `pez handback` run: bounded, nothing served that
+        the standby does not have."""
+        fault = self.log.begin("standby-lost-admin")
+        standby = self.pair.standby
+        horizon, t_ps = self.standby_down(fault)
+        inst = self.pick()
+        fault["instance_restarted"] = inst.slot
+        self.down(inst)
+        self.stop_gracefully(inst, fault, 12)
+        inst.spawn()  # its start waits for the store, or gives up (started again later)
+        startup_ms = 3000
+        # The start-up bound, one call's deadline past it (twice
+        # PEZ_DB_TIMEOUT_MS) and the process's own start and stop.
+        bound = startup_ms / 1000 + 2.0 + 5.0
+        env = self.cli_env(startup_ms)
+        self.cli(fault, "migrate (standby down)", ["migrate"], env, timeout=60, bound=bound,
+                 expect_failure=True)
+        # Refused anyway while instances are alive.
+        self.cli(fault, "handback (standby down)", ["handback"], env, timeout=60, bound=bound,
+                 expect_failure=True)
+        # Asked directly while it starts: anything it answers is checked
+        # against the standby's horizon like every other answer.
+        for name in ("forward", "la", "sa"):
+            self.take(inst, name, 10)
+        hold_until = t_ps + self.rng.uniform(1.0, 2.0)
+        while time.monotonic() < hold_until:
+            time.sleep(0.05)
+        self.observe(fault, "window", time.monotonic(), WINDOW_LABEL, horizon, t_from=t_ps)
+        standby.restart()
+        self.pair.primary.make_sync()
+        fault["instance_running_when_standby_back"] = inst.running
+        self.bring_up(inst, fault)
+        self.ensure_all_up(fault)
+        self.log.end(fault)

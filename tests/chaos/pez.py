@@ -14,7 +14,7 @@ import socket
 import subprocess
 import time
 
-from procs import HarnessError
+from procs import HarnessError, die_with_parent
 
 ADMIN_TOKEN = "chaos-admin-token"
 
@@ -58,6 +58,9 @@ class Instance:
         self.env["PEZ_ADMIN_TOKEN"] = ADMIN_TOKEN
         self.proc = None
         self.starts = 0
+        # time.monotonic() of every start: an instance reserves nothing
+        # before it (the rings' lap check uses it).
+        self.spawned = []
         self.log_path = None
         os.makedirs(workdir, exist_ok=True)
 
@@ -70,6 +73,7 @@ class Instance:
         if self.running:
             raise HarnessError(f"instance {self.slot} is already running")
         self.starts += 1
+        self.spawned.append(time.monotonic())
         self.log_path = os.path.join(self.workdir, f"pez-{self.starts}.log")
         log = open(self.log_path, "wb")
         env = {k: v for k, v in os.environ.items() if not k.startswith("PEZ_")}
@@ -137,3 +141,26 @@ class Instance:
             except OSError:
                 pass
         return out
+
+
+def run_cli(binary, args, env, cwd, timeout):
+    """`pez ARGS` as an operator runs it, bounded: (exit code or None when
+    it had to be killed after `timeout` s, seconds taken, output lines).
+    The environment is the suite's minus every PEZ_ variable, plus `env`;
+    `cwd` is a directory of its own (no .env of the source tree)."""
+    full = {k: v for k, v in os.environ.items() if not k.startswith("PEZ_")}
+    full.update(env)
+    started = time.monotonic()
+    try:
+        result = subprocess.run(
+            [binary, *args], cwd=cwd, env=full, stdin=subprocess.DEVNULL,
+            capture_output=True, text=True, timeout=timeout,
+            preexec_fn=die_with_parent,
+        )
+        code, out = result.returncode, (result.stdout + result.stderr)
+    except subprocess.TimeoutExpired as e:
+        code = None
+        out = ((e.stdout or b"").decode(errors="replace") if isinstance(e.stdout, bytes)
+               else (e.stdout or "")) + ((e.stderr or b"").decode(errors="replace")
+                                         if isinstance(e.stderr, bytes) else (e.stderr or ""))
+    return code, time.monotonic() - started, [line for line in out.splitlines() if line.strip()]

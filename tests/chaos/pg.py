@@ -13,11 +13,12 @@ PEZ believes.
 """
 
 import os
+import select
 import shutil
 import subprocess
 import time
 
-from procs import HarnessError, pid_alive, signal_pid, wait_pid_gone
+from procs import HarnessError, die_with_parent, pid_alive, signal_pid, wait_pid_gone
 
 MAX = 2**63 - 1
 DATABASE = "chaos"
@@ -176,6 +177,26 @@ class Cluster:
             raise HarnessError(f"psql on {self.label}: {result.stderr.strip()}")
         return [line.split("\t") for line in result.stdout.splitlines() if line]
 
+    def alter_system(self, setting, value=None):
+        """ALTER SYSTEM SET (or RESET, with no value) and a reload: what a
+        DBA does; written to postgresql.auto.conf in the data directory."""
+        if value is None:
+            self.sql(f"ALTER SYSTEM RESET {setting}", "postgres")
+        else:
+            self.sql(f"ALTER SYSTEM SET {setting} = '{value}'", "postgres")
+        self.sql("SELECT pg_reload_conf()", "postgres")
+
+    def show(self, setting):
+        """The setting as a new session sees it."""
+        return self.sql(f"SHOW {setting}", "postgres")[0][0]
+
+    def laps(self, names, socket=False, timeout=3):
+        """{sequence: its count of laps begun (pez.sequences.laps)}."""
+        listed = ", ".join(f"'{n}'" for n in names)
+        rows = self.sql(f"SELECT name, laps FROM pez.sequences WHERE name IN ({listed})",
+                        socket=socket, timeout=timeout)
+        return {name: int(laps) for name, laps in rows}
+
     def accepts_writes(self):
         try:
             return self.sql("SELECT NOT pg_is_in_recovery()", "postgres") == [["t"]]
@@ -318,3 +339,112 @@ class Pair:
         for cluster in (self.a, self.b):
             cluster.remove()
 
+
+
+class Session:
+    """One psql process kept open on a cluster, for reads many times a
+    second (a new psql each time costs tens of ms on a busy machine). Each
+    query is followed by a marker row; a query that fails prints only the
+    marker (no rows); a lost connection ends psql, and the session with it."""
+
+    MARK = "--pez-chaos-end--"
+
+    def __init__(self, cluster, database=DATABASE):
+        self.cluster = cluster
+        self.proc = subprocess.Popen(
+            [cluster.psql,
+             f"host=127.0.0.1 port={cluster.port} user=postgres dbname={database} "
+             "connect_timeout=2",
+             "-XqAt", "-F", "\t"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            bufsize=0, start_new_session=True, preexec_fn=die_with_parent,
+        )
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def rows(self, query, timeout=2.0):
+        try:
+            self.proc.stdin.write(f"{query};\nSELECT '{self.MARK}';\n".encode())
+        except OSError as e:
+            self.close()
+            raise HarnessError(f"psql session on {self.cluster.label}: {e}")
+        buf = b""
+        end = (self.MARK + "\n").encode()
+        deadline = time.monotonic() + timeout
+        while not buf.endswith(end):
+            ready, _, _ = select.select([self.proc.stdout], [], [],
+                                        max(0.0, deadline - time.monotonic()))
+            chunk = os.read(self.proc.stdout.fileno(), 65536) if ready else b""
+            if not chunk:
+                self.close()
+                raise HarnessError(f"psql session on {self.cluster.label}: no answer")
+            buf += chunk
+        lines = buf.decode().splitlines()[:-1]
+        return [line.split("\t") for line in lines if line]
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        for f in (self.proc.stdin, self.proc.stdout):
+            try:
+                f.close()
+            except OSError:
+                pass
+
+
+class Pooler:
+    """PgBouncer (tests/pg-cluster.sh pooler) in front of one server."""
+
+    def __init__(self, script, dir):
+        self.script = script
+        self.dir = dir
+        self.base_url = None
+
+    def start(self, upstream_port, mode, size, watch_pid):
+        result = subprocess.run(
+            [self.script, "pooler", self.dir, str(upstream_port), mode, str(size),
+             "--watch", str(watch_pid)],
+            capture_output=True, text=True, timeout=60, start_new_session=True,
+        )
+        if result.returncode != 0:
+            raise HarnessError(f"pg-cluster.sh pooler failed: {result.stderr.strip()}")
+        self.base_url = result.stdout.strip().splitlines()[-1]
+
+    def configure(self, **settings):
+        """Adds settings to its pgbouncer.ini ([pgbouncer] is its last
+        section) and reloads it (SIGHUP)."""
+        with open(os.path.join(self.dir, "pgbouncer.ini"), "a") as f:
+            for key, value in settings.items():
+                f.write(f"{key} = {value}\n")
+        pid = self.pid()
+        if pid is None:
+            raise HarnessError("PgBouncer has no pid file")
+        signal_pid(pid, 1)
+
+    def url(self, database=DATABASE):
+        """Its URL, for `database` (PgBouncer's `*` entry passes the name on)."""
+        return self.base_url.rsplit("/", 1)[0] + "/" + database
+
+    def pid(self):
+        try:
+            with open(os.path.join(self.dir, "pgbouncer.pid")) as f:
+                return int(f.read().strip())
+        except (OSError, ValueError):
+            return None
+
+    def log(self):
+        return os.path.join(self.dir, "pgbouncer.log")
+
+    def remove(self):
+        pid = self.pid()
+        try:
+            subprocess.run([self.script, "remove", self.dir], capture_output=True, timeout=60,
+                           start_new_session=True)
+        except subprocess.TimeoutExpired:
+            pass
+        if pid and not wait_pid_gone(pid, 10):
+            signal_pid(pid, 9)
+            wait_pid_gone(pid, 10)
+        shutil.rmtree(self.dir, ignore_errors=True)
