@@ -142,7 +142,7 @@ pub(super) fn create(settings: &Settings, name: &str, args: CreateArgs<'_>) -> R
     let spec = SequenceSpec::new(name, direction, min, max, start, cycle, mode)
         .map_err(|e| e.to_string())?;
     let outcome = open_store(settings)?
-        .create(&spec, Some(spec.start))
+        .create(&spec, store::Position::fresh(&spec))
         .map_err(|e| e.to_string())?;
     match outcome {
         Created::New => println!("{name}: created"),

@@ -57,6 +57,11 @@ impl StoreLink {
         self.store.call_limit()
     }
 
+    /// Whether the store can prove a give-back of `spec` safe at all.
+    pub fn gives_back(&self, spec: &SequenceSpec) -> bool {
+        self.store.gives_back(spec)
+    }
+
     /// The most numbers one reservation of `spec` takes (no I/O).
     pub fn most_per_reservation(&self, spec: &SequenceSpec) -> u64 {
         self.store.most_per_reservation(spec).max(1)
@@ -139,7 +144,7 @@ impl StoreLink {
 mod tests {
     use super::*;
     use crate::sequence::Block;
-    use crate::store::{Advanced, Consent, Created, Reserved, SequenceState, Stamp};
+    use crate::store::{Advanced, Consent, Created, Position, Reserved, SequenceState, Stamp};
 
     /// A store whose listing hangs far beyond its own stated limit.
     struct Hanging;
@@ -164,7 +169,7 @@ mod tests {
         fn advance(&self, _: &str, _: Option<i64>, _: Consent) -> Result<Advanced, StoreError> {
             Ok(Advanced::AlreadyThere { stands: None })
         }
-        fn create(&self, _: &SequenceSpec, _: Option<i64>) -> Result<Created, StoreError> {
+        fn create(&self, _: &SequenceSpec, _: Position) -> Result<Created, StoreError> {
             Ok(Created::Existing)
         }
         fn delete(&self, _: &str) -> Result<(), StoreError> {

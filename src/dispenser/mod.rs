@@ -33,7 +33,7 @@ pub use reservoir::{BlockSizing, LeaseDecision, Reservoir, Shortfall};
 pub use sync::StoreView;
 
 use crate::sequence::{Block, SequenceSpec};
-use crate::store::{Consent, Created, Store, StoreError};
+use crate::store::{Consent, Created, Position, Store, StoreError};
 use crate::telemetry::Metrics;
 use crate::unpoisoned;
 use registry::{Engine, Leased, Sequence};
@@ -353,8 +353,7 @@ impl Dispenser {
         let created = self
             .link
             .call("create", move |store| {
-                let start = Some(spec.start);
-                store.create(&spec, start)
+                store.create(&spec, Position::fresh(&spec))
             })
             .await?;
         self.reconcile_now().await?;

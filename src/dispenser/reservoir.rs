@@ -139,10 +139,11 @@ pub struct Reservoir {
     /// and is dropped. Generations never repeat.
     generation: i64,
     lease_generation: i64,
-    /// The sequence's count of laps after the latest lease whose blocks are
-    /// on hand (what a give-back must find unchanged), or `None` once a
-    /// lease overlapped numbers on hand: a small ring went a full lap under
-    /// this instance, and no give-back can be proven safe.
+    /// The sequence's count of laps after the leases whose blocks are on
+    /// hand (what a give-back must find unchanged), or `None` once a lease
+    /// overlapped numbers on hand (a small ring went a full lap under this
+    /// instance) or came under another count than the blocks still on
+    /// hand: then no give-back can be proven safe until the stock runs dry.
     laps: Option<i64>,
     /// When the lease in flight started, and its size.
     lease_started: Option<(Instant, u64)>,
@@ -281,6 +282,7 @@ impl Reservoir {
             return false;
         }
         self.starved = false;
+        let had_blocks = !self.blocks.is_empty();
         let mut overlapped = false;
         for block in blocks {
             let mut parts = vec![block];
@@ -295,7 +297,16 @@ impl Reservoir {
                 self.blocks.push_back(part);
             }
         }
-        self.laps = if overlapped { None } else { Some(laps) };
+        // One stamp covers every block on hand, so they must all come
+        // from leases under the same count of laps: blocks of two laps
+        // (a lease that began a lap while blocks of the last one are still
+        // here) cannot be proven safe to give back together.
+        let mixed = had_blocks && self.laps != Some(laps);
+        self.laps = if overlapped || mixed || self.laps.is_none() && had_blocks {
+            None
+        } else {
+            Some(laps)
+        };
         true
     }
 

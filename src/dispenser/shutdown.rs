@@ -67,13 +67,15 @@ impl Dispenser {
                 blocks.extend(reservoir.close());
                 reservoir.stamp()
             };
+            let stamp = stamp.filter(|_| self.link.gives_back(&sequence.spec));
             let Some(stamp) = stamp else {
                 let left: u64 = blocks.iter().map(Block::len).sum();
                 if left > 0 {
                     report.abandoned += left;
                     warn!(
-                        "{name}: a full lap went by while this instance held numbers; {left} \
-                         unused numbers stay a gap"
+                        "{name}: a give-back cannot be proven safe (a small ring on \
+                         PostgreSQL, or a full lap under this instance); {left} unused numbers \
+                         stay a gap"
                     );
                 }
                 continue;
@@ -108,11 +110,16 @@ impl Dispenser {
                     info!("{name}: gave back {} unused numbers {range}", block.len());
                 }
                 Ok(Ok(false)) => {
-                    report.abandoned += block.len();
+                    // Refused: the store moved on since the latest lease. An
+                    // older block can only be further from where it stands,
+                    // and is never tried (its numbers may be another lap's
+                    // now).
+                    let left: u64 = block.len() + blocks.by_ref().map(|b| b.len()).sum::<u64>();
+                    report.abandoned += left;
                     warn!(
-                        "{name}: the store moved on; {} unused numbers {range} stay a gap",
-                        block.len()
+                        "{name}: the store moved on; {left} unused numbers from {range} on stay a gap"
                     );
+                    return;
                 }
                 Ok(Err(e)) => {
                     report.abandoned += block.len();

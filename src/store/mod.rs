@@ -172,6 +172,27 @@ impl Reserved {
     }
 }
 
+/// Where a sequence is created: its next number (`None`: run out) and the
+/// laps it has begun (an import carries its source's, so that a sequence
+/// that went around there is not taken for a fresh one here).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Position {
+    /// The first number of its next reservation.
+    pub next: Option<i64>,
+    /// Laps begun.
+    pub laps: i64,
+}
+
+impl Position {
+    /// Where a new sequence starts: its start, no lap behind it.
+    pub fn fresh(spec: &SequenceSpec) -> Self {
+        Self {
+            next: Some(spec.start),
+            laps: 0,
+        }
+    }
+}
+
 /// What a give-back names: the generation and the count of laps the
 /// blocks it gives back were reserved under. The store takes them back only
 /// if both are unchanged (nobody restarted or re-created the sequence, and
@@ -238,11 +259,11 @@ pub trait Store: Send + Sync + 'static {
         consent: Consent,
     ) -> Result<Advanced, StoreError>;
 
-    /// Creates a sequence standing at `next` (`Some(spec.start)` for a new
-    /// one; an import's listed position; `None`: run out), in one
-    /// transaction, so nobody sees it anywhere else first; or finds it
-    /// there with the same settings, and leaves it where it stands.
-    fn create(&self, spec: &SequenceSpec, next: Option<i64>) -> Result<Created, StoreError>;
+    /// Creates a sequence standing `at` ([`Position::fresh`] for a new one;
+    /// an import's listed position and laps), in one transaction, so nobody
+    /// sees it anywhere else first; or finds it there with the same
+    /// settings, and leaves it where it stands.
+    fn create(&self, spec: &SequenceSpec, at: Position) -> Result<Created, StoreError>;
 
     /// Deletes a sequence (not `forward` or `reverse`).
     fn delete(&self, name: &str) -> Result<(), StoreError>;
@@ -250,6 +271,12 @@ pub trait Store: Send + Sync + 'static {
     /// The longest any call may take before its caller gives up on it and
     /// counts it as [`StoreError::Ambiguous`].
     fn call_limit(&self) -> Duration;
+
+    /// Whether this store can prove a give-back of `spec` safe at all
+    /// (see [`Self::give_back`]); a stop does not try when it cannot.
+    fn gives_back(&self, _spec: &SequenceSpec) -> bool {
+        true
+    }
 
     /// The most numbers one [`Self::reserve`] of `spec` takes: exact takes
     /// (strict batches, range leases) larger than a few of these cannot be

@@ -10,7 +10,7 @@
 //! for the whole list, before anything moves.
 
 use super::rules::{self, Consent};
-use super::{Advanced, Created, SequenceState, Store, StoreError};
+use super::{Advanced, Created, Position, SequenceState, Store, StoreError};
 use crate::sequence::{Direction, Mode, SequenceSpec};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -51,6 +51,10 @@ pub struct Exported {
     /// The first number of the store's next lease: every number before it
     /// (in its direction) was handed out or leased. `null`: it ran out.
     pub next: Option<i64>,
+    /// Laps it began (see the stores' count of laps); absent in exports
+    /// of releases before it: 0.
+    #[serde(default)]
+    pub laps: i64,
 }
 
 impl Export {
@@ -70,6 +74,7 @@ impl Export {
                     cycle: state.spec.cycle,
                     mode: state.spec.mode.as_str().to_owned(),
                     next: state.next_value,
+                    laps: state.laps,
                 })
                 .collect(),
         }
@@ -130,7 +135,11 @@ impl Exported {
             None if spec.cycle => Err(bad(
                 "a cycling sequence never runs out (next is null)".into()
             )),
-            next => Ok(Wanted { spec, next }),
+            next => Ok(Wanted {
+                spec,
+                next,
+                laps: self.laps.max(0),
+            }),
         }
     }
 }
@@ -143,6 +152,8 @@ pub struct Wanted {
     pub spec: SequenceSpec,
     /// Where it must stand at least.
     pub next: Option<i64>,
+    /// Laps it began where it comes from.
+    pub laps: i64,
 }
 
 impl From<&SequenceState> for Wanted {
@@ -150,6 +161,7 @@ impl From<&SequenceState> for Wanted {
         Self {
             spec: state.spec.clone(),
             next: state.next_value,
+            laps: state.laps,
         }
     }
 }
@@ -291,7 +303,11 @@ pub fn apply_forward(
     let mut outcomes = Vec::new();
     for w in wanted {
         let name = w.spec.name.clone();
-        let applied = match store.create(&w.spec, w.next).map_err(ApplyError::Store)? {
+        let at = Position {
+            next: w.next,
+            laps: w.laps,
+        };
+        let applied = match store.create(&w.spec, at).map_err(ApplyError::Store)? {
             Created::New => Applied::Created { next: w.next },
             Created::Existing => match store
                 .advance(&name, w.next, consent)

@@ -434,7 +434,201 @@ async fn listing_sequences_never_keeps_a_server_from_starting() {
     assert_unique(&numbers);
 }
 
+/// A range lease of `count` numbers of `name`, as numbers.
+async fn range_lease(http: &HttpClient, name: &str, count: u64) -> Vec<i64> {
+    let answer = http
+        .request(
+            Method::POST,
+            &format!("/v2/sequences/{name}/lease?count={count}"),
+        )
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    leased_numbers(&answer.json())
+}
+
+/// Point 3, found by review: the stamp of a stop's give-backs is the
+/// latest lease's count of laps, and it covered older blocks too. A server
+/// holds P (of lap 1) and then leases Q (which begins lap 2); range leases
+/// take lap 2 up to past P; the stop's give-back of Q is refused, and P's
+/// was accepted (same count, same generation, and the ring stood right
+/// after it): the restarted server served P's numbers again in lap 2. Blocks
+/// of two laps now leave the instance with no give-back, and a refusal ends
+/// the stop's give-backs.
+async fn a_give_back_never_covers_blocks_of_two_laps(backend: Backend) {
+    let store = StoreFixture::new(backend);
+    let small = |s: &mut Settings| {
+        with_admin(s);
+        s.block_min = 1000;
+        s.block_max = 1000;
+    };
+    let app = TestApp::spawn_in(store.clone(), small).await;
+    // Started in the middle of its range: the server's first block, P =
+    // 2001..3000, leased when the ring appears, begins no lap.
+    let created = admin(
+        &app.http,
+        Method::PUT,
+        "/v2/sequences/ring",
+        Some(r#"{"min": 1, "max": 5000, "start": 2001}"#),
+    )
+    .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    assert_eq!(
+        app.numbers("/v2/sequences/ring/next?count=1").await,
+        vec![2001],
+        "the layout this test needs"
+    );
+    let p_last = 3000;
+    // The rest of lap 1 through range leases: the ring is about to wrap.
+    while *range_lease(&app.http, "ring", 1000)
+        .await
+        .last()
+        .expect("numbers")
+        != 5000
+    {}
+    // The server runs low on P and leases Q = 1..1000 (and perhaps more),
+    // which begins lap 2, while P's rest is still on hand.
+    for _ in 0..6 {
+        app.numbers("/v2/sequences/ring/next?count=100").await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Range leases take lap 2 on, over P's numbers.
+    let mut lap_two = Vec::new();
+    while !lap_two.contains(&p_last) {
+        lap_two.extend(range_lease(&app.http, "ring", 1000).await);
+        assert!(lap_two.len() <= 5000, "{lap_two:?}");
+    }
+    app.stop().await;
+    let again = TestApp::spawn_in(store, small).await;
+    let after = again.numbers("/v2/sequences/ring/next?count=100").await;
+    let twice: Vec<&i64> = after.iter().filter(|n| lap_two.contains(n)).collect();
+    assert!(twice.is_empty(), "served again in lap 2: {twice:?}");
+    again.stop().await;
+}
+
+/// Point 3, found by review: on PostgreSQL the count of laps is updated by
+/// the reservation's statement, and `nextval()` is not undone when that
+/// statement fails while the count's update is: a reservation that took
+/// the origin and then failed (here its update waits for a row lock past
+/// its lock timeout) left a lap uncounted, and a give-back after a full lap
+/// was accepted. A cycling sequence smaller than 2^62 numbers is now never
+/// given back to on PostgreSQL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lap_left_uncounted_lets_no_give_back_through() {
+    let store = StoreFixture::new(Backend::Postgres);
+    let url = store.database().expect("postgres").url.clone();
+    let small = |s: &mut Settings| {
+        with_admin(s);
+        s.block_min = 1000;
+        s.block_max = 1000;
+        s.lease_wait = Duration::from_secs(5);
+        if let StoreChoice::Postgres(pg) = &mut s.store {
+            pg.timeout = Duration::from_millis(500);
+        }
+    };
+    let app = TestApp::spawn_in(store.clone(), small).await;
+    let created = admin(
+        &app.http,
+        Method::PUT,
+        "/v2/sequences/ring",
+        Some(r#"{"min": 1, "max": 5000, "start": 2001}"#),
+    )
+    .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    // The server holds P = 2001..3000, leased when the ring appeared.
+    assert_eq!(
+        app.numbers("/v2/sequences/ring/next?count=1").await,
+        vec![2001],
+        "the layout this test needs"
+    );
+    let p_last = 3000;
+    while *range_lease(&app.http, "ring", 1000)
+        .await
+        .last()
+        .expect("numbers")
+        != 5000
+    {}
+    // A DBA's transaction holds the sequence's row: the reservation that
+    // takes the origin cannot count its lap, and fails; its retry does not
+    // take the origin.
+    let mut dba = PgConnection::establish(&url).expect("dba");
+    dba.batch_execute("BEGIN; SELECT laps FROM pez.sequences WHERE name = 'ring' FOR UPDATE")
+        .expect("lock the row");
+    let mut lap_two = range_lease(&app.http, "ring", 1000).await;
+    dba.batch_execute("COMMIT").expect("release");
+    while !lap_two.contains(&p_last) {
+        lap_two.extend(range_lease(&app.http, "ring", 1000).await);
+        assert!(lap_two.len() <= 5000, "{lap_two:?}");
+    }
+    app.stop().await;
+    let again = TestApp::spawn_in(store, small).await;
+    let after = again.numbers("/v2/sequences/ring/next?count=100").await;
+    let twice: Vec<&i64> = after.iter().filter(|n| lap_two.contains(n)).collect();
+    assert!(twice.is_empty(), "served again in lap 2: {twice:?}");
+    again.stop().await;
+}
+
+/// Point 3, found by review: a reservation's runs were grouped by `value -
+/// n * increment`, which is the same for two of its values a full lap of
+/// other callers' calls apart: the answer claimed every number between
+/// them. Four threads reserve a ten-number strict ring ten at a time; each
+/// reservation must hold exactly the ten numbers its ten calls took.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reservation_claims_only_what_its_own_calls_took() {
+    use pez::store::Store;
+    let store = StoreFixture::new(Backend::Postgres);
+    let app = TestApp::spawn_in(store.clone(), with_admin).await;
+    let created = admin(
+        &app.http,
+        Method::PUT,
+        "/v2/sequences/tiny",
+        Some(r#"{"min": 1, "max": 10, "mode": "strict"}"#),
+    )
+    .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    app.stop().await;
+    let StoreChoice::Postgres(pg) = store.settings().store else {
+        unreachable!("a PostgreSQL fixture");
+    };
+    let pg_store = std::sync::Arc::new(pez::store::PgStore::connect(&pg).expect("connect"));
+    let generation = pg_store
+        .generations()
+        .expect("generations")
+        .into_iter()
+        .find(|(name, _)| name == "tiny")
+        .expect("tiny")
+        .1;
+    let until = Instant::now() + Duration::from_secs(3);
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let pg_store = std::sync::Arc::clone(&pg_store);
+            std::thread::spawn(move || {
+                let mut reservations = 0;
+                while Instant::now() < until {
+                    let Ok(reserved) = pg_store.reserve("tiny", generation, 10) else {
+                        continue;
+                    };
+                    assert_eq!(
+                        reserved.len(),
+                        10,
+                        "ten calls, {} numbers claimed: {:?}",
+                        reserved.len(),
+                        reserved.blocks()
+                    );
+                    reservations += 1;
+                }
+                reservations
+            })
+        })
+        .collect();
+    let total: u32 = threads
+        .into_iter()
+        .map(|t| t.join().expect("a reserving thread"))
+        .sum();
+    assert!(total > 100, "only {total} reservations");
+}
+
 crate::on_both_stores!(
+    a_give_back_never_covers_blocks_of_two_laps,
     a_give_back_after_a_full_lap_of_range_leases_is_refused,
     a_sequence_of_one_number_is_refused_on_every_store,
     numbers_left_in_a_non_cycling_sequence_are_never_lost,
@@ -490,9 +684,9 @@ impl pez::store::Store for SlowCreates {
     fn create(
         &self,
         spec: &pez::sequence::SequenceSpec,
-        next: Option<i64>,
+        at: pez::store::Position,
     ) -> Result<pez::store::Created, pez::store::StoreError> {
-        let created = self.store.create(spec, next);
+        let created = self.store.create(spec, at);
         std::thread::sleep(self.pause);
         created
     }

@@ -590,6 +590,26 @@ async fn handback_is_refused_while_an_instance_runs_whatever_it_calls_itself() {
     assert!(handed.status.success(), "{handed:?}");
 }
 
+/// Found by review of issue 16: a schema-only dump (or one from before the
+/// take-over) brings the original's sequence back with its mark but behind
+/// where it stood: PEZ refuses it instead of going on from there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sequence_brought_back_behind_where_it_was_taken_over_is_refused() {
+    let database = original_database(3000, 10);
+    let dir = TempDir::new();
+    let pez = PezProcess::start(dir.path(), &[("PEZ_DATABASE_URL", &database.url)]);
+    assert!(pez.http.numbers("/v1/forward").await[0] > 3000);
+    drop(pez);
+    // The ALTER of a schema-only dump and the setval a full dump would
+    // carry, of a dump from before: the sequence stands at 1 again.
+    database.execute("SELECT setval('forward_seq', 1, false)");
+    let refused = the_error_line(&run_pez_on(dir.path(), Some(&database.url), &[]));
+    assert!(
+        refused.contains("public.forward_seq stands at 1, behind"),
+        "{refused}"
+    );
+}
+
 /// Issue 16, point 12: a database restored from `pg_dump` gives every
 /// sequence a new oid, and PEZ refused to start on it until an operator
 /// updated the oid it had recorded by hand. A restore now works as it is,

@@ -115,7 +115,8 @@ def check(phase, records, log, t0, client_kinds, title, minimum):
                 max_hi, holder = r[HI], r
         dup_per_seq[s] = (dups, overlaps)
         dup_total += dups
-    ring_dups, ring_lines, ring_summary = ring_check(records, log, rings, who, fault_before)
+    ring_dups, ring_lines, ring_summary = ring_check(
+        records, log, rings, who, fault_before, exact=(phase == "sqlite"))
     dup_total += ring_dups
     out(f"duplicates: {_n(dup_total)}" + ("" if dup_total else " (must be 0)"))
     out("  per sequence: " + ", ".join(
@@ -399,6 +400,7 @@ def check(phase, records, log, t0, client_kinds, title, minimum):
             f"lap {'+'.join(str(c) for c in f.get('lap_through_b', []))} back where it stood "
             f"{_yes(f.get('back_at_origin_after_the_lap'))}, give-back "
             + ("refused" if any("full lap went by" in line or "moved on" in line
+                                or "cannot be proven safe" in line
                                 for line in f.get("ring_a_at_stop", []))
                else "TAKEN" if any("gave back" in line for line in f.get("ring_a_at_stop", []))
                else "-")
@@ -545,7 +547,7 @@ def _unassigned(intervals):
     return left
 
 
-def ring_check(records, log, rings, who, fault_before):
+def ring_check(records, log, rings, who, fault_before, exact=True):
     """Duplicates within a lap on the rings. (numbers, example lines,
     summary lines.)
 
@@ -560,8 +562,16 @@ def ring_check(records, log, rings, who, fault_before):
     ring's origin on within that answer. Two receipts of a number are
     fine if they can be in different laps; a number whose receipts cannot
     all be given distinct laps within their intervals was served twice
-    within a lap. Sound: the count only goes up and every passage
-    through the origin counts."""
+    within a lap. Sound where the count is exact: it only goes up, and on
+    the embedded store every passage through the origin counts (one
+    transaction). On PostgreSQL it is not exact (`exact` False): nextval()
+    is not undone when its statement fails, the count's update is, so a
+    reservation that took the origin and then failed (a lock timeout, a
+    cancel, a crash) leaves a lap uncounted, and PEZ gives small rings
+    nothing back there for that reason (docs/design.md, Laps). A count that
+    is short can only make intervals too low, so what the rule finds there
+    is reported as "possible" and not counted as duplicates; every answer
+    is still checked for a number twice."""
     starts = {int(k): sorted(v) for k, v in log.get("starts", {}).items()}
     exact_eps = {history.EP_INDEX["lease"], history.EP_INDEX["nemesis-lease"]}
     names = log.get("rings", history.RINGS)
@@ -660,6 +670,13 @@ def ring_check(records, log, rings, who, fault_before):
                             f"had gone in that lap to [{who(r)}]")
             set_back += bad
         bad_numbers += set_back
+        if not exact:
+            if bad_numbers:
+                lines.extend(line + " (possible: the lap count on PostgreSQL can be short)"
+                             for line in examples)
+                summary.append(f"  {name}: {_n(bad_numbers)} numbers the lap rule cannot place "
+                               "(not counted: the lap count on PostgreSQL can be short)")
+            bad_numbers, set_back, examples = 0, 0, []
         for it in items:
             widths.append(it[3] - it[2])
         widths.sort()

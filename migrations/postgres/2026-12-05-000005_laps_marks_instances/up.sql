@@ -13,6 +13,11 @@ ALTER TABLE pez.sequences ADD COLUMN laps bigint NOT NULL DEFAULT 0;
 -- start.
 ALTER TABLE pez.sequences ADD COLUMN relation_mark text;
 
+-- Where the original's sequence stood when PEZ took it over (its next
+-- number then): one found behind it at a later start was brought back (a
+-- restore, a schema-only dump loaded) and is refused.
+ALTER TABLE pez.sequences ADD COLUMN relation_floor bigint;
+
 -- Every running instance says here, every sync interval (at most 5 s),
 -- until when it counts as alive (ten heartbeats ahead, at least 3 s), and
 -- says goodbye when it stops: `pez handback` refuses while any is alive. A

@@ -47,7 +47,8 @@ pub use original::{Change, Continued};
 
 use super::rules::{self, Consent, Restarted};
 use super::{
-    Advanced, Created, OpenError, Reserved, SequenceState, Stamp, Store, StoreError, TxError,
+    Advanced, Created, OpenError, Position, Reserved, SequenceState, Stamp, Store, StoreError,
+    TxError,
 };
 use crate::config::PgSettings;
 use crate::sequence::{Block, Direction, Mode, SequenceSpec};
@@ -72,6 +73,17 @@ const CATALOG_LOCK: i64 = 0x50455A4341544C47;
 
 /// The numbers one nextval() of a leased sequence reserves: its INCREMENT.
 pub const LEASE_STEP: u64 = 1000;
+
+/// The smallest cycling sequence a give-back is taken for: 2^62 numbers.
+/// The count of laps that proves nobody went a full lap since a lease
+/// cannot be kept exactly here: `nextval()` is not undone when its
+/// statement fails, but the count's update is, so a reservation that
+/// handed out the origin and then failed (a lock timeout on the count's
+/// row, a cancel, a crash) leaves a lap uncounted. A full lap of a sequence
+/// this large between a lease and its give-back is out of reach (at a
+/// billion numbers a second, 146 years); of a smaller ring it is not, and
+/// its unused numbers at a stop are a gap.
+pub const SMALLEST_RING_GIVEN_BACK: u64 = 1 << 62;
 
 /// What a store is opened for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -445,6 +457,15 @@ fn locked(conn: &mut PgConnection, name: &str) -> Result<Described, TxError> {
     Ok(seq)
 }
 
+/// The count of laps a move's rules judge by: at least one once any
+/// `nextval()` was called since the sequence was last set, since a lap that
+/// a failed reservation left uncounted must not make a used sequence look
+/// untouched (see [`SMALLEST_RING_GIVEN_BACK`]).
+fn laps_begun(conn: &mut PgConnection, seq: &Described) -> Result<i64, TxError> {
+    let (_, called) = catalog::position(conn, &seq.relation)?;
+    Ok(if called { seq.laps.max(1) } else { seq.laps })
+}
+
 /// Takes the catalog lock for the rest of the transaction.
 fn catalog_lock(conn: &mut PgConnection) -> QueryResult<()> {
     diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
@@ -542,6 +563,9 @@ impl Store for PgStore {
     fn give_back(&self, name: &str, stamp: Stamp, unused: Block) -> Result<bool, StoreError> {
         self.call(Kind::Change, |conn| {
             let seq = locked(conn, name)?;
+            if !self.gives_back(&seq.spec) {
+                return Ok(false);
+            }
             let stands = catalog::frontier(conn, &seq)?;
             crate::failpoint::hit(crate::failpoint::points::GIVE_BACK_CHECKED, name);
             // A block of another generation, or of an incarnation deleted
@@ -563,7 +587,8 @@ impl Store for PgStore {
         self.call(Kind::Change, |conn| {
             let seq = locked(conn, name)?;
             let stands = catalog::frontier(conn, &seq)?;
-            let restarted = rules::check_restart(&seq.spec, stands, seq.laps, value, consent)?;
+            let laps = laps_begun(conn, &seq)?;
+            let restarted = rules::check_restart(&seq.spec, stands, laps, value, consent)?;
             // Rolls back with the transaction: lock_exclusively rewrote the
             // sequence's storage in it.
             catalog::set_next(conn, &seq.relation, value)?;
@@ -588,7 +613,7 @@ impl Store for PgStore {
                 spec: seq.spec.clone(),
                 next_value: stands,
                 generation: seq.generation,
-                laps: seq.laps,
+                laps: laps_begun(conn, &seq)?,
                 continues: None,
             };
             let Some(from) = rules::moves_forward(&state, next, consent)? else {
@@ -604,7 +629,7 @@ impl Store for PgStore {
         })
     }
 
-    fn create(&self, spec: &SequenceSpec, next: Option<i64>) -> Result<Created, StoreError> {
+    fn create(&self, spec: &SequenceSpec, at: Position) -> Result<Created, StoreError> {
         self.call(Kind::Change, |conn| {
             catalog_lock(conn)?;
             if let Some(existing) = catalog::describe(conn, &spec.name)? {
@@ -638,12 +663,14 @@ impl Store for PgStore {
             .execute(conn)?;
             // The generation defaults to the next value of pez.generations.
             diesel::sql_query(
-                "INSERT INTO pez.sequences (name, mode, start_value) VALUES ($1, $2, $3)",
+                "INSERT INTO pez.sequences (name, mode, start_value, laps) VALUES ($1, $2, $3, $4)",
             )
             .bind::<Text, _>(&spec.name)
             .bind::<Text, _>(spec.mode.as_str())
             .bind::<BigInt, _>(spec.start)
+            .bind::<BigInt, _>(at.laps)
             .execute(conn)?;
+            let next = at.next;
             // Where an import lists it: in this same transaction, so nobody
             // sees it standing at its start first.
             if next != Some(spec.start) {
@@ -685,6 +712,10 @@ impl Store for PgStore {
         // Waiting for a pooled session, then the call's own deadline, then
         // a moment for the cancel to land.
         self.settings.timeout + self.deadline() + Duration::from_millis(500)
+    }
+
+    fn gives_back(&self, spec: &SequenceSpec) -> bool {
+        !spec.cycle || spec.size() >= SMALLEST_RING_GIVEN_BACK
     }
 
     fn most_per_reservation(&self, spec: &SequenceSpec) -> u64 {

@@ -88,10 +88,14 @@ pub enum Taken {
 /// them to `pez.sequences.laps` and answers with the count after it. A
 /// give-back is taken only while that count is unchanged ([`super::PgStore`]).
 ///
-/// **Runs.** Values that follow each other by one step (`value - n *
-/// increment` is the same for the n-th value of a run) are one row: a
+/// **Runs.** Each value is numbered by the call that returned it (`WITH
+/// ORDINALITY` of the series the calls are made over), and a value that is
+/// one step past the one before it continues a run; anything else (a wrap,
+/// another caller's calls in between) starts one. Each run is one row: a
 /// strict take of a million numbers answers with one or two rows, not a
-/// million.
+/// million. (Grouping by `value - n × increment` instead merged two values
+/// of ours a full lap of other callers' apart, with every number between
+/// them, into one run: a test hammers a ten-number ring from four threads.)
 ///
 /// The shared advisory lock is for PEZ releases before 0.2 that may still
 /// run against the database during a rolling upgrade: their give-backs
@@ -116,10 +120,15 @@ pub fn take(
                 SELECT s.seqincrement, m.laps FROM pg_sequence s, pez.sequences m \
                  WHERE s.seqrelid = $1::oid AND m.name = $3 AND m.generation = $4), \
               taken AS MATERIALIZED ( \
-                SELECT nextval($1::oid::regclass) AS value \
-                  FROM fence, shape, generate_series(1, $2)), \
-              numbered AS MATERIALIZED ( \
-                SELECT value, row_number() OVER () AS n FROM taken), \
+                SELECT g.n, nextval($1::oid::regclass) AS value, shape.seqincrement AS step \
+                  FROM fence, shape, generate_series(1, $2) WITH ORDINALITY AS g(i, n)), \
+              marked AS MATERIALIZED ( \
+                SELECT n, value, \
+                       CASE WHEN value::numeric = lag(value) OVER (ORDER BY n)::numeric + step \
+                            THEN 0 ELSE 1 END AS starts_run \
+                  FROM taken), \
+              runs AS MATERIALIZED ( \
+                SELECT n, value, sum(starts_run) OVER (ORDER BY n) AS run FROM marked), \
               counted AS MATERIALIZED ( \
                 SELECT p.increment FROM pg_sequence_parameters($1::oid) p \
                  WHERE EXISTS (SELECT 1 FROM taken)), \
@@ -128,14 +137,14 @@ pub fn take(
                    SET laps = laps + (SELECT count(*) FROM taken WHERE value = $7) \
                  WHERE name = $3 AND EXISTS (SELECT 1 FROM taken WHERE value = $7) \
                 RETURNING laps) \
-         SELECT (array_agg(numbered.value ORDER BY numbered.n))[1] AS first, \
-                (array_agg(numbered.value ORDER BY numbered.n DESC))[1] AS last, \
+         SELECT (array_agg(runs.value ORDER BY runs.n))[1] AS first, \
+                (array_agg(runs.value ORDER BY runs.n DESC))[1] AS last, \
                 max(shape.seqincrement) AS increment_by, \
                 max(counted.increment) AS counted_with, \
                 coalesce((SELECT laps FROM lap), max(shape.laps)) AS laps \
-           FROM numbered, shape, counted \
-          GROUP BY numbered.value::numeric - numbered.n * shape.seqincrement \
-          ORDER BY min(numbered.n)"
+           FROM runs, shape, counted \
+          GROUP BY runs.run \
+          ORDER BY runs.run"
     ))
     .bind::<BigInt, _>(seq.oid)
     .bind::<BigInt, _>(steps as i64)

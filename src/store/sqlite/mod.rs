@@ -13,8 +13,8 @@ mod rows;
 
 use super::rules::{self, Consent, Restarted};
 use super::{
-    Advanced, Created, DataDirLock, OpenError, Reserved, SequenceState, Stamp, Store, StoreError,
-    TxError,
+    Advanced, Created, DataDirLock, OpenError, Position, Reserved, SequenceState, Stamp, Store,
+    StoreError, TxError,
 };
 use crate::sequence::{Block, SequenceSpec};
 use diesel::connection::SimpleConnection;
@@ -291,7 +291,7 @@ impl Store for SqliteStore {
         Ok(advanced)
     }
 
-    fn create(&self, spec: &SequenceSpec, next: Option<i64>) -> Result<Created, StoreError> {
+    fn create(&self, spec: &SequenceSpec, at: Position) -> Result<Created, StoreError> {
         let mut conn = self.conn()?;
         let created = conn.immediate_transaction(|conn| match rows::load(conn, &spec.name) {
             Ok(existing) if existing.spec.same_settings(spec) => Ok(Created::Existing),
@@ -299,7 +299,7 @@ impl Store for SqliteStore {
                 existing.spec,
             )))),
             Err(TxError::Store(StoreError::UnknownSequence(_))) => {
-                rows::insert(conn, spec, next)?;
+                rows::insert(conn, spec, at)?;
                 Ok(Created::New)
             }
             Err(e) => Err(e),

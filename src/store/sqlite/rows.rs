@@ -1,7 +1,7 @@
 //! The embedded store's table of sequences, and the statements on it. Each
 //! is called inside one `IMMEDIATE` transaction of [`super::SqliteStore`].
 
-use super::super::{SequenceState, StoreError, TxError, stored_spec};
+use super::super::{Position, SequenceState, StoreError, TxError, stored_spec};
 use crate::sequence::{Direction, SequenceSpec};
 use diesel::prelude::*;
 
@@ -139,11 +139,11 @@ pub fn begin_lap(conn: &mut SqliteConnection, name: &str) -> Result<i64, TxError
     .last)
 }
 
-/// A new sequence, standing at `next`, with a fresh generation.
+/// A new sequence, standing `at`, with a fresh generation.
 pub fn insert(
     conn: &mut SqliteConnection,
     spec: &SequenceSpec,
-    next: Option<i64>,
+    at: Position,
 ) -> Result<(), TxError> {
     let generation = next_generation(conn)?;
     diesel::insert_into(sequences::table)
@@ -153,11 +153,11 @@ pub fn insert(
             min_value: spec.min,
             max_value: spec.max,
             cycle: spec.cycle,
-            next_value: next,
+            next_value: at.next,
             start_value: spec.start,
             mode: spec.mode.as_str().to_owned(),
             generation,
-            laps: 0,
+            laps: at.laps,
         })
         .execute(conn)?;
     Ok(())

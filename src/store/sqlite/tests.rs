@@ -228,9 +228,12 @@ fn sequences_are_created_once_and_deleted_unless_built_in() {
         Mode::Strict,
     )
     .unwrap();
-    assert_eq!(store.create(&spec, Some(spec.start)).unwrap(), Created::New);
     assert_eq!(
-        store.create(&spec, Some(spec.start)).unwrap(),
+        store.create(&spec, Position::fresh(&spec)).unwrap(),
+        Created::New
+    );
+    assert_eq!(
+        store.create(&spec, Position::fresh(&spec)).unwrap(),
         Created::Existing
     );
     let other = SequenceSpec {
@@ -238,7 +241,7 @@ fn sequences_are_created_once_and_deleted_unless_built_in() {
         ..spec.clone()
     };
     assert!(matches!(
-        store.create(&other, Some(other.start)),
+        store.create(&other, Position::fresh(&other)),
         Err(StoreError::Conflict(_))
     ));
     let block = store
@@ -288,7 +291,7 @@ fn generations_never_repeat_not_even_for_a_name_created_again() {
     .unwrap();
     let mut seen = vec![before, after];
     for _ in 0..3 {
-        store.create(&spec, Some(spec.start)).unwrap();
+        store.create(&spec, Position::fresh(&spec)).unwrap();
         let (_, generation) = store
             .generations()
             .unwrap()

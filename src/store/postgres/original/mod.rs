@@ -308,6 +308,25 @@ fn take_over_one(
             mark(conn, name, &native)?;
         }
         let next = native.stands(conn, &spec)?.unwrap_or(spec.origin());
+        match recorded.as_ref().and_then(|record| record.floor) {
+            // Behind where it stood when PEZ took it over: brought back (a
+            // restored or schema-only dump, a setval by hand). Numbers PEZ
+            // issued from it would come out again.
+            Some(floor) if !spec.is_at_or_ahead(next, floor) => {
+                return Err(refused(format!(
+                    "{} stands at {next}, behind {floor}, where it stood when {name} took it \
+                     over: it was moved back (a database restored from an older or a \
+                     schema-only dump?), and numbers PEZ issued from it would come out again. \
+                     With every PEZ stopped, move it past every number issued (SELECT \
+                     setval(...), or `pez sequence import` of a later export) and start PEZ \
+                     again",
+                    native.shown()
+                )));
+            }
+            Some(_) => {}
+            None if native.owned => set_floor(conn, name, next)?,
+            None => {}
+        }
         return Ok(Some(Continued {
             name,
             original: native.shown(),
@@ -352,6 +371,7 @@ fn take_over_one(
     .bind::<BigInt, _>(native.oid)
     .execute(conn)?;
     mark(conn, name, &native)?;
+    set_floor(conn, name, next)?;
     if let Some(own) = &own {
         diesel::sql_query(format!("DROP SEQUENCE {}", own.relation())).execute(conn)?;
     }
@@ -364,6 +384,16 @@ fn take_over_one(
         },
         next,
     }))
+}
+
+/// Records where `name`'s original stands now: a later start that finds it
+/// behind refuses.
+fn set_floor(conn: &mut PgConnection, name: &str, next: i64) -> QueryResult<()> {
+    diesel::sql_query("UPDATE pez.sequences SET relation_floor = $2 WHERE name = $1")
+        .bind::<Text, _>(name)
+        .bind::<BigInt, _>(next)
+        .execute(conn)?;
+    Ok(())
 }
 
 /// Writes a new mark into `native`'s comment and records it for `name`.

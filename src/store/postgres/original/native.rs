@@ -219,6 +219,8 @@ struct Mapping {
     relation_oid: Option<i64>,
     #[diesel(sql_type = Nullable<Text>)]
     relation_mark: Option<String>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    relation_floor: Option<i64>,
 }
 
 /// The original's sequence `pez.sequences` says a PEZ sequence continues.
@@ -230,6 +232,9 @@ pub struct Recorded {
     pub oid: Option<i64>,
     /// The mark PEZ wrote into its comment when it took it over.
     pub mark: Option<String>,
+    /// Where it stood when PEZ took it over (`None`: taken over by an
+    /// older release).
+    pub floor: Option<i64>,
 }
 
 impl Recorded {
@@ -271,7 +276,7 @@ impl Recorded {
 /// What `pez.sequences` records for `name`, if it continues the original's.
 pub fn recorded(conn: &mut PgConnection, name: &str) -> QueryResult<Option<Recorded>> {
     let row = diesel::sql_query(
-        "SELECT relation_schema, relation_name, relation_oid, relation_mark \
+        "SELECT relation_schema, relation_name, relation_oid, relation_mark, relation_floor \
            FROM pez.sequences WHERE name = $1",
     )
     .bind::<Text, _>(name)
@@ -284,6 +289,7 @@ pub fn recorded(conn: &mut PgConnection, name: &str) -> QueryResult<Option<Recor
             name,
             oid: m.relation_oid,
             mark: m.relation_mark,
+            floor: m.relation_floor,
         })
     }))
 }
@@ -419,6 +425,7 @@ mod tests {
             name: "forward_seq".into(),
             oid: Some(1),
             mark: Some("PEZ continues this sequence as forward (m1)".into()),
+            floor: None,
         };
         let mut restored = native(1000, 1, i64::MAX, true);
         restored.oid = 99;
