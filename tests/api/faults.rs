@@ -49,13 +49,8 @@ async fn nothing_is_served_while_the_synchronous_standby_is_gone() {
     let (_primary, standby, store) = primary_and_standby();
     let app = TestApp::spawn_in(store.clone(), |s| {
         with_admin(s);
-        s.block_min = 200;
-        s.block_max = 200;
-        s.lease_wait = Duration::from_millis(500);
+        crate::helpers::short_waits(s);
         s.shutdown_timeout = Duration::from_secs(2);
-        if let pez::config::StoreChoice::Postgres(pg) = &mut s.store {
-            pg.timeout = Duration::from_millis(500);
-        }
     })
     .await;
     assert_eq!(

@@ -273,6 +273,18 @@ pub fn postgres_store(url: &str) -> StoreChoice {
     cli.settings.validate().expect("valid settings").store
 }
 
+/// Small blocks and short waits, for tests that take the synchronous
+/// standby away: a few requests use up what an instance holds, and every
+/// call and request gives up within half a second.
+pub fn short_waits(settings: &mut Settings) {
+    settings.block_min = 200;
+    settings.block_max = 200;
+    settings.lease_wait = Duration::from_millis(500);
+    if let StoreChoice::Postgres(pg) = &mut settings.store {
+        pg.timeout = Duration::from_millis(500);
+    }
+}
+
 /// A PEZ server running inside the test process.
 pub struct TestApp {
     /// Talks to it.

@@ -64,12 +64,7 @@ async fn a_synchronous_commit_lowered_after_start_lets_no_number_out_without_the
     let standby = Cluster::standby_of(&primary);
     let app = TestApp::spawn_in(StoreFixture::on_database(database), |s| {
         with_admin(s);
-        s.block_min = 200;
-        s.block_max = 200;
-        s.lease_wait = Duration::from_millis(500);
-        if let StoreChoice::Postgres(pg) = &mut s.store {
-            pg.timeout = Duration::from_millis(500);
-        }
+        crate::helpers::short_waits(s);
     })
     .await;
     let created = admin(
@@ -446,6 +441,56 @@ async fn range_lease(http: &HttpClient, name: &str, count: u64) -> Vec<i64> {
     leased_numbers(&answer.json())
 }
 
+/// A ring of 5000 numbers started at 2001 on `app`, laid out for the
+/// give-back tests: the server holds P = 2001..3000 (its first block,
+/// leased when the ring appeared; it begins no lap), and range leases have
+/// taken the rest of the lap, up to 5000: the next reservation wraps.
+/// Returns P's last number.
+async fn ring_about_to_wrap_with_p_held(app: &TestApp) -> i64 {
+    let created = admin(
+        &app.http,
+        Method::PUT,
+        "/v2/sequences/ring",
+        Some(r#"{"min": 1, "max": 5000, "start": 2001}"#),
+    )
+    .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    assert_eq!(
+        app.numbers("/v2/sequences/ring/next?count=1").await,
+        vec![2001],
+        "the layout these tests need"
+    );
+    while *range_lease(&app.http, "ring", 1000)
+        .await
+        .last()
+        .expect("numbers")
+        != 5000
+    {}
+    3000
+}
+
+/// Range leases of the ring from where it stands until one holds `p_last`;
+/// then the server stops, starts again on `store`, and must serve none of
+/// what those leases had (they are all of the lap it is in).
+async fn lap_two_over_p_then_a_restart_serves_none_of_it(
+    app: TestApp,
+    mut lap_two: Vec<i64>,
+    p_last: i64,
+    store: StoreFixture,
+    adjust: impl Fn(&mut Settings),
+) {
+    while !lap_two.contains(&p_last) {
+        lap_two.extend(range_lease(&app.http, "ring", 1000).await);
+        assert!(lap_two.len() <= 5000, "{lap_two:?}");
+    }
+    app.stop().await;
+    let again = TestApp::spawn_in(store, adjust).await;
+    let after = again.numbers("/v2/sequences/ring/next?count=100").await;
+    let twice: Vec<&i64> = after.iter().filter(|n| lap_two.contains(n)).collect();
+    assert!(twice.is_empty(), "served again in lap 2: {twice:?}");
+    again.stop().await;
+}
+
 /// Point 3, found by review: the stamp of a stop's give-backs is the
 /// latest lease's count of laps, and it covered older blocks too. A server
 /// holds P (of lap 1) and then leases Q (which begins lap 2); range leases
@@ -462,29 +507,7 @@ async fn a_give_back_never_covers_blocks_of_two_laps(backend: Backend) {
         s.block_max = 1000;
     };
     let app = TestApp::spawn_in(store.clone(), small).await;
-    // Started in the middle of its range: the server's first block, P =
-    // 2001..3000, leased when the ring appears, begins no lap.
-    let created = admin(
-        &app.http,
-        Method::PUT,
-        "/v2/sequences/ring",
-        Some(r#"{"min": 1, "max": 5000, "start": 2001}"#),
-    )
-    .await;
-    assert_eq!(created.status, 201, "{}", created.body);
-    assert_eq!(
-        app.numbers("/v2/sequences/ring/next?count=1").await,
-        vec![2001],
-        "the layout this test needs"
-    );
-    let p_last = 3000;
-    // The rest of lap 1 through range leases: the ring is about to wrap.
-    while *range_lease(&app.http, "ring", 1000)
-        .await
-        .last()
-        .expect("numbers")
-        != 5000
-    {}
+    let p_last = ring_about_to_wrap_with_p_held(&app).await;
     // The server runs low on P and leases Q = 1..1000 (and perhaps more),
     // which begins lap 2, while P's rest is still on hand.
     for _ in 0..6 {
@@ -492,17 +515,7 @@ async fn a_give_back_never_covers_blocks_of_two_laps(backend: Backend) {
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     // Range leases take lap 2 on, over P's numbers.
-    let mut lap_two = Vec::new();
-    while !lap_two.contains(&p_last) {
-        lap_two.extend(range_lease(&app.http, "ring", 1000).await);
-        assert!(lap_two.len() <= 5000, "{lap_two:?}");
-    }
-    app.stop().await;
-    let again = TestApp::spawn_in(store, small).await;
-    let after = again.numbers("/v2/sequences/ring/next?count=100").await;
-    let twice: Vec<&i64> = after.iter().filter(|n| lap_two.contains(n)).collect();
-    assert!(twice.is_empty(), "served again in lap 2: {twice:?}");
-    again.stop().await;
+    lap_two_over_p_then_a_restart_serves_none_of_it(app, Vec::new(), p_last, store, small).await;
 }
 
 /// Point 3, found by review: on PostgreSQL the count of laps is updated by
@@ -526,45 +539,16 @@ async fn a_lap_left_uncounted_lets_no_give_back_through() {
         }
     };
     let app = TestApp::spawn_in(store.clone(), small).await;
-    let created = admin(
-        &app.http,
-        Method::PUT,
-        "/v2/sequences/ring",
-        Some(r#"{"min": 1, "max": 5000, "start": 2001}"#),
-    )
-    .await;
-    assert_eq!(created.status, 201, "{}", created.body);
-    // The server holds P = 2001..3000, leased when the ring appeared.
-    assert_eq!(
-        app.numbers("/v2/sequences/ring/next?count=1").await,
-        vec![2001],
-        "the layout this test needs"
-    );
-    let p_last = 3000;
-    while *range_lease(&app.http, "ring", 1000)
-        .await
-        .last()
-        .expect("numbers")
-        != 5000
-    {}
+    let p_last = ring_about_to_wrap_with_p_held(&app).await;
     // A DBA's transaction holds the sequence's row: the reservation that
     // takes the origin cannot count its lap, and fails; its retry does not
     // take the origin.
     let mut dba = PgConnection::establish(&url).expect("dba");
     dba.batch_execute("BEGIN; SELECT laps FROM pez.sequences WHERE name = 'ring' FOR UPDATE")
         .expect("lock the row");
-    let mut lap_two = range_lease(&app.http, "ring", 1000).await;
+    let lap_two = range_lease(&app.http, "ring", 1000).await;
     dba.batch_execute("COMMIT").expect("release");
-    while !lap_two.contains(&p_last) {
-        lap_two.extend(range_lease(&app.http, "ring", 1000).await);
-        assert!(lap_two.len() <= 5000, "{lap_two:?}");
-    }
-    app.stop().await;
-    let again = TestApp::spawn_in(store, small).await;
-    let after = again.numbers("/v2/sequences/ring/next?count=100").await;
-    let twice: Vec<&i64> = after.iter().filter(|n| lap_two.contains(n)).collect();
-    assert!(twice.is_empty(), "served again in lap 2: {twice:?}");
-    again.stop().await;
+    lap_two_over_p_then_a_restart_serves_none_of_it(app, lap_two, p_last, store, small).await;
 }
 
 /// Point 3, found by review: a reservation's runs were grouped by `value -

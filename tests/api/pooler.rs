@@ -161,12 +161,7 @@ async fn behind_pgbouncer_no_number_leaves_without_the_standby_whatever_the_serv
     let adjust = through(&url);
     let app = TestApp::spawn_in(StoreFixture::on_database(database), |s| {
         adjust(s);
-        s.block_min = 200;
-        s.block_max = 200;
-        s.lease_wait = Duration::from_millis(500);
-        if let StoreChoice::Postgres(pg) = &mut s.store {
-            pg.timeout = Duration::from_millis(500);
-        }
+        crate::helpers::short_waits(s);
     })
     .await;
     assert_eq!(
