@@ -166,7 +166,7 @@ mod tests {
         fn restart(&self, _: &str, _: i64, _: Consent) -> Result<(), StoreError> {
             Ok(())
         }
-        fn advance(&self, _: &str, _: Option<i64>, _: Consent) -> Result<Advanced, StoreError> {
+        fn advance(&self, _: &str, _: Position, _: Consent) -> Result<Advanced, StoreError> {
             Ok(Advanced::AlreadyThere { stands: None })
         }
         fn create(&self, _: &SequenceSpec, _: Position) -> Result<Created, StoreError> {

@@ -145,6 +145,9 @@ pub struct Reservoir {
     /// instance) or came under another count than the blocks still on
     /// hand: then no give-back can be proven safe until the stock runs dry.
     laps: Option<i64>,
+    /// [`Self::close`] handed blocks over (to be given back): a lease that
+    /// lands after it must agree with their stamp as with blocks on hand.
+    drained: bool,
     /// When the lease in flight started, and its size.
     lease_started: Option<(Instant, u64)>,
     /// Numbers taken so far, and when and at what count the rate was last
@@ -171,6 +174,7 @@ impl Reservoir {
             generation,
             lease_generation: generation,
             laps: Some(0),
+            drained: false,
             lease_started: None,
             taken: 0,
             rate_mark: None,
@@ -282,7 +286,7 @@ impl Reservoir {
             return false;
         }
         self.starved = false;
-        let had_blocks = !self.blocks.is_empty();
+        let had_blocks = !self.blocks.is_empty() || self.drained;
         let mut overlapped = false;
         for block in blocks {
             let mut parts = vec![block];
@@ -363,6 +367,7 @@ impl Reservoir {
     pub fn close(&mut self) -> Vec<Block> {
         self.closed = true;
         self.available = 0;
+        self.drained |= !self.blocks.is_empty();
         self.blocks.drain(..).collect()
     }
 
@@ -476,6 +481,37 @@ mod tests {
         ));
         assert!(r.lease_succeeded([Block::new(500, Direction::Ascending, 10)], 0));
         assert_eq!(numbers(&r.take(2).unwrap()), vec![500, 501]);
+    }
+
+    #[test]
+    fn a_lease_that_lands_after_the_close_keeps_the_stamp_of_the_blocks_handed_over() {
+        // Blocks of lap 1 handed over at the close, a lease of lap 2 landing
+        // after it: given back together under lap 2's stamp, the older ones
+        // could go back over numbers issued in lap 2 (found by review).
+        let mut r = Reservoir::new(BlockSizing::new(10, 10), 7);
+        assert_eq!(r.start_lease(Instant::now()), LeaseDecision::Lease(10));
+        assert!(r.lease_succeeded([Block::new(1, Direction::Ascending, 10)], 1));
+        r.take(8).expect("numbers on hand");
+        assert_eq!(r.start_lease(Instant::now()), LeaseDecision::Lease(10));
+        let handed_over = r.close();
+        assert_eq!(handed_over.len(), 1);
+        assert!(r.lease_succeeded([Block::new(11, Direction::Ascending, 10)], 2));
+        assert_eq!(r.stamp(), None);
+        // The same lap: one stamp covers both.
+        let mut same = Reservoir::new(BlockSizing::new(10, 10), 7);
+        same.start_lease(Instant::now());
+        same.lease_succeeded([Block::new(1, Direction::Ascending, 10)], 1);
+        same.take(8).expect("numbers on hand");
+        same.start_lease(Instant::now());
+        same.close();
+        same.lease_succeeded([Block::new(11, Direction::Ascending, 10)], 1);
+        assert_eq!(
+            same.stamp(),
+            Some(crate::store::Stamp {
+                generation: 7,
+                laps: 1
+            })
+        );
     }
 
     #[test]

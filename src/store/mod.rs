@@ -252,12 +252,11 @@ pub trait Store: Send + Sync + 'static {
     /// sequence, with a new generation when it moves (instances drop what
     /// they hold of it). For copies and restored backups, which must never
     /// make PEZ issue a number twice.
-    fn advance(
-        &self,
-        name: &str,
-        next: Option<i64>,
-        consent: Consent,
-    ) -> Result<Advanced, StoreError>;
+    ///
+    /// `to.laps` are the laps the sequence began where the list comes from:
+    /// its count here is raised to them whether or not it moves, so that a
+    /// sequence that went around there is not taken for a fresh one here.
+    fn advance(&self, name: &str, to: Position, consent: Consent) -> Result<Advanced, StoreError>;
 
     /// Creates a sequence standing `at` ([`Position::fresh`] for a new one;
     /// an import's listed position and laps), in one transaction, so nobody

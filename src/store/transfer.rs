@@ -310,7 +310,14 @@ pub fn apply_forward(
         let applied = match store.create(&w.spec, at).map_err(ApplyError::Store)? {
             Created::New => Applied::Created { next: w.next },
             Created::Existing => match store
-                .advance(&name, w.next, consent)
+                .advance(
+                    &name,
+                    Position {
+                        next: w.next,
+                        laps: w.laps,
+                    },
+                    consent,
+                )
                 .map_err(ApplyError::Store)?
             {
                 Advanced::Moved { from } => Applied::Moved { from, to: w.next },

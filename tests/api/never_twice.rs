@@ -660,10 +660,10 @@ impl pez::store::Store for SlowCreates {
     fn advance(
         &self,
         name: &str,
-        next: Option<i64>,
+        to: pez::store::Position,
         consent: pez::store::Consent,
     ) -> Result<pez::store::Advanced, pez::store::StoreError> {
-        self.store.advance(name, next, consent)
+        self.store.advance(name, to, consent)
     }
     fn create(
         &self,

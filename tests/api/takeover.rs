@@ -610,6 +610,33 @@ async fn a_sequence_brought_back_behind_where_it_was_taken_over_is_refused() {
     );
 }
 
+/// Found by the second review: the floor of a take-over stopped every later
+/// start once PEZ itself moved the sequence back (a restart with
+/// `--allow-backward`) or to its end. A move of PEZ's is a new generation,
+/// and the floor counts only under the generation it was recorded with.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_back_after_the_take_over_does_not_stop_the_next_start() {
+    let database = original_database(3000, 10);
+    let dir = TempDir::new();
+    let url = Some(database.url.as_str());
+    let pez = PezProcess::start(dir.path(), &[("PEZ_DATABASE_URL", &database.url)]);
+    assert!(pez.http.numbers("/v1/forward").await[0] > 3000);
+    drop(pez);
+    let restarted = run_pez_on(
+        dir.path(),
+        url,
+        &["sequence", "restart", "forward", "5", "--allow-backward"],
+    );
+    assert!(restarted.status.success(), "{restarted:?}");
+    let pez = PezProcess::start(dir.path(), &[("PEZ_DATABASE_URL", &database.url)]);
+    assert_eq!(pez.http.numbers("/v1/forward").await, vec![5]);
+    drop(pez);
+    // And from there on, moved back by hand again, it is refused.
+    database.execute("SELECT setval('forward_seq', 2, false)");
+    let refused = the_error_line(&run_pez_on(dir.path(), url, &[]));
+    assert!(refused.contains("behind"), "{refused}");
+}
+
 /// Issue 16, point 12: a database restored from `pg_dump` gives every
 /// sequence a new oid, and PEZ refused to start on it until an operator
 /// updated the oid it had recorded by hand. A restore now works as it is,

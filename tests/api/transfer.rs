@@ -326,3 +326,40 @@ async fn a_copy_checks_every_sequence_before_it_marks_or_moves_anything() {
     let server = PezProcess::start(dir.path(), &[]);
     assert!(server.http.numbers("/v1/forward").await[0] > 1);
 }
+
+/// Found by the second review: an import carried a sequence's laps only
+/// into one it created. A ring that went around in the source, imported
+/// onto a fresh one of the same settings, stayed "fresh" here, and a
+/// restart ahead then needed no consent though the source's lap's numbers
+/// would come back early. The list's laps now count wherever it lands.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_brings_its_laps_onto_a_sequence_that_exists_already() {
+    let dir = TempDir::new();
+    let file = dir.path().join("went-around.json");
+    std::fs::write(
+        &file,
+        r#"{"pez_sequences": 1, "source": "a backup", "sequences": [{"name": "ring",
+            "direction": "ascending", "min": 1, "max": 10000, "start": 5001, "cycle": true,
+            "mode": "leased", "next": 5001, "laps": 1}]}"#,
+    )
+    .expect("write the list");
+    ok(
+        dir.path(),
+        None,
+        &[
+            "sequence", "create", "ring", "--min", "1", "--max", "10000", "--start", "5001",
+        ],
+    );
+    let imported = ok(
+        dir.path(),
+        None,
+        &["sequence", "import", &file.to_string_lossy()],
+    );
+    assert!(imported.contains("ring: stays at 5001"), "{imported}");
+    let refused = the_error_line(&run_pez_on(
+        dir.path(),
+        None,
+        &["sequence", "restart", "ring", "9001"],
+    ));
+    assert!(refused.contains("--allow-early-wrap"), "{refused}");
+}

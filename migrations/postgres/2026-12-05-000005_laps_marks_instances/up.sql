@@ -14,9 +14,11 @@ ALTER TABLE pez.sequences ADD COLUMN laps bigint NOT NULL DEFAULT 0;
 ALTER TABLE pez.sequences ADD COLUMN relation_mark text;
 
 -- Where the original's sequence stood when PEZ took it over (its next
--- number then): one found behind it at a later start was brought back (a
--- restore, a schema-only dump loaded) and is refused.
-ALTER TABLE pez.sequences ADD COLUMN relation_floor bigint;
+-- number then), and the generation it got: one found behind it at a later
+-- start, with that generation still (no restart, no hand-back since), was
+-- moved back outside PEZ (a restore, a setval by hand) and is refused.
+ALTER TABLE pez.sequences ADD COLUMN relation_floor bigint,
+                          ADD COLUMN relation_floor_generation bigint;
 
 -- Every running instance says here, every sync interval (at most 5 s),
 -- until when it counts as alive (ten heartbeats ahead, at least 3 s), and

@@ -205,11 +205,12 @@ pub fn frontier(conn: &mut PgConnection, seq: &Described) -> QueryResult<Option<
     Ok(next_from(seq, position.last_value, position.is_called))
 }
 
-/// Where each of `sequences` stands, in one statement.
+/// Where each of `sequences` stands, in one statement, and whether any
+/// `nextval()` was called on it since it was last set.
 pub fn frontiers(
     conn: &mut PgConnection,
     sequences: &[Described],
-) -> QueryResult<Vec<Option<i64>>> {
+) -> QueryResult<Vec<(Option<i64>, bool)>> {
     if sequences.is_empty() {
         return Ok(Vec::new());
     }
@@ -230,7 +231,9 @@ pub fn frontiers(
         .map(|seq| {
             rows.iter()
                 .find(|row| row.name == seq.spec.name)
-                .and_then(|row| next_from(seq, row.last_value, row.is_called))
+                .map_or((None, false), |row| {
+                    (next_from(seq, row.last_value, row.is_called), row.is_called)
+                })
         })
         .collect())
 }
@@ -290,6 +293,15 @@ pub fn new_generation(conn: &mut PgConnection, name: &str) -> QueryResult<()> {
 pub fn begin_lap(conn: &mut PgConnection, name: &str) -> QueryResult<()> {
     diesel::sql_query("UPDATE pez.sequences SET laps = laps + 1 WHERE name = $1")
         .bind::<Text, _>(name)
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Raises `name`'s count of laps to `laps` (an import's, from its source).
+pub fn raise_laps(conn: &mut PgConnection, name: &str, laps: i64) -> QueryResult<()> {
+    diesel::sql_query("UPDATE pez.sequences SET laps = greatest(laps, $2) WHERE name = $1")
+        .bind::<Text, _>(name)
+        .bind::<BigInt, _>(laps)
         .execute(conn)?;
     Ok(())
 }

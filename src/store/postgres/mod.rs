@@ -483,11 +483,13 @@ impl Store for PgStore {
             let mut states: Vec<SequenceState> = described
                 .into_iter()
                 .zip(next)
-                .map(|(seq, next_value)| SequenceState {
+                .map(|(seq, (next_value, called))| SequenceState {
+                    // A lap a failed reservation left uncounted must not
+                    // make a used sequence look fresh (see laps_begun).
+                    laps: if called { seq.laps.max(1) } else { seq.laps },
                     spec: seq.spec,
                     next_value,
                     generation: seq.generation,
-                    laps: seq.laps,
                     continues: seq.original,
                 })
                 .collect();
@@ -600,12 +602,8 @@ impl Store for PgStore {
         })
     }
 
-    fn advance(
-        &self,
-        name: &str,
-        next: Option<i64>,
-        consent: Consent,
-    ) -> Result<Advanced, StoreError> {
+    fn advance(&self, name: &str, to: Position, consent: Consent) -> Result<Advanced, StoreError> {
+        let next = to.next;
         self.call(Kind::Change, |conn| {
             let seq = locked(conn, name)?;
             let stands = catalog::frontier(conn, &seq)?;
@@ -616,6 +614,12 @@ impl Store for PgStore {
                 laps: laps_begun(conn, &seq)?,
                 continues: None,
             };
+            // Judged by this store's own laps: moving to the list's
+            // position skips nothing of the list's history. The list's
+            // laps count from here on.
+            if to.laps > seq.laps {
+                catalog::raise_laps(conn, name, to.laps)?;
+            }
             let Some(from) = rules::moves_forward(&state, next, consent)? else {
                 return Ok(Advanced::AlreadyThere { stands });
             };

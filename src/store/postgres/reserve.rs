@@ -1,30 +1,26 @@
 //! The reservation: one autocommit statement of `nextval()` calls that is
 //! durable before PostgreSQL answers, takes only from the incarnation and
 //! generation the caller knows, reads the increment `nextval()` really
-//! counted with, counts the laps it begins, and answers with runs rather
-//! than one row per `nextval()`.
+//! counted with, counts the laps a ring begins, and answers with one row
+//! whatever the number of `nextval()` calls.
 
 use super::call::{Call, DURABLE};
 use super::catalog::Described;
 use crate::sequence::Block;
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Text};
+use diesel::sql_types::{Array, BigInt, Text};
 
 /// At most this many nextval() calls per reservation: a million numbers of
 /// a strict sequence, a billion of a leased one (in steps of 1,000). A
 /// million calls take about a third of a second on PostgreSQL 15, and the
-/// statement answers with one row per run of consecutive steps, not per
-/// call.
+/// statement answers with one row (an array of the values).
 pub const MAX_STEPS: u64 = 1_000_000;
 
 #[derive(QueryableByName)]
-struct Run {
-    /// The first value nextval() returned in this run.
-    #[diesel(sql_type = BigInt)]
-    first: i64,
-    /// The last one.
-    #[diesel(sql_type = BigInt)]
-    last: i64,
+struct Reservation {
+    /// The values nextval() returned, in the order of the calls.
+    #[diesel(sql_type = Array<BigInt>)]
+    values: Vec<i64>,
     /// The increment the statement's snapshot shows.
     #[diesel(sql_type = BigInt)]
     increment_by: i64,
@@ -83,19 +79,23 @@ pub enum Taken {
 /// once the first nextval() has run; by then it holds the lock, which no
 /// ALTER takes before the commit.
 ///
-/// **Laps.** Every value equal to the sequence's origin (the first number
-/// after a wrap, or of a fresh sequence) begins a lap: the statement adds
-/// them to `pez.sequences.laps` and answers with the count after it. A
-/// give-back is taken only while that count is unchanged ([`super::PgStore`]).
+/// **Laps.** On a ring (a cycling sequence of fewer than 2^62 numbers),
+/// every value equal to the sequence's origin (the first number after a
+/// wrap, or of a fresh sequence) begins a lap: the statement adds them to
+/// `pez.sequences.laps` and answers with the count after it. The count can
+/// miss a lap (a statement that fails after its `nextval()` calls), so no
+/// give-back relies on it on PostgreSQL ([`super::SMALLEST_RING_GIVEN_BACK`]);
+/// exports carry it, and the fault suite reads it.
 ///
-/// **Runs.** Each value is numbered by the call that returned it (`WITH
-/// ORDINALITY` of the series the calls are made over), and a value that is
-/// one step past the one before it continues a run; anything else (a wrap,
-/// another caller's calls in between) starts one. Each run is one row: a
-/// strict take of a million numbers answers with one or two rows, not a
-/// million. (Grouping by `value - n × increment` instead merged two values
-/// of ours a full lap of other callers' apart, with every number between
-/// them, into one run: a test hammers a ten-number ring from four threads.)
+/// **One row.** The values come back as one array in the order of the
+/// calls (`WITH ORDINALITY` of the series the calls are made over), and
+/// PEZ joins a value one step past the one before it into a block
+/// ([`blocks`]); anything else (a wrap, another caller's calls in between)
+/// starts one. (Grouping by `value - n × increment` in SQL merged two
+/// values a full lap of other callers' calls apart, with every number
+/// between them, into one block: a test hammers a ten-number ring from four
+/// threads. Returning the array also made a strict take about a third
+/// cheaper than grouping in SQL.)
 ///
 /// The shared advisory lock is for PEZ releases before 0.2 that may still
 /// run against the database during a rolling upgrade: their give-backs
@@ -107,7 +107,21 @@ pub fn take(
     generation: i64,
     steps: u64,
 ) -> QueryResult<Taken> {
-    let runs = diesel::sql_query(format!(
+    // Counting laps costs a row update in the statement; only a ring needs
+    // the count (see `counts_laps`).
+    let (lap, laps) = if counts_laps(seq) {
+        (
+            ", lap AS ( \
+                UPDATE pez.sequences \
+                   SET laps = laps + (SELECT count(*) FROM taken WHERE value = $7) \
+                 WHERE name = $3 AND EXISTS (SELECT 1 FROM taken WHERE value = $7) \
+                RETURNING laps)",
+            "coalesce((SELECT laps FROM lap), shape.laps)",
+        )
+    } else {
+        ("", "shape.laps")
+    };
+    let found = diesel::sql_query(format!(
         "WITH settings AS MATERIALIZED ( \
                 SELECT set_config('application_name', $5, true) AS token, \
                        set_config('lock_timeout', $6, true) AS lock_timeout, \
@@ -120,31 +134,15 @@ pub fn take(
                 SELECT s.seqincrement, m.laps FROM pg_sequence s, pez.sequences m \
                  WHERE s.seqrelid = $1::oid AND m.name = $3 AND m.generation = $4), \
               taken AS MATERIALIZED ( \
-                SELECT g.n, nextval($1::oid::regclass) AS value, shape.seqincrement AS step \
+                SELECT g.n, nextval($1::oid::regclass) AS value \
                   FROM fence, shape, generate_series(1, $2) WITH ORDINALITY AS g(i, n)), \
-              marked AS MATERIALIZED ( \
-                SELECT n, value, \
-                       CASE WHEN value::numeric = lag(value) OVER (ORDER BY n)::numeric + step \
-                            THEN 0 ELSE 1 END AS starts_run \
-                  FROM taken), \
-              runs AS MATERIALIZED ( \
-                SELECT n, value, sum(starts_run) OVER (ORDER BY n) AS run FROM marked), \
               counted AS MATERIALIZED ( \
                 SELECT p.increment FROM pg_sequence_parameters($1::oid) p \
-                 WHERE EXISTS (SELECT 1 FROM taken)), \
-              lap AS ( \
-                UPDATE pez.sequences \
-                   SET laps = laps + (SELECT count(*) FROM taken WHERE value = $7) \
-                 WHERE name = $3 AND EXISTS (SELECT 1 FROM taken WHERE value = $7) \
-                RETURNING laps) \
-         SELECT (array_agg(runs.value ORDER BY runs.n))[1] AS first, \
-                (array_agg(runs.value ORDER BY runs.n DESC))[1] AS last, \
-                max(shape.seqincrement) AS increment_by, \
-                max(counted.increment) AS counted_with, \
-                coalesce((SELECT laps FROM lap), max(shape.laps)) AS laps \
-           FROM runs, shape, counted \
-          GROUP BY runs.run \
-          ORDER BY runs.run"
+                 WHERE EXISTS (SELECT 1 FROM taken)){lap} \
+         SELECT (SELECT array_agg(value ORDER BY n) FROM taken) AS values, \
+                shape.seqincrement AS increment_by, counted.increment AS counted_with, \
+                {laps} AS laps \
+           FROM shape, counted"
     ))
     .bind::<BigInt, _>(seq.oid)
     .bind::<BigInt, _>(steps as i64)
@@ -153,73 +151,90 @@ pub fn take(
     .bind::<Text, _>(&call.token)
     .bind::<Text, _>(call.millis())
     .bind::<BigInt, _>(seq.spec.origin())
-    .load::<Run>(conn)?;
-    let Some(laps) = runs.iter().map(|run| run.laps).max() else {
+    .get_result::<Reservation>(conn)
+    .optional()?;
+    let Some(found) = found.filter(|found| !found.values.is_empty()) else {
         return Ok(Taken::Stale);
     };
-    if runs
-        .iter()
-        .any(|run| run.increment_by != seq.increment || run.counted_with != seq.increment)
-    {
+    if found.increment_by != seq.increment || found.counted_with != seq.increment {
         return Ok(Taken::Altered);
     }
-    Ok(Taken::Blocks(blocks(seq, &runs), laps))
+    Ok(Taken::Blocks(blocks(seq, &found.values), found.laps))
 }
 
-/// Each run's block: from its first value to the end of its last value's
-/// step, cut at the end of the range.
-fn blocks(seq: &Described, runs: &[Run]) -> Vec<Block> {
-    runs.iter()
-        .map(|run| {
-            let (first, _) = seq.spec.cut(run.first, seq.step());
-            let (last, _) = seq.spec.cut(run.last, seq.step());
-            Block {
-                first: first.first,
-                last: last.last,
-                direction: first.direction,
-            }
-        })
-        .collect()
+/// Whether reservations of `seq` count the laps they begin: a cycling
+/// sequence of fewer than 2^62 numbers (a ring). Of a larger one a full lap
+/// is out of reach; a non-cycling one has none.
+fn counts_laps(seq: &Described) -> bool {
+    seq.spec.cycle && seq.spec.size() < super::SMALLEST_RING_GIVEN_BACK
+}
+
+/// The values nextval() returned, in the order of the calls, as blocks: a
+/// value one step past the one before it continues a block (its step is
+/// ours too), anything else (a wrap, another caller's calls in between)
+/// starts one; each block runs from its first value to the end of its last
+/// value's step, cut at the end of the range.
+fn blocks(seq: &Described, values: &[i64]) -> Vec<Block> {
+    let mut blocks: Vec<Block> = Vec::new();
+    let mut previous: Option<i64> = None;
+    for &value in values {
+        let (step, _) = seq.spec.cut(value, seq.step());
+        let continues = previous.and_then(|p| p.checked_add(seq.increment)) == Some(value);
+        match blocks.last_mut() {
+            Some(last) if continues => last.last = step.last,
+            _ => blocks.push(step),
+        }
+        previous = Some(value);
+    }
+    blocks
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sequence::SequenceSpec;
+    use crate::sequence::{Direction, Mode, SequenceSpec};
 
-    fn forward() -> Described {
+    fn described(spec: SequenceSpec, increment: i64) -> Described {
         Described {
             oid: 1,
-            spec: SequenceSpec::forward(),
-            increment: 1000,
+            spec,
+            increment,
             generation: 1,
             laps: 0,
-            relation: "pez.\"forward\"".into(),
+            relation: "pez.\"s\"".into(),
             original: None,
         }
     }
 
-    fn run(first: i64, last: i64) -> Run {
-        Run {
-            first,
-            last,
-            increment_by: 1000,
-            counted_with: 1000,
-            laps: 1,
-        }
-    }
-
     #[test]
-    fn a_run_of_steps_is_one_block_cut_at_the_end_of_the_range() {
-        let blocks = blocks(
-            &forward(),
-            &[run(i64::MAX - 1999, i64::MAX - 999), run(1, 1001)],
-        );
+    fn consecutive_steps_are_one_block_and_a_wrap_starts_another() {
+        let forward = described(SequenceSpec::forward(), 1000);
+        let blocks = blocks(&forward, &[i64::MAX - 1999, i64::MAX - 999, 1, 1001]);
         assert_eq!(blocks.len(), 2);
         assert_eq!(
             (blocks[0].first, blocks[0].last),
             (i64::MAX - 1999, i64::MAX)
         );
         assert_eq!((blocks[1].first, blocks[1].last), (1, 2000));
+    }
+
+    #[test]
+    fn values_a_lap_of_other_callers_apart_are_never_joined_over_what_lies_between() {
+        // A ring of ten, one number a call: this statement got 1 first and
+        // 10 last, other callers the rest in between.
+        let ring = SequenceSpec::new("r", Direction::Ascending, 1, 10, None, true, Mode::Strict)
+            .expect("spec");
+        let blocks = blocks(&described(ring, 1), &[1, 10]);
+        let numbers: Vec<i64> = blocks.iter().flat_map(Block::iter).collect();
+        assert_eq!(numbers, vec![1, 10]);
+    }
+
+    #[test]
+    fn descending_steps_join_down_to_the_bottom_of_bigint() {
+        let reverse = described(SequenceSpec::reverse(), -1000);
+        let blocks = blocks(&reverse, &[2000, 1000, i64::MAX]);
+        assert_eq!(blocks.len(), 2);
+        assert_eq!((blocks[0].first, blocks[0].last), (2000, 1));
+        assert_eq!(blocks[1].first, i64::MAX);
     }
 }

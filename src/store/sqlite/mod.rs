@@ -270,15 +270,15 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    fn advance(
-        &self,
-        name: &str,
-        next: Option<i64>,
-        consent: Consent,
-    ) -> Result<Advanced, StoreError> {
+    fn advance(&self, name: &str, to: Position, consent: Consent) -> Result<Advanced, StoreError> {
+        let next = to.next;
         let mut conn = self.conn()?;
         let advanced = conn.immediate_transaction(|conn| {
             let state = rows::load(conn, name)?;
+            // Judged by this store's own laps: moving to the list's
+            // position skips nothing of the list's history. The list's
+            // laps count from here on.
+            rows::raise_laps(conn, name, to.laps)?;
             let Some(from) = rules::moves_forward(&state, next, consent)? else {
                 return Ok::<_, TxError>(Advanced::AlreadyThere {
                     stands: state.next_value,

@@ -139,6 +139,15 @@ pub fn begin_lap(conn: &mut SqliteConnection, name: &str) -> Result<i64, TxError
     .last)
 }
 
+/// Raises the count of laps to `laps` (an import's, from its source).
+pub fn raise_laps(conn: &mut SqliteConnection, name: &str, laps: i64) -> Result<(), TxError> {
+    diesel::update(sequences::table.find(name))
+        .set(sequences::laps.eq(laps))
+        .filter(sequences::laps.lt(laps))
+        .execute(conn)?;
+    Ok(())
+}
+
 /// A new sequence, standing `at`, with a fresh generation.
 pub fn insert(
     conn: &mut SqliteConnection,

@@ -324,6 +324,9 @@ fn take_over_one(
                 )));
             }
             Some(_) => {}
+            // Taken over by an older release, or moved by PEZ since (a
+            // restart, a hand-back and a take-over again): where it stands
+            // now is the floor from here on.
             None if native.owned => set_floor(conn, name, next)?,
             None => {}
         }
@@ -386,13 +389,16 @@ fn take_over_one(
     }))
 }
 
-/// Records where `name`'s original stands now: a later start that finds it
-/// behind refuses.
+/// Records where `name`'s original stands now, with its generation: a later
+/// start that finds it behind, with no restart or hand-back since, refuses.
 fn set_floor(conn: &mut PgConnection, name: &str, next: i64) -> QueryResult<()> {
-    diesel::sql_query("UPDATE pez.sequences SET relation_floor = $2 WHERE name = $1")
-        .bind::<Text, _>(name)
-        .bind::<BigInt, _>(next)
-        .execute(conn)?;
+    diesel::sql_query(
+        "UPDATE pez.sequences SET relation_floor = $2, relation_floor_generation = generation \
+          WHERE name = $1",
+    )
+    .bind::<Text, _>(name)
+    .bind::<BigInt, _>(next)
+    .execute(conn)?;
     Ok(())
 }
 

@@ -221,6 +221,10 @@ struct Mapping {
     relation_mark: Option<String>,
     #[diesel(sql_type = Nullable<BigInt>)]
     relation_floor: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    relation_floor_generation: Option<i64>,
+    #[diesel(sql_type = BigInt)]
+    generation: i64,
 }
 
 /// The original's sequence `pez.sequences` says a PEZ sequence continues.
@@ -232,8 +236,10 @@ pub struct Recorded {
     pub oid: Option<i64>,
     /// The mark PEZ wrote into its comment when it took it over.
     pub mark: Option<String>,
-    /// Where it stood when PEZ took it over (`None`: taken over by an
-    /// older release).
+    /// Where it stood when PEZ took it over (or last started on it after
+    /// moving it), if PEZ has not moved it since (the generation recorded
+    /// with it is still its generation). `None`: taken over by an older
+    /// release, or restarted or handed back since.
     pub floor: Option<i64>,
 }
 
@@ -276,7 +282,8 @@ impl Recorded {
 /// What `pez.sequences` records for `name`, if it continues the original's.
 pub fn recorded(conn: &mut PgConnection, name: &str) -> QueryResult<Option<Recorded>> {
     let row = diesel::sql_query(
-        "SELECT relation_schema, relation_name, relation_oid, relation_mark, relation_floor \
+        "SELECT relation_schema, relation_name, relation_oid, relation_mark, relation_floor, \
+                relation_floor_generation, generation \
            FROM pez.sequences WHERE name = $1",
     )
     .bind::<Text, _>(name)
@@ -289,7 +296,9 @@ pub fn recorded(conn: &mut PgConnection, name: &str) -> QueryResult<Option<Recor
             name,
             oid: m.relation_oid,
             mark: m.relation_mark,
-            floor: m.relation_floor,
+            floor: m
+                .relation_floor
+                .filter(|_| m.relation_floor_generation == Some(m.generation)),
         })
     }))
 }
