@@ -19,6 +19,25 @@ use diesel::sql_types::{BigInt, Bool, Text};
 /// The schema PEZ's sequences live in.
 pub const SCHEMA: &str = "pez";
 
+/// Transaction advisory lock that serialises creating and deleting
+/// sequences, take-overs and hand-backs ("PEZCATLG"). Numbers never depend
+/// on it.
+pub const CATALOG_LOCK: i64 = 0x50455A4341544C47;
+
+/// The numbers one nextval() of a leased sequence reserves: its INCREMENT.
+pub const LEASE_STEP: u64 = 1000;
+
+/// The smallest cycling sequence a give-back is taken for: 2^62 numbers.
+/// The count of laps that proves nobody went a full lap since a lease
+/// cannot be kept exactly here: `nextval()` is not undone when its
+/// statement fails, but the count's update is, so a reservation that
+/// handed out the origin and then failed (a lock timeout on the count's
+/// row, a cancel, a crash) leaves a lap uncounted. A full lap of a sequence
+/// this large between a lease and its give-back is out of reach (at a
+/// billion numbers a second, 146 years); of a smaller ring it is not, and
+/// its unused numbers at a stop are a gap.
+pub const SMALLEST_RING_GIVEN_BACK: u64 = 1 << 62;
+
 /// A PEZ sequence as PostgreSQL describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Described {

@@ -84,7 +84,7 @@ pub enum Taken {
 /// wrap, or of a fresh sequence) begins a lap: the statement adds them to
 /// `pez.sequences.laps` and answers with the count after it. The count can
 /// miss a lap (a statement that fails after its `nextval()` calls), so no
-/// give-back relies on it on PostgreSQL ([`super::SMALLEST_RING_GIVEN_BACK`]);
+/// give-back relies on it on PostgreSQL ([`super::catalog::SMALLEST_RING_GIVEN_BACK`]);
 /// exports carry it, and the fault suite reads it.
 ///
 /// **One row.** The values come back as one array in the order of the
@@ -166,7 +166,7 @@ pub fn take(
 /// sequence of fewer than 2^62 numbers (a ring). Of a larger one a full lap
 /// is out of reach; a non-cycling one has none.
 fn counts_laps(seq: &Described) -> bool {
-    seq.spec.cycle && seq.spec.size() < super::SMALLEST_RING_GIVEN_BACK
+    seq.spec.cycle && seq.spec.size() < super::catalog::SMALLEST_RING_GIVEN_BACK
 }
 
 /// The values nextval() returned, in the order of the calls, as blocks: a

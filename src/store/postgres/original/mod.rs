@@ -42,8 +42,8 @@
 mod native;
 
 use super::catalog;
+use super::catalog::{CATALOG_LOCK, LEASE_STEP};
 use super::instances;
-use super::{CATALOG_LOCK, LEASE_STEP};
 use crate::sequence::{Direction, SequenceSpec};
 use crate::store::{StoreError, TxError};
 use diesel::prelude::*;

@@ -2,7 +2,7 @@
 //! original's (the first on the user's search path), what PEZ recorded
 //! when it took one over, and whether it is shaped and owned as PEZ needs.
 
-use super::super::LEASE_STEP;
+use super::super::catalog::LEASE_STEP;
 use super::super::catalog::{self, stands_after};
 use super::{increment, refused};
 use crate::sequence::SequenceSpec;
