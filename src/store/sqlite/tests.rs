@@ -43,6 +43,15 @@ fn stamp(store: &SqliteStore, name: &str) -> Stamp {
     }
 }
 
+/// The number a reservation of one hands out next (it takes it).
+fn next_number(store: &SqliteStore, name: &str) -> i64 {
+    store
+        .reserve(name, generation(store, name), 1)
+        .unwrap()
+        .blocks()[0]
+        .first
+}
+
 fn open(dir: &TempDir) -> SqliteStore {
     SqliteStore::open(&dir.0, Duration::from_millis(200)).unwrap()
 }
@@ -91,22 +100,8 @@ fn leases_follow_each_other_and_survive_reopening() {
     assert_eq!((down.first, down.last), (i64::MAX, i64::MAX - 4));
     drop(store);
     let store = open(&dir);
-    assert_eq!(
-        store
-            .reserve("forward", generation(&store, "forward"), 1)
-            .unwrap()
-            .blocks()[0]
-            .first,
-        21
-    );
-    assert_eq!(
-        store
-            .reserve("reverse", generation(&store, "reverse"), 1)
-            .unwrap()
-            .blocks()[0]
-            .first,
-        i64::MAX - 5
-    );
+    assert_eq!(next_number(&store, "forward"), 21);
+    assert_eq!(next_number(&store, "reverse"), i64::MAX - 5);
 }
 
 #[test]
@@ -143,14 +138,7 @@ fn a_give_back_is_refused_once_the_sequence_moved_on() {
             .give_back("forward", stamp(&store, "forward"), rest.unwrap())
             .unwrap()
     );
-    assert_eq!(
-        store
-            .reserve("forward", generation(&store, "forward"), 1)
-            .unwrap()
-            .blocks()[0]
-            .first,
-        25
-    );
+    assert_eq!(next_number(&store, "forward"), 25);
 }
 
 #[test]
@@ -173,14 +161,7 @@ fn a_restart_outside_the_range_or_of_an_unknown_sequence_is_refused() {
         .unwrap()
         .blocks()[0];
     assert_eq!((block.first, block.len()), (i64::MAX, 1));
-    assert_eq!(
-        store
-            .reserve("forward", generation(&store, "forward"), 1)
-            .unwrap()
-            .blocks()[0]
-            .first,
-        1
-    );
+    assert_eq!(next_number(&store, "forward"), 1);
 }
 
 /// The durability promise rests on these two settings: WAL with
@@ -351,14 +332,7 @@ fn a_restart_moves_forward_only_unless_asked_to_move_back() {
             ..
         })
     ));
-    assert_eq!(
-        store
-            .reserve("forward", generation(&store, "forward"), 1)
-            .unwrap()
-            .blocks()[0]
-            .first,
-        101
-    );
+    assert_eq!(next_number(&store, "forward"), 101);
     assert!(matches!(
         store.restart("forward", 200, Consent::FORWARD),
         Err(StoreError::EarlyWrap { .. })
@@ -383,14 +357,7 @@ fn a_restart_moves_forward_only_unless_asked_to_move_back() {
             },
         )
         .unwrap();
-    assert_eq!(
-        store
-            .reserve("forward", generation(&store, "forward"), 1)
-            .unwrap()
-            .blocks()[0]
-            .first,
-        50
-    );
+    assert_eq!(next_number(&store, "forward"), 50);
 }
 
 #[test]
