@@ -180,8 +180,9 @@ pub const IDLE_TIMEOUT_MS: Setting = setting(
     "idle-timeout-ms",
     Some("60000"),
     millis(10, 86_400_000),
-    "Milliseconds a connection may move no byte before it is closed (idle keep-alive \
-     connections would otherwise hold connection slots).",
+    "Milliseconds a connection may move no byte before it is closed: a kept-alive one \
+     waiting for its next request, or one whose client takes none of its answers (either \
+     would otherwise hold a connection slot).",
 );
 /// Time a request may take.
 pub const REQUEST_TIMEOUT_MS: Setting = setting(

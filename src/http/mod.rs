@@ -21,6 +21,7 @@ pub mod serve;
 mod shutdown;
 pub mod status_page;
 mod timer;
+pub mod write_deadline;
 
 pub use handlers::{Answer, App, Prepared, RequestHeaders};
 

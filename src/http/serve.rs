@@ -10,6 +10,12 @@
 //!   connection waits for its next request; that wait gets
 //!   `PEZ_IDLE_TIMEOUT_MS` ([`super::timer`]), so idle keep-alive
 //!   connections cannot hold every slot;
+//! - clients that stop reading: a write of an answer that takes no byte for
+//!   `PEZ_IDLE_TIMEOUT_MS` fails and the connection is closed
+//!   ([`super::write_deadline`]), so a client that pipelines requests and
+//!   never reads the answers cannot hold a slot either; hyper reads no
+//!   further request while it cannot write, and buffers at most 8 KiB of
+//!   those it has not answered;
 //! - connections: at most `PEZ_MAX_CONNECTIONS` at once; more wait in the
 //!   kernel's accept queue until one closes.
 //!
@@ -20,6 +26,7 @@
 
 use super::shutdown::Stop;
 use super::timer::HeadTimer;
+use super::write_deadline::WriteDeadline;
 use crate::config::Limits;
 use crate::telemetry::metrics::Route;
 use hyper::Request;
@@ -111,10 +118,10 @@ impl HttpServer {
             let timer = HeadTimer::new(self.limits.header_timeout, self.limits.idle_timeout);
             let mut enforcer = timer.enforcer();
             let mut stopping = stop.watcher();
-            let connection = http
-                .clone()
-                .timer(timer)
-                .serve_connection(TokioIo::new(stream), service.clone());
+            let connection = http.clone().timer(timer).serve_connection(
+                TokioIo::new(WriteDeadline::new(stream, self.limits.idle_timeout)),
+                service.clone(),
+            );
             tokio::spawn(async move {
                 let _permit = permit;
                 let mut connection = pin!(connection);

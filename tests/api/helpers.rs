@@ -11,8 +11,8 @@ use hyper_util::rt::TokioExecutor;
 use pez::config::{Cli, Settings, StoreChoice};
 use pez::dispenser::ReturnReport;
 use pez::server::Server;
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -562,4 +562,54 @@ pub fn the_error_line(output: &Output) -> String {
     let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("pez: ")).collect();
     assert_eq!(errors.len(), 1, "one error line expected: {stderr}");
     errors[0].to_owned()
+}
+
+/// Sends raw bytes on a fresh connection and reads until the server closes
+/// it (or `limit` passes); returns what came back and when it closed.
+pub fn raw_exchange(
+    addr: SocketAddr,
+    request: &[u8],
+    limit: Duration,
+) -> (String, Option<Duration>) {
+    let started = Instant::now();
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream.set_read_timeout(Some(limit)).expect("timeout");
+    let _ = stream.write_all(request);
+    let mut answer = Vec::new();
+    let mut buffer = [0u8; 4096];
+    let closed = loop {
+        match stream.read(&mut buffer) {
+            Ok(0) => break Some(started.elapsed()),
+            Ok(n) => answer.extend_from_slice(&buffer[..n]),
+            Err(_) => break None,
+        }
+    };
+    (String::from_utf8_lossy(&answer).into_owned(), closed)
+}
+
+/// Reads one HTTP/1.1 response with a Content-Length body from `stream`.
+pub fn read_response(stream: &mut TcpStream) -> String {
+    let mut answer = Vec::new();
+    let mut buffer = [0u8; 4096];
+    loop {
+        let text = String::from_utf8_lossy(&answer).into_owned();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let length: usize = text[..end]
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().to_owned())
+                })
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            if answer.len() >= end + 4 + length {
+                return text;
+            }
+        }
+        match stream.read(&mut buffer) {
+            Ok(0) | Err(_) => return text,
+            Ok(n) => answer.extend_from_slice(&buffer[..n]),
+        }
+    }
 }

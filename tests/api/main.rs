@@ -8,6 +8,7 @@ mod cli;
 mod concurrency;
 mod contract;
 mod faults;
+mod hostile_clients;
 mod lifecycle;
 mod never_twice;
 mod operations;

@@ -1,14 +1,16 @@
 //! The operator endpoints (health, readiness, metrics, version, the API
 //! document) and the limits that protect the server from hostile clients.
 
-use crate::helpers::{Backend, PezProcess, StoreFixture, TempDir, TestApp, run_pez};
+use crate::helpers::{
+    Backend, PezProcess, StoreFixture, TempDir, TestApp, raw_exchange, read_response, run_pez,
+};
 use crate::postgres_support::{Cluster, ClusterOptions, TestDatabase};
 use diesel::connection::SimpleConnection;
 use diesel::{Connection, SqliteConnection};
 use hyper::Method;
 use pez::config::{Access, Secret};
 use serde_json::Value;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
@@ -279,25 +281,6 @@ async fn the_openapi_document_describes_what_the_server_does() {
     assert_eq!(&help["parameters"]["count"]["maximum"], documented);
 }
 
-/// Sends raw bytes on a fresh connection and reads until the server closes
-/// it (or `limit` passes); returns what came back and when it closed.
-fn raw_exchange(addr: SocketAddr, request: &[u8], limit: Duration) -> (String, Option<Duration>) {
-    let started = Instant::now();
-    let mut stream = TcpStream::connect(addr).expect("connect");
-    stream.set_read_timeout(Some(limit)).expect("timeout");
-    let _ = stream.write_all(request);
-    let mut answer = Vec::new();
-    let mut buffer = [0u8; 4096];
-    let closed = loop {
-        match stream.read(&mut buffer) {
-            Ok(0) => break Some(started.elapsed()),
-            Ok(n) => answer.extend_from_slice(&buffer[..n]),
-            Err(_) => break None,
-        }
-    };
-    (String::from_utf8_lossy(&answer).into_owned(), closed)
-}
-
 /// `holders` connections each send `holding` and keep their connection;
 /// once they hold every slot, one more client sends a whole request.
 /// Returns how long that client waited for its answer (a 200) and what each
@@ -551,33 +534,6 @@ async fn idle_keep_alive_connections_are_closed_and_free_their_slots() {
             closed >= Duration::from_millis(500) && closed < Duration::from_secs(4),
             "{closed:?}"
         );
-    }
-}
-
-/// Reads one HTTP/1.1 response with a Content-Length body from `stream`.
-fn read_response(stream: &mut TcpStream) -> String {
-    let mut answer = Vec::new();
-    let mut buffer = [0u8; 4096];
-    loop {
-        let text = String::from_utf8_lossy(&answer).into_owned();
-        if let Some(end) = text.find("\r\n\r\n") {
-            let length: usize = text[..end]
-                .lines()
-                .find_map(|l| {
-                    l.to_ascii_lowercase()
-                        .strip_prefix("content-length:")
-                        .map(|v| v.trim().to_owned())
-                })
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0);
-            if answer.len() >= end + 4 + length {
-                return text;
-            }
-        }
-        match stream.read(&mut buffer) {
-            Ok(0) | Err(_) => return text,
-            Ok(n) => answer.extend_from_slice(&buffer[..n]),
-        }
     }
 }
 
