@@ -26,7 +26,7 @@ pub mod write_deadline;
 pub use handlers::{Answer, App, Prepared, RequestHeaders};
 
 use crate::config::Limits;
-use crate::telemetry::Metrics;
+use crate::telemetry::{Metrics, Untrusted};
 use bytes::Bytes;
 use http_body_util::{Either, Full};
 use hyper::body::{Body as _, Incoming};
@@ -241,7 +241,8 @@ async fn within<B: From<Bytes>>(
     match Box::pin(tokio::time::timeout(timeout, answer)).await {
         Ok(answer) => answer,
         Err(_) => {
-            warn!("{path}: no answer within {timeout:?}");
+            // The path is the client's: escaped and capped.
+            warn!("{}: no answer within {timeout:?}", Untrusted(path));
             ApiError::Unavailable {
                 reason: "The request took too long.",
             }
@@ -263,7 +264,11 @@ fn others(
         .and(warp::header::headers_cloned())
         .and(limited_body(app.max_body_bytes))
         .and(with_app(Arc::clone(&app)))
-        .then(sequences::handle);
+        .then(
+            |tail, method, query, headers, body: LazyBody<_>, app| async move {
+                sequences::handle(tail, method, query, headers, body.read(), app).await
+            },
+        );
     let operations = warp::path!("healthz")
         .map(|| ops::Op::Healthz)
         .or(warp::path!("readyz").map(|| ops::Op::Readyz))
@@ -284,16 +289,44 @@ fn others(
     sequences.or(operations).unify().or(not_found).unify()
 }
 
-/// The request body, read up to `limit` bytes: larger bodies are 413,
-/// whether they declare their length or arrive in chunks.
+/// The request body, not read yet: the handler reads it (up to `limit`
+/// bytes; larger bodies are 413, whether they declare their length or
+/// arrive in chunks) only once the request is allowed, so a client without
+/// the token is refused at once, not after its body (or the request
+/// timeout, for a body declared and never sent).
 fn limited_body(
     limit: u64,
-) -> impl Filter<Extract = (Result<Vec<u8>, ApiError>,), Error = warp::Rejection> + Clone {
+) -> impl Filter<
+    Extract = (LazyBody<impl warp::Stream<Item = Result<impl bytes::Buf, warp::Error>> + Send>,),
+    Error = warp::Rejection,
+> + Clone {
     warp::header::optional::<u64>("content-length")
         .or(warp::any().map(|| None))
         .unify()
         .and(warp::body::stream())
-        .then(move |declared, stream| read_limited(declared, stream, limit))
+        .map(move |declared, stream| LazyBody {
+            declared,
+            stream,
+            limit,
+        })
+}
+
+/// A request body still in the connection, and how much of it may be read.
+struct LazyBody<S> {
+    declared: Option<u64>,
+    stream: S,
+    limit: u64,
+}
+
+impl<S, B> LazyBody<S>
+where
+    S: warp::Stream<Item = Result<B, warp::Error>>,
+    B: bytes::Buf,
+{
+    /// Reads the body when awaited, not before.
+    async fn read(self) -> Result<Vec<u8>, ApiError> {
+        read_limited(self.declared, self.stream, self.limit).await
+    }
 }
 
 async fn read_limited<S, B>(

@@ -80,13 +80,14 @@ impl Target {
     }
 }
 
-/// Any request under `/v2/sequences`; `tail` is the path after it.
+/// Any request under `/v2/sequences`; `tail` is the path after it. `body`
+/// reads the request body when awaited: only once the request is allowed.
 pub async fn handle(
     tail: String,
     method: Method,
     query: Option<String>,
     headers: HeaderMap,
-    body: Result<Vec<u8>, ApiError>,
+    body: impl Future<Output = Result<Vec<u8>, ApiError>>,
     app: Arc<App>,
 ) -> Answer {
     let path = if tail.is_empty() {
@@ -108,7 +109,7 @@ async fn respond(
     method: Method,
     query: Option<&str>,
     headers: RequestHeaders<'_>,
-    body: Result<Vec<u8>, ApiError>,
+    body: impl Future<Output = Result<Vec<u8>, ApiError>>,
     app: &App,
 ) -> Result<Answer, ApiError> {
     if method == Method::OPTIONS {
@@ -157,7 +158,7 @@ async fn respond(
             let info = find(app, &name).await?;
             Ok(json(StatusCode::OK, show(&info).to_string()))
         }
-        Target::Sequence(name) if method == Method::PUT => create(app, &name, &body?).await,
+        Target::Sequence(name) if method == Method::PUT => create(app, &name, &body.await?).await,
         Target::Sequence(name) => {
             app.dispenser
                 .delete(&name)
@@ -197,7 +198,7 @@ async fn respond(
                 #[serde(default)]
                 allow_early_wrap: bool,
             }
-            let restart: RestartBody = parse_body(&body?, false)?;
+            let restart: RestartBody = parse_body(&body.await?, false)?;
             let consent = Consent {
                 backward: restart.allow_backward,
                 early_wrap: restart.allow_early_wrap,

@@ -1,8 +1,10 @@
 //! Logs (through `log` and env_logger) and metrics (Prometheus).
 
 pub mod metrics;
+pub mod untrusted;
 
 pub use metrics::Metrics;
+pub use untrusted::Untrusted;
 
 use std::io::Write;
 

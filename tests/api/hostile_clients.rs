@@ -177,11 +177,14 @@ fn hostile_path() -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_a_request_puts_in_the_log_is_one_line_escaped_and_short() {
     let dir = TempDir::new();
+    // At the most verbose level, so that no line anywhere carries the path
+    // as it came.
     let mut pez = PezProcess::start(
         dir.path(),
         &[
             ("PEZ_ADMIN_TOKEN", "admin-token"),
             ("PEZ_REQUEST_TIMEOUT_MS", "1000"),
+            ("PEZ_LOG", "trace"),
         ],
     );
     let addr = pez.http.addr();
