@@ -13,6 +13,20 @@ test:
 	$(CARGO) nextest --version >/dev/null 2>&1 || $(CARGO) install --locked cargo-nextest
 	tests/pg-cluster.sh run $(CARGO) nextest run --no-fail-fast
 
+.PHONY: fuzz
+
+FUZZ_CASES ?= 50000
+FUZZ_SECONDS ?= 60
+
+## The property tests of what clients send (src/http/fuzz.rs: query, path,
+## JSON bodies) with FUZZ_CASES cases each instead of make test's 256,
+## stopped (and failed) after FUZZ_SECONDS; about 20 s on two cores. A case
+## that fails is kept in proptest-regressions/ and tried first from then on.
+fuzz:
+	$(CARGO) nextest --version >/dev/null 2>&1 || $(CARGO) install --locked cargo-nextest
+	$(CARGO) nextest run --lib --no-run
+	PROPTEST_CASES=$(FUZZ_CASES) timeout $(FUZZ_SECONDS) $(CARGO) nextest run --lib http::fuzz::
+
 ## Throughput against the HTTP ceiling, measured in one run (prints figures).
 bench:
 	$(CARGO) build --release --bin pez --example ceiling

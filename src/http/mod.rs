@@ -10,6 +10,8 @@
 
 pub mod auth;
 pub mod format;
+#[cfg(test)]
+mod fuzz;
 pub mod handlers;
 pub mod openapi;
 pub mod ops;

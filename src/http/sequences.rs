@@ -28,7 +28,7 @@ use std::sync::Arc;
 
 /// Which resource under `/v2/sequences` a path names.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Target {
+pub(super) enum Target {
     Collection,
     Sequence(String),
     Next(String),
@@ -37,7 +37,7 @@ enum Target {
 }
 
 impl Target {
-    fn parse(tail: &str) -> Option<Self> {
+    pub(super) fn parse(tail: &str) -> Option<Self> {
         let segments: Vec<&str> = tail.trim_end_matches('/').split('/').collect();
         let name = |raw: &str| query::decode(raw);
         Some(match segments.as_slice() {
@@ -70,7 +70,7 @@ impl Target {
         }
     }
 
-    fn name(&self) -> Option<&str> {
+    pub(super) fn name(&self) -> Option<&str> {
         match self {
             Target::Collection => None,
             Target::Sequence(n) | Target::Next(n) | Target::Lease(n) | Target::Restart(n) => {
@@ -189,15 +189,6 @@ async fn respond(
             Ok(format::ranges(&runs, format))
         }
         Target::Restart(name) => {
-            #[derive(Deserialize)]
-            #[serde(deny_unknown_fields)]
-            struct RestartBody {
-                value: i64,
-                #[serde(default)]
-                allow_backward: bool,
-                #[serde(default)]
-                allow_early_wrap: bool,
-            }
             let restart: RestartBody = parse_body(&body.await?, false)?;
             let consent = Consent {
                 backward: restart.allow_backward,
@@ -215,6 +206,17 @@ async fn respond(
     }
 }
 
+/// The body of a restart; anything else in it is refused.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RestartBody {
+    value: i64,
+    #[serde(default)]
+    allow_backward: bool,
+    #[serde(default)]
+    allow_early_wrap: bool,
+}
+
 /// The settings a PUT may give; anything else in the body is refused.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -228,19 +230,7 @@ struct SequenceSettings {
 }
 
 async fn create(app: &App, name: &str, body: &[u8]) -> Result<Answer, ApiError> {
-    let settings: SequenceSettings = parse_body(body, true)?;
-    let spec = SequenceSpec::new(
-        name,
-        settings.direction.unwrap_or(Direction::Ascending),
-        settings.min.unwrap_or(MIN_VALUE),
-        settings.max.unwrap_or(MAX_VALUE),
-        settings.start,
-        settings.cycle.unwrap_or(true),
-        settings.mode.unwrap_or(Mode::Leased),
-    )
-    .map_err(|e| ApiError::InvalidBody {
-        detail: e.to_string(),
-    })?;
+    let spec = spec_of(name, body)?;
     let created = app
         .dispenser
         .create(spec)
@@ -258,8 +248,26 @@ async fn create(app: &App, name: &str, body: &[u8]) -> Result<Answer, ApiError> 
     Ok(response)
 }
 
+/// The sequence a PUT's body describes: 400 for a body that is not the
+/// documented JSON object, or settings that do not make a sequence.
+pub(super) fn spec_of(name: &str, body: &[u8]) -> Result<SequenceSpec, ApiError> {
+    let settings: SequenceSettings = parse_body(body, true)?;
+    SequenceSpec::new(
+        name,
+        settings.direction.unwrap_or(Direction::Ascending),
+        settings.min.unwrap_or(MIN_VALUE),
+        settings.max.unwrap_or(MAX_VALUE),
+        settings.start,
+        settings.cycle.unwrap_or(true),
+        settings.mode.unwrap_or(Mode::Leased),
+    )
+    .map_err(|e| ApiError::InvalidBody {
+        detail: e.to_string(),
+    })
+}
+
 /// Parses a JSON body; an empty body is `{}` when `empty_is_object`.
-fn parse_body<T: serde::de::DeserializeOwned>(
+pub(super) fn parse_body<T: serde::de::DeserializeOwned>(
     body: &[u8],
     empty_is_object: bool,
 ) -> Result<T, ApiError> {

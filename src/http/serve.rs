@@ -154,8 +154,13 @@ impl HttpServer {
     }
 }
 
-/// The route of a path, for the request metrics.
+/// The route of a path, for the request metrics. One slash at the end
+/// names the same resource, as it does to the router.
 pub fn route_of(path: &str) -> Route {
+    let path = match path.strip_suffix('/') {
+        Some(trimmed) if !trimmed.is_empty() => trimmed,
+        _ => path,
+    };
     match path {
         "/v1/forward" => Route::V1Forward,
         "/v1/reverse" => Route::V1Reverse,
@@ -188,6 +193,9 @@ mod tests {
     #[test]
     fn routes_are_few_whatever_the_path() {
         assert_eq!(route_of("/v1/forward").as_str(), "/v1/forward");
+        assert_eq!(route_of("/v1/forward/").as_str(), "/v1/forward");
+        assert_eq!(route_of("/healthz/").as_str(), "/healthz");
+        assert_eq!(route_of("/").as_str(), "/");
         assert_eq!(
             route_of("/v2/sequences/orders").as_str(),
             "/v2/sequences/{name}"

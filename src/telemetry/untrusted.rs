@@ -21,12 +21,10 @@ pub struct Untrusted<'a>(pub &'a str);
 impl fmt::Display for Untrusted<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let text = self.0;
-        let mut shown = 0;
-        for (at, c) in text.char_indices() {
+        for (shown, (at, c)) in text.char_indices().enumerate() {
             if shown == MAX_LOGGED_CHARS {
                 return write!(f, "... ({} more bytes)", text.len() - at);
             }
-            shown += 1;
             if c.is_control() || c == '\\' || c == '\u{2028}' || c == '\u{2029}' {
                 write!(f, "{}", c.escape_default())?;
             } else {
