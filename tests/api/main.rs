@@ -9,6 +9,7 @@ mod concurrency;
 mod contract;
 mod faults;
 mod lifecycle;
+mod local_users;
 mod never_twice;
 mod operations;
 mod pooler;
