@@ -6,7 +6,8 @@
 //! [`server`] wires them together; [`cli`] and [`config`] are the command
 //! line, [`telemetry`] the logs, [`systemd`] the readiness protocol;
 //! `libpq` the two calls into libpq that diesel does not expose, shared by
-//! the configuration (parsing connection strings) and the PostgreSQL store.
+//! the configuration (parsing connection strings) and the PostgreSQL store;
+//! [`trusted`] the checks on files another local user must not control.
 
 /// The version: Cargo's, with `git describe` when built from git.
 pub const VERSION: &str = env!("PEZ_VERSION");
@@ -22,4 +23,5 @@ pub mod server;
 pub mod store;
 pub mod systemd;
 pub mod telemetry;
+pub mod trusted;
 pub mod unpoisoned;

@@ -15,8 +15,10 @@ use crate::server::{self, Server};
 use crate::store::{Consent, OpenError, Store};
 use crate::systemd::{self, Notifier};
 use crate::telemetry;
+use crate::trusted;
 use clap::Parser;
 use clap::error::ErrorKind;
+use std::io::ErrorKind::NotFound;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -25,10 +27,17 @@ use std::sync::Arc;
 pub fn main() -> ExitCode {
     // Only ./.env, not a parent directory's: under systemd the working
     // directory is /var/lib/pez, and /var/.env or /.env must not count.
-    if let Err(e) = dotenvy::from_path(".env")
-        && !e.not_found()
-    {
-        return fail(dot_env_error(Path::new(".env"), &e));
+    // Read as PEZ reads every file of settings: refused when another user
+    // could have written it (`cd /tmp/shared && pez ...`).
+    let dot_env = Path::new(".env");
+    match trusted::read_to_string("the settings file", dot_env) {
+        Ok(text) => {
+            if let Err(e) = dotenvy::from_read(text.as_bytes()) {
+                return fail(dot_env_error(dot_env, &text, &e));
+            }
+        }
+        Err(e) if e.could_not_read().map(std::io::Error::kind) == Some(NotFound) => {}
+        Err(e) => return fail(e),
     }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -125,12 +134,11 @@ pub fn main() -> ExitCode {
 /// What is wrong with a `.env` file, in one line that names the file, the
 /// line and the variable but never a value: the file holds
 /// `PEZ_DB_PASSWORD` too, and dotenvy's own message quotes the line whole.
-fn dot_env_error(file: &Path, error: &dotenvy::Error) -> String {
+fn dot_env_error(file: &Path, text: &str, error: &dotenvy::Error) -> String {
     let dotenvy::Error::LineParse(rest, _) = error else {
         // I/O and environment errors carry no value of the file.
         return format!("cannot read {}: {error}", file.display());
     };
-    let text = std::fs::read_to_string(file).unwrap_or_default();
     // dotenvy hands back the file from the bad line on: where it starts
     // says which line it is.
     let line = text

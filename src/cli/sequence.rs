@@ -6,6 +6,7 @@ use crate::config::{Settings, StoreChoice};
 use crate::sequence::{Direction, MAX_VALUE, MIN_VALUE, Mode, SequenceSpec, check_name};
 use crate::store::transfer::{self, Export, Wanted};
 use crate::store::{self, Consent, Created, OpenError, SequenceState, SqliteStore, StoreError};
+use crate::trusted;
 use std::io::{Read, Write};
 use std::path::Path;
 
@@ -217,8 +218,15 @@ pub(super) fn export(settings: &Settings, output: Option<&Path>) -> Result<(), S
         serde_json::to_string_pretty(&file).map_err(|e| format!("cannot write the export: {e}"))?;
     text.push('\n');
     match output {
-        Some(path) => std::fs::write(path, text)
-            .map_err(|e| format!("cannot write {}: {e}", path.display()))?,
+        // Made 0600 whatever the umask, and, since root may write it
+        // into a directory another user controls, never through a link.
+        Some(path) => {
+            let mut file =
+                trusted::private_file("the export file", path).map_err(|e| e.to_string())?;
+            file.set_len(0)
+                .and_then(|()| file.write_all(text.as_bytes()))
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?
+        }
         None => std::io::stdout()
             .write_all(text.as_bytes())
             .map_err(|e| format!("cannot write the export: {e}"))?,

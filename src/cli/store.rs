@@ -13,6 +13,7 @@ use crate::config::{PgSettings, RawSettings, Settings, StoreChoice};
 use crate::store::postgres::Continued;
 use crate::store::transfer::{self, ApplyError, Outcome, Wanted};
 use crate::store::{self, Consent, OpenError, PgStore, SqliteStore, StartupRetry, Store};
+use crate::trusted;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -153,8 +154,10 @@ impl<'a> Destination<'a> {
                 }
                 Ok((*url).to_owned())
             }
-            Destination::File(file) => std::fs::read_to_string(file)
-                .map_err(|e| format!("cannot read {}: {e}", file.display()))?
+            // It holds a password; and whoever could change it could send
+            // the sequences to a database of theirs.
+            Destination::File(file) => trusted::read_to_string("the URL file", file)
+                .map_err(|e| e.to_string())?
                 .lines()
                 .map(str::trim)
                 .find(|line| !line.is_empty() && !line.starts_with('#'))

@@ -13,7 +13,7 @@ use conninfo::Connection;
 use declared as d;
 use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The largest `count` a v2 request may ask for when PEZ_MAX_COUNT is unset
@@ -432,12 +432,16 @@ impl RawSettings {
             None => Vec::new(),
             Some(listed) => {
                 let text = match listed.strip_prefix('@') {
-                    Some(path) => std::fs::read_to_string(path).map_err(|_| {
-                        SettingError::hidden(
-                            d::TOKENS.variable,
-                            format!("a comma-separated list or @FILE naming a readable file ({path} cannot be read)"),
-                        )
-                    })?,
+                    // A file another user could change could hand them a token.
+                    Some(path) => crate::trusted::read_to_string("the token file", Path::new(path))
+                        .map_err(|e| {
+                            let expected = if e.could_not_read().is_some() {
+                                format!("a comma-separated list or @FILE naming a readable file ({path} cannot be read)")
+                            } else {
+                                format!("@FILE naming a file no other user can change ({e})")
+                            };
+                            SettingError::hidden(d::TOKENS.variable, expected)
+                        })?,
                     None => listed.replace(',', "\n"),
                 };
                 let tokens: Vec<Secret> = text

@@ -7,8 +7,14 @@
 //! file in the data directory, held for the life of the process, makes that
 //! assumption true. The kernel drops it when the process dies, even by
 //! kill -9, so a crash never leaves a stale lock behind.
+//!
+//! The lock file is written (our pid), so it is opened as
+//! [`trusted::private_file`] opens PEZ's own files: never through a link,
+//! made 0600, and checked to be a regular file of root's or PEZ's own before
+//! anything is truncated or written.
 
-use std::fs::{File, OpenOptions, TryLockError};
+use crate::trusted::{self, Untrusted};
+use std::fs::{File, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::{fmt, io};
@@ -32,6 +38,9 @@ pub enum LockError {
     },
     /// The lock file could not be created or locked.
     Io(PathBuf, io::Error),
+    /// The lock file is a link, or not PEZ's (another user could have
+    /// planted it).
+    Untrusted(Untrusted),
 }
 
 impl fmt::Display for LockError {
@@ -45,6 +54,7 @@ impl fmt::Display for LockError {
                 write!(f, " is using the store in {}", dir.display())
             }
             LockError::Io(path, err) => write!(f, "cannot lock {}: {err}", path.display()),
+            LockError::Untrusted(why) => why.fmt(f),
         }
     }
 }
@@ -56,13 +66,8 @@ impl DataDirLock {
     pub fn acquire(dir: &Path) -> Result<Self, LockError> {
         let path = dir.join("pez.lock");
         let io_err = |e| LockError::Io(path.clone(), e);
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(io_err)?;
+        let mut file =
+            trusted::private_file("the lock file", &path).map_err(LockError::Untrusted)?;
         match file.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
@@ -87,7 +92,10 @@ impl DataDirLock {
 /// runs: read without taking the lock (a command that only looks must never
 /// keep a server from starting). A hint: pids are reused.
 pub fn holder(dir: &Path) -> Option<String> {
-    let pid = std::fs::read_to_string(dir.join("pez.lock")).ok()?;
+    let mut pid = String::new();
+    trusted::private_file_to_read(&dir.join("pez.lock"))?
+        .read_to_string(&mut pid)
+        .ok()?;
     let pid = pid.trim();
     (!pid.is_empty() && Path::new("/proc").join(pid).exists()).then(|| pid.to_owned())
 }

@@ -378,7 +378,22 @@ impl Drop for TestApp {
 /// The `pez` binary as a command, with a clean environment: no PEZ_*
 /// variable leaks in from the developer's shell, and no `.env` is found.
 pub fn pez_command(data_dir: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_pez"));
+    in_a_clean_environment(Command::new(env!("CARGO_BIN_EXE_pez")), data_dir)
+}
+
+/// [`pez_command`], run under `umask` (std's `Command` cannot set one,
+/// so a shell sets it and then becomes pez: the pid is pez's).
+pub fn pez_command_under_umask(data_dir: &Path, umask: &str) -> Command {
+    let mut shell = Command::new("sh");
+    shell.args([
+        "-c",
+        &format!("umask {umask} && exec \"$0\" \"$@\""),
+        env!("CARGO_BIN_EXE_pez"),
+    ]);
+    in_a_clean_environment(shell, data_dir)
+}
+
+fn in_a_clean_environment(mut command: Command, data_dir: &Path) -> Command {
     for (key, _) in std::env::vars() {
         if key.starts_with("PEZ_") {
             command.env_remove(key);
@@ -423,7 +438,12 @@ impl PezProcess {
     /// Starts `pez` on `data_dir` with extra environment variables and
     /// waits until it listens.
     pub fn start(data_dir: &Path, env: &[(&str, &str)]) -> Self {
-        let mut command = pez_command(data_dir);
+        Self::start_command(pez_command(data_dir), env)
+    }
+
+    /// [`Self::start`], with a command made by [`pez_command`] or
+    /// [`pez_command_under_umask`].
+    pub fn start_command(mut command: Command, env: &[(&str, &str)]) -> Self {
         command
             .env("PEZ_LISTEN", "127.0.0.1:0")
             .envs(env.iter().copied())

@@ -10,6 +10,7 @@ mod contract;
 mod faults;
 mod hostile_clients;
 mod lifecycle;
+mod local_users;
 mod never_twice;
 mod operations;
 mod pooler;

@@ -13,10 +13,11 @@ mod rows;
 
 use super::rules::{self, Consent, Restarted};
 use super::{
-    Advanced, Created, DataDirLock, OpenError, Position, Reserved, SequenceState, Stamp, Store,
-    StoreError, TxError,
+    Advanced, Created, DataDirLock, LockError, OpenError, Position, Reserved, SequenceState, Stamp,
+    Store, StoreError, TxError,
 };
 use crate::sequence::{Block, SequenceSpec};
+use crate::trusted;
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
@@ -92,13 +93,30 @@ impl SqliteStore {
     /// [`Self::open`], but also a store marked as moved: for `pez store
     /// copy`, which may run again (it only moves the target forward).
     pub fn open_even_if_moved(dir: &Path, busy_timeout: Duration) -> Result<Self, OpenError> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| OpenError::Setup(format!("cannot create {}: {e}", dir.display())))?;
-        let lock = DataDirLock::acquire(dir).map_err(OpenError::Locked)?;
+        let untrusted = |e: trusted::Untrusted| OpenError::Setup(e.to_string());
+        trusted::private_dir("the data directory", dir).map_err(untrusted)?;
+        let lock = DataDirLock::acquire(dir).map_err(|e| match e {
+            // Not another PEZ: a file no PEZ made.
+            LockError::Untrusted(why) => untrusted(why),
+            held => OpenError::Locked(held),
+        })?;
         let path = dir.join(DATABASE_FILE);
         let setup = |what: &str, e: &dyn std::fmt::Display| {
             OpenError::Setup(format!("{what} {}: {e}", path.display()))
         };
+        // SQLite follows a link at the database's name (diesel cannot pass
+        // it SQLITE_OPEN_NOFOLLOW, and no URI parameter sets that), and
+        // makes the database with the umask's mode. Made here first, 0600
+        // and never through a link, it is SQLite's to open; SQLite gives
+        // the WAL, the shared memory and the journal the database's mode,
+        // and opens them with O_NOFOLLOW itself: the checks of those say
+        // in one line what SQLite would only call "unable to open".
+        drop(trusted::private_file("the database file", &path).map_err(untrusted)?);
+        for companion in ["-wal", "-shm", "-journal"] {
+            let mut name = path.clone().into_os_string();
+            name.push(companion);
+            trusted::not_a_link("the database file", Path::new(&name)).map_err(untrusted)?;
+        }
 
         let manager = ConnectionManager::<SqliteConnection>::new(path.to_string_lossy());
         // Two connections: leases of different sequences can be prepared at

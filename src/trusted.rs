@@ -1,0 +1,291 @@
+//! Files that another local user must not control.
+//!
+//! PEZ often runs as root or as a service user in directories it did not
+//! make (`cd /tmp/shared && pez sequence restart ...`). A directory another
+//! user owns or can write is one where they can plant a symbolic link that
+//! PEZ would then write through with its own rights; a token file, `.env`
+//! or `--to-file` they can change lets them add a token of their own or
+//! point PEZ at a database of theirs. So every such path must belong to
+//! root or to the user PEZ runs as, and no group or other user may write
+//! it; and the files PEZ makes in its data directory are opened without
+//! following a link, and made 0700 (the directory) or 0600 (the files),
+//! whatever the umask.
+//!
+//! Each check reads the file it is about to use (its open descriptor, where
+//! there is one), so nothing can be swapped in between the check and the
+//! use. Outside the data directory a link is followed (a token file may be
+//! a link, as Kubernetes mounts its secrets), and what it leads to is
+//! checked.
+#![allow(unsafe_code)]
+
+use std::fs::{self, File, Metadata, OpenOptions};
+use std::io::{self, Read};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::{fmt, fs::Permissions};
+
+/// The mode of a directory PEZ makes: only its owner may enter it.
+const PRIVATE_DIR: u32 = 0o700;
+/// The mode of a file PEZ makes: only its owner may read or write it.
+const PRIVATE_FILE: u32 = 0o600;
+/// The permission bits that let a group or other users write.
+const WRITABLE_BY_OTHERS: u32 = 0o022;
+
+/// The effective user id PEZ runs as: the one user besides root whose
+/// files it trusts.
+pub fn euid() -> u32 {
+    // SAFETY: geteuid takes no argument, touches no memory and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+/// Why a path was not used; one line that names the path, what is wrong
+/// and what to do.
+#[derive(Debug)]
+pub struct Untrusted {
+    /// What the path is to PEZ ("the data directory", "the token file").
+    what: &'static str,
+    path: PathBuf,
+    why: Why,
+}
+
+#[derive(Debug)]
+enum Why {
+    /// Owned by a user other than root and PEZ's own.
+    Owner(u32),
+    /// Its group or other users may write it (its mode).
+    Writable(u32),
+    /// A symbolic link where PEZ makes its own files.
+    Link,
+    /// Not the kind of file expected (a directory, a device...).
+    Kind(&'static str),
+    /// It could not be read or made.
+    Io(io::Error),
+}
+
+impl Untrusted {
+    fn new(what: &'static str, path: &Path, why: Why) -> Self {
+        Self {
+            what,
+            path: path.to_owned(),
+            why,
+        }
+    }
+
+    /// Why the path could not be opened or read, when that is what went
+    /// wrong (rather than who owns it); a missing `.env` is no error.
+    pub fn could_not_read(&self) -> Option<&io::Error> {
+        match &self.why {
+            Why::Io(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Untrusted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Self { what, path, why } = self;
+        let path = path.display();
+        match why {
+            Why::Owner(uid) => write!(
+                f,
+                "{what} {path} belongs to uid {uid}, but pez (uid {me}) trusts only root's \
+                 files and its own: chown {me} {path}, or run pez as uid {uid}",
+                me = euid()
+            ),
+            Why::Writable(mode) => write!(
+                f,
+                "{what} {path} can be changed by other users (mode {mode:04o}): chmod go-w {path}"
+            ),
+            Why::Link => write!(
+                f,
+                "{what} {path} is a symbolic link, which pez never writes through: remove it"
+            ),
+            Why::Kind(expected) => write!(f, "{what} {path} is not {expected}: remove it"),
+            Why::Io(e) => write!(f, "cannot open {what} {path}: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for Untrusted {}
+
+/// Refuses what another user owns or may write.
+fn check(what: &'static str, path: &Path, meta: &Metadata) -> Result<(), Untrusted> {
+    let owner = meta.uid();
+    if owner != 0 && owner != euid() {
+        return Err(Untrusted::new(what, path, Why::Owner(owner)));
+    }
+    let mode = meta.mode() & 0o7777;
+    // A sticky bit does not help: another user could still put a link
+    // under a name PEZ has not made yet.
+    if mode & WRITABLE_BY_OTHERS != 0 {
+        return Err(Untrusted::new(what, path, Why::Writable(mode)));
+    }
+    Ok(())
+}
+
+/// Reads a file that holds settings or secrets (a token file, `.env`,
+/// `--to-file`), after checking who may change it. A link is followed;
+/// the file it leads to is what is checked, through the descriptor that
+/// is then read.
+pub fn read_to_string(what: &'static str, path: &Path) -> Result<String, Untrusted> {
+    let io = |e| Untrusted::new(what, path, Why::Io(e));
+    let mut file = File::open(path).map_err(io)?;
+    let meta = file.metadata().map_err(io)?;
+    if !meta.is_file() {
+        return Err(Untrusted::new(what, path, Why::Kind("a regular file")));
+    }
+    check(what, path, &meta)?;
+    let mut text = String::new();
+    file.read_to_string(&mut text).map_err(io)?;
+    Ok(text)
+}
+
+/// Makes `dir` (and any missing parent) 0700 if it is missing, then checks
+/// it: a directory, root's or PEZ's own, that no one else may write. A
+/// link to a directory is followed (operators move data to another disk
+/// that way); the directory it leads to is checked. One that exists keeps
+/// its mode: a store made before PEZ made its directories 0700, or one an
+/// operator opened to a group, is left as it is.
+pub fn private_dir(what: &'static str, dir: &Path) -> Result<(), Untrusted> {
+    let io = |e| Untrusted::new(what, dir, Why::Io(e));
+    if fs::symlink_metadata(dir).is_err() {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(PRIVATE_DIR)
+            .create(dir)
+            .map_err(io)?;
+        // The umask may have taken bits PEZ needs; none it would add back.
+        fs::set_permissions(dir, Permissions::from_mode(PRIVATE_DIR)).map_err(io)?;
+    }
+    let meta = fs::metadata(dir).map_err(io)?;
+    if !meta.is_dir() {
+        return Err(Untrusted::new(what, dir, Why::Kind("a directory")));
+    }
+    check(what, dir, &meta)
+}
+
+/// Opens (making it 0600 if missing) a file of PEZ's own in its data
+/// directory, for reading and writing, never through a link, and checks
+/// it before anything is written: a regular file, root's or PEZ's own,
+/// that no one else may write. Nothing is truncated here; the caller does
+/// that once this has said the file is PEZ's.
+pub fn private_file(what: &'static str, path: &Path) -> Result<File, Untrusted> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(PRIVATE_FILE)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(|e| refused_open(what, path, e))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| Untrusted::new(what, path, Why::Io(e)))?;
+    if !meta.is_file() {
+        return Err(Untrusted::new(what, path, Why::Kind("a regular file")));
+    }
+    check(what, path, &meta)?;
+    Ok(file)
+}
+
+/// Opens a file of PEZ's own for reading only, never through a link:
+/// `None` when it is not there or not PEZ's to read.
+pub fn private_file_to_read(path: &Path) -> Option<File> {
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .ok()?;
+    let meta = file.metadata().ok()?;
+    (meta.is_file() && check("", path, &meta).is_ok()).then_some(file)
+}
+
+/// Checks a file someone else (SQLite) will open by name in the data
+/// directory: if it is there, it is a regular file, not a link, that is
+/// root's or PEZ's own and that no one else may write.
+pub fn not_a_link(what: &'static str, path: &Path) -> Result<(), Untrusted> {
+    let meta = match fs::symlink_metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Untrusted::new(what, path, Why::Io(e))),
+    };
+    if meta.file_type().is_symlink() {
+        return Err(Untrusted::new(what, path, Why::Link));
+    }
+    if !meta.is_file() {
+        return Err(Untrusted::new(what, path, Why::Kind("a regular file")));
+    }
+    check(what, path, &meta)
+}
+
+/// O_NOFOLLOW's refusal of a link is ELOOP, which would read as "too many
+/// levels of symbolic links": say what it means here.
+fn refused_open(what: &'static str, path: &Path, e: io::Error) -> Untrusted {
+    let why = if e.raw_os_error() == Some(libc::ELOOP) {
+        Why::Link
+    } else {
+        Why::Io(e)
+    };
+    Untrusted::new(what, path, why)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::{chown, symlink};
+
+    /// A fresh directory under the system's temporary directory.
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("pez-trusted-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn a_missing_data_directory_is_made_0700_whatever_the_umask_took() {
+        let base = scratch("made");
+        let dir = base.join("a/b");
+        private_dir("the data directory", &dir).unwrap();
+        let mode = fs::metadata(&dir).unwrap().mode() & 0o7777;
+        assert_eq!(mode, 0o700);
+        fs::remove_dir_all(base).unwrap();
+    }
+
+    #[test]
+    fn a_file_made_in_the_data_directory_is_0600_and_one_through_a_link_is_refused() {
+        let base = scratch("files");
+        let file = private_file("the lock file", &base.join("mine")).unwrap();
+        assert_eq!(file.metadata().unwrap().mode() & 0o7777, 0o600);
+        let target = base.join("elsewhere");
+        fs::write(&target, "kept").unwrap();
+        symlink(&target, base.join("link")).unwrap();
+        let err = private_file("the lock file", &base.join("link")).unwrap_err();
+        assert!(err.to_string().contains("is a symbolic link"), "{err}");
+        assert!(not_a_link("the WAL", &base.join("link")).is_err());
+        assert!(not_a_link("the WAL", &base.join("absent")).is_ok());
+        assert_eq!(fs::read_to_string(target).unwrap(), "kept");
+        fs::remove_dir_all(base).unwrap();
+    }
+
+    #[test]
+    fn a_file_another_user_owns_or_may_write_is_refused_with_what_to_do() {
+        // chown to a uid no one uses needs root, which the tests run as.
+        let base = scratch("owners");
+        let path = base.join("tokens");
+        fs::write(&path, "t0ken\n").unwrap();
+        fs::set_permissions(&path, Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(read_to_string("the token file", &path).unwrap(), "t0ken\n");
+        fs::set_permissions(&path, Permissions::from_mode(0o620)).unwrap();
+        let err = read_to_string("the token file", &path).unwrap_err();
+        assert!(err.to_string().contains("chmod go-w"), "{err}");
+        fs::set_permissions(&path, Permissions::from_mode(0o600)).unwrap();
+        chown(&path, Some(4242), None).expect("chown needs root");
+        let err = read_to_string("the token file", &path).unwrap_err();
+        let message = err.to_string();
+        assert!(message.contains("uid 4242"), "{message}");
+        assert!(message.contains(&format!("chown {}", euid())), "{message}");
+        fs::remove_dir_all(base).unwrap();
+    }
+}
