@@ -147,6 +147,7 @@ impl Server {
             access: settings.access.clone(),
             max_body_bytes: settings.limits.max_body_bytes,
             store_description,
+            started: Instant::now(),
         });
         Ok(Self {
             addr,

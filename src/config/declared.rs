@@ -235,6 +235,16 @@ pub const TOKENS: Setting = setting(
     "Tokens that may take numbers: a comma-separated list, or @FILE with one per line. When \
      set, every dispensing request needs one of them.",
 );
+/// Tokens that may see the details: /metrics and the status page's.
+pub const METRICS_TOKENS: Setting = setting(
+    "PEZ_METRICS_TOKENS",
+    "metrics-tokens",
+    None,
+    Kind::Secret,
+    "Tokens that may read /metrics and the status page's details (sequences, positions, rates, \
+     the store), as PEZ_TOKENS: a comma-separated list, or @FILE with one per line. While any \
+     token is set, those need one of these or the admin token.",
+);
 /// PostgreSQL, as one string.
 pub const DATABASE_URL: Setting = setting(
     "PEZ_DATABASE_URL",
@@ -359,6 +369,7 @@ pub const ALL: &[Setting] = &[
     MAX_BODY_BYTES,
     ADMIN_TOKEN,
     TOKENS,
+    METRICS_TOKENS,
 ];
 
 impl Setting {

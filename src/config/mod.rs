@@ -304,13 +304,25 @@ pub struct Limits {
     pub max_body_bytes: u64,
 }
 
-/// The tokens of the admin API and of dispensing.
+/// The tokens of the admin API, of dispensing and of observing.
 #[derive(Debug, Clone, Default)]
 pub struct Access {
     /// PEZ_ADMIN_TOKEN; `None`: the admin API is off.
     pub admin: Option<Secret>,
     /// PEZ_TOKENS; empty: dispensing is open.
     pub dispensing: Vec<Secret>,
+    /// PEZ_METRICS_TOKENS: besides the admin token, these may read
+    /// /metrics and the status page's details.
+    pub metrics: Vec<Secret>,
+}
+
+impl Access {
+    /// Whether no token of any kind is set: a development box, where the
+    /// status page and /metrics show everything to anyone. Once any token
+    /// is set, what they show is worth protecting too.
+    pub fn is_open(&self) -> bool {
+        self.admin.is_none() && self.dispensing.is_empty() && self.metrics.is_empty()
+    }
 }
 
 /// A setting with a value PEZ cannot use.
@@ -428,38 +440,44 @@ impl RawSettings {
         let admin = self
             .given(&d::ADMIN_TOKEN)
             .map(|token| Secret::new(token.to_owned()));
-        let dispensing = match self.given(&d::TOKENS) {
-            None => Vec::new(),
-            Some(listed) => {
-                let text = match listed.strip_prefix('@') {
-                    // A file another user could change could hand them a token.
-                    Some(path) => crate::trusted::read_to_string("the token file", Path::new(path))
-                        .map_err(|e| {
-                            let expected = if e.could_not_read().is_some() {
-                                format!("a comma-separated list or @FILE naming a readable file ({path} cannot be read)")
-                            } else {
-                                format!("@FILE naming a file no other user can change ({e})")
-                            };
-                            SettingError::hidden(d::TOKENS.variable, expected)
-                        })?,
-                    None => listed.replace(',', "\n"),
-                };
-                let tokens: Vec<Secret> = text
-                    .lines()
-                    .map(str::trim)
-                    .filter(|token| !token.is_empty() && !token.starts_with('#'))
-                    .map(|token| Secret::new(token.to_owned()))
-                    .collect();
-                if tokens.is_empty() {
-                    return Err(SettingError::hidden(
-                        d::TOKENS.variable,
-                        "at least one token",
-                    ));
-                }
-                tokens
-            }
+        Ok(Access {
+            admin,
+            dispensing: self.token_list(&d::TOKENS)?,
+            metrics: self.token_list(&d::METRICS_TOKENS)?,
+        })
+    }
+
+    /// The tokens of a list setting (PEZ_TOKENS and its kind): a
+    /// comma-separated list, or @FILE with one a line; blank lines and
+    /// lines starting with '#' are skipped. Unset: none. Set, it must hold
+    /// at least one.
+    fn token_list(&self, setting: &Setting) -> Result<Vec<Secret>, SettingError> {
+        let Some(listed) = self.given(setting) else {
+            return Ok(Vec::new());
         };
-        Ok(Access { admin, dispensing })
+        let text = match listed.strip_prefix('@') {
+            // A file another user could change could hand them a token.
+            Some(path) => crate::trusted::read_to_string("the token file", Path::new(path))
+                .map_err(|e| {
+                    let expected = if e.could_not_read().is_some() {
+                        format!("a comma-separated list or @FILE naming a readable file ({path} cannot be read)")
+                    } else {
+                        format!("@FILE naming a file no other user can change ({e})")
+                    };
+                    SettingError::hidden(setting.variable, expected)
+                })?,
+            None => listed.replace(',', "\n"),
+        };
+        let tokens: Vec<Secret> = text
+            .lines()
+            .map(str::trim)
+            .filter(|token| !token.is_empty() && !token.starts_with('#'))
+            .map(|token| Secret::new(token.to_owned()))
+            .collect();
+        if tokens.is_empty() {
+            return Err(SettingError::hidden(setting.variable, "at least one token"));
+        }
+        Ok(tokens)
     }
 
     fn store(&self) -> Result<StoreChoice, SettingError> {
@@ -550,6 +568,10 @@ impl RawSettings {
                 (_, "PEZ_TOKENS") if !validated.access.dispensing.is_empty() => (
                     variable,
                     format!("*** ({} tokens)", validated.access.dispensing.len()),
+                ),
+                (_, "PEZ_METRICS_TOKENS") if !validated.access.metrics.is_empty() => (
+                    variable,
+                    format!("*** ({} tokens)", validated.access.metrics.len()),
                 ),
                 _ => (variable, value),
             })
@@ -646,6 +668,32 @@ mod tests {
         assert!(raw(&[(d::TOKENS, ",")]).validate().is_err());
         let debug = format!("{listed:?}");
         assert!(debug.contains("Secret(***)") && !debug.contains("\"a\""));
+    }
+
+    #[test]
+    fn metrics_tokens_are_read_as_pez_tokens_and_any_token_closes_access() {
+        let listed = raw(&[(d::METRICS_TOKENS, "prom, graf")])
+            .validate()
+            .unwrap();
+        let tokens: Vec<&str> = listed.access.metrics.iter().map(Secret::expose).collect();
+        assert_eq!(tokens, ["prom", "graf"]);
+        assert!(!listed.access.is_open());
+        assert!(raw(&[(d::METRICS_TOKENS, ",")]).validate().is_err());
+        let missing = raw(&[(d::METRICS_TOKENS, "@/nonexistent/tokens")])
+            .validate()
+            .unwrap_err();
+        assert!(missing.to_string().starts_with("PEZ_METRICS_TOKENS"));
+        assert!(raw(&[]).validate().unwrap().access.is_open());
+        for one in [d::TOKENS, d::ADMIN_TOKEN] {
+            assert!(!raw(&[(one, "t")]).validate().unwrap().access.is_open());
+        }
+        let shown = listed.access.metrics.len();
+        let given = raw(&[(d::METRICS_TOKENS, "prom, graf")]);
+        assert!(
+            given
+                .effective(&given.validate().unwrap())
+                .contains(&("PEZ_METRICS_TOKENS", format!("*** ({shown} tokens)")))
+        );
     }
 
     #[test]

@@ -31,6 +31,16 @@ struct Health {
     last_outage: Option<(Instant, String)>,
 }
 
+impl Health {
+    /// Whether the latest call failed.
+    fn failing(&self) -> bool {
+        match (&self.last_outage, self.last_answer) {
+            (Some((failed, _)), answered) => answered.is_none_or(|answered| answered < *failed),
+            (None, _) => false,
+        }
+    }
+}
+
 impl StoreLink {
     /// Wraps a store; calls are counted in `metrics`.
     pub fn new(store: Arc<dyn Store>, metrics: Arc<Metrics>) -> Arc<Self> {
@@ -112,10 +122,26 @@ impl StoreLink {
         let failed = outcome.as_ref().is_err_and(StoreError::is_outage);
         self.metrics.store_call(operation, failed);
         let mut health = unpoisoned::lock(&self.health);
+        let was_failing = health.failing();
         match &outcome {
-            Err(e) if e.is_outage() => health.last_outage = Some((Instant::now(), e.to_string())),
+            Err(e) if e.is_outage() => {
+                // /readyz says only "store unavailable": the cause (which
+                // may name the database's users, hosts and tables) is
+                // logged here, once as a warning when the trouble begins.
+                if was_failing {
+                    log::debug!("store: {operation} failed: {e}");
+                } else {
+                    log::warn!("store: {operation} failed, not ready until it answers: {e}");
+                }
+                health.last_outage = Some((Instant::now(), e.to_string()));
+            }
             // A verdict (unknown name, exhausted, ...) is an answer too.
-            _ => health.last_answer = Some(Instant::now()),
+            _ => {
+                if was_failing {
+                    log::info!("store: answers again ({operation})");
+                }
+                health.last_answer = Some(Instant::now());
+            }
         }
         outcome
     }

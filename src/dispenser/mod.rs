@@ -45,6 +45,13 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
+/// Why an instance is not ready: it is stopping.
+pub const NOT_READY_STOPPING: &str = "this instance is stopping";
+
+/// Why an instance is not ready: its store does not answer (why not is in
+/// the log).
+pub const NOT_READY_STORE: &str = "store unavailable";
+
 /// How the dispenser leases and waits.
 #[derive(Debug, Clone)]
 pub struct DispenserSettings {
@@ -310,14 +317,23 @@ impl Dispenser {
     /// Why this instance should not get traffic now, if it should not:
     /// it is stopping, or its store does not answer. An exhausted sequence
     /// is no reason: it answers 409 while every other sequence works.
+    /// Each reason is a fixed phrase anyone may read ([`NOT_READY_STOPPING`],
+    /// [`NOT_READY_STORE`]); the store's own error text goes to the log
+    /// ([`StoreLink::call`]).
     pub fn not_ready(&self) -> Vec<String> {
         if self.is_closed() {
-            return vec!["this instance is stopping".to_owned()];
+            return vec![NOT_READY_STOPPING.to_owned()];
         }
         // The sync task reads the store every interval: an answer older
         // than two intervals and a call means it stopped answering.
         let fresh = self.settings.sync_interval * 2 + self.link.call_limit();
-        self.link.trouble(fresh).into_iter().collect()
+        match self.link.trouble(fresh) {
+            Some(cause) => {
+                log::debug!("not ready: {cause}");
+                vec![NOT_READY_STORE.to_owned()]
+            }
+            None => Vec::new(),
+        }
     }
 
     /// The metrics this dispenser reports to.

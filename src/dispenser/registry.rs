@@ -217,8 +217,8 @@ impl Dispenser {
             .filter(|name| !present.contains(name.as_str()))
             .cloned()
             .collect();
-        for name in gone {
-            if let Some(old) = unpoisoned::write(&self.sequences).remove(&name) {
+        for name in &gone {
+            if let Some(old) = unpoisoned::write(&self.sequences).remove(name) {
                 info!("{name}: deleted in the store; no longer served");
                 retired.push(old);
             }
@@ -226,6 +226,12 @@ impl Dispenser {
         for sequence in retired {
             sequence.close();
             sequence.join_tasks().await;
+        }
+        // After the tasks ended, so no lease of theirs makes a series again.
+        // A sequence created again with other settings keeps its series:
+        // its name lives on, and its new counter is the registered one.
+        for name in &gone {
+            self.metrics.forget(name);
         }
     }
 

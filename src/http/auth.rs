@@ -1,6 +1,8 @@
 //! Bearer tokens: PEZ_ADMIN_TOKEN for the admin API, PEZ_TOKENS (when set)
-//! for taking numbers. Tokens are compared in constant time and never
-//! logged or echoed.
+//! for taking numbers, PEZ_METRICS_TOKENS (or the admin token) for what
+//! the operator endpoints show of the sequences and the store once any
+//! token is set. Tokens are compared in constant time and never logged or
+//! echoed.
 
 use super::problem::ApiError;
 use crate::config::{Access, Secret};
@@ -12,6 +14,12 @@ pub enum Need {
     Dispense,
     /// Manage sequences: needs PEZ_ADMIN_TOKEN, and is off without it.
     Admin,
+    /// See the sequences, their positions and rates and where the store is
+    /// (/metrics, the status page's details): open while no token of any
+    /// kind is set; then the admin token or one of PEZ_METRICS_TOKENS.
+    /// Dispensing tokens do not: a client that takes numbers of one
+    /// sequence learns nothing of the others.
+    Observe,
 }
 
 /// Checks the `Authorization` header against what `need` requires.
@@ -26,8 +34,10 @@ pub fn authorize_with<'a>(
     need: Need,
     authorization: impl FnOnce() -> Option<&'a str>,
 ) -> Result<(), ApiError> {
-    if need == Need::Dispense && access.dispensing.is_empty() {
-        return Ok(());
+    match need {
+        Need::Dispense if access.dispensing.is_empty() => return Ok(()),
+        Need::Observe if access.is_open() => return Ok(()),
+        _ => {}
     }
     let presented = authorization().and_then(bearer);
     match need {
@@ -48,6 +58,13 @@ pub fn authorize_with<'a>(
             }
             (Some(_), _) => Err(ApiError::Unauthorized { admin: true }),
         },
+        Need::Observe => {
+            let allowed = access.metrics.iter().chain(access.admin.iter());
+            match presented {
+                Some(token) if any_matches(allowed, token) => Ok(()),
+                _ => Err(ApiError::UnauthorizedToObserve),
+            }
+        }
     }
 }
 
@@ -89,7 +106,36 @@ mod tests {
         Access {
             admin: admin.map(|t| Secret::new(t.into())),
             dispensing: tokens.iter().map(|t| Secret::new((*t).into())).collect(),
+            ..Access::default()
         }
+    }
+
+    #[test]
+    fn observing_is_open_only_while_no_token_is_set() {
+        assert_eq!(authorize(&access(None, &[]), Need::Observe, None), Ok(()));
+        let mut closed = access(Some("root"), &["client"]);
+        closed.metrics = vec![Secret::new("prom".into())];
+        for allowed in ["Bearer root", "Bearer prom", "bearer  prom "] {
+            assert_eq!(authorize(&closed, Need::Observe, Some(allowed)), Ok(()));
+        }
+        for refused in [
+            None,
+            Some("Bearer client"),
+            Some("Bearer pro"),
+            Some("prom"),
+        ] {
+            assert_eq!(
+                authorize(&closed, Need::Observe, refused),
+                Err(ApiError::UnauthorizedToObserve),
+                "{refused:?}"
+            );
+        }
+        // Any one kind of token closes it; a metrics token takes no numbers.
+        for one in [access(Some("root"), &[]), access(None, &["client"])] {
+            assert!(authorize(&one, Need::Observe, None).is_err());
+        }
+        assert!(authorize(&closed, Need::Dispense, Some("Bearer prom")).is_err());
+        assert!(authorize(&closed, Need::Admin, Some("Bearer prom")).is_err());
     }
 
     #[test]

@@ -33,6 +33,8 @@ pub struct App {
     pub max_body_bytes: u64,
     /// Where the store is, for the status page (no secrets).
     pub store_description: String,
+    /// When the server started, for the status page's uptime.
+    pub started: std::time::Instant,
 }
 
 /// The request headers handlers look at, read from the request only when

@@ -284,6 +284,7 @@ fn others(
         .or(warp::path::end().map(|| ops::Op::StatusPage))
         .unify()
         .and(warp::method())
+        .and(warp::header::headers_cloned())
         .and(with_app(app))
         .then(ops::handle);
     let not_found =

@@ -40,7 +40,7 @@ pub fn document(app: &App) -> Value {
                 "bearer": {
                     "type": "http",
                     "scheme": "bearer",
-                    "description": "PEZ_ADMIN_TOKEN for the admin API; one of PEZ_TOKENS (when set) to take numbers.",
+                    "description": "PEZ_ADMIN_TOKEN for the admin API; one of PEZ_TOKENS (when set) to take numbers; PEZ_ADMIN_TOKEN or one of PEZ_METRICS_TOKENS for /metrics and the status page's details (when any token is set).",
                 },
             },
         },
@@ -519,13 +519,23 @@ fn endpoints(app: &App) -> Vec<Endpoint> {
             json_body("Ready.", json!({ "type": "object", "required": ["status"] })),
             Some(problem("Not ready; the problem's reasons say why.")),
         ),
-        operator(
-            "/metrics",
-            "Prometheus metrics: requests by route and status, numbers issued, leases and their \
-             latency, store errors, numbers on hand, and the fraction of each sequence's range used.",
-            json!({ "description": "The Prometheus text format.", "content": { "text/plain": { "schema": { "type": "string" } } } }),
-            None,
-        ),
+        {
+            let mut metrics = operator(
+                "/metrics",
+                "Prometheus metrics: requests by route and status, numbers issued, leases and \
+                 their latency, store errors, numbers on hand, and the fraction of each \
+                 sequence's range used. Open while no token is set; once any is, needs the \
+                 admin token or one of PEZ_METRICS_TOKENS.",
+                json!({ "description": "The Prometheus text format.", "content": { "text/plain": { "schema": { "type": "string" } } } }),
+                None,
+            );
+            for operation in &mut metrics.operations {
+                operation.value["responses"]["401"] =
+                    problem("Tokens are set, and this is neither the admin token nor a metrics token.");
+                operation.value["security"] = dispensing_security();
+            }
+            metrics
+        },
         operator("/version", "The running version.", json_body("The version.", json!({
             "type": "object",
             "required": ["version", "full"],
@@ -537,8 +547,10 @@ fn endpoints(app: &App) -> Vec<Endpoint> {
         operator("/openapi.json", "This document.", json_body("OpenAPI 3.1.", json!({ "type": "object" })), None),
         operator(
             "/",
-            "A status page for people: each sequence with its next number, direction, mode, range \
-             used and rate over the last minute; it reloads itself.",
+            "A status page for people: whether the instance is ready, its version, uptime and \
+             how many sequences it serves; and each sequence with its next number, direction, \
+             mode, range used and rate over the last minute, and where the store is, while no \
+             token is set or for the admin token or one of PEZ_METRICS_TOKENS. It reloads itself.",
             json!({ "description": "HTML.", "content": { "text/html": { "schema": { "type": "string" } } } }),
             None,
         ),

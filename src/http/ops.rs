@@ -1,9 +1,16 @@
 //! Endpoints for operators and their tools: liveness, readiness, metrics,
 //! version.
+//!
+//! None needs a token while no token is set at all (a development box).
+//! Once any is, what they show of the sequences and the store is guarded
+//! too ([`Need::Observe`]): /metrics answers 401 without the admin token or
+//! one of PEZ_METRICS_TOKENS, and the status page leaves out its details.
+//! The probes never show the store's own error text; the log has it.
 
-use super::handlers::{Answer, App, help, json};
+use super::auth::{Need, authorize};
+use super::handlers::{Answer, App, RequestHeaders, help, json};
 use super::problem::ApiError;
-use super::status_page::{self, PageInfo, SequenceStatus};
+use super::status_page::{self, Details, PageInfo, SequenceStatus};
 use bytes::Bytes;
 use hyper::Response;
 use hyper::header::{self, HeaderValue};
@@ -44,15 +51,27 @@ impl Op {
 const PAGE_REFRESH_SECONDS: u32 = 5;
 
 /// Any method on an operator endpoint: GET answers, OPTIONS describes.
-pub async fn handle(op: Op, method: Method, app: std::sync::Arc<App>) -> Answer {
+pub async fn handle(
+    op: Op,
+    method: Method,
+    headers: hyper::HeaderMap,
+    app: std::sync::Arc<App>,
+) -> Answer {
+    let may_observe = || {
+        let authorization = RequestHeaders::of(&headers).authorization();
+        authorize(&app.access, Need::Observe, authorization)
+    };
     match method {
         Method::GET => match op {
             Op::Healthz => healthz(),
             Op::Readyz => readyz(&app),
-            Op::Metrics => metrics(&app),
+            Op::Metrics => match may_observe() {
+                Ok(()) => metrics(&app),
+                Err(refused) => refused.into_response(Some(op.path())),
+            },
             Op::Version => version(),
             Op::OpenApi => json(StatusCode::OK, super::openapi::document(&app).to_string()),
-            Op::StatusPage => page(&app),
+            Op::StatusPage => page(&app, may_observe().is_ok()),
         },
         Method::OPTIONS => help(super::openapi::help(op.path(), &app), "GET, OPTIONS"),
         other => ApiError::MethodNotAllowed {
@@ -63,28 +82,36 @@ pub async fn handle(op: Op, method: Method, app: std::sync::Arc<App>) -> Answer 
     }
 }
 
-/// GET /: the status page.
-fn page(app: &App) -> Answer {
-    let metrics = app.dispenser.metrics();
-    let sequences = positions(app)
-        .into_iter()
-        .map(|(spec, next, _)| SequenceStatus {
-            direction: spec.direction.as_str(),
-            mode: spec.mode.as_str(),
-            min: spec.min,
-            max: spec.max,
-            cycle: spec.cycle,
-            next,
-            range_used: spec.used_fraction(next),
-            per_second: metrics.per_second(&spec.name),
-            name: spec.name,
-        })
-        .collect();
+/// GET /: the status page, with its details when `detailed`.
+fn page(app: &App, detailed: bool) -> Answer {
+    let details = detailed.then(|| {
+        let metrics = app.dispenser.metrics();
+        let sequences = positions(app)
+            .into_iter()
+            .map(|(spec, next, _)| SequenceStatus {
+                direction: spec.direction.as_str(),
+                mode: spec.mode.as_str(),
+                min: spec.min,
+                max: spec.max,
+                cycle: spec.cycle,
+                next,
+                range_used: spec.used_fraction(next),
+                per_second: metrics.per_second(&spec.name),
+                name: spec.name,
+            })
+            .collect();
+        Details {
+            store: app.store_description.clone(),
+            sequences,
+        }
+    });
     let info = PageInfo {
         version: crate::VERSION.to_owned(),
-        store: app.store_description.clone(),
+        ready: app.dispenser.not_ready().is_empty(),
+        uptime: app.started.elapsed(),
+        sequence_count: app.dispenser.names().len(),
         refresh_seconds: PAGE_REFRESH_SECONDS,
-        sequences,
+        details,
     };
     let mut response = Response::new(Bytes::from(status_page::render(&info)));
     let headers = response.headers_mut();
@@ -123,7 +150,8 @@ pub fn version() -> Answer {
 
 /// GET /readyz: ready unless the instance is stopping or its store does
 /// not answer (as the last store calls tell: no store call is made here);
-/// 503 with the reasons otherwise. An exhausted sequence is no reason: it
+/// 503 with the reasons otherwise, each a fixed phrase (the store's own
+/// error text, which may name its users, hosts and tables, is logged). An exhausted sequence is no reason: it
 /// answers 409 while the others serve.
 pub fn readyz(app: &App) -> Answer {
     let reasons = app.dispenser.not_ready();

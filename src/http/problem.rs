@@ -90,6 +90,9 @@ pub enum ApiError {
         /// Whether the admin token was needed (else a dispensing token).
         admin: bool,
     },
+    /// No token, or one that may not see the sequences and the store
+    /// (/metrics while tokens are set).
+    UnauthorizedToObserve,
     /// The admin API is off: PEZ_ADMIN_TOKEN is not set.
     AdminOff,
     /// A sequence of that name exists with other settings.
@@ -148,7 +151,9 @@ impl ApiError {
             | ApiError::InvalidName { .. }
             | ApiError::InvalidBody { .. } => StatusCode::BAD_REQUEST,
             ApiError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            ApiError::Unauthorized { .. } | ApiError::UnauthorizedToObserve => {
+                StatusCode::UNAUTHORIZED
+            }
             ApiError::AdminOff => StatusCode::FORBIDDEN,
             ApiError::Conflict { .. }
             | ApiError::Builtin { .. }
@@ -192,7 +197,7 @@ impl ApiError {
             ApiError::BodyTooLarge { .. } => {
                 ("urn:pez:problem:body-too-large", "Request body too large")
             }
-            ApiError::Unauthorized { .. } => {
+            ApiError::Unauthorized { .. } | ApiError::UnauthorizedToObserve => {
                 ("urn:pez:problem:unauthorized", "Missing or wrong token")
             }
             ApiError::AdminOff => ("urn:pez:problem:admin-off", "Admin API is off"),
@@ -282,6 +287,12 @@ impl ApiError {
                     .into(),
                 json!({}),
             ),
+            ApiError::UnauthorizedToObserve => (
+                "The metrics need a token while tokens are set: send `Authorization: Bearer \
+                 <PEZ_ADMIN_TOKEN or one of PEZ_METRICS_TOKENS>`."
+                    .into(),
+                json!({}),
+            ),
             ApiError::AdminOff => (
                 "The admin API is off on this instance; an operator turns it on by setting \
                  PEZ_ADMIN_TOKEN."
@@ -362,7 +373,7 @@ impl ApiError {
             ApiError::BodyTooLarge { .. } => {
                 headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
             }
-            ApiError::Unauthorized { .. } => {
+            ApiError::Unauthorized { .. } | ApiError::UnauthorizedToObserve => {
                 headers.insert(
                     header::WWW_AUTHENTICATE,
                     HeaderValue::from_static("Bearer realm=\"pez\""),

@@ -16,7 +16,9 @@ use super::handlers::{Answer, App, RequestHeaders, count, dispense_error, help, 
 use super::problem::ApiError;
 use super::query;
 use crate::dispenser::SequenceInfo;
-use crate::sequence::{Direction, MAX_VALUE, MIN_VALUE, Mode, SequenceSpec, check_name};
+use crate::sequence::{
+    Direction, MAX_VALUE, MIN_VALUE, Mode, SequenceSpec, check_name, check_new_name,
+};
 use crate::store::{Consent, Created, StoreError};
 use bytes::Bytes;
 use hyper::header::{self, HeaderValue};
@@ -230,6 +232,9 @@ struct SequenceSettings {
 }
 
 async fn create(app: &App, name: &str, body: &[u8]) -> Result<Answer, ApiError> {
+    check_new_name(name).map_err(|e| ApiError::InvalidName {
+        detail: e.to_string(),
+    })?;
     let spec = spec_of(name, body)?;
     let created = app
         .dispenser

@@ -7,12 +7,20 @@
 //! favicon request), reloads itself with a `<meta http-equiv="refresh">`,
 //! and turns its table into one card per sequence on narrow screens.
 //!
-//! Stable hooks for tests and scrapers: each sequence is a
-//! `<tr class="sequence" data-sequence="NAME">` whose cells have the classes
-//! `name`, `next`, `direction`, `mode`, `used` and `rate`, with the raw values
-//! in `data-value`, `data-fraction` and `data-per-second`.
+//! The page always shows what anyone may know: whether the instance is
+//! ready, its version, how long it has run and how many sequences it
+//! serves. The details (each sequence, where it stands, its rate, where
+//! the store is) only when the route allows them ([`PageInfo::details`]).
+//!
+//! Stable hooks for tests and scrapers: `#ready` with `data-ready`,
+//! `#uptime` with `data-seconds`, `#sequence-count` with `data-count`; each
+//! sequence is a `<tr class="sequence" data-sequence="NAME">` whose cells
+//! have the classes `name`, `next`, `direction`, `mode`, `used` and `rate`,
+//! with the raw values in `data-value`, `data-fraction` and
+//! `data-per-second`.
 
 use std::fmt::Write as _;
+use std::time::Duration;
 
 /// One sequence as the status page shows it.
 #[derive(Debug, Clone, PartialEq)]
@@ -42,11 +50,25 @@ pub struct SequenceStatus {
 pub struct PageInfo {
     /// The version, e.g. "0.1.0 (git 1fb058d)".
     pub version: String,
-    /// Which store, e.g. "sqlite at ./pez-data/pez.sqlite3" (no secrets).
-    pub store: String,
+    /// Whether the instance is ready for traffic (as /readyz says).
+    pub ready: bool,
+    /// How long the server has been running.
+    pub uptime: Duration,
+    /// How many sequences it serves.
+    pub sequence_count: usize,
     /// How often the page reloads itself, in seconds (0 is taken as 1, so
     /// the page never reloads in a tight loop).
     pub refresh_seconds: u32,
+    /// The sequences and the store; `None`: the reader may not see them.
+    pub details: Option<Details>,
+}
+
+/// What only the admin token or a metrics token may see once tokens are
+/// set.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Details {
+    /// Which store, e.g. "sqlite at ./pez-data/pez.sqlite3" (no secrets).
+    pub store: String,
     /// The sequences, in the order they are shown.
     pub sequences: Vec<SequenceStatus>,
 }
@@ -95,8 +117,10 @@ td.name::before{content:none}
 
 /// The complete HTML document.
 pub fn render(info: &PageInfo) -> String {
-    let mut html = String::with_capacity(4096 + 1024 * info.sequences.len());
+    let sequences = info.details.as_ref().map_or(0, |d| d.sequences.len());
+    let mut html = String::with_capacity(4096 + 1024 * sequences);
     let refresh = info.refresh_seconds.max(1);
+    let count = info.sequence_count;
     // Writing to a String cannot fail, hence the ignored results below.
     let _ = write!(
         html,
@@ -107,11 +131,33 @@ pub fn render(info: &PageInfo) -> String {
          <link rel=\"icon\" href=\"data:,\">\n\
          <style>{STYLE}</style>\n</head>\n<body>\n<main>\n\
          <h1>PEZ status</h1>\n\
-         <p class=\"meta\"><span id=\"version\">PEZ {version}</span>\
-         <span id=\"store\">{store}</span>\
-         <span id=\"refresh\" data-seconds=\"{refresh}\">refreshes every {refresh}&nbsp;s</span></p>\n",
+         <p class=\"meta\"><span id=\"ready\" data-ready=\"{ready}\">{ready_text}</span>\
+         <span id=\"version\">PEZ {version}</span>\
+         <span id=\"uptime\" data-seconds=\"{uptime_seconds}\">up {uptime}</span>\
+         <span id=\"sequence-count\" data-count=\"{count}\">{count} sequence{plural}</span>",
+        ready = info.ready,
+        ready_text = if info.ready { "ready" } else { "not ready" },
         version = escape(&info.version),
-        store = escape(&info.store),
+        uptime_seconds = info.uptime.as_secs(),
+        uptime = uptime(info.uptime),
+        plural = if count == 1 { "" } else { "s" },
+    );
+    let Some(details) = &info.details else {
+        let _ = write!(
+            html,
+            "<span id=\"refresh\" data-seconds=\"{refresh}\">refreshes every {refresh}&nbsp;s</span></p>\n\
+             <p class=\"empty\" id=\"details-hidden\">Each sequence and where the store is: \
+             for the admin token or one of PEZ_METRICS_TOKENS \
+             (<code>Authorization: Bearer</code>).</p>\n\
+             </main>\n</body>\n</html>\n"
+        );
+        return html;
+    };
+    let _ = writeln!(
+        html,
+        "<span id=\"store\">{store}</span>\
+         <span id=\"refresh\" data-seconds=\"{refresh}\">refreshes every {refresh}&nbsp;s</span></p>",
+        store = escape(&details.store),
     );
     html.push_str(
         "<table id=\"sequences\">\n<thead><tr><th scope=\"col\">Sequence</th>\
@@ -119,14 +165,30 @@ pub fn render(info: &PageInfo) -> String {
          <th scope=\"col\">Mode</th><th scope=\"col\">Range used</th>\
          <th scope=\"col\" class=\"r\">Last minute</th></tr></thead>\n<tbody>\n",
     );
-    if info.sequences.is_empty() {
+    if details.sequences.is_empty() {
         html.push_str("<tr><td class=\"empty\" colspan=\"6\">No sequences.</td></tr>\n");
     }
-    for sequence in &info.sequences {
+    for sequence in &details.sequences {
         row(&mut html, sequence);
     }
     html.push_str("</tbody>\n</table>\n</main>\n</body>\n</html>\n");
     html
+}
+
+/// How long the server has run, in its two largest units: "42 s",
+/// "5 min 3 s", "3 h 12 min", "4 d 7 h".
+pub fn uptime(running: Duration) -> String {
+    let seconds = running.as_secs();
+    let (days, hours, minutes) = (seconds / 86_400, seconds / 3600 % 24, seconds / 60 % 60);
+    if days > 0 {
+        format!("{days}&nbsp;d {hours}&nbsp;h")
+    } else if hours > 0 {
+        format!("{hours}&nbsp;h {minutes}&nbsp;min")
+    } else if minutes > 0 {
+        format!("{minutes}&nbsp;min {}&nbsp;s", seconds % 60)
+    } else {
+        format!("{seconds}&nbsp;s")
+    }
 }
 
 /// One sequence's row (a card on a phone).
@@ -299,10 +361,46 @@ mod tests {
     fn page(sequences: Vec<SequenceStatus>) -> PageInfo {
         PageInfo {
             version: "0.1.0 (git 1fb058d)".to_owned(),
-            store: "sqlite at ./pez-data/pez.sqlite3".to_owned(),
+            ready: true,
+            uptime: Duration::from_secs(3 * 3600 + 12 * 60 + 5),
+            sequence_count: sequences.len(),
             refresh_seconds: 5,
-            sequences,
+            details: Some(Details {
+                store: "sqlite at ./pez-data/pez.sqlite3".to_owned(),
+                sequences,
+            }),
         }
+    }
+
+    fn details(info: &mut PageInfo) -> &mut Details {
+        info.details.as_mut().expect("details")
+    }
+
+    #[test]
+    fn without_details_the_page_says_only_what_anyone_may_know() {
+        let mut info = page(vec![sequence("secret", Some(42), 0.5, 3.0)]);
+        info.details = None;
+        info.ready = false;
+        let html = render(&info);
+        assert!(html.contains("<span id=\"ready\" data-ready=\"false\">not ready</span>"));
+        assert!(html.contains("PEZ 0.1.0 (git 1fb058d)"));
+        assert!(html.contains("data-seconds=\"11525\">up 3&nbsp;h 12&nbsp;min"));
+        assert!(html.contains("data-count=\"1\">1 sequence</span>"));
+        for detail in ["secret", "42", "sqlite", "data-sequence", "<table"] {
+            assert!(!html.contains(detail), "{detail:?} in {html}");
+        }
+        assert!(html.contains("PEZ_METRICS_TOKENS"));
+        assert!(html.trim_end().ends_with("</html>"));
+    }
+
+    #[test]
+    fn uptime_shows_its_two_largest_units() {
+        let s = Duration::from_secs;
+        assert_eq!(uptime(s(0)), "0&nbsp;s");
+        assert_eq!(uptime(s(59)), "59&nbsp;s");
+        assert_eq!(uptime(s(303)), "5&nbsp;min 3&nbsp;s");
+        assert_eq!(uptime(s(3600)), "1&nbsp;h 0&nbsp;min");
+        assert_eq!(uptime(s(4 * 86_400 + 7 * 3600 + 59)), "4&nbsp;d 7&nbsp;h");
     }
 
     /// The `<tr>` of sequence `name`, up to its `</tr>`.
@@ -358,7 +456,7 @@ mod tests {
             ..sequence("a<b>&\"c'", Some(1), 0.0, 0.0)
         }]);
         info.version = "<script>alert(1)</script>".to_owned();
-        info.store = "postgresql at \"db\" & <host>".to_owned();
+        details(&mut info).store = "postgresql at \"db\" & <host>".to_owned();
         let html = render(&info);
         assert!(!html.contains("<script"), "{html}");
         assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));

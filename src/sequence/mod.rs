@@ -14,7 +14,7 @@ mod block;
 mod spec;
 
 pub use block::Block;
-pub use spec::{BUILTIN, MAX_NAME_LEN, SequenceSpec, SpecError, check_name};
+pub use spec::{BUILTIN, MAX_NAME_LEN, SequenceSpec, SpecError, check_name, check_new_name};
 
 use serde::{Deserialize, Serialize};
 use std::fmt;

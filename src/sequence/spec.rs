@@ -7,6 +7,26 @@ use std::fmt;
 /// The names of the two sequences every store has and nobody may delete.
 pub const BUILTIN: [&str; 2] = ["forward", "reverse"];
 
+/// Names no sequence may take: PEZ's own objects in PostgreSQL's schema
+/// `pez`, which holds each sequence as `pez."<name>"` beside them (a
+/// sequence of one of these names could not be created there, and its
+/// failure looked like an outage). One rule for both stores, so a sequence
+/// can always move from the embedded store to PostgreSQL. A migration that
+/// adds an object to schema pez names it with [`RESERVED_PREFIX`] or adds
+/// its name here (a test of the PostgreSQL store checks every relation).
+pub const RESERVED_NAMES: [&str; 5] = [
+    "sequences",
+    "sequences_pkey",
+    "generations",
+    "instances",
+    "instances_pkey",
+];
+
+/// Names starting with this are reserved too: diesel's table of migrations
+/// (`__diesel_schema_migrations`, in schema pez when the database user is
+/// named pez) and PEZ's future objects.
+pub const RESERVED_PREFIX: &str = "__";
+
 /// The longest sequence name (PostgreSQL's identifier limit).
 pub const MAX_NAME_LEN: usize = 63;
 
@@ -15,6 +35,8 @@ pub const MAX_NAME_LEN: usize = 63;
 pub enum SpecError {
     /// Not 1 to 63 of `a-z`, `0-9`, `_`, `-`.
     BadName(String),
+    /// The name of one of PEZ's own objects in the store.
+    ReservedName(String),
     /// A bound outside 1..=2^63-1.
     OutOfBounds(&'static str, i64),
     /// min not below max: a sequence holds at least two numbers (PostgreSQL
@@ -30,6 +52,12 @@ impl fmt::Display for SpecError {
             SpecError::BadName(name) => write!(
                 f,
                 "a sequence name is 1 to {MAX_NAME_LEN} characters of a-z, 0-9, '_' and '-'; {name:?} is not"
+            ),
+            SpecError::ReservedName(name) => write!(
+                f,
+                "{name:?} is reserved: no sequence may be named {} or start with {RESERVED_PREFIX:?} \
+                 (PEZ's own objects in the store)",
+                RESERVED_NAMES.join(", ")
             ),
             SpecError::OutOfBounds(field, value) => {
                 write!(
@@ -61,6 +89,18 @@ pub fn check_name(name: &str) -> Result<(), SpecError> {
     } else {
         Err(SpecError::BadName(name.to_owned()))
     }
+}
+
+/// Checks the name of a sequence to be created: [`check_name`], and not
+/// one of [`RESERVED_NAMES`] nor starting with [`RESERVED_PREFIX`].
+/// Sequences already in a store are addressed with [`check_name`] only, so
+/// one an older release let through is still served, listed and deletable.
+pub fn check_new_name(name: &str) -> Result<(), SpecError> {
+    check_name(name)?;
+    if RESERVED_NAMES.contains(&name) || name.starts_with(RESERVED_PREFIX) {
+        return Err(SpecError::ReservedName(name.to_owned()));
+    }
+    Ok(())
 }
 
 /// The fixed settings of a sequence: everything except its current position.
@@ -120,7 +160,7 @@ impl SequenceSpec {
         cycle: bool,
         mode: Mode,
     ) -> Result<Self, SpecError> {
-        check_name(name)?;
+        check_new_name(name)?;
         for (field, value) in [("min", min), ("max", max)] {
             if value < MIN_VALUE {
                 return Err(SpecError::OutOfBounds(field, value));
@@ -282,6 +322,36 @@ mod tests {
         assert_eq!(r.used_fraction(Some(i64::MAX)), 0.0);
         assert!(r.used_fraction(Some(1)) > 0.999_999);
         assert!(SequenceSpec::forward().used_fraction(Some(1_000_001)) > 0.0);
+    }
+
+    #[test]
+    fn the_names_of_pezs_own_objects_are_reserved_for_new_sequences() {
+        for reserved in RESERVED_NAMES
+            .iter()
+            .copied()
+            .chain(["__x", "__diesel_schema_migrations"])
+        {
+            assert_eq!(check_name(reserved), Ok(()), "{reserved} stays addressable");
+            let refused = check_new_name(reserved).unwrap_err();
+            assert_eq!(refused, SpecError::ReservedName(reserved.to_owned()));
+            assert!(refused.to_string().contains("reserved"), "{refused}");
+            assert!(
+                SequenceSpec::new(
+                    reserved,
+                    Direction::Ascending,
+                    1,
+                    9,
+                    None,
+                    true,
+                    Mode::Leased
+                )
+                .is_err()
+            );
+        }
+        for ordinary in ["sequence", "_sequences", "sequences2", "a__b", "_"] {
+            assert_eq!(check_new_name(ordinary), Ok(()), "{ordinary}");
+        }
+        assert!(matches!(check_new_name("Bad"), Err(SpecError::BadName(_))));
     }
 
     #[test]

@@ -34,6 +34,9 @@ pub struct Metrics {
     samples: Mutex<VecDeque<(Instant, HashMap<String, u64>)>>,
 }
 
+/// The outcomes `pez_leases_total` counts a lease by (its `outcome` label).
+pub const LEASE_OUTCOMES: [&str; 3] = ["ok", "error", "exhausted"];
+
 /// How long the status page's rates look back.
 pub const RATE_WINDOW: Duration = Duration::from_secs(60);
 
@@ -175,6 +178,21 @@ impl Metrics {
         if failed {
             self.store_errors.with_label_values(&[operation]).inc();
         }
+    }
+
+    /// Drops every series of `sequence` (it was deleted): without this,
+    /// each sequence that ever existed would stay in every scrape, and the
+    /// exposition would only grow. A sequence created again under the name
+    /// starts its counters from zero, which Prometheus reads as a reset.
+    pub fn forget(&self, sequence: &str) {
+        // Removing a series that was never made is an error to ignore.
+        let _ = self.issued.remove_label_values(&[sequence]);
+        for outcome in LEASE_OUTCOMES {
+            let _ = self.leases.remove_label_values(&[sequence, outcome]);
+        }
+        let _ = self.lease_seconds.remove_label_values(&[sequence]);
+        let _ = self.on_hand.remove_label_values(&[sequence]);
+        let _ = self.range_used.remove_label_values(&[sequence]);
     }
 
     /// Sets the state gauges (before a scrape): for each sequence, the
@@ -352,6 +370,24 @@ mod tests {
         ] {
             assert!(text.contains(line), "{line} missing:\n{text}");
         }
+    }
+
+    #[test]
+    fn a_forgotten_sequence_leaves_no_series() {
+        let metrics = Metrics::new("1.2.3");
+        for name in ["gone", "kept"] {
+            metrics.issued_counter(name).inc();
+            for outcome in LEASE_OUTCOMES {
+                metrics.lease(name, outcome, Duration::from_millis(1));
+            }
+        }
+        metrics.sequence_states(&[("gone".into(), 1, 0.5), ("kept".into(), 1, 0.5)]);
+        metrics.forget("gone");
+        metrics.forget("never-there");
+        let text = metrics.render();
+        assert!(!text.contains("\"gone\""), "{text}");
+        assert!(text.contains(r#"pez_numbers_issued_total{sequence="kept"} 1"#));
+        assert!(text.contains(r#"pez_leases_total{outcome="exhausted",sequence="kept"} 1"#));
     }
 
     #[test]

@@ -531,8 +531,14 @@ async fn a_tiny_cycling_sequence_leases_a_lap_at_a_time_and_refuses_counts_over_
     let expected: Vec<i64> = (1..=10).cycle().take(50).collect();
     assert_eq!(numbers, expected);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let metrics = app.get("/metrics").await.body;
+    // With the admin token set, the metrics need it too.
+    let metrics = app
+        .http
+        .send(Method::GET, "/metrics", &[("authorization", ADMIN)], None)
+        .await;
+    assert_eq!(metrics.status, 200, "{}", metrics.body);
     let leases: f64 = metrics
+        .body
         .lines()
         .filter(|l| l.starts_with("pez_leases_total{") && l.contains("sequence=\"ring\""))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())

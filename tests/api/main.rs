@@ -7,6 +7,7 @@ mod postgres_support;
 mod cli;
 mod concurrency;
 mod contract;
+mod exposure;
 mod faults;
 mod hostile_clients;
 mod lifecycle;

@@ -205,6 +205,7 @@ async fn the_openapi_document_describes_what_the_server_does() {
         s.access = Access {
             admin: Some(Secret::new("admin".into())),
             dispensing: Vec::new(),
+            ..Access::default()
         };
     })
     .await;
@@ -410,6 +411,7 @@ async fn a_request_that_takes_too_long_is_answered_503() {
         s.access = Access {
             admin: Some(Secret::new("admin".into())),
             dispensing: Vec::new(),
+            ..Access::default()
         };
         s.lease_wait = Duration::from_secs(20);
         s.store_timeout = Duration::from_secs(20);
@@ -564,4 +566,120 @@ async fn a_kept_alive_connection_waits_for_its_next_request_longer_than_the_head
     let (first, second) = exchange.join().expect("client");
     assert!(first.starts_with("HTTP/1.1 200"), "{first}");
     assert!(second.starts_with("HTTP/1.1 200"), "{second}");
+}
+
+/// The lines of `/metrics` that carry a series of sequence `name`.
+fn series_of(metrics: &str, name: &str) -> Vec<String> {
+    let label = format!("sequence=\"{name}\"");
+    metrics
+        .lines()
+        .filter(|line| !line.starts_with('#') && line.contains(&label))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// `/metrics` as the admin sees it (with the admin token set, it needs one).
+async fn scrape(app: &TestApp) -> String {
+    let scraped = app
+        .http
+        .send(
+            Method::GET,
+            "/metrics",
+            &[("authorization", "Bearer admin")],
+            None,
+        )
+        .await;
+    assert_eq!(scraped.status, 200, "{}", scraped.body);
+    scraped.body
+}
+
+/// Creates `name`, takes numbers of it, leases a range and deletes it.
+async fn create_take_delete(app: &TestApp, name: &str) {
+    let auth = [("authorization", "Bearer admin")];
+    let path = format!("/v2/sequences/{name}");
+    let created = app.http.send(Method::PUT, &path, &auth, Some("{}")).await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    assert_eq!(app.numbers(&format!("{path}/next?count=3")).await.len(), 3);
+    let leased = app
+        .http
+        .send(Method::POST, &format!("{path}/lease?count=5"), &auth, None)
+        .await;
+    assert_eq!(leased.status, 200, "{}", leased.body);
+    let deleted = app.http.send(Method::DELETE, &path, &auth, None).await;
+    assert_eq!(deleted.status, 204, "{}", deleted.body);
+}
+
+/// A deleted sequence's series leave `/metrics`: however many sequences
+/// came and went, the exposition stays the same size.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleted_sequences_leave_no_series_in_the_metrics() {
+    let app = TestApp::spawn_on(Backend::Sqlite, |s| {
+        s.access.admin = Some(Secret::new("admin".into()));
+    })
+    .await;
+    // Every route and status these cycles use (and the scrape itself)
+    // has its request counter once they have been used.
+    create_take_delete(&app, "warm-up").await;
+    scrape(&app).await;
+    let before = scrape(&app).await;
+    assert!(series_of(&before, "warm-up").is_empty(), "{before}");
+    for i in 0..40 {
+        create_take_delete(&app, &format!("gone-{i}")).await;
+    }
+    let after = scrape(&app).await;
+    for i in 0..40 {
+        let left = series_of(&after, &format!("gone-{i}"));
+        assert!(left.is_empty(), "gone-{i} left {left:?}");
+    }
+    assert_eq!(
+        after.lines().count(),
+        before.lines().count(),
+        "the exposition grew with deleted sequences:\n{after}"
+    );
+    // The sequences still there keep theirs.
+    assert!(!series_of(&after, "forward").is_empty(), "{after}");
+}
+
+/// A sequence deleted by another instance leaves this one's `/metrics`
+/// once its sync notices.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sequence_deleted_elsewhere_leaves_no_series_here() {
+    let store = StoreFixture::new(Backend::Postgres);
+    let adjust = |s: &mut pez::config::Settings| {
+        s.access.admin = Some(Secret::new("admin".into()));
+        s.sync_interval = Duration::from_millis(300);
+    };
+    let a = TestApp::spawn_in(store.clone(), adjust).await;
+    let b = TestApp::spawn_in(store, adjust).await;
+    let auth = [("authorization", "Bearer admin")];
+    let created = a
+        .http
+        .send(Method::PUT, "/v2/sequences/shared", &auth, Some("{}"))
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let started = Instant::now();
+    while b.get("/v2/sequences/shared/next").await.status != 200 {
+        assert!(started.elapsed() < Duration::from_secs(5), "b never saw it");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(!series_of(&scrape(&b).await, "shared").is_empty());
+    let deleted = a
+        .http
+        .send(Method::DELETE, "/v2/sequences/shared", &auth, None)
+        .await;
+    assert_eq!(deleted.status, 204, "{}", deleted.body);
+    let started = Instant::now();
+    loop {
+        let left = series_of(&scrape(&b).await, "shared");
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "still there after {:?}: {left:?}",
+            started.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(series_of(&scrape(&a).await, "shared").is_empty());
 }

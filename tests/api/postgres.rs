@@ -501,3 +501,48 @@ async fn a_failover_to_a_synchronous_standby_issues_nothing_twice() {
     all.extend(hammer(app.http.clone(), 4, Duration::from_millis(300), true).await);
     assert_unique(&all);
 }
+
+#[derive(diesel::QueryableByName)]
+struct Relation {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    name: String,
+}
+
+/// Every relation PEZ makes in schema pez (tables, their indexes, the
+/// generation counter) and diesel's table of migrations (wherever the
+/// search path puts it) has a name no sequence may take: a migration that
+/// adds an object without reserving its name fails here.
+#[tokio::test]
+async fn every_relation_pez_makes_has_a_name_no_sequence_may_take() {
+    use diesel::{Connection, RunQueryDsl};
+    let app = TestApp::spawn_on(Backend::Postgres, |_| {}).await;
+    let store = app.store();
+    let url = &store.database().expect("PostgreSQL").url;
+    let mut conn = diesel::PgConnection::establish(url).expect("connect");
+    let relations: Vec<String> = diesel::sql_query(
+        "SELECT c.relname::text AS name FROM pg_class c \
+         JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE (n.nspname = 'pez' AND c.relname NOT IN (SELECT name FROM pez.sequences)) \
+            OR c.relname LIKE '\\_\\_diesel%' \
+         ORDER BY 1",
+    )
+    .load::<Relation>(&mut conn)
+    .expect("list relations")
+    .into_iter()
+    .map(|r| r.name)
+    .collect();
+    for expected in [
+        "sequences",
+        "generations",
+        "instances",
+        "__diesel_schema_migrations",
+    ] {
+        assert!(relations.iter().any(|r| r == expected), "{relations:?}");
+    }
+    for relation in &relations {
+        assert!(
+            pez::sequence::check_new_name(relation).is_err(),
+            "{relation} may be taken by a sequence"
+        );
+    }
+}

@@ -16,6 +16,7 @@ fn with_admin(settings: &mut Settings) {
     settings.access = Access {
         admin: Some(Secret::new(ADMIN.into())),
         dispensing: Vec::new(),
+        ..Access::default()
     };
 }
 
@@ -109,6 +110,7 @@ async fn dispensing_needs_one_of_the_tokens_when_they_are_set(backend: Backend) 
                 Secret::new("client-a".into()),
                 Secret::new("client-b".into()),
             ],
+            ..Access::default()
         };
     })
     .await;
@@ -275,6 +277,37 @@ async fn bad_names_are_refused(backend: Backend) {
     app.get("/v2/sequences//next").await.problem(400);
     // 63 characters is fine.
     assert_eq!(create(&app.http, &"x".repeat(63), "{}").await.status, 201);
+}
+
+/// The names of PEZ's own objects in schema pez (and anything starting
+/// with `__`, where diesel and PEZ's future objects live) are no sequence's,
+/// on either store: 400 naming the rule, and the instance stays ready.
+async fn names_of_pezs_own_objects_are_refused(backend: Backend) {
+    let app = TestApp::spawn_on(backend, with_admin).await;
+    for name in [
+        "sequences",
+        "generations",
+        "instances",
+        "sequences_pkey",
+        "instances_pkey",
+        "__diesel_schema_migrations",
+        "__anything",
+    ] {
+        let problem = create(&app.http, name, "{}").await.problem(400);
+        let detail = problem["detail"].as_str().unwrap_or_default();
+        assert!(detail.contains("reserved"), "{name}: {problem}");
+        assert!(detail.contains(name), "{name}: {problem}");
+    }
+    let ready = app.get("/readyz").await;
+    assert_eq!(ready.status, 200, "{}", ready.body);
+    // Near misses are ordinary names.
+    for name in ["sequences2", "_sequences", "my_instances", "a__b"] {
+        assert_eq!(create(&app.http, name, "{}").await.status, 201, "{name}");
+        assert_eq!(
+            app.numbers(&format!("/v2/sequences/{name}/next")).await,
+            vec![1]
+        );
+    }
 }
 
 async fn bad_bodies_are_refused(backend: Backend) {
@@ -564,6 +597,7 @@ crate::on_both_stores!(
     dispensing_needs_one_of_the_tokens_when_they_are_set,
     sequences_are_created_shown_listed_used_and_deleted,
     bad_names_are_refused,
+    names_of_pezs_own_objects_are_refused,
     bad_bodies_are_refused,
     a_sequence_that_does_not_cycle_runs_out_with_409,
     strict_sequences_take_every_number_from_the_store,

@@ -327,6 +327,80 @@ async fn a_copy_checks_every_sequence_before_it_marks_or_moves_anything() {
     assert!(server.http.numbers("/v1/forward").await[0] > 1);
 }
 
+/// A store made before names of PEZ's own objects were reserved may hold
+/// one: it is still served, listed and deletable here, and `pez store copy`
+/// (PostgreSQL cannot hold it) refuses it by name before it marks or moves
+/// anything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sequence_named_like_pezs_own_objects_is_served_here_and_refused_by_a_copy() {
+    use diesel::Connection;
+    use diesel::connection::SimpleConnection;
+    use hyper::Method;
+    let dir = TempDir::new();
+    ok(dir.path(), None, &["sequence", "list"]);
+    let mut legacy = diesel::SqliteConnection::establish(
+        &dir.path().join(pez::store::DATABASE_FILE).to_string_lossy(),
+    )
+    .expect("open the store file");
+    legacy
+        .batch_execute(
+            "INSERT INTO sequences (name, ascending, min_value, max_value, cycle, next_value, \
+                                    start_value, mode, generation, laps) \
+             VALUES ('sequences', 1, 1, 1000000, 1, 1, 1, 'leased', 98, 0), \
+                    ('generations', 1, 1, 1000000, 1, 1, 1, 'strict', 99, 0)",
+        )
+        .expect("sequences named as an older release let them be");
+    drop(legacy);
+    let mut server = PezProcess::start(dir.path(), &[("PEZ_ADMIN_TOKEN", "admin")]);
+    let auth = [("authorization", "Bearer admin")];
+    assert_eq!(
+        server
+            .http
+            .numbers("/v2/sequences/sequences/next?count=2")
+            .await,
+        vec![1, 2]
+    );
+    assert_eq!(
+        server.http.numbers("/v2/sequences/generations/next").await,
+        vec![1]
+    );
+    let listed = server
+        .http
+        .send(Method::GET, "/v2/sequences", &auth, None)
+        .await;
+    assert_eq!(listed.status, 200, "{}", listed.body);
+    assert!(listed.body.contains("\"generations\""), "{}", listed.body);
+    let deleted = server
+        .http
+        .send(Method::DELETE, "/v2/sequences/generations", &auth, None)
+        .await;
+    assert_eq!(deleted.status, 204, "{}", deleted.body);
+    server.terminate();
+    assert_eq!(server.wait_exit(Duration::from_secs(15)).0, Some(0));
+
+    let database = TestDatabase::create();
+    let refused = the_error_line(&run_pez_on(
+        dir.path(),
+        None,
+        &["store", "copy", "--to", &database.url],
+    ));
+    assert!(
+        refused.contains("\"sequences\"") && refused.contains("reserved"),
+        "{refused}"
+    );
+    assert!(refused.contains("unchanged"), "{refused}");
+    // Not marked as moved: a server still starts on it.
+    let server = PezProcess::start(dir.path(), &[]);
+    assert_eq!(
+        server
+            .http
+            .numbers("/v2/sequences/sequences/next")
+            .await
+            .len(),
+        1
+    );
+}
+
 /// Found by the second review: an import carried a sequence's laps only
 /// into one it created. A ring that went around in the source, imported
 /// onto a fresh one of the same settings, stayed "fresh" here, and a

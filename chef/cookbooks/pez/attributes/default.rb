@@ -61,6 +61,10 @@ default['pez']['env']['max_lease'] = nil
 default['pez']['env']['admin_token'] = nil
 # Tokens that may take numbers: 'a,b,c' or '@/etc/pez/tokens'; nil: open.
 default['pez']['env']['tokens'] = nil
+# Tokens that may read /metrics and the status page's details (for Prometheus):
+# 'a,b' or '@/etc/pez/metrics-tokens'; nil: only the admin token may, once any
+# token is set.
+default['pez']['env']['metrics_tokens'] = nil
 # PostgreSQL as one URL or conninfo string (selects PostgreSQL).
 default['pez']['env']['database_url'] = nil
 # PostgreSQL host, e.g. the RDS endpoint (selects PostgreSQL).
