@@ -103,6 +103,7 @@ pub fn main() -> ExitCode {
             start,
             cycle,
             mode,
+            sequence_max_lease,
         }) => sequence::create(
             &settings,
             &name,
@@ -113,6 +114,7 @@ pub fn main() -> ExitCode {
                 start: start.as_deref(),
                 cycle: &cycle,
                 mode: &mode,
+                max_lease: sequence_max_lease.as_deref(),
             },
         ),
     };

@@ -234,6 +234,17 @@ pub const TOKENS: Setting = setting(
     "Tokens that may take numbers: a comma-separated list, or @FILE with one per line. When \
      set, every dispensing request needs one of them.",
 );
+/// Tokens that may take range leases.
+pub const LEASE_TOKENS: Setting = setting(
+    "PEZ_LEASE_TOKENS",
+    "lease-tokens",
+    None,
+    Kind::Secret,
+    "Tokens that may take range leases (POST /v2/sequences/NAME/lease) and numbers: a \
+     comma-separated list, or @FILE with one per line. When set, a range lease needs one of \
+     them (or the admin token) and PEZ_TOKENS only take numbers; unset, whoever may take \
+     numbers may take range leases. Recommended.",
+);
 /// PostgreSQL, as one string.
 pub const DATABASE_URL: Setting = setting(
     "PEZ_DATABASE_URL",
@@ -358,6 +369,7 @@ pub const ALL: &[Setting] = &[
     MAX_BODY_BYTES,
     ADMIN_TOKEN,
     TOKENS,
+    LEASE_TOKENS,
 ];
 
 impl Setting {

@@ -126,6 +126,11 @@ pub enum SequenceCommand {
         /// leased (fast, blocks per instance) or strict (one global order).
         #[arg(long, default_value = "leased")]
         mode: String,
+        /// Largest range lease of this sequence, from 1 to its size
+        /// [default: a thousandth of its range]. PEZ_MAX_LEASE caps it.
+        /// (`--max-lease` is the server's PEZ_MAX_LEASE.)
+        #[arg(long, allow_hyphen_values = true)]
+        sequence_max_lease: Option<String>,
     },
     /// Delete a sequence (not forward or reverse).
     Delete {
@@ -311,6 +316,9 @@ pub struct Access {
     pub admin: Option<Secret>,
     /// PEZ_TOKENS; empty: dispensing is open.
     pub dispensing: Vec<Secret>,
+    /// PEZ_LEASE_TOKENS: the tokens that may take range leases (and
+    /// numbers); empty: whoever may take numbers may take range leases.
+    pub leasing: Vec<Secret>,
 }
 
 /// A setting with a value PEZ cannot use.
@@ -428,13 +436,25 @@ impl RawSettings {
         let admin = self
             .given(&d::ADMIN_TOKEN)
             .map(|token| Secret::new(token.to_owned()));
-        let dispensing = match self.given(&d::TOKENS) {
+        let dispensing = self.tokens(&d::TOKENS)?;
+        let leasing = self.tokens(&d::LEASE_TOKENS)?;
+        Ok(Access {
+            admin,
+            dispensing,
+            leasing,
+        })
+    }
+
+    /// The tokens `setting` lists: a comma-separated list, or @FILE with
+    /// one per line (`#` starts a comment line); none when unset.
+    fn tokens(&self, setting: &Setting) -> Result<Vec<Secret>, SettingError> {
+        Ok(match self.given(setting) {
             None => Vec::new(),
             Some(listed) => {
                 let text = match listed.strip_prefix('@') {
                     Some(path) => std::fs::read_to_string(path).map_err(|_| {
                         SettingError::hidden(
-                            d::TOKENS.variable,
+                            setting.variable,
                             format!("a comma-separated list or @FILE naming a readable file ({path} cannot be read)"),
                         )
                     })?,
@@ -447,15 +467,11 @@ impl RawSettings {
                     .map(|token| Secret::new(token.to_owned()))
                     .collect();
                 if tokens.is_empty() {
-                    return Err(SettingError::hidden(
-                        d::TOKENS.variable,
-                        "at least one token",
-                    ));
+                    return Err(SettingError::hidden(setting.variable, "at least one token"));
                 }
                 tokens
             }
-        };
-        Ok(Access { admin, dispensing })
+        })
     }
 
     fn store(&self) -> Result<StoreChoice, SettingError> {
@@ -546,6 +562,10 @@ impl RawSettings {
                 (_, "PEZ_TOKENS") if !validated.access.dispensing.is_empty() => (
                     variable,
                     format!("*** ({} tokens)", validated.access.dispensing.len()),
+                ),
+                (_, "PEZ_LEASE_TOKENS") if !validated.access.leasing.is_empty() => (
+                    variable,
+                    format!("*** ({} tokens)", validated.access.leasing.len()),
                 ),
                 _ => (variable, value),
             })

@@ -8,6 +8,7 @@ mod cli;
 mod concurrency;
 mod contract;
 mod faults;
+mod lease_limits;
 mod lifecycle;
 mod never_twice;
 mod operations;

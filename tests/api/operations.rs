@@ -203,6 +203,7 @@ async fn the_openapi_document_describes_what_the_server_does() {
         s.access = Access {
             admin: Some(Secret::new("admin".into())),
             dispensing: Vec::new(),
+            ..Access::default()
         };
     })
     .await;
@@ -427,6 +428,7 @@ async fn a_request_that_takes_too_long_is_answered_503() {
         s.access = Access {
             admin: Some(Secret::new("admin".into())),
             dispensing: Vec::new(),
+            ..Access::default()
         };
         s.lease_wait = Duration::from_secs(20);
         s.store_timeout = Duration::from_secs(20);

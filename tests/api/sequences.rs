@@ -16,6 +16,7 @@ fn with_admin(settings: &mut Settings) {
     settings.access = Access {
         admin: Some(Secret::new(ADMIN.into())),
         dispensing: Vec::new(),
+        ..Access::default()
     };
 }
 
@@ -109,6 +110,7 @@ async fn dispensing_needs_one_of_the_tokens_when_they_are_set(backend: Backend) 
                 Secret::new("client-a".into()),
                 Secret::new("client-b".into()),
             ],
+            ..Access::default()
         };
     })
     .await;

@@ -61,6 +61,9 @@ default['pez']['env']['max_lease'] = nil
 default['pez']['env']['admin_token'] = nil
 # Tokens that may take numbers: 'a,b,c' or '@/etc/pez/tokens'; nil: open.
 default['pez']['env']['tokens'] = nil
+# Tokens that may take range leases (and numbers), in the same forms; set,
+# tokens of 'tokens' may only take numbers. nil: as before (recommended: set).
+default['pez']['env']['lease_tokens'] = nil
 # PostgreSQL as one URL or conninfo string (selects PostgreSQL).
 default['pez']['env']['database_url'] = nil
 # PostgreSQL host, e.g. the RDS endpoint (selects PostgreSQL).
