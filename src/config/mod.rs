@@ -624,9 +624,14 @@ mod tests {
 
     #[test]
     fn pez_settings_shows_how_many_tokens_never_which() {
-        let given = raw(&[(d::TOKENS, "tok-a,tok-b"), (d::ADMIN_TOKEN, "adm1n")]);
+        let given = raw(&[
+            (d::TOKENS, "tok-a,tok-b"),
+            (d::LEASE_TOKENS, "tok-lease"),
+            (d::ADMIN_TOKEN, "adm1n"),
+        ]);
         let shown = given.effective(&given.validate().unwrap());
         assert!(shown.contains(&("PEZ_TOKENS", "*** (2 tokens)".to_owned())));
+        assert!(shown.contains(&("PEZ_LEASE_TOKENS", "*** (1 tokens)".to_owned())));
         assert!(shown.contains(&("PEZ_ADMIN_TOKEN", "***".to_owned())));
         let text = format!("{shown:?}");
         assert!(!text.contains("tok-") && !text.contains("adm1n"), "{text}");
@@ -654,6 +659,11 @@ mod tests {
         let file = format!("@{}", path.display());
         let from_file = raw(&[(d::TOKENS, &file)]).validate().unwrap();
         assert_eq!(exposed(&from_file), ["alpha", "beta"]);
+        // Lease tokens are read the same way.
+        std::fs::write(&path, "# services that lease\nlessee\n").unwrap();
+        let leasing = raw(&[(d::LEASE_TOKENS, &file)]).validate().unwrap();
+        let leasing: Vec<&str> = leasing.access.leasing.iter().map(|t| t.expose()).collect();
+        assert_eq!(leasing, ["lessee"]);
         std::fs::remove_file(&path).unwrap();
         let missing = raw(&[(d::TOKENS, "@/nonexistent/tokens")])
             .validate()
