@@ -112,6 +112,7 @@ pub fn main() -> ExitCode {
             start,
             cycle,
             mode,
+            sequence_max_lease,
         }) => sequence::create(
             &settings,
             &name,
@@ -122,6 +123,7 @@ pub fn main() -> ExitCode {
                 start: start.as_deref(),
                 cycle: &cycle,
                 mode: &mode,
+                max_lease: sequence_max_lease.as_deref(),
             },
         ),
     };

@@ -57,10 +57,18 @@ fn read(settings: &Settings) -> Result<Vec<SequenceState>, String> {
 
 /// A table of the sequences, one per line, for `pez sequence list`.
 pub fn format_list(states: &[SequenceState]) -> String {
-    let row = |cells: [&str; 8]| {
+    let row = |cells: [&str; 9]| {
         format!(
-            "{:<16} {:<10} {:>19} {:>19} {:>19} {:<5} {:<6} {}\n",
-            cells[0], cells[1], cells[2], cells[3], cells[4], cells[5], cells[6], cells[7]
+            "{:<16} {:<10} {:>19} {:>19} {:>19} {:>10} {:<5} {:<6} {}\n",
+            cells[0],
+            cells[1],
+            cells[2],
+            cells[3],
+            cells[4],
+            cells[5],
+            cells[6],
+            cells[7],
+            cells[8]
         )
     };
     let mut out = row([
@@ -69,6 +77,7 @@ pub fn format_list(states: &[SequenceState]) -> String {
         "NEXT",
         "MIN",
         "MAX",
+        "MAX_LEASE",
         "CYCLE",
         "MODE",
         "CONTINUES",
@@ -84,6 +93,7 @@ pub fn format_list(states: &[SequenceState]) -> String {
             &next,
             &spec.min.to_string(),
             &spec.max.to_string(),
+            &spec.max_lease.to_string(),
             if spec.cycle { "yes" } else { "no" },
             spec.mode.as_str(),
             state.continues.as_deref().unwrap_or("-"),
@@ -111,6 +121,7 @@ pub(super) struct CreateArgs<'a> {
     pub start: Option<&'a str>,
     pub cycle: &'a str,
     pub mode: &'a str,
+    pub max_lease: Option<&'a str>,
 }
 
 pub(super) fn create(settings: &Settings, name: &str, args: CreateArgs<'_>) -> Result<(), String> {
@@ -140,7 +151,12 @@ pub(super) fn create(settings: &Settings, name: &str, args: CreateArgs<'_>) -> R
         .transpose()?
         .unwrap_or(MAX_VALUE);
     let start = args.start.map(|v| number("--start", v)).transpose()?;
+    let max_lease = args
+        .max_lease
+        .map(|v| number("--sequence-max-lease", v))
+        .transpose()?;
     let spec = SequenceSpec::new(name, direction, min, max, start, cycle, mode)
+        .and_then(|spec| spec.with_max_lease(max_lease))
         .map_err(|e| e.to_string())?;
     let outcome = open_store(settings)?
         .create(&spec, store::Position::fresh(&spec))
@@ -167,6 +183,7 @@ pub(super) fn show(settings: &Settings, name: &str) -> Result<(), String> {
     println!("start      {}", spec.start);
     println!("cycle      {}", if spec.cycle { "yes" } else { "no" });
     println!("mode       {}", spec.mode);
+    println!("max_lease  {}", spec.max_lease);
     match state.next_value {
         Some(next) => println!("next       {next}"),
         None => println!("next       exhausted"),

@@ -245,6 +245,17 @@ pub const METRICS_TOKENS: Setting = setting(
      the store), as PEZ_TOKENS: a comma-separated list, or @FILE with one per line. While any \
      token is set, those need one of these or the admin token.",
 );
+/// Tokens that may take range leases.
+pub const LEASE_TOKENS: Setting = setting(
+    "PEZ_LEASE_TOKENS",
+    "lease-tokens",
+    None,
+    Kind::Secret,
+    "Tokens that may take range leases (POST /v2/sequences/NAME/lease) and numbers: a \
+     comma-separated list, or @FILE with one per line. When set, a range lease needs one of \
+     them (or the admin token) and PEZ_TOKENS only take numbers; unset, whoever may take \
+     numbers may take range leases. Recommended.",
+);
 /// PostgreSQL, as one string.
 pub const DATABASE_URL: Setting = setting(
     "PEZ_DATABASE_URL",
@@ -370,6 +381,7 @@ pub const ALL: &[Setting] = &[
     ADMIN_TOKEN,
     TOKENS,
     METRICS_TOKENS,
+    LEASE_TOKENS,
 ];
 
 impl Setting {

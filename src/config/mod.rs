@@ -126,6 +126,11 @@ pub enum SequenceCommand {
         /// leased (fast, blocks per instance) or strict (one global order).
         #[arg(long, default_value = "leased")]
         mode: String,
+        /// Largest range lease of this sequence, from 1 to its size
+        /// [default: a thousandth of its range]. PEZ_MAX_LEASE caps it.
+        /// (`--max-lease` is the server's PEZ_MAX_LEASE.)
+        #[arg(long, allow_hyphen_values = true)]
+        sequence_max_lease: Option<String>,
     },
     /// Delete a sequence (not forward or reverse).
     Delete {
@@ -311,6 +316,9 @@ pub struct Access {
     pub admin: Option<Secret>,
     /// PEZ_TOKENS; empty: dispensing is open.
     pub dispensing: Vec<Secret>,
+    /// PEZ_LEASE_TOKENS: the tokens that may take range leases (and
+    /// numbers); empty: whoever may take numbers may take range leases.
+    pub leasing: Vec<Secret>,
     /// PEZ_METRICS_TOKENS: besides the admin token, these may read
     /// /metrics and the status page's details.
     pub metrics: Vec<Secret>,
@@ -321,7 +329,10 @@ impl Access {
     /// status page and /metrics show everything to anyone. Once any token
     /// is set, what they show is worth protecting too.
     pub fn is_open(&self) -> bool {
-        self.admin.is_none() && self.dispensing.is_empty() && self.metrics.is_empty()
+        self.admin.is_none()
+            && self.dispensing.is_empty()
+            && self.leasing.is_empty()
+            && self.metrics.is_empty()
     }
 }
 
@@ -443,6 +454,7 @@ impl RawSettings {
         Ok(Access {
             admin,
             dispensing: self.token_list(&d::TOKENS)?,
+            leasing: self.token_list(&d::LEASE_TOKENS)?,
             metrics: self.token_list(&d::METRICS_TOKENS)?,
         })
     }
@@ -573,6 +585,10 @@ impl RawSettings {
                     variable,
                     format!("*** ({} tokens)", validated.access.metrics.len()),
                 ),
+                (_, "PEZ_LEASE_TOKENS") if !validated.access.leasing.is_empty() => (
+                    variable,
+                    format!("*** ({} tokens)", validated.access.leasing.len()),
+                ),
                 _ => (variable, value),
             })
             .collect()
@@ -630,9 +646,14 @@ mod tests {
 
     #[test]
     fn pez_settings_shows_how_many_tokens_never_which() {
-        let given = raw(&[(d::TOKENS, "tok-a,tok-b"), (d::ADMIN_TOKEN, "adm1n")]);
+        let given = raw(&[
+            (d::TOKENS, "tok-a,tok-b"),
+            (d::LEASE_TOKENS, "tok-lease"),
+            (d::ADMIN_TOKEN, "adm1n"),
+        ]);
         let shown = given.effective(&given.validate().unwrap());
         assert!(shown.contains(&("PEZ_TOKENS", "*** (2 tokens)".to_owned())));
+        assert!(shown.contains(&("PEZ_LEASE_TOKENS", "*** (1 tokens)".to_owned())));
         assert!(shown.contains(&("PEZ_ADMIN_TOKEN", "***".to_owned())));
         let text = format!("{shown:?}");
         assert!(!text.contains("tok-") && !text.contains("adm1n"), "{text}");
@@ -660,6 +681,11 @@ mod tests {
         let file = format!("@{}", path.display());
         let from_file = raw(&[(d::TOKENS, &file)]).validate().unwrap();
         assert_eq!(exposed(&from_file), ["alpha", "beta"]);
+        // Lease tokens are read the same way.
+        std::fs::write(&path, "# services that lease\nlessee\n").unwrap();
+        let leasing = raw(&[(d::LEASE_TOKENS, &file)]).validate().unwrap();
+        let leasing: Vec<&str> = leasing.access.leasing.iter().map(|t| t.expose()).collect();
+        assert_eq!(leasing, ["lessee"]);
         std::fs::remove_file(&path).unwrap();
         let missing = raw(&[(d::TOKENS, "@/nonexistent/tokens")])
             .validate()

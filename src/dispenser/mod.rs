@@ -87,6 +87,14 @@ pub enum DispenseError {
     /// More numbers than one take from the store holds for this sequence
     /// (a strict sequence: one `nextval()` per number); the most it takes.
     CountExceedsTake(u64),
+    /// A range lease over the sequence's largest (`limit`: its own
+    /// `max_lease`, capped by PEZ_MAX_LEASE).
+    CountExceedsLease {
+        /// The largest lease allowed.
+        limit: u64,
+        /// The sequence's own largest lease.
+        max_lease: u64,
+    },
     /// The store cannot provide and nothing is on hand; try again later.
     Unavailable,
     /// The instance is stopping.

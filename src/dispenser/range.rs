@@ -126,7 +126,16 @@ impl Dispenser {
     /// as a strict take is, and the whole lease (its tries included) ends
     /// within `lease_wait`: a store that stumbles once is not a 503, and
     /// one that does not answer is one in time.
-    pub async fn lease_range(&self, name: &str, count: u64) -> Result<Vec<Block>, DispenseError> {
+    ///
+    /// `count` must be within the sequence's largest lease, capped by
+    /// `server_max` (PEZ_MAX_LEASE): a larger one is refused before
+    /// anything is taken, so no client burns a sequence with a few leases.
+    pub async fn lease_range(
+        &self,
+        name: &str,
+        count: u64,
+        server_max: u64,
+    ) -> Result<Vec<Block>, DispenseError> {
         if self.is_closed() {
             return Err(DispenseError::ShuttingDown);
         }
@@ -134,6 +143,13 @@ impl Dispenser {
         let mut backoff = Backoff::new(FIRST_RETRY_PAUSE, MAX_RETRY_PAUSE);
         let (sequence, runs) = loop {
             let sequence = self.get(name).ok_or(DispenseError::UnknownSequence)?;
+            let limit = sequence.spec.lease_limit(server_max);
+            if count > limit {
+                return Err(DispenseError::CountExceedsLease {
+                    limit,
+                    max_lease: sequence.spec.max_lease,
+                });
+            }
             if count > sequence.spec.size() {
                 return Err(DispenseError::CountExceedsRange(sequence.spec.size()));
             }

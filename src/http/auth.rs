@@ -1,8 +1,10 @@
 //! Bearer tokens: PEZ_ADMIN_TOKEN for the admin API, PEZ_TOKENS (when set)
-//! for taking numbers, PEZ_METRICS_TOKENS (or the admin token) for what
-//! the operator endpoints show of the sequences and the store once any
-//! token is set. Tokens are compared in constant time and never logged or
-//! echoed.
+//! for taking numbers, PEZ_LEASE_TOKENS (when set) for range leases,
+//! PEZ_METRICS_TOKENS (or the admin token) for what the operator endpoints
+//! show of the sequences and the store once any token is set. Each wider
+//! dispensing scope includes the narrower: a lease token takes numbers too,
+//! and the admin token does everything. Tokens are compared in constant
+//! time and never logged or echoed.
 
 use super::problem::ApiError;
 use crate::config::{Access, Secret};
@@ -12,6 +14,9 @@ use crate::config::{Access, Secret};
 pub enum Need {
     /// Take numbers: open unless PEZ_TOKENS is set.
     Dispense,
+    /// Take a range lease: needs one of PEZ_LEASE_TOKENS (or the admin
+    /// token) when that is set; as [`Need::Dispense`] when it is not.
+    Lease,
     /// Manage sequences: needs PEZ_ADMIN_TOKEN, and is off without it.
     Admin,
     /// See the sequences, their positions and rates and where the store is
@@ -34,6 +39,12 @@ pub fn authorize_with<'a>(
     need: Need,
     authorization: impl FnOnce() -> Option<&'a str>,
 ) -> Result<(), ApiError> {
+    // Without lease tokens a range lease is what it was before they
+    // existed: taking numbers.
+    let need = match need {
+        Need::Lease if access.leasing.is_empty() => Need::Dispense,
+        need => need,
+    };
     match need {
         Need::Dispense if access.dispensing.is_empty() => return Ok(()),
         Need::Observe if access.is_open() => return Ok(()),
@@ -42,11 +53,27 @@ pub fn authorize_with<'a>(
     let presented = authorization().and_then(bearer);
     match need {
         Need::Dispense => {
-            // The admin token may do everything, taking numbers included.
-            let allowed = access.dispensing.iter().chain(access.admin.iter());
+            // The admin token may do everything, and a lease token may take
+            // numbers too.
+            let allowed = access
+                .dispensing
+                .iter()
+                .chain(access.leasing.iter())
+                .chain(access.admin.iter());
             match presented {
                 Some(token) if any_matches(allowed, token) => Ok(()),
                 _ => Err(ApiError::Unauthorized { admin: false }),
+            }
+        }
+        Need::Lease => {
+            let allowed = access.leasing.iter().chain(access.admin.iter());
+            match presented {
+                Some(token) if any_matches(allowed, token) => Ok(()),
+                // Known, but for numbers only: it may not burn a sequence.
+                Some(token) if any_matches(access.dispensing.iter(), token) => {
+                    Err(ApiError::LeaseScopeNeeded)
+                }
+                _ => Err(ApiError::LeaseUnauthorized),
             }
         }
         Need::Admin => match (&access.admin, presented) {
@@ -102,10 +129,14 @@ fn constant_time_eq(expected: &[u8], presented: &[u8]) -> bool {
 mod tests {
     use super::*;
 
+    fn secrets(tokens: &[&str]) -> Vec<Secret> {
+        tokens.iter().map(|t| Secret::new((*t).into())).collect()
+    }
+
     fn access(admin: Option<&str>, tokens: &[&str]) -> Access {
         Access {
             admin: admin.map(|t| Secret::new(t.into())),
-            dispensing: tokens.iter().map(|t| Secret::new((*t).into())).collect(),
+            dispensing: secrets(tokens),
             ..Access::default()
         }
     }
@@ -136,6 +167,55 @@ mod tests {
         }
         assert!(authorize(&closed, Need::Dispense, Some("Bearer prom")).is_err());
         assert!(authorize(&closed, Need::Admin, Some("Bearer prom")).is_err());
+    }
+
+    #[test]
+    fn range_leases_need_a_lease_token_once_lease_tokens_are_set() {
+        let scoped = Access {
+            leasing: secrets(&["lease"]),
+            ..access(Some("root"), &["numbers"])
+        };
+        let lease = |header| authorize(&scoped, Need::Lease, header);
+        assert_eq!(lease(Some("Bearer lease")), Ok(()));
+        assert_eq!(lease(Some("Bearer root")), Ok(()));
+        assert_eq!(
+            lease(Some("Bearer numbers")),
+            Err(ApiError::LeaseScopeNeeded)
+        );
+        assert_eq!(
+            lease(Some("Bearer other")),
+            Err(ApiError::LeaseUnauthorized)
+        );
+        assert_eq!(lease(None), Err(ApiError::LeaseUnauthorized));
+        for token in ["numbers", "lease", "root"] {
+            let header = format!("Bearer {token}");
+            assert_eq!(
+                authorize(&scoped, Need::Dispense, Some(&header)),
+                Ok(()),
+                "{token} takes numbers"
+            );
+        }
+        assert_eq!(
+            authorize(&scoped, Need::Admin, Some("Bearer lease")),
+            Err(ApiError::Unauthorized { admin: true })
+        );
+        // Unset: leases are as open as numbers.
+        let compatible = access(None, &["numbers"]);
+        assert_eq!(
+            authorize(&compatible, Need::Lease, Some("Bearer numbers")),
+            Ok(())
+        );
+        assert_eq!(authorize(&access(None, &[]), Need::Lease, None), Ok(()));
+        // Lease tokens alone: numbers stay open, leases do not.
+        let leases_only = Access {
+            leasing: secrets(&["lease"]),
+            ..access(None, &[])
+        };
+        assert_eq!(authorize(&leases_only, Need::Dispense, None), Ok(()));
+        assert_eq!(
+            authorize(&leases_only, Need::Lease, None),
+            Err(ApiError::LeaseUnauthorized)
+        );
     }
 
     #[test]

@@ -178,6 +178,11 @@ pub fn dispense_error(sequence: &str, count: u64, error: DispenseError) -> ApiEr
     match error {
         DispenseError::CountExceedsRange(size) => ApiError::CountOverRange { count, size },
         DispenseError::CountExceedsTake(most) => ApiError::CountOverTake { count, most },
+        DispenseError::CountExceedsLease { limit, max_lease } => ApiError::CountOverLease {
+            count,
+            limit,
+            max_lease,
+        },
         DispenseError::Exhausted { remaining } => ApiError::Exhausted {
             sequence: sequence.to_owned(),
             remaining,

@@ -40,7 +40,11 @@ pub fn document(app: &App) -> Value {
                 "bearer": {
                     "type": "http",
                     "scheme": "bearer",
-                    "description": "PEZ_ADMIN_TOKEN for the admin API; one of PEZ_TOKENS (when set) to take numbers; PEZ_ADMIN_TOKEN or one of PEZ_METRICS_TOKENS for /metrics and the status page's details (when any token is set).",
+                    "description": "PEZ_ADMIN_TOKEN for the admin API (and everything else); one of \
+                                    PEZ_TOKENS (when set) to take numbers; one of PEZ_LEASE_TOKENS \
+                                    (when set) to take range leases, or numbers; PEZ_ADMIN_TOKEN or \
+                                    one of PEZ_METRICS_TOKENS for /metrics and the status page's \
+                                    details (when any token is set).",
                 },
             },
         },
@@ -324,9 +328,17 @@ fn endpoints(app: &App) -> Vec<Endpoint> {
     });
     dispensing_errors(&mut lease_responses);
     lease_responses["400"] = problem(
-        "Not a valid name, count or format; or a count over the \
-                                      sequence's range, or (a strict sequence) over what one \
-                                      take from the store holds (`maximum`).",
+        "Not a valid name, count or format; or a count over the sequence's largest range lease \
+         (its max_lease, capped by PEZ_MAX_LEASE: `maximum`), over its range, or (a strict \
+         sequence) over what one take from the store holds. Nothing is taken.",
+    );
+    lease_responses["401"] = problem(
+        "PEZ_LEASE_TOKENS is set and the request has none of them (nor the admin token); or \
+         PEZ_LEASE_TOKENS is not set, PEZ_TOKENS is, and the request has none of those.",
+    );
+    lease_responses["403"] = problem(
+        "The token may take numbers (one of PEZ_TOKENS) but not range leases: PEZ_LEASE_TOKENS \
+         is set.",
     );
 
     let mut list_responses = json!({
@@ -447,7 +459,10 @@ fn endpoints(app: &App) -> Vec<Endpoint> {
             path: "/v2/sequences/{name}/lease",
             summary: "A range lease.",
             description: "A range lease for clients that hand out numbers themselves: count \
-                          numbers, durably theirs, as ranges. Needs one of PEZ_TOKENS when that is set."
+                          numbers, durably theirs, as ranges. count is at most the sequence's \
+                          largest lease (its max_lease, capped by PEZ_MAX_LEASE). Needs one of \
+                          PEZ_LEASE_TOKENS (or the admin token) when that is set; otherwise one of \
+                          PEZ_TOKENS when that is set."
                 .into(),
             path_parameters: vec![name_parameter()],
             operations: vec![operation(
@@ -627,11 +642,13 @@ fn schemas(app: &App) -> Value {
                            "description": "Wrap after the last number; when false an exhausted sequence answers 409." },
                 "mode": { "type": "string", "enum": ["leased", "strict"], "default": "leased",
                           "description": "leased: served from blocks each instance leases (fast); strict: every number straight from the store, one global order across instances." },
+                "max_lease": { "type": "integer", "minimum": 1, "maximum": MAX_VALUE,
+                               "description": "The largest range lease, from 1 to the sequence's size (max - min + 1); default: a thousandth of it (at least 1, at most 1000000000). PEZ_MAX_LEASE caps it." },
             },
         },
         "Sequence": {
             "type": "object",
-            "required": ["name", "direction", "min", "max", "start", "cycle", "mode", "builtin", "next", "store_next", "on_hand"],
+            "required": ["name", "direction", "min", "max", "start", "cycle", "mode", "max_lease", "lease_limit", "builtin", "next", "store_next", "on_hand"],
             "properties": {
                 "name": { "type": "string" },
                 "direction": { "type": "string", "enum": ["ascending", "descending"] },
@@ -640,6 +657,10 @@ fn schemas(app: &App) -> Value {
                 "start": reference("Number"),
                 "cycle": { "type": "boolean" },
                 "mode": { "type": "string", "enum": ["leased", "strict"] },
+                "max_lease": { "type": "integer", "minimum": 1,
+                               "description": "The sequence's largest range lease, set when it was created." },
+                "lease_limit": { "type": "integer", "minimum": 1,
+                                 "description": "The largest range lease this server grants: max_lease capped by PEZ_MAX_LEASE." },
                 "builtin": { "type": "boolean" },
                 "next": { "oneOf": [reference("Number"), { "type": "null" }],
                           "description": "The next number this instance issues (null: exhausted)." },

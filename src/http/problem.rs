@@ -54,6 +54,16 @@ pub enum ApiError {
         /// The most one take holds.
         most: u64,
     },
+    /// A range lease larger than the sequence allows: refused before any
+    /// number is taken.
+    CountOverLease {
+        /// The count asked for.
+        count: u64,
+        /// The largest lease allowed: the sequence's, capped by PEZ_MAX_LEASE.
+        limit: u64,
+        /// The sequence's own largest lease.
+        max_lease: u64,
+    },
     /// A restart to numbers the sequence has handed out already.
     Backward {
         /// Why, from the store.
@@ -93,6 +103,12 @@ pub enum ApiError {
     /// No token, or one that may not see the sequences and the store
     /// (/metrics while tokens are set).
     UnauthorizedToObserve,
+    /// A range lease without one of PEZ_LEASE_TOKENS (when set): no token,
+    /// or one PEZ does not know.
+    LeaseUnauthorized,
+    /// A range lease with a token that may only take numbers (one of
+    /// PEZ_TOKENS, when PEZ_LEASE_TOKENS is set).
+    LeaseScopeNeeded,
     /// The admin API is off: PEZ_ADMIN_TOKEN is not set.
     AdminOff,
     /// A sequence of that name exists with other settings.
@@ -147,14 +163,15 @@ impl ApiError {
             ApiError::InvalidCount { .. }
             | ApiError::CountOverRange { .. }
             | ApiError::CountOverTake { .. }
+            | ApiError::CountOverLease { .. }
             | ApiError::InvalidFormat { .. }
             | ApiError::InvalidName { .. }
             | ApiError::InvalidBody { .. } => StatusCode::BAD_REQUEST,
             ApiError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::Unauthorized { .. } | ApiError::UnauthorizedToObserve => {
-                StatusCode::UNAUTHORIZED
-            }
-            ApiError::AdminOff => StatusCode::FORBIDDEN,
+            ApiError::Unauthorized { .. }
+            | ApiError::UnauthorizedToObserve
+            | ApiError::LeaseUnauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::AdminOff | ApiError::LeaseScopeNeeded => StatusCode::FORBIDDEN,
             ApiError::Conflict { .. }
             | ApiError::Builtin { .. }
             | ApiError::Exhausted { .. }
@@ -178,7 +195,8 @@ impl ApiError {
             }
             ApiError::InvalidCount { .. }
             | ApiError::CountOverRange { .. }
-            | ApiError::CountOverTake { .. } => ("urn:pez:problem:invalid-count", "Invalid count"),
+            | ApiError::CountOverTake { .. }
+            | ApiError::CountOverLease { .. } => ("urn:pez:problem:invalid-count", "Invalid count"),
             ApiError::Backward { .. } => (
                 "urn:pez:problem:restart-backward",
                 "Restart would issue numbers again",
@@ -197,9 +215,15 @@ impl ApiError {
             ApiError::BodyTooLarge { .. } => {
                 ("urn:pez:problem:body-too-large", "Request body too large")
             }
-            ApiError::Unauthorized { .. } | ApiError::UnauthorizedToObserve => {
+            ApiError::Unauthorized { .. }
+            | ApiError::UnauthorizedToObserve
+            | ApiError::LeaseUnauthorized => {
                 ("urn:pez:problem:unauthorized", "Missing or wrong token")
             }
+            ApiError::LeaseScopeNeeded => (
+                "urn:pez:problem:insufficient-scope",
+                "Token may not take range leases",
+            ),
             ApiError::AdminOff => ("urn:pez:problem:admin-off", "Admin API is off"),
             ApiError::Conflict { .. } => (
                 "urn:pez:problem:sequence-conflict",
@@ -252,6 +276,22 @@ impl ApiError {
                 ),
                 json!({ "parameter": "count", "minimum": 1, "maximum": most }),
             ),
+            ApiError::CountOverLease {
+                count,
+                limit,
+                max_lease,
+            } => (
+                format!(
+                    "count {count} is more than this sequence's largest range lease, {limit} \
+                     (its max_lease is {max_lease}; PEZ_MAX_LEASE caps it): nothing was taken."
+                ),
+                json!({
+                    "parameter": "count",
+                    "minimum": 1,
+                    "maximum": limit,
+                    "max_lease": max_lease,
+                }),
+            ),
             ApiError::EarlyWrap { detail } => (
                 format!(
                     "{detail}. Send \"allow_early_wrap\": true to move it anyway, if numbers \
@@ -292,6 +332,18 @@ impl ApiError {
                  <PEZ_ADMIN_TOKEN or one of PEZ_METRICS_TOKENS>`."
                     .into(),
                 json!({}),
+            ),
+            ApiError::LeaseUnauthorized => (
+                "A range lease needs a lease token: send `Authorization: Bearer <one of \
+                 PEZ_LEASE_TOKENS>`."
+                    .into(),
+                json!({ "scope": "lease" }),
+            ),
+            ApiError::LeaseScopeNeeded => (
+                "This token may take numbers but not range leases: a range lease needs one of \
+                 PEZ_LEASE_TOKENS (or the admin token)."
+                    .into(),
+                json!({ "scope": "lease" }),
             ),
             ApiError::AdminOff => (
                 "The admin API is off on this instance; an operator turns it on by setting \
@@ -373,10 +425,21 @@ impl ApiError {
             ApiError::BodyTooLarge { .. } => {
                 headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
             }
-            ApiError::Unauthorized { .. } | ApiError::UnauthorizedToObserve => {
+            ApiError::Unauthorized { .. }
+            | ApiError::UnauthorizedToObserve
+            | ApiError::LeaseUnauthorized => {
                 headers.insert(
                     header::WWW_AUTHENTICATE,
                     HeaderValue::from_static("Bearer realm=\"pez\""),
+                );
+            }
+            // RFC 6750: the token is fine, its scope is not.
+            ApiError::LeaseScopeNeeded => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(
+                        "Bearer realm=\"pez\", error=\"insufficient_scope\", scope=\"lease\"",
+                    ),
                 );
             }
             _ => {}

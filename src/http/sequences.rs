@@ -1,6 +1,7 @@
-//! Named sequences: `/v2/sequences/...`. Taking numbers (`next`, `lease`)
-//! is open, or needs one of PEZ_TOKENS when set; everything else is the
-//! admin API and needs PEZ_ADMIN_TOKEN.
+//! Named sequences: `/v2/sequences/...`. Taking numbers (`next`) is open,
+//! or needs one of PEZ_TOKENS when set; a range lease (`lease`) too, or one
+//! of PEZ_LEASE_TOKENS when that is set; everything else is the admin API
+//! and needs PEZ_ADMIN_TOKEN.
 //!
 //! | path | methods |
 //! |---|---|
@@ -138,7 +139,8 @@ async fn respond(
         });
     }
     let need = match target {
-        Target::Next(_) | Target::Lease(_) => Need::Dispense,
+        Target::Next(_) => Need::Dispense,
+        Target::Lease(_) => Need::Lease,
         _ => Need::Admin,
     };
     authorize(&app.access, need, headers.authorization())?;
@@ -150,7 +152,7 @@ async fn respond(
     match target {
         Target::Collection => {
             let all = describe(app).await?;
-            let sequences: Vec<Value> = all.iter().map(show).collect();
+            let sequences: Vec<Value> = all.iter().map(|info| show(info, app)).collect();
             Ok(json(
                 StatusCode::OK,
                 json!({ "sequences": sequences }).to_string(),
@@ -158,7 +160,7 @@ async fn respond(
         }
         Target::Sequence(name) if method == Method::GET => {
             let info = find(app, &name).await?;
-            Ok(json(StatusCode::OK, show(&info).to_string()))
+            Ok(json(StatusCode::OK, show(&info, app).to_string()))
         }
         Target::Sequence(name) if method == Method::PUT => create(app, &name, &body.await?).await,
         Target::Sequence(name) => {
@@ -182,10 +184,15 @@ async fn respond(
         }
         Target::Lease(name) => {
             let format = Format::negotiate(query, headers.accept())?;
-            let count = count(query, app.max_lease)?;
+            // Any count is read here: whether it is too large depends on the
+            // sequence, and the answer names its limit.
+            let count = query::count(query, u64::MAX).map_err(|given| ApiError::InvalidCount {
+                given,
+                max: app.max_lease,
+            })?;
             let runs = app
                 .dispenser
-                .lease_range(&name, count)
+                .lease_range(&name, count, app.max_lease)
                 .await
                 .map_err(|e| dispense_error(&name, count, e))?;
             Ok(format::ranges(&runs, format))
@@ -229,6 +236,7 @@ struct SequenceSettings {
     start: Option<i64>,
     cycle: Option<bool>,
     mode: Option<Mode>,
+    max_lease: Option<i64>,
 }
 
 async fn create(app: &App, name: &str, body: &[u8]) -> Result<Answer, ApiError> {
@@ -246,7 +254,7 @@ async fn create(app: &App, name: &str, body: &[u8]) -> Result<Answer, ApiError> 
         Created::New => StatusCode::CREATED,
         Created::Existing => StatusCode::OK,
     };
-    let mut response = json(status, show(&info).to_string());
+    let mut response = json(status, show(&info, app).to_string());
     if let Ok(location) = HeaderValue::from_str(&format!("/v2/sequences/{name}")) {
         response.headers_mut().insert(header::LOCATION, location);
     }
@@ -266,6 +274,7 @@ pub(super) fn spec_of(name: &str, body: &[u8]) -> Result<SequenceSpec, ApiError>
         settings.cycle.unwrap_or(true),
         settings.mode.unwrap_or(Mode::Leased),
     )
+    .and_then(|spec| spec.with_max_lease(settings.max_lease))
     .map_err(|e| ApiError::InvalidBody {
         detail: e.to_string(),
     })
@@ -303,8 +312,10 @@ async fn find(app: &App, name: &str) -> Result<SequenceInfo, ApiError> {
         })
 }
 
-/// A sequence as the admin API shows it.
-pub fn show(info: &SequenceInfo) -> Value {
+/// A sequence as the admin API shows it: `max_lease` is its own largest
+/// range lease, `lease_limit` the one this server applies (PEZ_MAX_LEASE
+/// caps it).
+pub fn show(info: &SequenceInfo, app: &App) -> Value {
     let spec = &info.spec;
     json!({
         "name": spec.name,
@@ -314,6 +325,8 @@ pub fn show(info: &SequenceInfo) -> Value {
         "start": spec.start,
         "cycle": spec.cycle,
         "mode": spec.mode,
+        "max_lease": spec.max_lease,
+        "lease_limit": spec.lease_limit(app.max_lease),
         "builtin": spec.is_builtin(),
         "next": info.next,
         "store_next": info.store_next,
@@ -339,6 +352,7 @@ fn store_error(name: &str, error: StoreError) -> ApiError {
                 "start": existing.start,
                 "cycle": existing.cycle,
                 "mode": existing.mode,
+                "max_lease": existing.max_lease,
             }),
         },
         StoreError::Builtin(name) => ApiError::Builtin { name },

@@ -14,7 +14,10 @@ mod block;
 mod spec;
 
 pub use block::Block;
-pub use spec::{BUILTIN, MAX_NAME_LEN, SequenceSpec, SpecError, check_name, check_new_name};
+pub use spec::{
+    BUILTIN, DEFAULT_MAX_LEASE_CEILING, MAX_NAME_LEN, SequenceSpec, SpecError, check_name,
+    check_new_name, default_max_lease,
+};
 
 use serde::{Deserialize, Serialize};
 use std::fmt;

@@ -30,6 +30,24 @@ pub const RESERVED_PREFIX: &str = "__";
 /// The longest sequence name (PostgreSQL's identifier limit).
 pub const MAX_NAME_LEN: usize = 63;
 
+/// The share of its range a sequence's largest range lease is by default:
+/// a thousandth, so that one client needs a thousand leases to go once
+/// around it (or to exhaust it).
+pub const DEFAULT_LEASE_SHARE: u64 = 1000;
+
+/// The most a default largest lease is: the top of PEZ_MAX_LEASE's own
+/// range, so that on a large sequence (`forward`, `reverse`) the server's
+/// PEZ_MAX_LEASE, whatever it is set to, stays the limit, as before
+/// sequences had limits of their own.
+pub const DEFAULT_MAX_LEASE_CEILING: u64 = 1_000_000_000;
+
+/// A sequence's largest range lease when none was given: a thousandth of
+/// its range, at least 1, at most [`DEFAULT_MAX_LEASE_CEILING`].
+pub fn default_max_lease(min: i64, max: i64) -> u64 {
+    let size = min.abs_diff(max).saturating_add(1);
+    (size / DEFAULT_LEASE_SHARE).clamp(1, DEFAULT_MAX_LEASE_CEILING)
+}
+
 /// Why a sequence's settings are not acceptable.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SpecError {
@@ -44,6 +62,8 @@ pub enum SpecError {
     MinNotBelowMax(i64, i64),
     /// start outside min..=max.
     StartOutside(i64, i64, i64),
+    /// A largest lease below 1, or above the sequence's size (given).
+    MaxLease(i64, u64),
 }
 
 impl fmt::Display for SpecError {
@@ -72,6 +92,10 @@ impl fmt::Display for SpecError {
             SpecError::StartOutside(start, min, max) => {
                 write!(f, "start ({start}) is outside min..max ({min} to {max})")
             }
+            SpecError::MaxLease(max_lease, size) => write!(
+                f,
+                "max_lease must be from 1 to the sequence's {size} numbers; got {max_lease}"
+            ),
         }
     }
 }
@@ -120,6 +144,9 @@ pub struct SequenceSpec {
     pub cycle: bool,
     /// Leased (fast) or strict (one global order).
     pub mode: Mode,
+    /// The largest range lease one request may take (PEZ_MAX_LEASE caps it
+    /// further): a few leases must not wrap or exhaust the sequence.
+    pub max_lease: u64,
 }
 
 impl SequenceSpec {
@@ -133,6 +160,7 @@ impl SequenceSpec {
             start: MIN_VALUE,
             cycle: true,
             mode: Mode::Leased,
+            max_lease: default_max_lease(MIN_VALUE, MAX_VALUE),
         }
     }
 
@@ -146,6 +174,7 @@ impl SequenceSpec {
             start: MAX_VALUE,
             cycle: true,
             mode: Mode::Leased,
+            max_lease: default_max_lease(MIN_VALUE, MAX_VALUE),
         }
     }
 
@@ -185,7 +214,30 @@ impl SequenceSpec {
             start,
             cycle,
             mode,
+            max_lease: default_max_lease(min, max),
         })
+    }
+
+    /// These settings with `max_lease` as the largest range lease (`None`:
+    /// the default, [`default_max_lease`]), checked: from 1 to the
+    /// sequence's size.
+    pub fn with_max_lease(self, max_lease: Option<i64>) -> Result<Self, SpecError> {
+        let Some(given) = max_lease else {
+            return Ok(self);
+        };
+        match u64::try_from(given) {
+            Ok(n) if (1..=self.size()).contains(&n) => Ok(Self {
+                max_lease: n,
+                ..self
+            }),
+            _ => Err(SpecError::MaxLease(given, self.size())),
+        }
+    }
+
+    /// The largest range lease of this sequence on a server whose
+    /// PEZ_MAX_LEASE is `server_max`: the smaller of the two.
+    pub fn lease_limit(&self, server_max: u64) -> u64 {
+        self.max_lease.min(server_max)
     }
 
     /// Whether this is `forward` or `reverse`, which cannot be deleted.
@@ -202,6 +254,7 @@ impl SequenceSpec {
             self.start,
             self.cycle,
             self.mode,
+            self.max_lease,
         ) == (
             other.direction,
             other.min,
@@ -209,6 +262,7 @@ impl SequenceSpec {
             other.start,
             other.cycle,
             other.mode,
+            other.max_lease,
         )
     }
 
@@ -400,6 +454,35 @@ mod tests {
         assert_eq!(new(5, 5, None), Err(SpecError::MinNotBelowMax(5, 5)));
         assert_eq!(new(5, 9, Some(10)), Err(SpecError::StartOutside(10, 5, 9)));
         assert_eq!(new(5, 9, Some(4)), Err(SpecError::StartOutside(4, 5, 9)));
+    }
+
+    #[test]
+    fn the_largest_lease_is_by_default_a_thousandth_of_the_range() {
+        assert_eq!(
+            spec(Direction::Ascending, 1, 3_000_000, true).max_lease,
+            3000
+        );
+        assert_eq!(spec(Direction::Descending, 1, 10, false).max_lease, 1);
+        assert_eq!(
+            SequenceSpec::forward().max_lease,
+            DEFAULT_MAX_LEASE_CEILING,
+            "PEZ_MAX_LEASE stays the limit of the built-in sequences"
+        );
+        assert_eq!(SequenceSpec::forward().lease_limit(1_000_000), 1_000_000);
+        let given = spec(Direction::Ascending, 1, 100, true);
+        assert_eq!(
+            given.clone().with_max_lease(Some(100)).unwrap().max_lease,
+            100
+        );
+        assert_eq!(given.clone().with_max_lease(None).unwrap().max_lease, 1);
+        for bad in [0, -1, 101] {
+            assert_eq!(
+                given.clone().with_max_lease(Some(bad)),
+                Err(SpecError::MaxLease(bad, 100))
+            );
+        }
+        let limited = given.with_max_lease(Some(50)).unwrap();
+        assert_eq!((limited.lease_limit(20), limited.lease_limit(80)), (20, 50));
     }
 
     #[test]

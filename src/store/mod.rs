@@ -49,7 +49,7 @@ pub use sqlite::{DATABASE_FILE, MovedTo, SqliteStore};
 pub use startup::{StartupRetry, startup_timeout};
 
 use crate::config::{Settings, StoreChoice};
-use crate::sequence::{Block, Direction, Mode, SequenceSpec};
+use crate::sequence::{Block, Direction, Mode, SequenceSpec, default_max_lease};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -76,7 +76,9 @@ pub struct SequenceState {
 
 /// A sequence's settings as a store keeps them. Stores trust what they
 /// wrote: a mode that is not "strict" (the schemas allow only the two) is
-/// leased.
+/// leased. A sequence stored before it had a largest lease of its own
+/// (`max_lease` NULL) gets the default ([`default_max_lease`]), read here
+/// rather than written into the store.
 pub(crate) fn stored_spec(
     name: String,
     ascending: bool,
@@ -84,6 +86,7 @@ pub(crate) fn stored_spec(
     start: i64,
     cycle: bool,
     mode: &str,
+    max_lease: Option<i64>,
 ) -> SequenceSpec {
     SequenceSpec {
         name,
@@ -97,6 +100,10 @@ pub(crate) fn stored_spec(
         start,
         cycle,
         mode: mode.parse().unwrap_or(Mode::Leased),
+        max_lease: max_lease
+            .and_then(|n| u64::try_from(n).ok())
+            .filter(|n| *n >= 1)
+            .unwrap_or_else(|| default_max_lease(min, max)),
     }
 }
 

@@ -55,6 +55,10 @@ pub struct Exported {
     /// of releases before it: 0.
     #[serde(default)]
     pub laps: i64,
+    /// Its largest range lease; absent in exports of releases before it:
+    /// the default, a thousandth of its range.
+    #[serde(default)]
+    pub max_lease: Option<i64>,
 }
 
 impl Export {
@@ -75,6 +79,7 @@ impl Export {
                     mode: state.spec.mode.as_str().to_owned(),
                     next: state.next_value,
                     laps: state.laps,
+                    max_lease: i64::try_from(state.spec.max_lease).ok(),
                 })
                 .collect(),
         }
@@ -126,6 +131,7 @@ impl Exported {
             self.cycle,
             mode,
         )
+        .and_then(|spec| spec.with_max_lease(self.max_lease))
         .map_err(|e| bad(e.to_string()))?;
         match self.next {
             Some(next) if !spec.contains(next) => Err(bad(format!(
@@ -263,7 +269,9 @@ pub fn check(store: &dyn Store, wanted: &[Wanted], consent: Consent) -> Result<(
             Some(spec.start),
             spec.cycle,
             spec.mode,
-        ) {
+        )
+        .and_then(|checked| checked.with_max_lease(i64::try_from(spec.max_lease).ok()))
+        {
             refusals.push(format!("{}: {e}", spec.name));
             continue;
         }
@@ -335,13 +343,14 @@ pub fn apply_forward(
 /// A sequence's settings in a few words.
 fn settings(spec: &SequenceSpec) -> String {
     format!(
-        "{} {}..{} from {}, {}, {}",
+        "{} {}..{} from {}, {}, {}, leases of at most {}",
         spec.direction,
         spec.min,
         spec.max,
         spec.start,
         if spec.cycle { "cycling" } else { "not cycling" },
-        spec.mode
+        spec.mode,
+        spec.max_lease
     )
 }
 
@@ -370,6 +379,7 @@ mod tests {
             false,
             Mode::Strict,
         )
+        .and_then(|spec| spec.with_max_lease(Some(7)))
         .expect("spec");
         let states = vec![
             state(SequenceSpec::forward(), Some(42)),

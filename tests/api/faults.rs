@@ -519,7 +519,8 @@ async fn a_tiny_cycling_sequence_leases_a_lap_at_a_time_and_refuses_counts_over_
             &app.http,
             Method::PUT,
             "/v2/sequences/ring",
-            Some(r#"{"min": 1, "max": 10}"#)
+            // Leases of up to a lap: more than its default largest lease.
+            Some(r#"{"min": 1, "max": 10, "max_lease": 10}"#)
         )
         .await,
         201

@@ -10,6 +10,7 @@ mod contract;
 mod exposure;
 mod faults;
 mod hostile_clients;
+mod lease_limits;
 mod lifecycle;
 mod local_users;
 mod never_twice;

@@ -146,7 +146,7 @@ async fn a_give_back_after_a_full_lap_of_range_leases_is_refused(backend: Backen
             &app.http,
             Method::PUT,
             "/v2/sequences/ring",
-            Some(r#"{"min": 1, "max": 2500}"#),
+            Some(r#"{"min": 1, "max": 2500, "max_lease": 2500}"#),
         )
         .await;
         assert_eq!(created.status, 201, "{}", created.body);
@@ -453,7 +453,7 @@ async fn ring_about_to_wrap_with_p_held(app: &TestApp) -> i64 {
         &app.http,
         Method::PUT,
         "/v2/sequences/ring",
-        Some(r#"{"min": 1, "max": 5000, "start": 2001}"#),
+        Some(r#"{"min": 1, "max": 5000, "start": 2001, "max_lease": 5000}"#),
     )
     .await;
     assert_eq!(created.status, 201, "{}", created.body);

@@ -478,7 +478,7 @@ async fn range_leases_are_exact_durable_and_split_where_they_wrap(backend: Backe
     create(
         &app.http,
         "ring",
-        r#"{"min": 1, "max": 10, "mode": "strict"}"#,
+        r#"{"min": 1, "max": 10, "mode": "strict", "max_lease": 10}"#,
     )
     .await;
     admin(

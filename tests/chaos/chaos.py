@@ -187,6 +187,10 @@ def create_sequences(instance):
         body = {"direction": "ascending" if ascending else "descending", "mode": mode}
         if name in history.RINGS:
             body["min"], body["max"] = history.RINGS[name]
+            # Range leases of up to a full lap (clients and the nemesis):
+            # allowed explicitly, since a sequence's largest lease is by
+            # default a thousandth of its range.
+            body["max_lease"] = body["max"] - body["min"] + 1
         status, reply = request(instance.port, "PUT", f"/v2/sequences/{name}", body, admin=True)
         if status not in (200, 201):
             raise HarnessError(f"PUT /v2/sequences/{name}: {status} {reply[:200]!r}")

@@ -54,7 +54,9 @@ SEQUENCES = [
 ]
 SEQ_INDEX = {name: i for i, (name, _, _) in enumerate(SEQUENCES)}
 # The rings' ranges (min, max): ring-a a lap of 3,000 numbers leased three
-# blocks of 1,000 at a time, ring-d 2,500 strict.
+# blocks of 1,000 at a time, ring-d 2,500 strict. Both are created with a
+# largest range lease of a full lap (chaos.py), which clients and the
+# nemesis take.
 RINGS = {"ring-a": (1, 3000), "ring-d": (1, 2500)}
 RING_INDEX = {SEQ_INDEX[name] for name in RINGS}
 ASCENDING = [asc for _, asc, _ in SEQUENCES]

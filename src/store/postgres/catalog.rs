@@ -2,8 +2,8 @@
 //! them.
 //!
 //! A PEZ sequence is a native sequence (its direction, bounds, cycle and
-//! lease step) plus a row of `pez.sequences` (mode, start, generation, and
-//! where the native sequence is). The native sequence is PEZ's own,
+//! lease step) plus a row of `pez.sequences` (mode, start, generation, the
+//! largest range lease, and where the native sequence is). The native sequence is PEZ's own,
 //! `pez."<name>"`, except for `forward` and `reverse` on a database the
 //! original PEZ ran on: those continue its `forward_seq` and `backward_seq`
 //! (see [`super::original`]). Statements that must hit exactly one incarnation of
@@ -14,7 +14,7 @@
 use crate::sequence::SequenceSpec;
 use crate::store::stored_spec;
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Bool, Text};
+use diesel::sql_types::{BigInt, Bool, Nullable, Text};
 
 /// The schema PEZ's sequences live in.
 pub const SCHEMA: &str = "pez";
@@ -70,7 +70,7 @@ impl Described {
 /// The catalog's view of each sequence joined with PEZ's own row.
 const CATALOG: &str = "SELECT m.name, c.oid::bigint AS oid, s.seqincrement AS increment_by, \
      s.seqmin AS min_value, s.seqmax AS max_value, s.seqcycle AS cycle, \
-     m.mode, m.start_value, m.generation, m.laps, \
+     m.mode, m.start_value, m.generation, m.laps, m.max_lease, \
      n.nspname::text AS relation_schema, c.relname::text AS relation_name, \
      m.relation_name IS NOT NULL AS continues_original \
      FROM pez.sequences m \
@@ -104,6 +104,8 @@ struct CatalogRow {
     generation: i64,
     #[diesel(sql_type = BigInt)]
     laps: i64,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    max_lease: Option<i64>,
     #[diesel(sql_type = Text)]
     relation_schema: String,
     #[diesel(sql_type = Text)]
@@ -123,6 +125,7 @@ impl From<CatalogRow> for Described {
                 row.start_value,
                 row.cycle,
                 &row.mode,
+                row.max_lease,
             ),
             increment: row.increment_by,
             generation: row.generation,

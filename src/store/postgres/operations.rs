@@ -13,7 +13,7 @@ use crate::store::{
     Advanced, Created, Position, Reserved, SequenceState, Stamp, Store, StoreError, TxError,
 };
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Text};
+use diesel::sql_types::{BigInt, Nullable, Text};
 use std::time::Duration;
 
 /// `name`'s description, with its sequence's exclusive lock taken for the
@@ -243,12 +243,14 @@ impl Store for PgStore {
             .execute(conn)?;
             // The generation defaults to the next value of pez.generations.
             diesel::sql_query(
-                "INSERT INTO pez.sequences (name, mode, start_value, laps) VALUES ($1, $2, $3, $4)",
+                "INSERT INTO pez.sequences (name, mode, start_value, laps, max_lease) \
+                 VALUES ($1, $2, $3, $4, $5)",
             )
             .bind::<Text, _>(&spec.name)
             .bind::<Text, _>(spec.mode.as_str())
             .bind::<BigInt, _>(spec.start)
             .bind::<BigInt, _>(at.laps)
+            .bind::<Nullable<BigInt>, _>(i64::try_from(spec.max_lease).ok())
             .execute(conn)?;
             let next = at.next;
             // Where an import lists it: in this same transaction, so nobody

@@ -17,6 +17,7 @@ diesel::table! {
         mode -> Text,
         generation -> BigInt,
         laps -> BigInt,
+        max_lease -> Nullable<BigInt>,
     }
 }
 
@@ -33,6 +34,7 @@ struct SequenceRow {
     mode: String,
     generation: i64,
     laps: i64,
+    max_lease: Option<i64>,
 }
 
 impl From<SequenceRow> for SequenceState {
@@ -45,6 +47,7 @@ impl From<SequenceRow> for SequenceState {
                 row.start_value,
                 row.cycle,
                 &row.mode,
+                row.max_lease,
             ),
             next_value: row.next_value,
             generation: row.generation,
@@ -167,6 +170,7 @@ pub fn insert(
             mode: spec.mode.as_str().to_owned(),
             generation,
             laps: at.laps,
+            max_lease: i64::try_from(spec.max_lease).ok(),
         })
         .execute(conn)?;
     Ok(())

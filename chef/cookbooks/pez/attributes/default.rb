@@ -65,6 +65,9 @@ default['pez']['env']['tokens'] = nil
 # 'a,b' or '@/etc/pez/metrics-tokens'; nil: only the admin token may, once any
 # token is set.
 default['pez']['env']['metrics_tokens'] = nil
+# Tokens that may take range leases (and numbers), in the same forms; set,
+# tokens of 'tokens' may only take numbers. nil: as before (recommended: set).
+default['pez']['env']['lease_tokens'] = nil
 # PostgreSQL as one URL or conninfo string (selects PostgreSQL).
 default['pez']['env']['database_url'] = nil
 # PostgreSQL host, e.g. the RDS endpoint (selects PostgreSQL).

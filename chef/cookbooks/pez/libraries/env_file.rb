@@ -9,7 +9,7 @@ module PezCookbook
       listen data_dir max_count log block_size block_max lease_wait_ms
       store_timeout_ms shutdown_timeout_ms log_format max_connections
       header_timeout_ms idle_timeout_ms request_timeout_ms max_body_bytes sync_interval_ms max_lease
-      admin_token tokens metrics_tokens database_url db_host db_port
+      admin_token tokens lease_tokens metrics_tokens database_url db_host db_port
       db_name db_username db_password db_sslmode db_sslrootcert db_pool_size
       db_timeout_ms db_startup_timeout_ms
     ).freeze

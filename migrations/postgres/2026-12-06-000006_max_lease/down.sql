@@ -1,0 +1,1 @@
+ALTER TABLE pez.sequences DROP COLUMN max_lease;
