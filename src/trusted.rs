@@ -15,7 +15,7 @@
 //! there is one), so nothing can be swapped in between the check and the
 //! use. Outside the data directory a link is followed (a token file may be
 //! a link, as Kubernetes mounts its secrets), and what it leads to is
-//! checked.
+//! checked, as is every link on the way: each must be root's or PEZ's own.
 #![allow(unsafe_code)]
 
 use std::fs::{self, File, Metadata, OpenOptions};
@@ -56,6 +56,14 @@ enum Why {
     Writable(u32),
     /// A symbolic link where PEZ makes its own files.
     Link,
+    /// The path leads through a link another user owns (and so may point
+    /// anywhere, at a file of root's among others).
+    LinkOwner {
+        /// The link.
+        link: PathBuf,
+        /// Its owner.
+        uid: u32,
+    },
     /// Not the kind of file expected (a directory, a device...).
     Kind(&'static str),
     /// It could not be read or made.
@@ -100,6 +108,14 @@ impl fmt::Display for Untrusted {
                 f,
                 "{what} {path} is a symbolic link, which pez never writes through: remove it"
             ),
+            Why::LinkOwner { link, uid } => write!(
+                f,
+                "{what} {path} leads through the link {link}, which belongs to uid {uid}; pez \
+                 (uid {me}) follows only root's links and its own: remove it, or name the file \
+                 itself",
+                link = link.display(),
+                me = euid()
+            ),
             Why::Kind(expected) => write!(f, "{what} {path} is not {expected}: remove it"),
             Why::Io(e) => write!(f, "cannot open {what} {path}: {e}"),
         }
@@ -129,6 +145,7 @@ fn check(what: &'static str, path: &Path, meta: &Metadata) -> Result<(), Untrust
 /// is then read.
 pub fn read_to_string(what: &'static str, path: &Path) -> Result<String, Untrusted> {
     let io = |e| Untrusted::new(what, path, Why::Io(e));
+    links_are_trusted(what, path)?;
     let mut file = File::open(path).map_err(io)?;
     let meta = file.metadata().map_err(io)?;
     if !meta.is_file() {
@@ -138,6 +155,69 @@ pub fn read_to_string(what: &'static str, path: &Path) -> Result<String, Untrust
     let mut text = String::new();
     file.read_to_string(&mut text).map_err(io)?;
     Ok(text)
+}
+
+/// Refuses a path that leads through a symbolic link another user owns.
+/// Checking only the file a path ends at is not enough: whoever owns a
+/// link (or a directory on the way, where they can make one) chooses where
+/// it leads, and can point it at any file of root's whose lines they know
+/// (`/etc/hostname` as a token file). Links cannot be given away, so a
+/// link of root's or PEZ's own was made by one of them. The path is walked
+/// as the kernel walks it, link by link; a missing part is left to the
+/// open that follows to report.
+fn links_are_trusted(what: &'static str, path: &Path) -> Result<(), Untrusted> {
+    use std::collections::VecDeque;
+    use std::path::Component;
+    // The kernel's own limit on links followed in one lookup.
+    const MAX_LINKS: usize = 40;
+    let mut ahead: VecDeque<PathBuf> = path
+        .components()
+        .map(|c| PathBuf::from(c.as_os_str()))
+        .collect();
+    let mut here = if path.is_absolute() {
+        PathBuf::from("/")
+    } else {
+        std::env::current_dir().map_err(|e| Untrusted::new(what, path, Why::Io(e)))?
+    };
+    let mut followed = 0;
+    while let Some(part) = ahead.pop_front() {
+        match part.components().next() {
+            Some(Component::RootDir) => here = PathBuf::from("/"),
+            Some(Component::ParentDir) => {
+                here.pop();
+            }
+            Some(Component::Normal(name)) => {
+                let next = here.join(name);
+                let Ok(meta) = fs::symlink_metadata(&next) else {
+                    return Ok(());
+                };
+                if !meta.file_type().is_symlink() {
+                    here = next;
+                    continue;
+                }
+                let uid = meta.uid();
+                if uid != 0 && uid != euid() {
+                    return Err(Untrusted::new(
+                        what,
+                        path,
+                        Why::LinkOwner { link: next, uid },
+                    ));
+                }
+                followed += 1;
+                let Ok(target) = fs::read_link(&next) else {
+                    return Ok(());
+                };
+                if followed > MAX_LINKS {
+                    return Ok(());
+                }
+                for component in target.components().rev() {
+                    ahead.push_front(PathBuf::from(component.as_os_str()));
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// Makes `dir` (and any missing parent) 0700 if it is missing, then checks
@@ -157,6 +237,7 @@ pub fn private_dir(what: &'static str, dir: &Path) -> Result<(), Untrusted> {
         // The umask may have taken bits PEZ needs; none it would add back.
         fs::set_permissions(dir, Permissions::from_mode(PRIVATE_DIR)).map_err(io)?;
     }
+    links_are_trusted(what, dir)?;
     let meta = fs::metadata(dir).map_err(io)?;
     if !meta.is_dir() {
         return Err(Untrusted::new(what, dir, Why::Kind("a directory")));

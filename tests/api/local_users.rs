@@ -128,6 +128,54 @@ fn a_token_file_another_user_owns_or_others_may_write_is_refused() {
 }
 
 #[test]
+fn a_link_another_user_owns_cannot_lead_pez_to_a_file_of_roots() {
+    // A file of root's that no one else may write, whose lines another
+    // user knows (as anyone knows /etc/hostname's).
+    let dir = TempDir::new();
+    let roots = dir.path().join("roots-file");
+    fs::write(&roots, "well-known\n").unwrap();
+    set_mode(&roots, 0o644);
+    // A directory the other user owns, where they put a link to it under
+    // the name an operator configured, and one that leads there through a
+    // link they own in the middle of the path.
+    let theirs = dir.path().join("theirs");
+    fs::create_dir(&theirs).unwrap();
+    give_to_other_user(&theirs);
+    let link = theirs.join("tokens");
+    symlink(&roots, &link).unwrap();
+    std::os::unix::fs::lchown(&link, Some(OTHER), Some(OTHER)).unwrap();
+    let through = theirs.join("via");
+    symlink(dir.path(), &through).unwrap();
+    std::os::unix::fs::lchown(&through, Some(OTHER), Some(OTHER)).unwrap();
+
+    for (variable, path) in [
+        ("PEZ_TOKENS", link.clone()),
+        ("PEZ_LEASE_TOKENS", link.clone()),
+        ("PEZ_METRICS_TOKENS", through.join("roots-file")),
+    ] {
+        let output = pez_command(dir.path())
+            .env(variable, format!("@{}", path.display()))
+            .arg("settings")
+            .output()
+            .unwrap();
+
+        let line = the_error_line(&output);
+        assert!(line.contains(variable), "{line}");
+        assert!(line.contains("uid 4242"), "{variable}: {line}");
+    }
+
+    // The same link made by root is followed (as Kubernetes mounts secrets).
+    let roots_link = dir.path().join("tokens-link");
+    symlink(&roots, &roots_link).unwrap();
+    let output = pez_command(dir.path())
+        .env("PEZ_TOKENS", format!("@{}", roots_link.display()))
+        .arg("settings")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+}
+
+#[test]
 fn a_dot_env_file_another_user_owns_or_others_may_write_is_refused() {
     let dir = TempDir::new();
     let env_file = dir.path().join(".env");
