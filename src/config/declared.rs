@@ -90,7 +90,8 @@ pub const DATA_DIR: Setting = setting(
     "data-dir",
     Some("./pez-data"),
     Kind::Path,
-    "Directory of the embedded store (created if missing).",
+    "Directory of the embedded store (created if missing by a server or a command that \
+     changes sequences; never by list, show, export or settings).",
 );
 /// Largest count of a v2 request.
 pub const MAX_COUNT: Setting = setting(
@@ -384,6 +385,10 @@ pub const ALL: &[Setting] = &[
     LEASE_TOKENS,
 ];
 
+/// The heading of the settings in every `--help`, after the command's own
+/// arguments and flags.
+pub const HELP_HEADING: &str = "Settings (each also a PEZ_* variable; shared by every command)";
+
 impl Setting {
     /// The clap argument: `--FLAG`, read from the variable too.
     fn arg(&self) -> Arg {
@@ -391,6 +396,10 @@ impl Setting {
             .long(self.flag)
             .env(self.variable)
             .help(self.help)
+            // Under a heading of their own, after a subcommand's own flags:
+            // `pez sequence list --help` must not bury those among thirty
+            // server settings.
+            .help_heading(HELP_HEADING)
             .global(true)
             .allow_hyphen_values(true);
         if let Some(default) = self.default {
