@@ -17,19 +17,39 @@ pub(super) fn list(settings: &Settings) -> Result<(), String> {
 
 /// Every sequence and where it stands, for reading only: also while a
 /// server holds the embedded store, and from an embedded store that was
-/// moved. The embedded store is read without its lock (SQLite lets a
-/// reader beside the server), so a server that starts at that moment is
-/// never kept from it; only a store too old to be read so (its schema not
-/// migrated yet, or no store at all) is opened, as a server would. Says on
+/// moved. Nothing is created: a missing store is an error (issue 18: `pez
+/// sequence list` in an empty directory made ./pez-data), and on
+/// PostgreSQL no migration runs. The embedded store is read without its
+/// lock (SQLite lets a reader beside the server), so a server that starts
+/// at that moment is never kept from it; only a store too old to be read
+/// so (its schema not migrated yet) is opened, as a server would. Says on
 /// stderr what NEXT means.
 fn read(settings: &Settings) -> Result<Vec<SequenceState>, String> {
-    let StoreChoice::Embedded = settings.store else {
-        let store = open_store(settings)?;
-        eprintln!(
-            "note: NEXT is where the next lease starts; running instances first issue the blocks they hold"
-        );
-        return store.list().map_err(|e| e.to_string());
+    let dir = &settings.data_dir;
+    let pg = match &settings.store {
+        StoreChoice::Postgres(pg) => pg,
+        StoreChoice::Embedded => {
+            trusted::dir_if_present("the data directory", dir).map_err(|e| e.to_string())?;
+            let file = dir.join(store::DATABASE_FILE);
+            if !file.exists() {
+                return Err(format!(
+                    "no store at {}: nothing to read (a PEZ server, `pez migrate` or `pez \
+                     sequence create` makes one; is PEZ_DATA_DIR right?)",
+                    file.display()
+                ));
+            }
+            return read_embedded(settings);
+        }
     };
+    let store = store::open_to_read(pg).map_err(|e| e.to_string())?;
+    eprintln!(
+        "note: NEXT is where the next lease starts; running instances first issue the blocks they hold"
+    );
+    store.list().map_err(|e| e.to_string())
+}
+
+/// [`read`] from the embedded store, which is there.
+fn read_embedded(settings: &Settings) -> Result<Vec<SequenceState>, String> {
     let dir = &settings.data_dir;
     if let Ok(states) = SqliteStore::read_unlocked(dir) {
         if let Some(pid) = store::lock_holder(dir) {

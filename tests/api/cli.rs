@@ -317,11 +317,7 @@ fn store_copy_takes_no_password_on_the_command_line() {
 /// definition, so a new subcommand is covered without editing this test.
 fn subcommand_paths() -> Vec<(Vec<String>, Vec<String>)> {
     use clap::CommandFactory;
-    fn walk(
-        command: &clap::Command,
-        path: Vec<String>,
-        out: &mut Vec<(Vec<String>, Vec<String>)>,
-    ) {
+    fn walk(command: &clap::Command, path: Vec<String>, out: &mut Vec<(Vec<String>, Vec<String>)>) {
         for sub in command.get_subcommands() {
             let mut here = path.clone();
             here.push(sub.get_name().to_owned());
@@ -410,7 +406,10 @@ fn read_only_commands_in_an_empty_directory_create_no_store() {
         .output()
         .expect("run");
     assert!(settings.status.success(), "{settings:?}");
-    assert!(entries(dir.path()).is_empty(), "pez settings created a store");
+    assert!(
+        entries(dir.path()).is_empty(),
+        "pez settings created a store"
+    );
 }
 
 /// The settings file an operator's `pez` reads on a host installed from
@@ -450,7 +449,10 @@ fn the_settings_file_is_read_below_the_environment_and_the_flags() {
     }
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(
-        stderr.lines().filter(|l| l.contains(&*file.to_string_lossy())).count(),
+        stderr
+            .lines()
+            .filter(|l| l.contains(&*file.to_string_lossy()))
+            .count(),
         1,
         "{stderr}"
     );
