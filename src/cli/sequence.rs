@@ -75,23 +75,11 @@ fn read_embedded(settings: &Settings) -> Result<Vec<SequenceState>, String> {
     }
 }
 
-/// A table of the sequences, one per line, for `pez sequence list`.
+/// A table of the sequences, one per line, for `pez sequence list`: each
+/// column as wide as its widest cell (a name may be 63 characters, a
+/// number 19 digits), numbers right-aligned, one space between columns.
 pub fn format_list(states: &[SequenceState]) -> String {
-    let row = |cells: [&str; 9]| {
-        format!(
-            "{:<16} {:<10} {:>19} {:>19} {:>19} {:>10} {:<5} {:<6} {}\n",
-            cells[0],
-            cells[1],
-            cells[2],
-            cells[3],
-            cells[4],
-            cells[5],
-            cells[6],
-            cells[7],
-            cells[8]
-        )
-    };
-    let mut out = row([
+    const HEADINGS: [&str; 9] = [
         "NAME",
         "DIRECTION",
         "NEXT",
@@ -101,23 +89,46 @@ pub fn format_list(states: &[SequenceState]) -> String {
         "CYCLE",
         "MODE",
         "CONTINUES",
-    ]);
+    ];
+    const NUMERIC: [bool; 9] = [false, false, true, true, true, true, false, false, false];
+    let mut rows: Vec<[String; 9]> = vec![HEADINGS.map(str::to_owned)];
     for state in states {
         let spec = &state.spec;
         let next = state
             .next_value
             .map_or_else(|| "exhausted".to_owned(), |n| n.to_string());
-        out.push_str(&row([
-            &spec.name,
-            spec.direction.as_str(),
-            &next,
-            &spec.min.to_string(),
-            &spec.max.to_string(),
-            &spec.max_lease.to_string(),
-            if spec.cycle { "yes" } else { "no" },
-            spec.mode.as_str(),
-            state.continues.as_deref().unwrap_or("-"),
-        ]));
+        rows.push([
+            spec.name.clone(),
+            spec.direction.as_str().to_owned(),
+            next,
+            spec.min.to_string(),
+            spec.max.to_string(),
+            spec.max_lease.to_string(),
+            if spec.cycle { "yes" } else { "no" }.to_owned(),
+            spec.mode.as_str().to_owned(),
+            state.continues.clone().unwrap_or_else(|| "-".to_owned()),
+        ]);
+    }
+    let mut widths = [0; 9];
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in &rows {
+        let cells: Vec<String> = row
+            .iter()
+            .enumerate()
+            .map(|(i, cell)| match (NUMERIC[i], i + 1 == row.len()) {
+                (true, _) => format!("{cell:>width$}", width = widths[i]),
+                // No padding after the last column.
+                (false, true) => cell.clone(),
+                (false, false) => format!("{cell:<width$}", width = widths[i]),
+            })
+            .collect();
+        out.push_str(&cells.join(" "));
+        out.push('\n');
     }
     out
 }

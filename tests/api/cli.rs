@@ -553,17 +553,25 @@ fn list_columns_fit_their_contents() {
     assert!(output.status.success(), "{output:?}");
     let table = String::from_utf8_lossy(&output.stdout);
     let lines: Vec<&str> = table.lines().collect();
-    // Each column starts where its heading starts, on every line.
+    // Text columns start where their heading starts, numbers end where
+    // theirs ends, on every line: nothing spills across.
     let header = lines[0];
-    let starts: Vec<usize> = ["DIRECTION", "NEXT", "MIN", "MAX", "CYCLE", "MODE"]
-        .iter()
-        .map(|h| header.find(&format!(" {h}")).expect(h) + 1)
-        .collect();
+    let edge = |heading: &str| header.find(&format!(" {heading} ")).expect(heading) + 1;
     for line in &lines[1..] {
-        for at in &starts {
-            // Left-aligned or right-aligned, a column's cells end or begin
-            // at its heading's edge: nothing spills across.
-            assert_eq!(&line[at - 1..*at], " ", "{line}\n{table}");
+        let bytes = line.as_bytes();
+        for heading in ["DIRECTION", "CYCLE", "MODE"] {
+            let at = edge(heading);
+            assert!(
+                bytes[at - 1] == b' ' && bytes[at] != b' ',
+                "{heading}: {line}\n{table}"
+            );
+        }
+        for heading in ["NEXT", "MIN", "MAX", "MAX_LEASE"] {
+            let end = edge(heading) + heading.len();
+            assert!(
+                bytes[end - 1] != b' ' && bytes[end] == b' ',
+                "{heading}: {line}\n{table}"
+            );
         }
     }
     // No column wider than its widest cell: the name column is exactly as
