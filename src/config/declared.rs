@@ -434,6 +434,9 @@ impl Setting {
 #[derive(Clone, Default)]
 pub struct RawSettings {
     values: BTreeMap<&'static str, String>,
+    /// The settings given in the environment or as a flag, which the
+    /// service's settings file does not override.
+    explicit: std::collections::BTreeSet<&'static str>,
 }
 
 impl fmt::Debug for RawSettings {
@@ -516,6 +519,19 @@ impl RawSettings {
             .ok_or_else(|| setting.error(value))
     }
 
+    /// Takes each setting `file` assigns (the service's settings file,
+    /// `(VARIABLE, value)` pairs) unless the environment or a flag gave it:
+    /// the file sits below both. Other variables in it are left alone.
+    pub fn beneath(&mut self, file: &[(String, String)]) {
+        for (variable, value) in file {
+            if let Some(setting) = ALL.iter().find(|s| s.variable == variable)
+                && !self.explicit.contains(setting.variable)
+            {
+                self.values.insert(setting.variable, value.clone());
+            }
+        }
+    }
+
     /// Every setting with the value `pez settings` shows: secrets as `***`
     /// when set, the rest as given or defaulted.
     pub fn shown(&self) -> Vec<(&'static str, String)> {
@@ -542,6 +558,12 @@ impl FromArgMatches for RawSettings {
         for setting in ALL {
             if let Some(value) = matches.get_one::<String>(setting.flag) {
                 self.values.insert(setting.variable, value.clone());
+            }
+            if matches
+                .value_source(setting.flag)
+                .is_some_and(|source| source != clap::parser::ValueSource::DefaultValue)
+            {
+                self.explicit.insert(setting.variable);
             }
         }
         Ok(())
