@@ -124,8 +124,7 @@ pub fn parse(text: &str) -> Result<Vec<(String, String)>, usize> {
         // Quotes open only where the value begins or a quote closed, as
         // in systemd: `it's` is literal.
         let mut quotes_open = true;
-        loop {
-            let Some(&c) = chars.get(i) else { break };
+        while let Some(&c) = chars.get(i) {
             let at_quote = quotes_open;
             quotes_open = false;
             match c {
