@@ -65,9 +65,38 @@ enum Why {
         uid: u32,
     },
     /// Not the kind of file expected (a directory, a device...).
-    Kind(&'static str),
+    Kind {
+        /// What it should be.
+        expected: &'static str,
+        /// What it is.
+        found: &'static str,
+    },
     /// It could not be read or made.
     Io(io::Error),
+}
+
+impl Why {
+    /// Not `expected` but what `meta` says it is.
+    fn kind(expected: &'static str, meta: &Metadata) -> Self {
+        use std::os::unix::fs::FileTypeExt;
+        let kind = meta.file_type();
+        let found = if kind.is_dir() {
+            "a directory"
+        } else if kind.is_file() {
+            "a file"
+        } else if kind.is_symlink() {
+            "a symbolic link"
+        } else if kind.is_fifo() {
+            "a pipe"
+        } else if kind.is_socket() {
+            "a socket"
+        } else if kind.is_block_device() || kind.is_char_device() {
+            "a device"
+        } else {
+            "something else"
+        };
+        Why::Kind { expected, found }
+    }
 }
 
 impl Untrusted {
@@ -116,7 +145,13 @@ impl fmt::Display for Untrusted {
                 link = link.display(),
                 me = euid()
             ),
-            Why::Kind(expected) => write!(f, "{what} {path} is not {expected}: remove it"),
+            // Not "remove it": the path may be an operator's typo for a
+            // file of theirs (PEZ_DATA_DIR=/etc/passwd).
+            Why::Kind { expected, found } => write!(
+                f,
+                "{what} {path} is {found}, not {expected}: name {expected} there, or move it \
+                 away"
+            ),
             Why::Io(e) => write!(f, "cannot open {what} {path}: {e}"),
         }
     }
@@ -149,7 +184,11 @@ pub fn read_to_string(what: &'static str, path: &Path) -> Result<String, Untrust
     let mut file = File::open(path).map_err(io)?;
     let meta = file.metadata().map_err(io)?;
     if !meta.is_file() {
-        return Err(Untrusted::new(what, path, Why::Kind("a regular file")));
+        return Err(Untrusted::new(
+            what,
+            path,
+            Why::kind("a regular file", &meta),
+        ));
     }
     check(what, path, &meta)?;
     let mut text = String::new();
@@ -240,9 +279,20 @@ pub fn private_dir(what: &'static str, dir: &Path) -> Result<(), Untrusted> {
     links_are_trusted(what, dir)?;
     let meta = fs::metadata(dir).map_err(io)?;
     if !meta.is_dir() {
-        return Err(Untrusted::new(what, dir, Why::Kind("a directory")));
+        return Err(Untrusted::new(what, dir, Why::kind("a directory", &meta)));
     }
     check(what, dir, &meta)
+}
+
+/// Refuses `dir` if something other than a directory is there; a missing
+/// one is no error (for a command that only reads, and makes nothing).
+pub fn dir_if_present(what: &'static str, dir: &Path) -> Result<(), Untrusted> {
+    match fs::metadata(dir) {
+        Ok(meta) if !meta.is_dir() => {
+            Err(Untrusted::new(what, dir, Why::kind("a directory", &meta)))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Opens (making it 0600 if missing) a file of PEZ's own in its data
@@ -264,7 +314,11 @@ pub fn private_file(what: &'static str, path: &Path) -> Result<File, Untrusted> 
         .metadata()
         .map_err(|e| Untrusted::new(what, path, Why::Io(e)))?;
     if !meta.is_file() {
-        return Err(Untrusted::new(what, path, Why::Kind("a regular file")));
+        return Err(Untrusted::new(
+            what,
+            path,
+            Why::kind("a regular file", &meta),
+        ));
     }
     check(what, path, &meta)?;
     Ok(file)
@@ -295,7 +349,11 @@ pub fn not_a_link(what: &'static str, path: &Path) -> Result<(), Untrusted> {
         return Err(Untrusted::new(what, path, Why::Link));
     }
     if !meta.is_file() {
-        return Err(Untrusted::new(what, path, Why::Kind("a regular file")));
+        return Err(Untrusted::new(
+            what,
+            path,
+            Why::kind("a regular file", &meta),
+        ));
     }
     check(what, path, &meta)
 }

@@ -5,6 +5,7 @@
 //! the embedded store to PostgreSQL, and handing sequences back to the
 //! original PEZ.
 
+pub mod env_file;
 mod sequence;
 mod store;
 
@@ -16,8 +17,8 @@ use crate::store::{Consent, OpenError, Store};
 use crate::systemd::{self, Notifier};
 use crate::telemetry;
 use crate::trusted;
-use clap::Parser;
 use clap::error::ErrorKind;
+use clap::{CommandFactory, FromArgMatches};
 use std::io::ErrorKind::NotFound;
 use std::path::Path;
 use std::process::ExitCode;
@@ -39,8 +40,22 @@ pub fn main() -> ExitCode {
         Err(e) if e.could_not_read().map(std::io::Error::kind) == Some(NotFound) => {}
         Err(e) => return fail(e),
     }
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
+    // The service's settings, below .env, the environment and the flags.
+    let service_file = match env_file::load(std::env::var_os(env_file::VARIABLE)) {
+        Ok(loaded) => loaded,
+        Err(e) => return fail(e),
+    };
+    let parsed = Cli::command()
+        .try_get_matches()
+        .and_then(|matches| Cli::from_arg_matches(&matches));
+    let cli = match parsed {
+        Ok(mut cli) => {
+            if let Some(loaded) = &service_file {
+                env_file::announce(loaded);
+                cli.settings.beneath(&loaded.values);
+            }
+            cli
+        }
         Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
             let _ = e.print();
             return ExitCode::SUCCESS;

@@ -17,19 +17,39 @@ pub(super) fn list(settings: &Settings) -> Result<(), String> {
 
 /// Every sequence and where it stands, for reading only: also while a
 /// server holds the embedded store, and from an embedded store that was
-/// moved. The embedded store is read without its lock (SQLite lets a
-/// reader beside the server), so a server that starts at that moment is
-/// never kept from it; only a store too old to be read so (its schema not
-/// migrated yet, or no store at all) is opened, as a server would. Says on
+/// moved. Nothing is created: a missing store is an error (issue 18: `pez
+/// sequence list` in an empty directory made ./pez-data), and on
+/// PostgreSQL no migration runs. The embedded store is read without its
+/// lock (SQLite lets a reader beside the server), so a server that starts
+/// at that moment is never kept from it; only a store too old to be read
+/// so (its schema not migrated yet) is opened, as a server would. Says on
 /// stderr what NEXT means.
 fn read(settings: &Settings) -> Result<Vec<SequenceState>, String> {
-    let StoreChoice::Embedded = settings.store else {
-        let store = open_store(settings)?;
-        eprintln!(
-            "note: NEXT is where the next lease starts; running instances first issue the blocks they hold"
-        );
-        return store.list().map_err(|e| e.to_string());
+    let dir = &settings.data_dir;
+    let pg = match &settings.store {
+        StoreChoice::Postgres(pg) => pg,
+        StoreChoice::Embedded => {
+            trusted::dir_if_present("the data directory", dir).map_err(|e| e.to_string())?;
+            let file = dir.join(store::DATABASE_FILE);
+            if !file.exists() {
+                return Err(format!(
+                    "no store at {}: nothing to read (a PEZ server, `pez migrate` or `pez \
+                     sequence create` makes one; is PEZ_DATA_DIR right?)",
+                    file.display()
+                ));
+            }
+            return read_embedded(settings);
+        }
     };
+    let store = store::open_to_read(pg).map_err(|e| e.to_string())?;
+    eprintln!(
+        "note: NEXT is where the next lease starts; running instances first issue the blocks they hold"
+    );
+    store.list().map_err(|e| e.to_string())
+}
+
+/// [`read`] from the embedded store, which is there.
+fn read_embedded(settings: &Settings) -> Result<Vec<SequenceState>, String> {
     let dir = &settings.data_dir;
     if let Ok(states) = SqliteStore::read_unlocked(dir) {
         if let Some(pid) = store::lock_holder(dir) {
@@ -55,23 +75,11 @@ fn read(settings: &Settings) -> Result<Vec<SequenceState>, String> {
     }
 }
 
-/// A table of the sequences, one per line, for `pez sequence list`.
+/// A table of the sequences, one per line, for `pez sequence list`: each
+/// column as wide as its widest cell (a name may be 63 characters, a
+/// number 19 digits), numbers right-aligned, one space between columns.
 pub fn format_list(states: &[SequenceState]) -> String {
-    let row = |cells: [&str; 9]| {
-        format!(
-            "{:<16} {:<10} {:>19} {:>19} {:>19} {:>10} {:<5} {:<6} {}\n",
-            cells[0],
-            cells[1],
-            cells[2],
-            cells[3],
-            cells[4],
-            cells[5],
-            cells[6],
-            cells[7],
-            cells[8]
-        )
-    };
-    let mut out = row([
+    const HEADINGS: [&str; 9] = [
         "NAME",
         "DIRECTION",
         "NEXT",
@@ -81,23 +89,46 @@ pub fn format_list(states: &[SequenceState]) -> String {
         "CYCLE",
         "MODE",
         "CONTINUES",
-    ]);
+    ];
+    const NUMERIC: [bool; 9] = [false, false, true, true, true, true, false, false, false];
+    let mut rows: Vec<[String; 9]> = vec![HEADINGS.map(str::to_owned)];
     for state in states {
         let spec = &state.spec;
         let next = state
             .next_value
             .map_or_else(|| "exhausted".to_owned(), |n| n.to_string());
-        out.push_str(&row([
-            &spec.name,
-            spec.direction.as_str(),
-            &next,
-            &spec.min.to_string(),
-            &spec.max.to_string(),
-            &spec.max_lease.to_string(),
-            if spec.cycle { "yes" } else { "no" },
-            spec.mode.as_str(),
-            state.continues.as_deref().unwrap_or("-"),
-        ]));
+        rows.push([
+            spec.name.clone(),
+            spec.direction.as_str().to_owned(),
+            next,
+            spec.min.to_string(),
+            spec.max.to_string(),
+            spec.max_lease.to_string(),
+            if spec.cycle { "yes" } else { "no" }.to_owned(),
+            spec.mode.as_str().to_owned(),
+            state.continues.clone().unwrap_or_else(|| "-".to_owned()),
+        ]);
+    }
+    let mut widths = [0; 9];
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in &rows {
+        let cells: Vec<String> = row
+            .iter()
+            .enumerate()
+            .map(|(i, cell)| match (NUMERIC[i], i + 1 == row.len()) {
+                (true, _) => format!("{cell:>width$}", width = widths[i]),
+                // No padding after the last column.
+                (false, true) => cell.clone(),
+                (false, false) => format!("{cell:<width$}", width = widths[i]),
+            })
+            .collect();
+        out.push_str(&cells.join(" "));
+        out.push('\n');
     }
     out
 }

@@ -90,7 +90,8 @@ pub const DATA_DIR: Setting = setting(
     "data-dir",
     Some("./pez-data"),
     Kind::Path,
-    "Directory of the embedded store (created if missing).",
+    "Directory of the embedded store (created if missing by a server or a command that \
+     changes sequences; never by list, show, export or settings).",
 );
 /// Largest count of a v2 request.
 pub const MAX_COUNT: Setting = setting(
@@ -384,6 +385,10 @@ pub const ALL: &[Setting] = &[
     LEASE_TOKENS,
 ];
 
+/// The heading of the settings in every `--help`, after the command's own
+/// arguments and flags.
+pub const HELP_HEADING: &str = "Settings (each also a PEZ_* variable; shared by every command)";
+
 impl Setting {
     /// The clap argument: `--FLAG`, read from the variable too.
     fn arg(&self) -> Arg {
@@ -391,6 +396,10 @@ impl Setting {
             .long(self.flag)
             .env(self.variable)
             .help(self.help)
+            // Under a heading of their own, after a subcommand's own flags:
+            // `pez sequence list --help` must not bury those among thirty
+            // server settings.
+            .help_heading(HELP_HEADING)
             .global(true)
             .allow_hyphen_values(true);
         if let Some(default) = self.default {
@@ -425,6 +434,9 @@ impl Setting {
 #[derive(Clone, Default)]
 pub struct RawSettings {
     values: BTreeMap<&'static str, String>,
+    /// The settings given in the environment or as a flag, which the
+    /// service's settings file does not override.
+    explicit: std::collections::BTreeSet<&'static str>,
 }
 
 impl fmt::Debug for RawSettings {
@@ -507,6 +519,19 @@ impl RawSettings {
             .ok_or_else(|| setting.error(value))
     }
 
+    /// Takes each setting `file` assigns (the service's settings file,
+    /// `(VARIABLE, value)` pairs) unless the environment or a flag gave it:
+    /// the file sits below both. Other variables in it are left alone.
+    pub fn beneath(&mut self, file: &[(String, String)]) {
+        for (variable, value) in file {
+            if let Some(setting) = ALL.iter().find(|s| s.variable == variable)
+                && !self.explicit.contains(setting.variable)
+            {
+                self.values.insert(setting.variable, value.clone());
+            }
+        }
+    }
+
     /// Every setting with the value `pez settings` shows: secrets as `***`
     /// when set, the rest as given or defaulted.
     pub fn shown(&self) -> Vec<(&'static str, String)> {
@@ -533,6 +558,12 @@ impl FromArgMatches for RawSettings {
         for setting in ALL {
             if let Some(value) = matches.get_one::<String>(setting.flag) {
                 self.values.insert(setting.variable, value.clone());
+            }
+            if matches
+                .value_source(setting.flag)
+                .is_some_and(|source| source != clap::parser::ValueSource::DefaultValue)
+            {
+                self.explicit.insert(setting.variable);
             }
         }
         Ok(())

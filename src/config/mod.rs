@@ -236,6 +236,17 @@ impl PgSettings {
     }
 }
 
+/// The scheme of a URL that is not PostgreSQL's (`mysql`, `sqlite`), if
+/// `url` is one: only the scheme, which holds no secret.
+fn foreign_scheme(url: &str) -> Option<&str> {
+    let (scheme, _) = url.trim_start().split_once("://")?;
+    let is_scheme = !scheme.is_empty()
+        && scheme
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'));
+    (is_scheme && !matches!(scheme, "postgres" | "postgresql")).then_some(scheme)
+}
+
 /// Every byte outside RFC 3986's unreserved set as `%XX`.
 fn percent_encode(value: &str) -> String {
     value
@@ -503,6 +514,18 @@ impl RawSettings {
         let timeout = self.millis(&d::DB_TIMEOUT_MS)?;
         let startup_timeout = self.millis(&d::DB_STARTUP_TIMEOUT_MS)?;
         let mut connection = match url {
+            // libpq would only say it misses an "=" in a mysql:// URL.
+            Some(url) if foreign_scheme(url).is_some() => {
+                return Err(SettingError::hidden(
+                    d::DATABASE_URL.variable,
+                    format!(
+                        "a postgres:// or postgresql:// URI or a libpq key=value string \
+                         (host=... dbname=...), not a {}:// URL: PEZ stores only in PostgreSQL \
+                         (or, without PEZ_DATABASE_URL, in its embedded SQLite store)",
+                        foreign_scheme(url).unwrap_or_default()
+                    ),
+                ));
+            }
             Some(url) => Connection::parse(url).map_err(|why| {
                 SettingError::hidden(
                     d::DATABASE_URL.variable,

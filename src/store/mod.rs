@@ -317,6 +317,14 @@ pub fn open(settings: &Settings) -> Result<Arc<dyn Store>, OpenError> {
     })
 }
 
+/// The PostgreSQL store the settings choose, for a command that only
+/// reads: no migration, no take-over, nothing created
+/// ([`PgStore::connect_to_read`]). The embedded store is read without its
+/// lock instead ([`SqliteStore::read_unlocked`]).
+pub fn open_to_read(pg: &crate::config::PgSettings) -> Result<Arc<dyn Store>, OpenError> {
+    Ok(Arc::new(PgStore::connect_to_read(pg)?))
+}
+
 /// [`open`], for a server: on PostgreSQL it first takes over the original
 /// PEZ's sequences where the database has them (only a server and `pez
 /// migrate` do: a command that merely looks, after `pez handback`, say, must

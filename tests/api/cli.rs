@@ -92,6 +92,8 @@ fn unknown_flags_get_one_line() {
 #[test]
 fn sequence_list_prints_each_sequence_with_its_next_number() {
     let dir = TempDir::new();
+    // A read-only command creates no store: `pez migrate` makes it.
+    assert!(run_pez(dir.path(), &["migrate"]).status.success());
     let output = run_pez(dir.path(), &["sequence", "list"]);
     assert!(output.status.success(), "{output:?}");
     let table = String::from_utf8_lossy(&output.stdout);
@@ -307,4 +309,335 @@ fn store_copy_takes_no_password_on_the_command_line() {
         line.contains("--to-file") && !line.contains("hunter2"),
         "{line}"
     );
+}
+
+// Issue 18, the CLI.
+
+/// Every subcommand path (`["sequence", "list"]`, ...), from clap's own
+/// definition, so a new subcommand is covered without editing this test.
+fn subcommand_paths() -> Vec<(Vec<String>, Vec<String>)> {
+    use clap::CommandFactory;
+    fn walk(command: &clap::Command, path: Vec<String>, out: &mut Vec<(Vec<String>, Vec<String>)>) {
+        for sub in command.get_subcommands() {
+            let mut here = path.clone();
+            here.push(sub.get_name().to_owned());
+            // Its own flags and arguments, as help prints them.
+            let own = sub
+                .get_arguments()
+                .filter(|arg| !arg.is_global_set())
+                .map(|arg| match arg.get_long() {
+                    Some(long) => format!("--{long}"),
+                    None => format!("<{}>", arg.get_id().as_str().to_ascii_uppercase()),
+                })
+                .collect();
+            out.push((here.clone(), own));
+            walk(sub, here, out);
+        }
+    }
+    let mut out = Vec::new();
+    walk(&pez::config::Cli::command(), Vec::new(), &mut out);
+    out
+}
+
+#[test]
+fn every_subcommands_help_shows_its_own_flags_before_the_server_settings() {
+    let dir = TempDir::new();
+    let paths = subcommand_paths();
+    assert!(paths.len() > 10, "{paths:?}");
+    for (path, own) in paths {
+        let mut args: Vec<&str> = path.iter().map(String::as_str).collect();
+        args.push("--help");
+        let output = run_pez(dir.path(), &args);
+        assert!(output.status.success(), "{args:?}: {output:?}");
+        let help = String::from_utf8_lossy(&output.stdout);
+        let settings = help
+            .find("--listen")
+            .unwrap_or_else(|| panic!("{args:?}: no settings listed:\n{help}"));
+        for flag in own.iter().map(String::as_str).chain(["--help"]) {
+            let at = help
+                .find(flag)
+                .unwrap_or_else(|| panic!("{args:?}: {flag} missing:\n{help}"));
+            assert!(
+                at < settings,
+                "{args:?}: {flag} comes after the settings:\n{help}"
+            );
+        }
+        assert!(
+            help[..settings].contains("Settings"),
+            "{args:?}: the settings have no heading of their own:\n{help}"
+        );
+    }
+}
+
+/// Everything in `dir`, to show that a command left it as it was.
+fn entries(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .expect("read dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn read_only_commands_in_an_empty_directory_create_no_store() {
+    let dir = TempDir::new();
+    let data = dir.path().join("pez-data");
+    for args in [
+        vec!["sequence", "list"],
+        vec!["sequence", "show", "forward"],
+        vec!["sequence", "export"],
+    ] {
+        let output = pez_command(dir.path())
+            .env("PEZ_DATA_DIR", &data)
+            .args(&args)
+            .output()
+            .expect("run");
+        let line = one_error_line(&output);
+        assert!(
+            line.contains("no store") && line.contains("pez-data"),
+            "{args:?}: {line}"
+        );
+        assert!(entries(dir.path()).is_empty(), "{args:?} created a store");
+    }
+    let settings = pez_command(dir.path())
+        .env("PEZ_DATA_DIR", &data)
+        .arg("settings")
+        .output()
+        .expect("run");
+    assert!(settings.status.success(), "{settings:?}");
+    assert!(
+        entries(dir.path()).is_empty(),
+        "pez settings created a store"
+    );
+}
+
+/// The settings file an operator's `pez` reads on a host installed from
+/// the RPM, here named by PEZ_ENV_FILE: what it sets is used unless the
+/// environment or a flag says otherwise, it is parsed as systemd parses
+/// an EnvironmentFile (no `$` expansion), and the line on stderr names it.
+#[test]
+fn the_settings_file_is_read_below_the_environment_and_the_flags() {
+    let dir = TempDir::new();
+    let file = dir.path().join("pez.env");
+    std::fs::write(
+        &file,
+        "# the service's settings\n\
+         PEZ_MAX_COUNT=3\n\
+         PEZ_BLOCK_SIZE=7\n\
+         \x20 PEZ_BLOCK_MAX=9000\n\
+         PEZ_DB_NAME=\"pez$USER\"\n\
+         PEZ_DB_USERNAME=it's\n",
+    )
+    .expect("write");
+    let output = pez_command(dir.path())
+        .env("PEZ_ENV_FILE", &file)
+        .env("PEZ_BLOCK_SIZE", "8")
+        .args(["settings", "--block-max", "9001"])
+        .output()
+        .expect("run");
+    assert!(output.status.success(), "{output:?}");
+    let shown = String::from_utf8_lossy(&output.stdout);
+    for line in [
+        "PEZ_MAX_COUNT=3",
+        "PEZ_BLOCK_SIZE=8",
+        "PEZ_BLOCK_MAX=9001",
+        "PEZ_DB_NAME=pez$USER",
+        "PEZ_DB_USERNAME=it's",
+    ] {
+        assert!(shown.lines().any(|l| l == line), "{line} missing:\n{shown}");
+    }
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        stderr
+            .lines()
+            .filter(|l| l.contains(&*file.to_string_lossy()))
+            .count(),
+        1,
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_settings_file_another_user_may_change_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new();
+    let file = dir.path().join("pez.env");
+    std::fs::write(&file, "PEZ_MAX_COUNT=3\n").expect("write");
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o666)).expect("chmod");
+    let output = pez_command(dir.path())
+        .env("PEZ_ENV_FILE", &file)
+        .arg("settings")
+        .output()
+        .expect("run");
+    let line = one_error_line(&output);
+    assert!(
+        line.contains("pez.env") && line.contains("other users"),
+        "{line}"
+    );
+    // A file named but missing is an error too, not silently nothing.
+    let output = pez_command(dir.path())
+        .env("PEZ_ENV_FILE", dir.path().join("nonexistent.env"))
+        .arg("settings")
+        .output()
+        .expect("run");
+    assert!(one_error_line(&output).contains("nonexistent.env"));
+}
+
+#[test]
+fn a_bad_sslmode_is_refused_at_once_naming_the_modes_that_work() {
+    let dir = TempDir::new();
+    let started = std::time::Instant::now();
+    let output = pez_command(dir.path())
+        .env("PEZ_DB_HOST", "127.0.0.1")
+        .env("PEZ_DB_SSLMODE", "bogus")
+        .args(["sequence", "list"])
+        .output()
+        .expect("run");
+    let line = one_error_line(&output);
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    assert!(
+        line.contains("PEZ_DB_SSLMODE") && line.contains("verify-full") && line.contains("prefer"),
+        "{line}"
+    );
+}
+
+#[test]
+fn a_database_url_of_another_kind_says_which_schemes_work() {
+    let dir = TempDir::new();
+    let output = pez_command(dir.path())
+        .env("PEZ_DATABASE_URL", "mysql://pez:hunter2@db.internal/pez")
+        .args(["sequence", "list"])
+        .output()
+        .expect("run");
+    let line = one_error_line(&output);
+    assert!(
+        line.contains("mysql://")
+            && line.contains("postgres://")
+            && line.contains("postgresql://")
+            && !line.contains("hunter2"),
+        "{line}"
+    );
+}
+
+#[test]
+fn a_data_dir_that_is_a_file_is_called_a_file() {
+    let dir = TempDir::new();
+    let file = dir.path().join("passwd");
+    std::fs::write(&file, "root:x:0:0::/root:/bin/sh\n").expect("write");
+    for args in [vec!["sequence", "list"], vec!["sequence", "create", "x"]] {
+        let output = pez_command(dir.path())
+            .env("PEZ_DATA_DIR", &file)
+            .args(&args)
+            .output()
+            .expect("run");
+        let line = one_error_line(&output);
+        assert!(
+            line.contains("is a file") && !line.contains("remove it"),
+            "{args:?}: {line}"
+        );
+    }
+}
+
+#[test]
+fn list_columns_fit_their_contents() {
+    let dir = TempDir::new();
+    let long = "a-rather-long-sequence-name-for-orders-of-2024";
+    for args in [
+        vec!["migrate"],
+        vec!["sequence", "create", long, "--max", "99"],
+    ] {
+        assert!(run_pez(dir.path(), &args).status.success(), "{args:?}");
+    }
+    let output = run_pez(dir.path(), &["sequence", "list"]);
+    assert!(output.status.success(), "{output:?}");
+    let table = String::from_utf8_lossy(&output.stdout);
+    let lines: Vec<&str> = table.lines().collect();
+    // Text columns start where their heading starts, numbers end where
+    // theirs ends, on every line: nothing spills across.
+    let header = lines[0];
+    let edge = |heading: &str| header.find(&format!(" {heading} ")).expect(heading) + 1;
+    for line in &lines[1..] {
+        let bytes = line.as_bytes();
+        for heading in ["DIRECTION", "CYCLE", "MODE"] {
+            let at = edge(heading);
+            assert!(
+                bytes[at - 1] == b' ' && bytes[at] != b' ',
+                "{heading}: {line}\n{table}"
+            );
+        }
+        for heading in ["NEXT", "MIN", "MAX", "MAX_LEASE"] {
+            let end = edge(heading) + heading.len();
+            assert!(
+                bytes[end - 1] != b' ' && bytes[end] == b' ',
+                "{heading}: {line}\n{table}"
+            );
+        }
+    }
+    // No column wider than its widest cell: the name column is exactly as
+    // wide as the long name, plus one space.
+    assert_eq!(header.find(" DIRECTION"), Some(long.len()), "{table}");
+    let row = lines.iter().find(|l| l.starts_with(long)).expect("row");
+    assert!(row.contains(" 1 "), "{table}");
+}
+
+#[test]
+fn every_commands_output_ends_with_a_newline() {
+    let dir = TempDir::new();
+    for args in [
+        vec!["--help"],
+        vec!["--version"],
+        vec!["migrate"],
+        vec!["settings"],
+        vec!["sequence", "list"],
+        vec!["sequence", "show", "forward"],
+        vec!["sequence", "export"],
+        vec!["sequence", "create", "orders"],
+        vec!["sequence", "restart", "orders", "5"],
+        vec!["sequence", "delete", "orders"],
+        vec!["sequence", "show", "nope"],
+        vec!["--no-such-flag"],
+    ] {
+        let output = run_pez(dir.path(), &args);
+        for (stream, text) in [("stdout", &output.stdout), ("stderr", &output.stderr)] {
+            assert!(
+                text.is_empty() || text.ends_with(b"\n"),
+                "{args:?}: {stream} {:?}",
+                String::from_utf8_lossy(text)
+            );
+        }
+    }
+}
+
+/// On PostgreSQL a read-only command runs no migration and creates
+/// nothing: in an empty database it says there is no store, and the
+/// database is still empty.
+#[test]
+fn read_only_commands_on_an_empty_database_create_nothing() {
+    use diesel::{Connection, RunQueryDsl};
+    let database = crate::postgres_support::TestDatabase::create();
+    let dir = TempDir::new();
+    for args in [
+        vec!["sequence", "list"],
+        vec!["sequence", "show", "forward"],
+        vec!["sequence", "export"],
+        vec!["settings"],
+    ] {
+        let output = crate::helpers::run_pez_on(dir.path(), Some(&database.url), &args);
+        if args[0] != "settings" {
+            let line = one_error_line(&output);
+            assert!(line.contains("no PEZ store"), "{args:?}: {line}");
+        }
+    }
+    let mut conn = diesel::PgConnection::establish(&database.url).expect("connect");
+    let made: i64 = diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+        "(SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+          WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') \
+            AND n.nspname NOT LIKE 'pg_toast%') \
+         + (SELECT count(*) FROM pg_namespace WHERE nspname = 'pez')",
+    ))
+    .get_result(&mut conn)
+    .expect("count");
+    assert_eq!(made, 0, "a read-only command created something");
+    assert!(entries(dir.path()).is_empty());
 }

@@ -402,7 +402,9 @@ fn in_a_clean_environment(mut command: Command, data_dir: &Path) -> Command {
     command
         .current_dir(data_dir)
         .env("PEZ_DATA_DIR", data_dir)
-        .env("PEZ_LOG", "info");
+        .env("PEZ_LOG", "info")
+        // Not this machine's /etc/pez/pez.env, if it has one.
+        .env("PEZ_ENV_FILE", "");
     command
 }
 

@@ -545,6 +545,22 @@ async fn an_original_sequence_off_the_search_path_stops_pez_until_the_path_names
 async fn an_export_before_the_take_over_continues_where_the_original_stands() {
     let database = original_database(3000, 2000);
     let dir = TempDir::new();
+    // Before PEZ's schema exists, an export (which only reads, issue 18)
+    // refuses in one line (nothing is taken over: see the end).
+    let refused = run_pez_on(dir.path(), Some(&database.url), &["sequence", "export"]);
+    assert!(
+        !refused.status.success()
+            && String::from_utf8_lossy(&refused.stderr).contains("pez migrate"),
+        "{refused:?}"
+    );
+    // PEZ's schema made by a command that changes the store, which takes
+    // nothing over either: the export continues past the original.
+    let made = run_pez_on(
+        dir.path(),
+        Some(&database.url),
+        &["sequence", "create", "probe"],
+    );
+    assert!(made.status.success(), "{made:?}");
     let exported = run_pez_on(dir.path(), Some(&database.url), &["sequence", "export"]);
     assert!(exported.status.success(), "{exported:?}");
     let export: serde_json::Value = serde_json::from_slice(&exported.stdout).expect("an export");

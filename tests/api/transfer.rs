@@ -311,6 +311,8 @@ async fn a_copy_checks_every_sequence_before_it_marks_or_moves_anything() {
     drop(legacy);
     let database = TestDatabase::create();
     let url = Some(database.url.as_str());
+    // The schema first: `list` only reads (issue 18).
+    ok(dir.path(), url, &["migrate"]);
     let before = next_of(dir.path(), url, "forward");
     let refused = the_error_line(&run_pez_on(
         dir.path(),
@@ -337,7 +339,8 @@ async fn a_sequence_named_like_pezs_own_objects_is_served_here_and_refused_by_a_
     use diesel::connection::SimpleConnection;
     use hyper::Method;
     let dir = TempDir::new();
-    ok(dir.path(), None, &["sequence", "list"]);
+    // Makes the store (`list` only reads, issue 18).
+    ok(dir.path(), None, &["migrate"]);
     let mut legacy = diesel::SqliteConnection::establish(
         &dir.path().join(pez::store::DATABASE_FILE).to_string_lossy(),
     )

@@ -71,6 +71,12 @@ pub fn pending(conn: &mut PgConnection) -> QueryResult<usize> {
         .count())
 }
 
+/// How many migrations this build embeds: all of them pending means the
+/// database holds no PEZ schema at all.
+pub fn count() -> QueryResult<usize> {
+    Ok(embedded()?.len())
+}
+
 /// Whether this user may apply them: create the schema `pez`, or own it.
 pub fn may_migrate(conn: &mut PgConnection) -> QueryResult<bool> {
     Ok(diesel::sql_query(

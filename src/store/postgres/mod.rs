@@ -131,6 +131,50 @@ impl PgStore {
         Ok(Self::open(settings, Purpose::Command)?.0)
     }
 
+    /// [`Self::connect`] for a command that only reads (`pez sequence
+    /// list`, `show`, `export`): runs no migration, takes nothing over and
+    /// creates nothing. A database without PEZ's schema, or with one that
+    /// needs migrations, is refused in one line that says what makes it.
+    pub fn connect_to_read(settings: &PgSettings) -> Result<Self, OpenError> {
+        let store = Self::bare(settings, Purpose::Command)?;
+        let (pending, total) = store
+            .call(Kind::Read, |conn| {
+                Ok((migrate::pending(conn)?, migrate::count()?))
+            })
+            .map_err(|e| store.failed("reading the schema's version", e))?;
+        if pending == total {
+            return Err(OpenError::Setup(format!(
+                "no PEZ store in the PostgreSQL database at {}: nothing to read (a PEZ server \
+                 or `pez migrate` creates it; are PEZ_DATABASE_URL or PEZ_DB_* right?)",
+                settings.description
+            )));
+        }
+        if pending > 0 {
+            return Err(OpenError::Setup(format!(
+                "PostgreSQL at {}: PEZ's schema needs {pending} migration(s) before this pez \
+                 can read it; run `pez migrate` (or start a server) with the same settings",
+                settings.description
+            )));
+        }
+        store.mention_originals();
+        Ok(store)
+    }
+
+    /// Logs the original PEZ's sequences that a server would take over:
+    /// a command that only looks mentions them.
+    fn mention_originals(&self) {
+        let waiting = self
+            .call(Kind::Read, |conn| Ok(original::not_taken_over(conn)?))
+            .unwrap_or_default();
+        for name in waiting {
+            warn!(
+                "postgres: this database holds the original PEZ's {name}, not taken over \
+                 yet: a PEZ server (or pez migrate) will continue it, and what this command \
+                 shows (and exports) of forward and reverse is where that server will start"
+            );
+        }
+    }
+
     /// [`Self::connect`] for a server: first takes over the original PEZ's
     /// sequences where the database has them ([`original::take_over`]),
     /// and logs where each stands.
@@ -215,16 +259,7 @@ impl PgStore {
             info!("postgres: applied {applied} migration(s)");
         }
         let continued = if purpose == Purpose::Command {
-            let waiting = store
-                .call(Kind::Read, |conn| Ok(original::not_taken_over(conn)?))
-                .unwrap_or_default();
-            for name in waiting {
-                warn!(
-                    "postgres: this database holds the original PEZ's {name}, not taken over \
-                     yet: a PEZ server (or pez migrate) will continue it, and what this command \
-                     shows (and exports) of forward and reverse is where that server will start"
-                );
-            }
+            store.mention_originals();
             Vec::new()
         } else {
             store
