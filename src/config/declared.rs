@@ -390,7 +390,7 @@ impl Setting {
         let mut arg = Arg::new(self.flag)
             .long(self.flag)
             .env(self.variable)
-            .help(self.help)
+            .help(self.help_text())
             .global(true)
             .allow_hyphen_values(true);
         if let Some(default) = self.default {
@@ -400,6 +400,17 @@ impl Setting {
             arg = arg.hide_env_values(true);
         }
         arg
+    }
+
+    /// The help of `--help`: what it does and, for a number, its bounds
+    /// (the same the validation applies, so they cannot disagree).
+    pub fn help_text(&self) -> String {
+        match self.kind {
+            Kind::Integer { min, max } | Kind::Millis { min, max } => {
+                format!("{} [range: {min} to {max}]", self.help)
+            }
+            _ => self.help.to_owned(),
+        }
     }
 
     /// What an acceptable value looks like, for error messages.

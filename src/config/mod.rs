@@ -737,6 +737,28 @@ mod tests {
     }
 
     #[test]
+    fn help_shows_the_bounds_of_every_number_setting() {
+        use clap::CommandFactory;
+        let command = Cli::command();
+        for setting in d::ALL {
+            let (d::Kind::Integer { min, max } | d::Kind::Millis { min, max }) = setting.kind
+            else {
+                continue;
+            };
+            let arg = command
+                .get_arguments()
+                .find(|arg| arg.get_long() == Some(setting.flag))
+                .unwrap_or_else(|| panic!("no --{}", setting.flag));
+            let help = arg.get_help().map(ToString::to_string).unwrap_or_default();
+            assert!(
+                help.contains(&format!("[range: {min} to {max}]")),
+                "{}: {help}",
+                setting.variable
+            );
+        }
+    }
+
+    #[test]
     fn without_database_settings_the_store_is_embedded() {
         assert!(matches!(
             raw(&[]).validate().unwrap().store,
