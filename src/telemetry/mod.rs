@@ -1,5 +1,6 @@
 //! Logs (through `log` and env_logger) and metrics (Prometheus).
 
+pub mod audit;
 pub mod metrics;
 pub mod untrusted;
 

@@ -4,6 +4,7 @@
 mod helpers;
 mod postgres_support;
 
+mod admin_log;
 mod cli;
 mod concurrency;
 mod contract;
