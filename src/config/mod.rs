@@ -5,6 +5,8 @@
 
 pub mod conninfo;
 pub mod declared;
+pub mod log_filter;
+pub mod unknown;
 
 pub use declared::{RawSettings, Setting};
 
@@ -395,6 +397,7 @@ impl RawSettings {
                 _ => {}
             }
         }
+        log_filter::check(self.get(&d::LOG).unwrap_or_default())?;
         let listen_text = self.get(&d::LISTEN).unwrap_or_default();
         let listen = listen_text
             .to_socket_addrs()

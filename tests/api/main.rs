@@ -14,6 +14,7 @@ mod hostile_clients;
 mod lease_limits;
 mod lifecycle;
 mod local_users;
+mod logs;
 mod never_twice;
 mod operations;
 mod pooler;
