@@ -3,6 +3,8 @@
 //! per lease at info.
 
 use crate::helpers::{PezProcess, TempDir, pez_command, the_error_line};
+use crate::postgres_support::TestDatabase;
+use hyper::Method;
 use std::time::Duration;
 
 /// Whether `line` is one whole record: a log line (`[time LEVEL target]
@@ -65,6 +67,48 @@ fn a_multi_line_store_error_stays_one_record_per_line() {
         assert!(
             is_a_record(line),
             "a record broken over lines: {line:?}\n{stderr}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_multi_line_error_from_postgresql_stays_one_record_per_line() {
+    let database = TestDatabase::create();
+    let dir = TempDir::new();
+    let pez = PezProcess::start(
+        dir.path(),
+        &[
+            ("PEZ_DATABASE_URL", database.url.as_str()),
+            ("PEZ_ADMIN_TOKEN", "multi-line-admin"),
+        ],
+    );
+    // The store's answer to a create: an error of three lines, as
+    // PostgreSQL's own (with DETAIL and HINT) and libpq's are.
+    database.execute(
+        "CREATE FUNCTION pez.refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN RAISE EXCEPTION E'refused by a trigger\\nsecond line\\n\\tthird line'; END $$;
+         CREATE TRIGGER refuse BEFORE INSERT ON pez.sequences
+         FOR EACH ROW EXECUTE FUNCTION pez.refuse();",
+    );
+    let answer = pez
+        .http
+        .send(
+            Method::PUT,
+            "/v2/sequences/refused",
+            &[("authorization", "Bearer multi-line-admin")],
+            Some("{}"),
+        )
+        .await;
+    assert!(answer.status.is_server_error(), "{answer:?}");
+    let log = pez.log();
+    assert!(
+        log.iter().any(|l| l.contains("second line | third line")),
+        "the error reaches the log, folded: {log:?}"
+    );
+    for line in &log {
+        assert!(
+            is_a_record(line),
+            "a record broken over lines: {line:?}\n{log:?}"
         );
     }
 }
