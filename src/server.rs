@@ -169,8 +169,8 @@ impl Server {
     fn start_line(&self) -> String {
         let access = &self.app.access;
         format!(
-            "pez {} listening on http://{} (store: {}; admin API {}; tokens: {} for numbers, \
-             {} for range leases, {} for metrics)",
+            "pez {} listening on http://{} (store: {}; admin API {}; tokens: PEZ_TOKENS {}, \
+             PEZ_LEASE_TOKENS {}, PEZ_METRICS_TOKENS {})",
             crate::VERSION,
             self.addr,
             self.app.store_description,

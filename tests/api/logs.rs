@@ -209,9 +209,9 @@ fn the_start_line_says_what_runs_where() {
         format!("http://{}", pez.http.addr()),
         "store: sqlite".to_owned(),
         "admin API on".to_owned(),
-        "2 for numbers".to_owned(),
-        "0 for range leases".to_owned(),
-        "1 for metrics".to_owned(),
+        "PEZ_TOKENS 2,".to_owned(),
+        "PEZ_LEASE_TOKENS 0,".to_owned(),
+        "PEZ_METRICS_TOKENS 1)".to_owned(),
     ] {
         assert!(start.contains(&part), "{part:?} missing: {start}");
     }
