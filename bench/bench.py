@@ -261,7 +261,9 @@ def three_instances(url, env, args):
             log = tempfile.TemporaryFile(mode="w+")
             process = subprocess.Popen(
                 [os.path.join(RELEASE, "pez")],
-                env=dict(env, PEZ_LISTEN=f"127.0.0.1:{port}", PEZ_DATABASE_URL=url, PEZ_LOG="info"),
+                # The leaser's lines, counted below, are at debug.
+                env=dict(env, PEZ_LISTEN=f"127.0.0.1:{port}", PEZ_DATABASE_URL=url,
+                         PEZ_LOG="info,pez::dispenser::leaser=debug"),
                 stdout=subprocess.DEVNULL, stderr=log,
             )
             wait_ready(f"http://127.0.0.1:{port}/v1/forward", process)

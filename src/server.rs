@@ -124,7 +124,6 @@ impl Server {
             }
         };
         let store_description = store::describe(settings);
-        info!("store: {store_description}");
         let http = match HttpServer::bind(settings.listen, settings.limits.clone()).await {
             Ok(http) => http,
             Err(e) => {
@@ -164,11 +163,29 @@ impl Server {
         self.addr
     }
 
+    /// The one line that says what runs where: the version, the address,
+    /// the store (never its password), whether the admin API is on and how
+    /// many tokens of each kind are set (never which).
+    fn start_line(&self) -> String {
+        let access = &self.app.access;
+        format!(
+            "pez {} listening on http://{} (store: {}; admin API {}; tokens: PEZ_TOKENS {}, \
+             PEZ_LEASE_TOKENS {}, PEZ_METRICS_TOKENS {})",
+            crate::VERSION,
+            self.addr,
+            self.app.store_description,
+            if access.admin.is_some() { "on" } else { "off" },
+            access.dispensing.len(),
+            access.leasing.len(),
+            access.metrics.len(),
+        )
+    }
+
     /// Serves until `shutdown` completes, then stops gracefully: stops
     /// accepting, lets requests in flight finish (for at most the shutdown
     /// timeout), and gives back what was leased and not issued.
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> ReturnReport {
-        info!("listening on http://{}", self.addr);
+        info!("{}", self.start_line());
         let dispenser = Arc::clone(&self.app.dispenser);
         let sampler = tokio::spawn(sample_rates(Arc::clone(&dispenser)));
         let service = http::api(self.app, self.metrics, self.limits);

@@ -74,6 +74,12 @@ pub fn main() -> ExitCode {
         Err(e) => return fail(e),
     };
     telemetry::init(&settings.log, settings.log_format);
+    // A typo in a variable's name leaves the setting meant at its default:
+    // said by every command, a server's start above all.
+    let unknown = crate::config::unknown::in_environment();
+    for variable in &unknown {
+        log::warn!("{variable}");
+    }
     let outcome = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(&settings),
         Command::Settings => {
@@ -81,6 +87,9 @@ pub fn main() -> ExitCode {
                 println!("{variable}={value}");
             }
             println!("# store: {}", crate::store::describe(&settings));
+            for variable in &unknown {
+                println!("# {variable}");
+            }
             Ok(())
         }
         Command::Migrate => store::migrate(&settings),
@@ -185,8 +194,13 @@ fn dot_env_error(file: &Path, text: &str, error: &dotenvy::Error) -> String {
     )
 }
 
+/// Says why pez stops, on one line (as every log record is), and exits 1.
 fn fail(message: impl std::fmt::Display) -> ExitCode {
-    eprintln!("{}pez: {message}", telemetry::error_prefix());
+    eprintln!(
+        "{}pez: {}",
+        telemetry::error_prefix(),
+        telemetry::one_line(&message.to_string())
+    );
     ExitCode::FAILURE
 }
 

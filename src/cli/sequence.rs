@@ -6,6 +6,7 @@ use crate::config::{Settings, StoreChoice};
 use crate::sequence::{Direction, MAX_VALUE, MIN_VALUE, Mode, SequenceSpec, check_name};
 use crate::store::transfer::{self, Export, Wanted};
 use crate::store::{self, Consent, Created, OpenError, SequenceState, SqliteStore, StoreError};
+use crate::telemetry::audit::{self, Route};
 use crate::trusted;
 use std::io::{Read, Write};
 use std::path::Path;
@@ -192,6 +193,7 @@ pub(super) fn create(settings: &Settings, name: &str, args: CreateArgs<'_>) -> R
     let outcome = open_store(settings)?
         .create(&spec, store::Position::fresh(&spec))
         .map_err(|e| e.to_string())?;
+    audit::created(Route::Command, &spec, outcome);
     match outcome {
         Created::New => println!("{name}: created"),
         Created::Existing => println!("{name}: exists already with these settings"),
@@ -227,9 +229,14 @@ pub(super) fn show(settings: &Settings, name: &str) -> Result<(), String> {
 
 pub(super) fn delete(settings: &Settings, name: &str) -> Result<(), String> {
     check_name(name).map_err(|e| e.to_string())?;
-    open_store(settings)?
-        .delete(name)
-        .map_err(|e| e.to_string())?;
+    let store = open_store(settings)?;
+    let before = state_of(store.as_ref(), name);
+    store.delete(name).map_err(|e| e.to_string())?;
+    audit::deleted(
+        Route::Command,
+        name,
+        before.as_ref().map(|state| (&state.spec, state.next_value)),
+    );
     println!("{name}: deleted");
     Ok(())
 }
@@ -242,6 +249,7 @@ pub(super) fn restart(
 ) -> Result<(), String> {
     let value = number("VALUE", value)?;
     let store = open_store(settings)?;
+    let before = state_of(store.as_ref(), name).map(|state| state.next_value);
     store.restart(name, value, consent).map_err(|e| match e {
         StoreError::Backward { .. } => {
             format!("{e} (add --allow-backward to restart there anyway)")
@@ -251,8 +259,19 @@ pub(super) fn restart(
         }
         other => other.to_string(),
     })?;
+    audit::restarted(Route::Command, name, before, value, consent);
     println!("{name}: the next number issued is {value}");
     Ok(())
+}
+
+/// Where `name` stands just before a change, for the log only: a store
+/// that fails here fails the change itself next, with its own message.
+fn state_of(store: &dyn store::Store, name: &str) -> Option<SequenceState> {
+    store
+        .list()
+        .ok()?
+        .into_iter()
+        .find(|state| state.spec.name == name)
 }
 
 /// `pez sequence export`: every sequence as JSON, to `output` or stdout.
@@ -315,6 +334,7 @@ pub(super) fn import(
         other => other.to_string(),
     })?;
     for outcome in outcomes {
+        log::info!("{outcome} (pez sequence import)");
         println!("{outcome}");
     }
     Ok(())

@@ -395,7 +395,7 @@ impl Setting {
         let mut arg = Arg::new(self.flag)
             .long(self.flag)
             .env(self.variable)
-            .help(self.help)
+            .help(self.help_text())
             // Under a heading of their own, after a subcommand's own flags:
             // `pez sequence list --help` must not bury those among thirty
             // server settings.
@@ -409,6 +409,17 @@ impl Setting {
             arg = arg.hide_env_values(true);
         }
         arg
+    }
+
+    /// The help of `--help`: what it does and, for a number, its bounds
+    /// (the same the validation applies, so they cannot disagree).
+    pub fn help_text(&self) -> String {
+        match self.kind {
+            Kind::Integer { min, max } | Kind::Millis { min, max } => {
+                format!("{} [range: {min} to {max}]", self.help)
+            }
+            _ => self.help.to_owned(),
+        }
     }
 
     /// What an acceptable value looks like, for error messages.

@@ -5,6 +5,8 @@
 
 pub mod conninfo;
 pub mod declared;
+pub mod log_filter;
+pub mod unknown;
 
 pub use declared::{RawSettings, Setting};
 
@@ -406,6 +408,7 @@ impl RawSettings {
                 _ => {}
             }
         }
+        log_filter::check(self.get(&d::LOG).unwrap_or_default())?;
         let listen_text = self.get(&d::LISTEN).unwrap_or_default();
         let listen = listen_text
             .to_socket_addrs()
@@ -757,6 +760,28 @@ mod tests {
         assert_eq!(declared, listed);
         let shown: Vec<&str> = raw(&[]).shown().into_iter().map(|(v, _)| v).collect();
         assert_eq!(shown, listed);
+    }
+
+    #[test]
+    fn help_shows_the_bounds_of_every_number_setting() {
+        use clap::CommandFactory;
+        let command = Cli::command();
+        for setting in d::ALL {
+            let (d::Kind::Integer { min, max } | d::Kind::Millis { min, max }) = setting.kind
+            else {
+                continue;
+            };
+            let arg = command
+                .get_arguments()
+                .find(|arg| arg.get_long() == Some(setting.flag))
+                .unwrap_or_else(|| panic!("no --{}", setting.flag));
+            let help = arg.get_help().map(ToString::to_string).unwrap_or_default();
+            assert!(
+                help.contains(&format!("[range: {min} to {max}]")),
+                "{}: {help}",
+                setting.variable
+            );
+        }
     }
 
     #[test]

@@ -57,13 +57,16 @@ pub async fn lease_once(
                 let blocks = reserved.into_blocks();
                 let described = describe_runs(&blocks);
                 let count: u64 = blocks.iter().map(Block::len).sum();
+                // At debug (PEZ_LOG=info,pez::dispenser::leaser=debug):
+                // a busy instance leases many times a second, and
+                // pez_leases_total counts them.
                 if reservoir.lease_succeeded(blocks, laps) {
-                    info!(
+                    debug!(
                         "{name}: leased {count} numbers {described} in {:?}",
                         started.elapsed()
                     );
                 } else {
-                    info!("{name}: dropped a lease of {described} made before a restart");
+                    debug!("{name}: dropped a lease of {described} made before a restart");
                 }
                 Ok(decision)
             }

@@ -21,6 +21,7 @@ use crate::sequence::{
     Direction, MAX_VALUE, MIN_VALUE, Mode, SequenceSpec, check_name, check_new_name,
 };
 use crate::store::{Consent, Created, StoreError};
+use crate::telemetry::audit::{self, Route};
 use bytes::Bytes;
 use hyper::header::{self, HeaderValue};
 use hyper::{HeaderMap, Method, Response, StatusCode};
@@ -164,10 +165,19 @@ async fn respond(
         }
         Target::Sequence(name) if method == Method::PUT => create(app, &name, &body.await?).await,
         Target::Sequence(name) => {
+            // Read for the log only: a failure here is the delete's to report.
+            let before = find(app, &name).await.ok();
             app.dispenser
                 .delete(&name)
                 .await
                 .map_err(|e| store_error(&name, e))?;
+            audit::deleted(
+                Route::AdminApi,
+                &name,
+                before
+                    .as_ref()
+                    .map(|info| (&info.spec, where_it_stands(info))),
+            );
             let mut response = Response::new(Bytes::new());
             *response.status_mut() = StatusCode::NO_CONTENT;
             Ok(response)
@@ -203,10 +213,18 @@ async fn respond(
                 backward: restart.allow_backward,
                 early_wrap: restart.allow_early_wrap,
             };
+            let before = find(app, &name).await.ok();
             app.dispenser
                 .restart(&name, restart.value, consent)
                 .await
                 .map_err(|e| store_error(&name, e))?;
+            audit::restarted(
+                Route::AdminApi,
+                &name,
+                before.as_ref().map(where_it_stands),
+                restart.value,
+                consent,
+            );
             Ok(json(
                 StatusCode::OK,
                 json!({ "name": name, "next": restart.value }).to_string(),
@@ -250,6 +268,7 @@ async fn create(app: &App, name: &str, body: &[u8]) -> Result<Answer, ApiError> 
         .await
         .map_err(|e| store_error(name, e))?;
     let info = find(app, name).await?;
+    audit::created(Route::AdminApi, &info.spec, created);
     let status = match created {
         Created::New => StatusCode::CREATED,
         Created::Existing => StatusCode::OK,
@@ -300,6 +319,12 @@ async fn describe(app: &App) -> Result<Vec<SequenceInfo>, ApiError> {
         .describe()
         .await
         .map_err(|e| store_error("", e))
+}
+
+/// The next number a sequence issues, as this instance sees it: from what
+/// it holds, else where the store stands (`None`: exhausted).
+fn where_it_stands(info: &SequenceInfo) -> Option<i64> {
+    info.next.or(info.store_next)
 }
 
 async fn find(app: &App, name: &str) -> Result<SequenceInfo, ApiError> {

@@ -1,5 +1,6 @@
 //! Logs (through `log` and env_logger) and metrics (Prometheus).
 
+pub mod audit;
 pub mod metrics;
 pub mod untrusted;
 
@@ -18,8 +19,14 @@ pub enum LogFormat {
     Json,
 }
 
-/// Starts logging to stderr with `filter` (env_logger syntax). Safe to call
-/// more than once: later calls are ignored, as tests start many servers.
+/// Starts logging to stderr with `filter` (env_logger syntax, checked by
+/// [`crate::config::log_filter`] first). Safe to call more than once: later
+/// calls are ignored, as tests start many servers.
+///
+/// Every record is one line: line-based collectors (journald, the
+/// CloudWatch agent) would cut a message that spans lines (libpq's errors
+/// do) into records of their own. JSON escapes newlines already; text
+/// folds them with [`one_line`].
 ///
 /// When stderr is the systemd journal (a unit's default), each line starts
 /// with its syslog priority (`<3>` error, `<4>` warning, `<6>` info, `<7>`
@@ -30,6 +37,7 @@ pub fn init(filter: &str, format: LogFormat) {
     let mut builder = env_logger::Builder::new();
     builder.parse_filters(filter).format_timestamp_millis();
     let journal = stderr_is_journal();
+    let prefix = move |level| if journal { priority(level) } else { "" };
     match format {
         LogFormat::Json => {
             builder.format(move |buf, record| {
@@ -39,31 +47,43 @@ pub fn init(filter: &str, format: LogFormat) {
                     "target": record.target(),
                     "message": record.args().to_string(),
                 });
-                let prefix = if journal {
-                    priority(record.level())
-                } else {
-                    ""
-                };
-                writeln!(buf, "{prefix}{line}")
+                writeln!(buf, "{}{line}", prefix(record.level()))
             });
         }
-        // env_logger's own text format, with the priority in front.
-        LogFormat::Text if journal => {
-            builder.format(|buf, record| {
+        // env_logger's own text format (its colours on a terminal), with
+        // the priority in front and the message on one line.
+        LogFormat::Text => {
+            builder.format(move |buf, record| {
+                let style = buf.default_level_style(record.level());
                 writeln!(
                     buf,
-                    "{}[{} {:<5} {}] {}",
-                    priority(record.level()),
+                    "{}[{} {style}{:<5}{style:#} {}] {}",
+                    prefix(record.level()),
                     buf.timestamp_millis(),
                     record.level(),
                     record.target(),
-                    record.args()
+                    one_line(&record.args().to_string())
                 )
             });
         }
-        LogFormat::Text => {}
     }
     let _ = builder.try_init();
+}
+
+/// `text` on one line: each line trimmed, empty ones dropped, the rest
+/// joined by ` | ` (libpq's `...failed: Connection refused\n\tIs the server
+/// running...?` reads as one sentence that way).
+pub fn one_line(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.contains(['\n', '\r']) {
+        return text.into();
+    }
+    text.lines()
+        .flat_map(|line| line.split('\r'))
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .collect::<Vec<_>>()
+        .join(" | ")
+        .into()
 }
 
 /// The prefix of a line pez writes to stderr itself (`pez: ...` when it
@@ -100,6 +120,16 @@ fn stderr_is_journal() -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_message_of_many_lines_is_folded_to_one() {
+        assert_eq!(one_line("plain"), "plain");
+        assert_eq!(
+            one_line("failed: refused\n\tIs the server running?\n"),
+            "failed: refused | Is the server running?"
+        );
+        assert_eq!(one_line("a\r\nb\rc\n\n"), "a | b | c");
+    }
 
     #[test]
     fn each_level_has_its_syslog_priority() {

@@ -4,6 +4,7 @@
 mod helpers;
 mod postgres_support;
 
+mod admin_log;
 mod cli;
 mod concurrency;
 mod contract;
@@ -13,6 +14,7 @@ mod hostile_clients;
 mod lease_limits;
 mod lifecycle;
 mod local_users;
+mod logs;
 mod never_twice;
 mod operations;
 mod pooler;

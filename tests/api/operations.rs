@@ -453,6 +453,8 @@ async fn json_logs_are_one_object_per_line_without_requests_or_secrets() {
         dir.path(),
         &[
             ("PEZ_LOG_FORMAT", "json"),
+            // Leases are logged at debug.
+            ("PEZ_LOG", "info,pez::dispenser::leaser=debug"),
             ("PEZ_ADMIN_TOKEN", ADMIN),
             ("PEZ_TOKENS", CLIENT),
         ],

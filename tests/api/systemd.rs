@@ -61,6 +61,8 @@ async fn ready_waits_for_the_first_leases_then_watchdog_pings_and_stopping_is_an
                 ("PEZ_DATABASE_URL", url.as_str()),
                 ("NOTIFY_SOCKET", notify.as_str()),
                 ("WATCHDOG_USEC", "200000"),
+                // The first leases are logged at debug.
+                ("PEZ_LOG", "info,pez::dispenser::leaser=debug"),
             ],
         )
     });

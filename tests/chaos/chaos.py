@@ -200,7 +200,9 @@ def common_env():
     return {
         "PEZ_MAX_COUNT": str(clients.MAX_COUNT),
         "PEZ_MAX_LEASE": str(clients.MAX_LEASE),
-        "PEZ_LOG": "info",
+        # The nemesis reads the leaser's "NAME: leased ..." lines, which
+        # are at debug.
+        "PEZ_LOG": "info,pez::dispenser::leaser=debug",
     }
 
 

@@ -1,0 +1,118 @@
+//! Every change to a sequence, through the admin API or `pez sequence`, is
+//! logged at info with what it was and what it became.
+
+use crate::helpers::{PezProcess, TempDir, pez_command};
+use hyper::Method;
+
+const ADMIN: &str = "admin-log-token";
+
+/// The info lines of `log` about `name` that contain every one of `parts`.
+fn find<'a>(log: &'a [String], name: &str, parts: &[&str]) -> Option<&'a String> {
+    log.iter().find(|l| {
+        l.contains(" INFO ")
+            && l.contains(&format!("{name}: "))
+            && parts.iter().all(|p| l.contains(p))
+    })
+}
+
+#[tokio::test]
+async fn admin_api_changes_are_logged_with_old_and_new_values() {
+    let dir = TempDir::new();
+    let pez = PezProcess::start(dir.path(), &[("PEZ_ADMIN_TOKEN", ADMIN)]);
+    let bearer = format!("Bearer {ADMIN}");
+    let auth = [("authorization", bearer.as_str())];
+    let created = pez
+        .http
+        .send(
+            Method::PUT,
+            "/v2/sequences/audited",
+            &auth,
+            Some(r#"{"min": 1, "max": 1000000, "cycle": false}"#),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let restart = |body: &'static str| {
+        let http = pez.http.clone();
+        let bearer = bearer.clone();
+        async move {
+            http.send(
+                Method::POST,
+                "/v2/sequences/audited/restart",
+                &[("authorization", bearer.as_str())],
+                Some(body),
+            )
+            .await
+        }
+    };
+    assert_eq!(restart(r#"{"value": 5000}"#).await.status, 200);
+    let back = restart(r#"{"value": 10, "allow_backward": true}"#).await;
+    assert_eq!(back.status, 200, "{}", back.body);
+    let deleted = pez
+        .http
+        .send(Method::DELETE, "/v2/sequences/audited", &auth, None)
+        .await;
+    assert_eq!(deleted.status, 204);
+
+    let log = pez.log();
+    assert!(
+        find(&log, "audited", &["created", "max 1000000", "cycle no"]).is_some(),
+        "{log:?}"
+    );
+    assert!(
+        find(&log, "audited", &["restarted", "1 ", "5000"]).is_some(),
+        "{log:?}"
+    );
+    let backward = find(
+        &log,
+        "audited",
+        &["restarted", "5000", "10", "allow_backward"],
+    )
+    .unwrap_or_else(|| panic!("no backward restart in {log:?}"));
+    assert!(backward.contains(" from 5000 to 10"), "{backward}");
+    assert!(
+        find(&log, "audited", &["deleted", "next 10"]).is_some(),
+        "{log:?}"
+    );
+    assert!(!log.iter().any(|l| l.contains(ADMIN)), "{log:?}");
+}
+
+#[test]
+fn pez_sequence_changes_are_logged_with_old_and_new_values() {
+    let dir = TempDir::new();
+    let run = |args: &[&str]| {
+        let output = pez_command(dir.path())
+            .args(args)
+            .output()
+            .expect("run pez");
+        assert!(output.status.success(), "{args:?}: {output:?}");
+        String::from_utf8_lossy(&output.stderr)
+            .lines()
+            .map(str::to_owned)
+            .collect::<Vec<String>>()
+    };
+    let log = run(&["sequence", "create", "audited", "--max", "1000000"]);
+    assert!(
+        find(&log, "audited", &["created", "max 1000000"]).is_some(),
+        "{log:?}"
+    );
+    let log = run(&["sequence", "restart", "audited", "5000"]);
+    assert!(
+        find(&log, "audited", &["restarted", "from 1 to 5000"]).is_some(),
+        "{log:?}"
+    );
+    let log = run(&["sequence", "restart", "audited", "10", "--allow-backward"]);
+    assert!(
+        find(
+            &log,
+            "audited",
+            &["restarted", "from 5000 to 10", "allow_backward"]
+        )
+        .is_some(),
+        "{log:?}"
+    );
+    let log = run(&["sequence", "delete", "audited"]);
+    assert!(
+        find(&log, "audited", &["deleted", "next 10"]).is_some(),
+        "{log:?}"
+    );
+}
