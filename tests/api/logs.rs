@@ -157,7 +157,7 @@ fn unknown_pez_variables_are_named_at_start_and_by_pez_settings() {
     let dir = TempDir::new();
     let output = pez_command(dir.path())
         .env("PEZ_BLOK_SIZE", "500")
-        .env("PEZ_ENV_FILE", "/nonexistent/pez.env")
+        .env("PEZ_ENV_FILE", "")
         .arg("settings")
         .output()
         .expect("run pez");
