@@ -50,7 +50,11 @@ impl Op {
 /// Seconds between reloads of the status page.
 const PAGE_REFRESH_SECONDS: u32 = 5;
 
-/// Any method on an operator endpoint: GET answers, OPTIONS describes.
+/// The methods every operator endpoint answers.
+const ALLOW: &str = "GET, HEAD, OPTIONS";
+
+/// Any method on an operator endpoint: GET answers, HEAD answers as GET
+/// (hyper leaves the body out, keeping its length), OPTIONS describes.
 pub async fn handle(
     op: Op,
     method: Method,
@@ -62,7 +66,7 @@ pub async fn handle(
         authorize(&app.access, Need::Observe, authorization)
     };
     match method {
-        Method::GET => match op {
+        Method::GET | Method::HEAD => match op {
             Op::Healthz => healthz(),
             Op::Readyz => readyz(&app),
             Op::Metrics => match may_observe() {
@@ -73,10 +77,10 @@ pub async fn handle(
             Op::OpenApi => json(StatusCode::OK, super::openapi::document(&app).to_string()),
             Op::StatusPage => page(&app, may_observe().is_ok()),
         },
-        Method::OPTIONS => help(super::openapi::help(op.path(), &app), "GET, OPTIONS"),
+        Method::OPTIONS => help(super::openapi::help(op.path(), &app), ALLOW),
         other => ApiError::MethodNotAllowed {
             method: other.to_string(),
-            allow: "GET, OPTIONS",
+            allow: ALLOW,
         }
         .into_response(Some(op.path())),
     }

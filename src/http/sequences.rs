@@ -55,8 +55,9 @@ impl Target {
 
     fn allow(&self) -> &'static str {
         match self {
-            Target::Collection => "GET, OPTIONS",
-            Target::Sequence(_) => "GET, PUT, DELETE, OPTIONS",
+            Target::Collection => "GET, HEAD, OPTIONS",
+            Target::Sequence(_) => "GET, HEAD, PUT, DELETE, OPTIONS",
+            // No HEAD where a GET issues numbers: a probe must never use any.
             Target::Next(_) => "GET, POST, OPTIONS",
             Target::Lease(_) | Target::Restart(_) => "POST, OPTIONS",
         }
@@ -121,12 +122,14 @@ async fn respond(
             target.allow(),
         ));
     }
+    // HEAD reads as GET does (hyper leaves the body out).
+    let reads = method == Method::GET || method == Method::HEAD;
     let allowed = matches!(
         (&target, &method),
-        (Target::Collection, &Method::GET)
+        (Target::Collection, &Method::GET | &Method::HEAD)
             | (
                 Target::Sequence(_),
-                &Method::GET | &Method::PUT | &Method::DELETE
+                &Method::GET | &Method::HEAD | &Method::PUT | &Method::DELETE
             )
             | (Target::Next(_), &Method::GET | &Method::POST)
             | (Target::Lease(_), &Method::POST)
@@ -158,7 +161,7 @@ async fn respond(
                 json!({ "sequences": sequences }).to_string(),
             ))
         }
-        Target::Sequence(name) if method == Method::GET => {
+        Target::Sequence(name) if reads => {
             let info = find(app, &name).await?;
             Ok(json(StatusCode::OK, show(&info, app).to_string()))
         }
