@@ -13,6 +13,7 @@ pub mod format;
 #[cfg(test)]
 mod fuzz;
 pub mod handlers;
+pub mod hyper_errors;
 pub mod openapi;
 pub mod ops;
 pub mod problem;

@@ -128,6 +128,14 @@ pub enum ApiError {
         /// How many it has left (0: it issued its last).
         remaining: u64,
     },
+    /// The request line and headers together are larger than hyper reads
+    /// (answered by hyper itself, given a body by [`super::hyper_errors`]).
+    HeadTooLarge,
+    /// The request target is longer than hyper takes (likewise).
+    UriTooLong,
+    /// The request is not HTTP/1.1 hyper can parse: a bad request line,
+    /// method, target or header (likewise).
+    Malformed,
     /// Not ready to serve (readiness check).
     NotReady {
         /// What is missing.
@@ -166,7 +174,10 @@ impl ApiError {
             | ApiError::CountOverLease { .. }
             | ApiError::InvalidFormat { .. }
             | ApiError::InvalidName { .. }
-            | ApiError::InvalidBody { .. } => StatusCode::BAD_REQUEST,
+            | ApiError::InvalidBody { .. }
+            | ApiError::Malformed => StatusCode::BAD_REQUEST,
+            ApiError::HeadTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            ApiError::UriTooLong => StatusCode::URI_TOO_LONG,
             ApiError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unauthorized { .. }
             | ApiError::UnauthorizedToObserve
@@ -238,6 +249,12 @@ impl ApiError {
                 "Numbers temporarily unavailable",
             ),
             ApiError::NotReady { .. } => ("urn:pez:problem:not-ready", "Not ready"),
+            ApiError::HeadTooLarge => (
+                "urn:pez:problem:header-too-large",
+                "Request header fields too large",
+            ),
+            ApiError::UriTooLong => ("urn:pez:problem:uri-too-long", "URI too long"),
+            ApiError::Malformed => ("urn:pez:problem:malformed-request", "Malformed request"),
         }
     }
 
@@ -388,6 +405,23 @@ impl ApiError {
             ApiError::NotReady { reasons } => (
                 format!("Not ready: {}.", reasons.join("; ")),
                 json!({ "reasons": reasons }),
+            ),
+            ApiError::HeadTooLarge => (
+                format!(
+                    "The request line and headers together may take at most {} bytes.",
+                    super::serve::MAX_HEAD_BYTES
+                ),
+                json!({ "maximum": super::serve::MAX_HEAD_BYTES }),
+            ),
+            ApiError::UriTooLong => (
+                "The request target is too long.".to_owned(),
+                json!({}),
+            ),
+            ApiError::Malformed => (
+                "The request is not valid HTTP/1.1 (request line, method, target or a header); \
+                 the connection is closed."
+                    .to_owned(),
+                json!({}),
             ),
         }
     }
