@@ -92,7 +92,7 @@ fn page(app: &App, detailed: bool) -> Answer {
         let metrics = app.dispenser.metrics();
         let sequences = positions(app)
             .into_iter()
-            .map(|(spec, next, _)| SequenceStatus {
+            .map(|(spec, next, on_hand)| SequenceStatus {
                 direction: spec.direction.as_str(),
                 mode: spec.mode.as_str(),
                 min: spec.min,
@@ -100,18 +100,22 @@ fn page(app: &App, detailed: bool) -> Answer {
                 cycle: spec.cycle,
                 next,
                 range_used: spec.used_fraction(next),
+                on_hand,
                 per_second: metrics.per_second(&spec.name),
                 name: spec.name,
             })
             .collect();
         Details {
             store: app.store_description.clone(),
+            health: app.dispenser.store_health(),
             sequences,
         }
     });
+    let reasons = app.dispenser.not_ready();
     let info = PageInfo {
         version: crate::VERSION.to_owned(),
-        ready: app.dispenser.not_ready().is_empty(),
+        ready: reasons.is_empty(),
+        reasons,
         uptime: app.started.elapsed(),
         sequence_count: app.dispenser.names().len(),
         refresh_seconds: PAGE_REFRESH_SECONDS,

@@ -8,15 +8,21 @@
 //! and turns its table into one card per sequence on narrow screens.
 //!
 //! The page always shows what anyone may know: whether the instance is
-//! ready, its version, how long it has run and how many sequences it
-//! serves. The details (each sequence, where it stands, its rate, where
-//! the store is) only when the route allows them ([`PageInfo::details`]).
+//! ready and why not (the fixed phrases of /readyz), its version, how long
+//! it has run, how many sequences it serves, and links to the operator
+//! endpoints. The details (the store, whether it answers and since when
+//! not, the last good reservation, the store's last error; each sequence,
+//! where it stands, the numbers on hand, its rate) only when the route
+//! allows them ([`PageInfo::details`]).
 //!
 //! Stable hooks for tests and scrapers: `#ready` with `data-ready`,
-//! `#uptime` with `data-seconds`, `#sequence-count` with `data-count`; each
-//! sequence is a `<tr class="sequence" data-sequence="NAME">` whose cells
-//! have the classes `name`, `next`, `direction`, `mode`, `used` and `rate`,
-//! with the raw values in `data-value`, `data-fraction` and
+//! `#reasons`, `#uptime` with `data-seconds`, `#sequence-count` with
+//! `data-count`; `#store`, `#store-reachable` with `data-reachable`,
+//! `#down-since`, `#last-reservation` and `#last-error` with
+//! `data-seconds` (an age; empty: never); each sequence is a
+//! `<tr class="sequence" data-sequence="NAME">` whose cells have the
+//! classes `name`, `next`, `on-hand`, `direction`, `mode`, `used` and
+//! `rate`, with the raw values in `data-value`, `data-fraction` and
 //! `data-per-second`.
 
 use std::fmt::Write as _;
@@ -41,6 +47,9 @@ pub struct SequenceStatus {
     pub next: Option<i64>,
     /// Fraction of its range used before it wraps, 0.0..=1.0.
     pub range_used: f64,
+    /// Numbers this instance holds, leased and not issued yet (0 for a
+    /// strict sequence, which holds none).
+    pub on_hand: u64,
     /// Numbers issued per second over the last minute (this instance).
     pub per_second: f64,
 }
@@ -52,6 +61,8 @@ pub struct PageInfo {
     pub version: String,
     /// Whether the instance is ready for traffic (as /readyz says).
     pub ready: bool,
+    /// Why not, when not: the fixed phrases /readyz gives anyone.
+    pub reasons: Vec<String>,
     /// How long the server has been running.
     pub uptime: Duration,
     /// How many sequences it serves.
@@ -69,6 +80,8 @@ pub struct PageInfo {
 pub struct Details {
     /// Which store, e.g. "sqlite at ./pez-data/pez.sqlite3" (no secrets).
     pub store: String,
+    /// What the store's calls said lately.
+    pub health: crate::dispenser::HealthReport,
     /// The sequences, in the order they are shown.
     pub sequences: Vec<SequenceStatus>,
 }
@@ -93,15 +106,26 @@ td{padding:.55rem .6rem;border-bottom:1px solid var(--line);vertical-align:top;f
 .next{font-size:1.1rem;font-weight:600}
 .name b{font-size:1.05rem}
 .range{display:block;color:var(--muted);font-size:.75rem}
-.rate,th.r{text-align:right;white-space:nowrap}
+.rate,.on-hand,th.r{text-align:right;white-space:nowrap}
 .used{min-width:8rem;white-space:nowrap}
 .bar{display:block;height:.4rem;margin-top:.3rem;border-radius:.2rem;background:var(--bar);overflow:hidden}
 .bar i{display:block;height:100%;min-width:2px;background:var(--fill)}
 .exhausted .bar i{background:var(--bad)}
 .badge{display:inline-block;font-size:.75rem;font-weight:600;text-transform:uppercase;letter-spacing:.04em;padding:0 .45rem;border-radius:.6rem;color:var(--bg);background:var(--bad)}
 .empty{color:var(--muted)}
+.state{display:inline-block;font-weight:700;padding:.1rem .6rem;border-radius:.8rem;color:#fff;background:#1f7a3a}
+.state.bad{background:var(--bad)}
+#readiness{margin:.25rem 0 .75rem;font-size:1.05rem}
+dl{display:grid;grid-template-columns:max-content minmax(0,1fr);gap:.2rem 1rem;margin:0 0 1rem;font-size:.9rem}
+dt{color:var(--muted)}
+dd{margin:0;min-width:0;overflow-wrap:anywhere}
+.bad-text{color:var(--bad);font-weight:600}
+nav{margin:1rem 0 0;font-size:.875rem;display:flex;flex-wrap:wrap;gap:.25rem 1rem}
+nav a{color:var(--fill)}
 @media (max-width:44rem){
 body{padding:.75rem}
+dl{grid-template-columns:minmax(0,1fr)}
+dd{margin:0 0 .35rem}
 thead{display:none}
 table,tbody{display:block}
 tr{display:block}
@@ -110,7 +134,7 @@ td{display:block;min-width:0;border:0;padding:0}
 td::before{content:attr(data-label);display:block;color:var(--muted);font-size:.7rem;font-weight:600;text-transform:uppercase;letter-spacing:.04em}
 td.name,td.next{grid-column:1/-1}
 td.name::before{content:none}
-.rate{text-align:left}
+.rate,.on-hand{text-align:left}
 .used{min-width:0}
 }
 "#;
@@ -131,48 +155,121 @@ pub fn render(info: &PageInfo) -> String {
          <link rel=\"icon\" href=\"data:,\">\n\
          <style>{STYLE}</style>\n</head>\n<body>\n<main>\n\
          <h1>PEZ status</h1>\n\
-         <p class=\"meta\"><span id=\"ready\" data-ready=\"{ready}\">{ready_text}</span>\
-         <span id=\"version\">PEZ {version}</span>\
+         <p id=\"readiness\"><span id=\"ready\" data-ready=\"{ready}\" class=\"state{bad}\">{ready_text}</span>\
+         {why}</p>\n\
+         <p class=\"meta\"><span id=\"version\">PEZ {version}</span>\
          <span id=\"uptime\" data-seconds=\"{uptime_seconds}\">up {uptime}</span>\
-         <span id=\"sequence-count\" data-count=\"{count}\">{count} sequence{plural}</span>",
+         <span id=\"sequence-count\" data-count=\"{count}\">{count} sequence{plural}</span>\
+         <span id=\"refresh\" data-seconds=\"{refresh}\">refreshes every {refresh}&nbsp;s</span></p>\n",
         ready = info.ready,
+        bad = if info.ready { "" } else { " bad" },
         ready_text = if info.ready { "ready" } else { "not ready" },
+        why = if info.reasons.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " <span id=\"reasons\">{}</span>",
+                escape(&info.reasons.join("; "))
+            )
+        },
         version = escape(&info.version),
         uptime_seconds = info.uptime.as_secs(),
         uptime = uptime(info.uptime),
         plural = if count == 1 { "" } else { "s" },
     );
     let Some(details) = &info.details else {
-        let _ = write!(
-            html,
-            "<span id=\"refresh\" data-seconds=\"{refresh}\">refreshes every {refresh}&nbsp;s</span></p>\n\
-             <p class=\"empty\" id=\"details-hidden\">Each sequence and where the store is: \
+        html.push_str(
+            "<p class=\"empty\" id=\"details-hidden\">Each sequence and the store's health: \
              for the admin token or one of PEZ_METRICS_TOKENS \
-             (<code>Authorization: Bearer</code>).</p>\n\
-             </main>\n</body>\n</html>\n"
+             (<code>Authorization: Bearer</code>).</p>\n",
         );
+        links(&mut html);
+        html.push_str("</main>\n</body>\n</html>\n");
         return html;
     };
-    let _ = writeln!(
-        html,
-        "<span id=\"store\">{store}</span>\
-         <span id=\"refresh\" data-seconds=\"{refresh}\">refreshes every {refresh}&nbsp;s</span></p>",
-        store = escape(&details.store),
-    );
+    store_health(&mut html, details);
     html.push_str(
         "<table id=\"sequences\">\n<thead><tr><th scope=\"col\">Sequence</th>\
-         <th scope=\"col\">Next</th><th scope=\"col\">Direction</th>\
+         <th scope=\"col\">Next</th><th scope=\"col\" class=\"r\">On hand</th>\
+         <th scope=\"col\">Direction</th>\
          <th scope=\"col\">Mode</th><th scope=\"col\">Range used</th>\
-         <th scope=\"col\" class=\"r\">Last minute</th></tr></thead>\n<tbody>\n",
+         <th scope=\"col\" class=\"r\">Issued/s, last minute</th></tr></thead>\n<tbody>\n",
     );
     if details.sequences.is_empty() {
-        html.push_str("<tr><td class=\"empty\" colspan=\"6\">No sequences.</td></tr>\n");
+        html.push_str("<tr><td class=\"empty\" colspan=\"7\">No sequences.</td></tr>\n");
     }
     for sequence in &details.sequences {
         row(&mut html, sequence);
     }
-    html.push_str("</tbody>\n</table>\n</main>\n</body>\n</html>\n");
+    html.push_str("</tbody>\n</table>\n");
+    links(&mut html);
+    html.push_str("</main>\n</body>\n</html>\n");
     html
+}
+
+/// The operator endpoints, linked (same origin: nothing is loaded).
+fn links(html: &mut String) {
+    html.push_str(
+        "<nav id=\"links\"><a href=\"/metrics\">/metrics</a>\
+         <a href=\"/openapi.json\">/openapi.json</a>\
+         <a href=\"/healthz\">/healthz</a><a href=\"/readyz\">/readyz</a>\
+         <a href=\"/version\">/version</a></nav>\n",
+    );
+}
+
+/// The store and what its calls said lately. Each `<dd>` carries its age
+/// in whole seconds in `data-seconds` where it has one.
+fn store_health(html: &mut String, details: &Details) {
+    let health = &details.health;
+    let _ = write!(
+        html,
+        "<dl id=\"store-health\"><dt>Store</dt><dd id=\"store\">{store}</dd>",
+        store = escape(&details.store),
+    );
+    let reachable = health.down_for.is_none();
+    let _ = write!(
+        html,
+        "<dt>Store answering</dt><dd id=\"store-reachable\" data-reachable=\"{reachable}\"{class}>{text}</dd>",
+        class = if reachable { "" } else { " class=\"bad-text\"" },
+        text = match health.down_for {
+            None => "yes".to_owned(),
+            Some(down) => format!("no, for {}", uptime(down)),
+        },
+    );
+    if let Some(down) = health.down_for {
+        let _ = write!(
+            html,
+            "<dt>Unreachable since</dt><dd id=\"down-since\" data-seconds=\"{}\">{} ago</dd>",
+            down.as_secs(),
+            uptime(down)
+        );
+    }
+    let _ = write!(
+        html,
+        "<dt>Last good reservation</dt>{}",
+        match health.last_reservation {
+            Some(age) => format!(
+                "<dd id=\"last-reservation\" data-seconds=\"{}\">{} ago</dd>",
+                age.as_secs(),
+                uptime(age)
+            ),
+            None => "<dd id=\"last-reservation\" data-seconds=\"\">none since the start</dd>"
+                .to_owned(),
+        }
+    );
+    let _ = writeln!(
+        html,
+        "<dt>Last store error</dt>{}</dl>",
+        match &health.last_error {
+            Some((age, cause)) => format!(
+                "<dd id=\"last-error\" data-seconds=\"{}\">{} ago: {}</dd>",
+                age.as_secs(),
+                uptime(*age),
+                escape(cause)
+            ),
+            None => "<dd id=\"last-error\" data-seconds=\"\">none since the start</dd>".to_owned(),
+        }
+    );
 }
 
 /// How long the server has run, in its two largest units: "42 s",
@@ -216,6 +313,12 @@ fn row(html: &mut String, s: &SequenceStatus) {
              <span class=\"badge\">exhausted</span></td>",
         ),
     }
+    let _ = write!(
+        html,
+        "<td class=\"on-hand\" data-label=\"On hand\" data-value=\"{on_hand}\">{grouped}</td>",
+        on_hand = s.on_hand,
+        grouped = group_thousands(&s.on_hand.to_string()),
+    );
     let fraction = clamp_fraction(s.range_used);
     let _ = writeln!(
         html,
@@ -223,7 +326,7 @@ fn row(html: &mut String, s: &SequenceStatus) {
          <td class=\"mode\" data-label=\"Mode\">{mode}</td>\
          <td class=\"used\" data-label=\"Range used\" data-fraction=\"{fraction}\">{percent}\
          <span class=\"bar\" aria-hidden=\"true\">{fill}</span></td>\
-         <td class=\"rate\" data-label=\"Last minute\" data-per-second=\"{per_second}\">{rate}</td>\
+         <td class=\"rate\" data-label=\"Issued/s, last minute\" data-per-second=\"{per_second}\">{rate}</td>\
          </tr>",
         direction = escape(s.direction),
         mode = escape(s.mode),
@@ -354,6 +457,7 @@ mod tests {
             cycle: true,
             next,
             range_used: used,
+            on_hand: 700,
             per_second,
         }
     }
@@ -362,11 +466,17 @@ mod tests {
         PageInfo {
             version: "0.1.0 (git 1fb058d)".to_owned(),
             ready: true,
+            reasons: Vec::new(),
             uptime: Duration::from_secs(3 * 3600 + 12 * 60 + 5),
             sequence_count: sequences.len(),
             refresh_seconds: 5,
             details: Some(Details {
                 store: "sqlite at ./pez-data/pez.sqlite3".to_owned(),
+                health: crate::dispenser::HealthReport {
+                    last_answer: Some(Duration::from_secs(1)),
+                    last_reservation: Some(Duration::from_secs(42)),
+                    ..Default::default()
+                },
                 sequences,
             }),
         }
@@ -382,7 +492,7 @@ mod tests {
         info.details = None;
         info.ready = false;
         let html = render(&info);
-        assert!(html.contains("<span id=\"ready\" data-ready=\"false\">not ready</span>"));
+        assert!(html.contains("<span id=\"ready\" data-ready=\"false\" class=\"state bad\">not ready</span>"));
         assert!(html.contains("PEZ 0.1.0 (git 1fb058d)"));
         assert!(html.contains("data-seconds=\"11525\">up 3&nbsp;h 12&nbsp;min"));
         assert!(html.contains("data-count=\"1\">1 sequence</span>"));
@@ -636,9 +746,72 @@ mod tests {
         ] {
             assert!(!html.contains(external), "found {external:?}");
         }
-        // The only link is the empty data: favicon, which stops browsers
-        // asking for /favicon.ico.
-        assert_eq!(html.matches("href=").count(), 1);
+        // The links are the empty data: favicon, which stops browsers
+        // asking for /favicon.ico, and the operator endpoints of this same
+        // server (followed, never loaded).
         assert!(html.contains("<link rel=\"icon\" href=\"data:,\">"));
+        for href in html.split("href=\"").skip(1) {
+            let target = &href[..href.find('"').expect("quoted")];
+            assert!(
+                target == "data:," || (target.starts_with('/') && !target.starts_with("//")),
+                "{target}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_store_that_is_out_shows_why_since_when_and_its_last_error() {
+        let mut info = page(vec![sequence("forward", Some(9), 0.0, 0.0)]);
+        info.ready = false;
+        info.reasons = vec!["store unavailable".to_owned()];
+        details(&mut info).health = crate::dispenser::HealthReport {
+            down_for: Some(Duration::from_secs(75)),
+            last_answer: Some(Duration::from_secs(1)),
+            last_reservation: Some(Duration::from_secs(80)),
+            last_error: Some((Duration::from_secs(2), "database <is> locked".to_owned())),
+        };
+        let html = render(&info);
+        assert!(html.contains(
+            "<span id=\"ready\" data-ready=\"false\" class=\"state bad\">not ready</span> \
+             <span id=\"reasons\">store unavailable</span>"
+        ));
+        assert!(html.contains("data-reachable=\"false\""));
+        assert!(html.contains("no, for 1&nbsp;min 15&nbsp;s"));
+        assert!(html.contains("id=\"down-since\" data-seconds=\"75\""));
+        assert!(html.contains("id=\"last-reservation\" data-seconds=\"80\""));
+        assert!(html.contains(
+            "id=\"last-error\" data-seconds=\"2\">2&nbsp;s ago: database &lt;is&gt; locked"
+        ));
+    }
+
+    #[test]
+    fn a_healthy_store_shows_no_outage_and_the_page_says_what_each_column_counts() {
+        let html = render(&page(vec![sequence("forward", Some(9), 0.0, 2.0)]));
+        assert!(html.contains("data-ready=\"true\" class=\"state\">ready</span></p>"));
+        assert!(html.contains("data-reachable=\"true\">yes</dd>"));
+        assert!(!html.contains("down-since"));
+        assert!(html.contains("none since the start"));
+        assert!(html.contains("Issued/s, last minute"));
+        assert!(!html.contains("Last minute"));
+        let forward = row_of(&html, "forward");
+        assert_eq!(cell(forward, "on-hand"), "700");
+        for link in ["/metrics", "/openapi.json", "/healthz", "/readyz"] {
+            assert!(html.contains(&format!("<a href=\"{link}\">")), "{link}");
+        }
+    }
+
+    #[test]
+    fn without_details_the_store_and_its_errors_stay_hidden_but_links_and_readiness_show() {
+        let mut info = page(vec![]);
+        details(&mut info).health.last_error =
+            Some((Duration::from_secs(1), "password authentication failed".into()));
+        info.details = None;
+        info.ready = false;
+        info.reasons = vec!["store unavailable".to_owned()];
+        let html = render(&info);
+        assert!(html.contains("store unavailable"));
+        assert!(!html.contains("password"));
+        assert!(!html.contains("store-health"));
+        assert!(html.contains("<a href=\"/readyz\">"));
     }
 }
