@@ -47,7 +47,9 @@ pub fn replacement(written: &[u8]) -> Option<Vec<u8>> {
         b"HTTP/1.1 431 " => ApiError::HeadTooLarge,
         _ => return None,
     };
-    let head = std::str::from_utf8(written).ok()?.strip_suffix("\r\n\r\n")?;
+    let head = std::str::from_utf8(written)
+        .ok()?
+        .strip_suffix("\r\n\r\n")?;
     let mut lines: Vec<&str> = head.split("\r\n").collect();
     let empty = lines
         .iter()
@@ -168,7 +170,12 @@ mod tests {
             // Not a whole head.
             b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n",
         ] {
-            assert_eq!(replacement(written), None, "{}", String::from_utf8_lossy(written));
+            assert_eq!(
+                replacement(written),
+                None,
+                "{}",
+                String::from_utf8_lossy(written)
+            );
         }
     }
 }

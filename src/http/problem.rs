@@ -413,10 +413,7 @@ impl ApiError {
                 ),
                 json!({ "maximum": super::serve::MAX_HEAD_BYTES }),
             ),
-            ApiError::UriTooLong => (
-                "The request target is too long.".to_owned(),
-                json!({}),
-            ),
+            ApiError::UriTooLong => ("The request target is too long.".to_owned(), json!({})),
             ApiError::Malformed => (
                 "The request is not valid HTTP/1.1 (request line, method, target or a header); \
                  the connection is closed."

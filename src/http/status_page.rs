@@ -253,8 +253,8 @@ fn store_health(html: &mut String, details: &Details) {
                 age.as_secs(),
                 uptime(age)
             ),
-            None => "<dd id=\"last-reservation\" data-seconds=\"\">none since the start</dd>"
-                .to_owned(),
+            None =>
+                "<dd id=\"last-reservation\" data-seconds=\"\">none since the start</dd>".to_owned(),
         }
     );
     let _ = writeln!(
@@ -492,7 +492,9 @@ mod tests {
         info.details = None;
         info.ready = false;
         let html = render(&info);
-        assert!(html.contains("<span id=\"ready\" data-ready=\"false\" class=\"state bad\">not ready</span>"));
+        assert!(html.contains(
+            "<span id=\"ready\" data-ready=\"false\" class=\"state bad\">not ready</span>"
+        ));
         assert!(html.contains("PEZ 0.1.0 (git 1fb058d)"));
         assert!(html.contains("data-seconds=\"11525\">up 3&nbsp;h 12&nbsp;min"));
         assert!(html.contains("data-count=\"1\">1 sequence</span>"));
@@ -803,8 +805,10 @@ mod tests {
     #[test]
     fn without_details_the_store_and_its_errors_stay_hidden_but_links_and_readiness_show() {
         let mut info = page(vec![]);
-        details(&mut info).health.last_error =
-            Some((Duration::from_secs(1), "password authentication failed".into()));
+        details(&mut info).health.last_error = Some((
+            Duration::from_secs(1),
+            "password authentication failed".into(),
+        ));
         info.details = None;
         info.ready = false;
         info.reasons = vec!["store unavailable".to_owned()];

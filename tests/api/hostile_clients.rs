@@ -250,11 +250,13 @@ async fn errors_the_http_stack_makes_itself_are_problem_json() {
             head.contains(&format!("\r\ncontent-length: {}\r\n", body.len())),
             "{head}"
         );
-        let problem: serde_json::Value = serde_json::from_str(body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {body:?}"));
+        let problem: serde_json::Value =
+            serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body:?}"));
         assert_eq!(problem["status"], status, "{problem}");
         assert!(
-            problem["type"].as_str().is_some_and(|t| t.starts_with("urn:pez:problem:")),
+            problem["type"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("urn:pez:problem:")),
             "{problem}"
         );
         assert!(

@@ -83,7 +83,10 @@ async fn a_browser_shows_each_sequence_with_the_number_the_api_issues_next() {
     assert!(text_of(&dom, "store").starts_with("sqlite at "), "{dom}");
     assert_eq!(text_of(&dom, "last-error"), "none since the start");
     for link in ["/metrics", "/openapi.json", "/healthz", "/readyz"] {
-        assert!(dom.contains(&format!("<a href=\"{link}\">")), "{link}: {dom}");
+        assert!(
+            dom.contains(&format!("<a href=\"{link}\">")),
+            "{link}: {dom}"
+        );
     }
     assert!(dom.contains("Issued/s, last minute"), "{dom}");
     let forward_row = row(&dom, "forward");
@@ -112,7 +115,10 @@ async fn a_browser_shows_each_sequence_with_the_number_the_api_issues_next() {
             .parse()
             .expect("on hand is a number");
         assert!(on_hand > 0, "{on_hand}");
-        assert_eq!(cell(sequence, "on-hand").replace(',', ""), on_hand.to_string());
+        assert_eq!(
+            cell(sequence, "on-hand").replace(',', ""),
+            on_hand.to_string()
+        );
     }
     // What the page says comes next is what the API hands out next.
     assert_eq!(app.numbers("/v1/forward").await, vec![forward_next]);
@@ -180,7 +186,10 @@ async fn a_browser_shows_a_store_that_is_gone_as_not_ready_with_why_and_since_wh
     assert_eq!(text_of(&dom, "ready"), "not ready");
     assert_eq!(text_of(&dom, "reasons"), "store unavailable");
     assert_eq!(attr_of(&dom, "store-reachable", "data-reachable"), "false");
-    assert!(text_of(&dom, "store-reachable").starts_with("no, for"), "{dom}");
+    assert!(
+        text_of(&dom, "store-reachable").starts_with("no, for"),
+        "{dom}"
+    );
     let down: u64 = attr_of(&dom, "down-since", "data-seconds")
         .parse()
         .expect("seconds down");
@@ -259,7 +268,10 @@ async fn the_store_and_its_errors_show_only_to_the_admin_and_metrics_tokens() {
     }
     for token in ["page-admin", "page-metrics"] {
         let shown = page(Some(token)).await;
-        assert!(text_of(&shown, "store").starts_with("sqlite at "), "{token}");
+        assert!(
+            text_of(&shown, "store").starts_with("sqlite at "),
+            "{token}"
+        );
         assert_eq!(text_of(&shown, "last-error"), "none since the start");
         assert!(shown.contains("data-sequence=\"forward\""), "{token}");
     }
