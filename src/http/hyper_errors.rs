@@ -23,15 +23,18 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 /// A socket whose hyper-made error answers get a problem+json body.
 pub struct ProblemBodies<S> {
     inner: S,
+    /// The most the request line and headers may take (for the 431's body).
+    max_head_bytes: usize,
     /// A replacement answer not yet written whole.
     pending: Vec<u8>,
 }
 
 impl<S> ProblemBodies<S> {
-    /// Wraps `inner`.
-    pub fn new(inner: S) -> Self {
+    /// Wraps `inner`, whose requests' heads may take `max_head_bytes`.
+    pub fn new(inner: S, max_head_bytes: usize) -> Self {
         Self {
             inner,
+            max_head_bytes,
             pending: Vec::new(),
         }
     }
@@ -39,12 +42,14 @@ impl<S> ProblemBodies<S> {
 
 /// The answer to write instead of `written`, if `written` is a whole answer
 /// of hyper's own (a head with `content-length: 0` and a status hyper
-/// answers parse errors with).
-pub fn replacement(written: &[u8]) -> Option<Vec<u8>> {
+/// answers parse errors with); `max_head_bytes` is for the 431's body.
+pub fn replacement(written: &[u8], max_head_bytes: usize) -> Option<Vec<u8>> {
     let error = match written.get(..13)? {
         b"HTTP/1.1 400 " => ApiError::Malformed,
         b"HTTP/1.1 414 " => ApiError::UriTooLong,
-        b"HTTP/1.1 431 " => ApiError::HeadTooLarge,
+        b"HTTP/1.1 431 " => ApiError::HeadTooLarge {
+            limit: max_head_bytes,
+        },
         _ => return None,
     };
     let head = std::str::from_utf8(written)
@@ -96,7 +101,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for ProblemBodies<S> {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         ready!(this.drain(cx))?;
-        if let Some(answer) = replacement(buf) {
+        if let Some(answer) = replacement(buf, this.max_head_bytes) {
             // Taken whole: hyper sees its answer written.
             this.pending = answer;
             return Poll::Ready(Ok(buf.len()));
@@ -114,7 +119,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for ProblemBodies<S> {
         // hyper's own answer is a head alone: one slice, any others empty.
         if let Some((first, rest)) = bufs.split_first()
             && rest.iter().all(|b| b.is_empty())
-            && let Some(answer) = replacement(first)
+            && let Some(answer) = replacement(first, this.max_head_bytes)
         {
             this.pending = answer;
             return Poll::Ready(Ok(first.len()));
@@ -147,7 +152,7 @@ mod tests {
     fn hypers_own_431_gets_a_problem_body_and_keeps_its_other_headers() {
         let hyper = b"HTTP/1.1 431 Request Header Fields Too Large\r\nconnection: close\r\n\
                       content-length: 0\r\ndate: Sun, 06 Dec 2026 02:20:30 GMT\r\n\r\n";
-        let answer = String::from_utf8(replacement(hyper).expect("replaced")).unwrap();
+        let answer = String::from_utf8(replacement(hyper, 8192).expect("replaced")).unwrap();
         let (head, body) = answer.split_once("\r\n\r\n").unwrap();
         assert!(head.starts_with("HTTP/1.1 431 "), "{head}");
         assert!(head.contains("\r\nconnection: close\r\n"), "{head}");
@@ -171,7 +176,7 @@ mod tests {
             b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n",
         ] {
             assert_eq!(
-                replacement(written),
+                replacement(written, 8192),
                 None,
                 "{}",
                 String::from_utf8_lossy(written)

@@ -8,7 +8,8 @@
 //! The probes never show the store's own error text; the log has it.
 
 use super::auth::{Need, authorize};
-use super::handlers::{Answer, App, RequestHeaders, help, json};
+use super::answer::{Answer, help, json};
+use super::app::{App, RequestHeaders};
 use super::problem::ApiError;
 use super::status_page::{self, Details, PageInfo, SequenceStatus};
 use bytes::Bytes;

@@ -2,7 +2,7 @@
 //! with an RFC 9457 `application/problem+json` body. Bodies say what the
 //! client can act on; internal causes go to the log, never to the client.
 
-use super::handlers::Answer;
+use super::answer::Answer;
 use bytes::Bytes;
 use hyper::header::{self, HeaderValue};
 use hyper::{Response, StatusCode};
@@ -130,7 +130,10 @@ pub enum ApiError {
     },
     /// The request line and headers together are larger than hyper reads
     /// (answered by hyper itself, given a body by [`super::hyper_errors`]).
-    HeadTooLarge,
+    HeadTooLarge {
+        /// The most the request line and headers may take, in bytes.
+        limit: usize,
+    },
     /// The request target is longer than hyper takes (likewise).
     UriTooLong,
     /// The request is not HTTP/1.1 hyper can parse: a bad request line,
@@ -176,7 +179,7 @@ impl ApiError {
             | ApiError::InvalidName { .. }
             | ApiError::InvalidBody { .. }
             | ApiError::Malformed => StatusCode::BAD_REQUEST,
-            ApiError::HeadTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            ApiError::HeadTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ApiError::UriTooLong => StatusCode::URI_TOO_LONG,
             ApiError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unauthorized { .. }
@@ -249,7 +252,7 @@ impl ApiError {
                 "Numbers temporarily unavailable",
             ),
             ApiError::NotReady { .. } => ("urn:pez:problem:not-ready", "Not ready"),
-            ApiError::HeadTooLarge => (
+            ApiError::HeadTooLarge { .. } => (
                 "urn:pez:problem:header-too-large",
                 "Request header fields too large",
             ),
@@ -406,12 +409,9 @@ impl ApiError {
                 format!("Not ready: {}.", reasons.join("; ")),
                 json!({ "reasons": reasons }),
             ),
-            ApiError::HeadTooLarge => (
-                format!(
-                    "The request line and headers together may take at most {} bytes.",
-                    super::serve::MAX_HEAD_BYTES
-                ),
-                json!({ "maximum": super::serve::MAX_HEAD_BYTES }),
+            ApiError::HeadTooLarge { limit } => (
+                format!("The request line and headers together may take at most {limit} bytes."),
+                json!({ "maximum": limit }),
             ),
             ApiError::UriTooLong => ("The request target is too long.".to_owned(), json!({})),
             ApiError::Malformed => (

@@ -13,7 +13,9 @@
 
 use super::auth::{Need, authorize};
 use super::format::{self, Format};
-use super::handlers::{Answer, App, RequestHeaders, count, dispense_error, help, json};
+use super::answer::{Answer, help, json};
+use super::app::{App, RequestHeaders};
+use super::handlers::{count, dispense_error};
 use super::problem::ApiError;
 use super::query;
 use crate::dispenser::SequenceInfo;

@@ -121,10 +121,10 @@ impl HttpServer {
             let mut enforcer = timer.enforcer();
             let mut stopping = stop.watcher();
             let connection = http.clone().timer(timer).serve_connection(
-                TokioIo::new(ProblemBodies::new(WriteDeadline::new(
-                    stream,
-                    self.limits.idle_timeout,
-                ))),
+                TokioIo::new(ProblemBodies::new(
+                    WriteDeadline::new(stream, self.limits.idle_timeout),
+                    MAX_HEAD_BYTES,
+                )),
                 service.clone(),
             );
             tokio::spawn(async move {
