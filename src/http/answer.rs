@@ -28,4 +28,3 @@ pub fn json(status: StatusCode, body: String) -> Answer {
     );
     response
 }
-

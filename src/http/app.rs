@@ -52,4 +52,3 @@ impl<'a> RequestHeaders<'a> {
         self.text(header::AUTHORIZATION)
     }
 }
-

@@ -7,9 +7,9 @@
 //! one of PEZ_METRICS_TOKENS, and the status page leaves out its details.
 //! The probes never show the store's own error text; the log has it.
 
-use super::auth::{Need, authorize};
 use super::answer::{Answer, help, json};
 use super::app::{App, RequestHeaders};
+use super::auth::{Need, authorize};
 use super::problem::ApiError;
 use super::status_page::{self, Details, PageInfo, SequenceStatus};
 use bytes::Bytes;

@@ -11,10 +11,10 @@
 //! | `/v2/sequences/{name}/lease?count=N` | POST: a range lease |
 //! | `/v2/sequences/{name}/restart` | POST `{"value": N}` |
 
-use super::auth::{Need, authorize};
-use super::format::{self, Format};
 use super::answer::{Answer, help, json};
 use super::app::{App, RequestHeaders};
+use super::auth::{Need, authorize};
+use super::format::{self, Format};
 use super::handlers::{count, dispense_error};
 use super::problem::ApiError;
 use super::query;
