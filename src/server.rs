@@ -188,6 +188,7 @@ impl Server {
         info!("{}", self.start_line());
         let dispenser = Arc::clone(&self.app.dispenser);
         let sampler = tokio::spawn(sample_rates(Arc::clone(&dispenser)));
+        let prober = tokio::spawn(probe_store(Arc::clone(&dispenser)));
         let service = http::api(self.app, self.metrics, self.limits);
         let drained = self
             .http
@@ -207,6 +208,7 @@ impl Server {
             );
         }
         sampler.abort();
+        prober.abort();
         // After this no request can take a number, so what is given back
         // below cannot also be issued. Give-backs get their own deadline:
         // a store that does not answer must not hold the stop hostage.
@@ -229,6 +231,27 @@ async fn sample_rates(dispenser: Arc<Dispenser>) {
         dispenser
             .metrics()
             .sample(Instant::now(), &dispenser.names());
+    }
+}
+
+/// How often the store is asked whether it takes writes, traffic or not.
+/// Without it an outage that begins while no request comes is seen only by
+/// the sync's reads, which a store can answer while refusing writes
+/// (SQLite locked by another process), and is never logged. Five seconds:
+/// an outage reaches the log and /readyz within one scrape interval of a
+/// typical Prometheus or load balancer, and the probe is one short
+/// transaction, nothing a store notices.
+pub const PROBE_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Probes the store every [`PROBE_INTERVAL`]; the store link logs an
+/// outage once when it begins and once when it ends.
+async fn probe_store(dispenser: Arc<Dispenser>) {
+    let mut ticks = tokio::time::interval(PROBE_INTERVAL);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        // The outcome is recorded (and logged) by the store link.
+        let _ = dispenser.probe().await;
     }
 }
 

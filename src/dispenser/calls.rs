@@ -8,6 +8,7 @@
 //! counts the call as ambiguous: whatever it returns later is dropped with
 //! its thread's result, never served.
 
+use super::health::{Change, HealthReport, StoreHealth};
 use crate::sequence::SequenceSpec;
 use crate::store::{Store, StoreError};
 use crate::telemetry::Metrics;
@@ -18,27 +19,11 @@ use std::time::{Duration, Instant};
 /// The store, and what the last calls to it said.
 pub struct StoreLink {
     store: Arc<dyn Store>,
-    health: Mutex<Health>,
+    health: Mutex<StoreHealth>,
     metrics: Arc<Metrics>,
     /// Wakes the sync task early: a call found this instance's view of a
     /// sequence out of date.
     sync_wanted: tokio::sync::Notify,
-}
-
-#[derive(Debug, Default)]
-struct Health {
-    last_answer: Option<Instant>,
-    last_outage: Option<(Instant, String)>,
-}
-
-impl Health {
-    /// Whether the latest call failed.
-    fn failing(&self) -> bool {
-        match (&self.last_outage, self.last_answer) {
-            (Some((failed, _)), answered) => answered.is_none_or(|answered| answered < *failed),
-            (None, _) => false,
-        }
-    }
 }
 
 impl StoreLink {
@@ -46,7 +31,7 @@ impl StoreLink {
     pub fn new(store: Arc<dyn Store>, metrics: Arc<Metrics>) -> Arc<Self> {
         Arc::new(Self {
             store,
-            health: Mutex::new(Health::default()),
+            health: Mutex::new(StoreHealth::default()),
             metrics,
             sync_wanted: tokio::sync::Notify::new(),
         })
@@ -121,48 +106,42 @@ impl StoreLink {
         };
         let failed = outcome.as_ref().is_err_and(StoreError::is_outage);
         self.metrics.store_call(operation, failed);
+        let now = Instant::now();
         let mut health = unpoisoned::lock(&self.health);
-        let was_failing = health.failing();
-        match &outcome {
+        let change = match &outcome {
             Err(e) if e.is_outage() => {
-                // /readyz says only "store unavailable": the cause (which
-                // may name the database's users, hosts and tables) is
-                // logged here, once as a warning when the trouble begins.
-                if was_failing {
-                    log::debug!("store: {operation} failed: {e}");
-                } else {
-                    log::warn!("store: {operation} failed, not ready until it answers: {e}");
-                }
-                health.last_outage = Some((Instant::now(), e.to_string()));
+                log::debug!("store: {operation} failed: {e}");
+                health.failed(operation, e.to_string(), now)
             }
             // A verdict (unknown name, exhausted, ...) is an answer too.
-            _ => {
-                if was_failing {
-                    log::info!("store: answers again ({operation})");
-                }
-                health.last_answer = Some(Instant::now());
+            _ => health.answered(operation, now),
+        };
+        drop(health);
+        // Once when an outage begins, once when it ends (StoreHealth
+        // decides which answers end it). /readyz says only "store
+        // unavailable": the cause, which may name the database's users,
+        // hosts and tables, is logged here.
+        match (change, &outcome) {
+            (Change::Down, Err(e)) => {
+                log::warn!("store: {operation} failed, not ready until it answers: {e}");
             }
+            (Change::Up(after), _) => {
+                log::info!("store: answers again ({operation}) after {after:.1?} out");
+            }
+            _ => {}
         }
         outcome
     }
 
-    /// Why the store does not count as answering, if it does not: its
-    /// latest call failed, or none answered within `fresh`.
+    /// Why the store does not count as answering, if it does not: it is
+    /// out (see [`StoreHealth`]), or no call answered within `fresh`.
     pub fn trouble(&self, fresh: Duration) -> Option<String> {
-        let health = unpoisoned::lock(&self.health);
-        match (&health.last_answer, &health.last_outage) {
-            (_, Some((failed, cause)))
-                if health.last_answer.is_none_or(|answered| answered < *failed) =>
-            {
-                Some(format!("the store's last call failed: {cause}"))
-            }
-            (Some(answered), _) if answered.elapsed() <= fresh => None,
-            (Some(answered), _) => Some(format!(
-                "the store has not answered for {:.1?}",
-                answered.elapsed()
-            )),
-            (None, _) => Some("the store has not answered yet".to_owned()),
-        }
+        unpoisoned::lock(&self.health).trouble(fresh, Instant::now())
+    }
+
+    /// The store's health now, for the status page.
+    pub fn health(&self) -> HealthReport {
+        unpoisoned::lock(&self.health).report(Instant::now())
     }
 }
 

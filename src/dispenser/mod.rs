@@ -20,6 +20,7 @@
 
 mod backoff;
 mod calls;
+mod health;
 mod leaser;
 mod range;
 mod registry;
@@ -29,6 +30,7 @@ mod strict;
 mod sync;
 
 pub use calls::StoreLink;
+pub use health::HealthReport;
 pub use reservoir::{BlockSizing, LeaseDecision, Reservoir, Shortfall};
 pub use sync::StoreView;
 
@@ -342,6 +344,19 @@ impl Dispenser {
             }
             None => Vec::new(),
         }
+    }
+
+    /// What the store's calls said lately (no store call).
+    pub fn store_health(&self) -> HealthReport {
+        self.link.health()
+    }
+
+    /// Asks the store whether it takes writes ([`Store::probe`]); its
+    /// outcome counts for readiness and the log like any call's. The
+    /// server calls it every few seconds, so a store that goes away while
+    /// no request comes is seen (and logged) all the same.
+    pub async fn probe(&self) -> Result<(), StoreError> {
+        self.link.call("probe", |store| store.probe()).await
     }
 
     /// The metrics this dispenser reports to.

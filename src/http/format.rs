@@ -5,7 +5,7 @@
 //! every number of `reverse` is above it; `?format=string` and
 //! `Accept: text/plain` (or `?format=text`) give such clients exact values.
 
-use super::handlers::Answer;
+use super::answer::Answer;
 use super::problem::ApiError;
 use super::query;
 use crate::sequence::{Block, Direction};

@@ -2,66 +2,15 @@
 //! errors included, is a complete response, so routing stays cheap and the
 //! error format stays in one place ([`super::problem`]).
 
+use super::answer::{Answer, help};
+use super::app::{App, RequestHeaders};
 use super::auth::{Need, authorize_with};
 use super::format::{self, Format};
 use super::problem::ApiError;
 use super::query;
 use super::resources::{ALLOW, Resource, Shape};
-use crate::config::Access;
-use crate::dispenser::{DispenseError, Dispenser};
-use bytes::Bytes;
-use hyper::header::{self, HeaderValue};
-use hyper::{HeaderMap, Method, Response, StatusCode};
-use std::sync::Arc;
-
-/// A complete answer: status, headers and the whole body. Every handler
-/// returns one, so handlers need neither warp nor a socket to be tested.
-pub type Answer = Response<Bytes>;
-
-/// What the handlers share.
-#[derive(Debug)]
-pub struct App {
-    /// Where numbers come from.
-    pub dispenser: Arc<Dispenser>,
-    /// The largest count a v2 request may ask for.
-    pub max_count: u64,
-    /// The largest range lease.
-    pub max_lease: u64,
-    /// Tokens.
-    pub access: Access,
-    /// Largest request body read.
-    pub max_body_bytes: u64,
-    /// Where the store is, for the status page (no secrets).
-    pub store_description: String,
-    /// When the server started, for the status page's uptime.
-    pub started: std::time::Instant,
-}
-
-/// The request headers handlers look at, read from the request only when
-/// a handler asks (a value that is not visible ASCII counts as absent).
-#[derive(Debug, Clone, Copy)]
-pub struct RequestHeaders<'a>(&'a HeaderMap);
-
-impl<'a> RequestHeaders<'a> {
-    /// The headers of interest among `headers`.
-    pub fn of(headers: &'a HeaderMap) -> Self {
-        Self(headers)
-    }
-
-    fn text(self, name: header::HeaderName) -> Option<&'a str> {
-        self.0.get(name).and_then(|v| v.to_str().ok())
-    }
-
-    /// `Accept`.
-    pub fn accept(self) -> Option<&'a str> {
-        self.text(header::ACCEPT)
-    }
-
-    /// `Authorization`.
-    pub fn authorization(self) -> Option<&'a str> {
-        self.text(header::AUTHORIZATION)
-    }
-}
+use crate::dispenser::DispenseError;
+use hyper::Method;
 
 /// What a request to one of the original's four resources comes to, once
 /// everything that needs the request has been read: an answer, or numbers
@@ -121,26 +70,6 @@ pub async fn take(resource: Resource, count: u64, format: Format, app: &App) -> 
         },
         Err(e) => dispense_error(resource.sequence, count, e).into_response(Some(resource.path)),
     }
-}
-
-/// An OPTIONS answer: the JSON help and the Allow header.
-pub fn help(help: serde_json::Value, allow: &'static str) -> Answer {
-    let mut response = json(StatusCode::OK, help.to_string());
-    response
-        .headers_mut()
-        .insert(header::ALLOW, HeaderValue::from_static(allow));
-    response
-}
-
-/// A JSON response.
-pub fn json(status: StatusCode, body: String) -> Answer {
-    let mut response = Response::new(Bytes::from(body));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
 }
 
 /// Whatever no route matched.

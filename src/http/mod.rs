@@ -8,11 +8,14 @@
 //! operator endpoints, 404) goes through warp filters, each a resource that
 //! takes every method so that the handler answers GET, OPTIONS or 405.
 
+pub mod answer;
+pub mod app;
 pub mod auth;
 pub mod format;
 #[cfg(test)]
 mod fuzz;
 pub mod handlers;
+pub mod hyper_errors;
 pub mod openapi;
 pub mod ops;
 pub mod problem;
@@ -25,7 +28,9 @@ pub mod status_page;
 mod timer;
 pub mod write_deadline;
 
-pub use handlers::{Answer, App, Prepared, RequestHeaders};
+pub use answer::Answer;
+pub use app::{App, RequestHeaders};
+pub use handlers::Prepared;
 
 use crate::config::Limits;
 use crate::telemetry::{Metrics, Untrusted};

@@ -3,7 +3,7 @@
 //! walk it against the live server (and schemathesis in CI checks every
 //! response against it), so it cannot drift from what the routes do.
 
-use super::handlers::App;
+use super::app::App;
 use crate::sequence::{MAX_VALUE, MIN_VALUE};
 use serde_json::{Map, Value, json};
 

@@ -7,8 +7,9 @@
 //! one of PEZ_METRICS_TOKENS, and the status page leaves out its details.
 //! The probes never show the store's own error text; the log has it.
 
+use super::answer::{Answer, help, json};
+use super::app::{App, RequestHeaders};
 use super::auth::{Need, authorize};
-use super::handlers::{Answer, App, RequestHeaders, help, json};
 use super::problem::ApiError;
 use super::status_page::{self, Details, PageInfo, SequenceStatus};
 use bytes::Bytes;
@@ -50,7 +51,11 @@ impl Op {
 /// Seconds between reloads of the status page.
 const PAGE_REFRESH_SECONDS: u32 = 5;
 
-/// Any method on an operator endpoint: GET answers, OPTIONS describes.
+/// The methods every operator endpoint answers.
+const ALLOW: &str = "GET, HEAD, OPTIONS";
+
+/// Any method on an operator endpoint: GET answers, HEAD answers as GET
+/// (hyper leaves the body out, keeping its length), OPTIONS describes.
 pub async fn handle(
     op: Op,
     method: Method,
@@ -62,7 +67,7 @@ pub async fn handle(
         authorize(&app.access, Need::Observe, authorization)
     };
     match method {
-        Method::GET => match op {
+        Method::GET | Method::HEAD => match op {
             Op::Healthz => healthz(),
             Op::Readyz => readyz(&app),
             Op::Metrics => match may_observe() {
@@ -73,10 +78,10 @@ pub async fn handle(
             Op::OpenApi => json(StatusCode::OK, super::openapi::document(&app).to_string()),
             Op::StatusPage => page(&app, may_observe().is_ok()),
         },
-        Method::OPTIONS => help(super::openapi::help(op.path(), &app), "GET, OPTIONS"),
+        Method::OPTIONS => help(super::openapi::help(op.path(), &app), ALLOW),
         other => ApiError::MethodNotAllowed {
             method: other.to_string(),
-            allow: "GET, OPTIONS",
+            allow: ALLOW,
         }
         .into_response(Some(op.path())),
     }
@@ -88,7 +93,7 @@ fn page(app: &App, detailed: bool) -> Answer {
         let metrics = app.dispenser.metrics();
         let sequences = positions(app)
             .into_iter()
-            .map(|(spec, next, _)| SequenceStatus {
+            .map(|(spec, next, on_hand)| SequenceStatus {
                 direction: spec.direction.as_str(),
                 mode: spec.mode.as_str(),
                 min: spec.min,
@@ -96,18 +101,22 @@ fn page(app: &App, detailed: bool) -> Answer {
                 cycle: spec.cycle,
                 next,
                 range_used: spec.used_fraction(next),
+                on_hand,
                 per_second: metrics.per_second(&spec.name),
                 name: spec.name,
             })
             .collect();
         Details {
             store: app.store_description.clone(),
+            health: app.dispenser.store_health(),
             sequences,
         }
     });
+    let reasons = app.dispenser.not_ready();
     let info = PageInfo {
         version: crate::VERSION.to_owned(),
-        ready: app.dispenser.not_ready().is_empty(),
+        ready: reasons.is_empty(),
+        reasons,
         uptime: app.started.elapsed(),
         sequence_count: app.dispenser.names().len(),
         refresh_seconds: PAGE_REFRESH_SECONDS,

@@ -2,7 +2,7 @@
 //! with an RFC 9457 `application/problem+json` body. Bodies say what the
 //! client can act on; internal causes go to the log, never to the client.
 
-use super::handlers::Answer;
+use super::answer::Answer;
 use bytes::Bytes;
 use hyper::header::{self, HeaderValue};
 use hyper::{Response, StatusCode};
@@ -128,6 +128,17 @@ pub enum ApiError {
         /// How many it has left (0: it issued its last).
         remaining: u64,
     },
+    /// The request line and headers together are larger than hyper reads
+    /// (answered by hyper itself, given a body by [`super::hyper_errors`]).
+    HeadTooLarge {
+        /// The most the request line and headers may take, in bytes.
+        limit: usize,
+    },
+    /// The request target is longer than hyper takes (likewise).
+    UriTooLong,
+    /// The request is not HTTP/1.1 hyper can parse: a bad request line,
+    /// method, target or header (likewise).
+    Malformed,
     /// Not ready to serve (readiness check).
     NotReady {
         /// What is missing.
@@ -166,7 +177,10 @@ impl ApiError {
             | ApiError::CountOverLease { .. }
             | ApiError::InvalidFormat { .. }
             | ApiError::InvalidName { .. }
-            | ApiError::InvalidBody { .. } => StatusCode::BAD_REQUEST,
+            | ApiError::InvalidBody { .. }
+            | ApiError::Malformed => StatusCode::BAD_REQUEST,
+            ApiError::HeadTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            ApiError::UriTooLong => StatusCode::URI_TOO_LONG,
             ApiError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unauthorized { .. }
             | ApiError::UnauthorizedToObserve
@@ -238,6 +252,12 @@ impl ApiError {
                 "Numbers temporarily unavailable",
             ),
             ApiError::NotReady { .. } => ("urn:pez:problem:not-ready", "Not ready"),
+            ApiError::HeadTooLarge { .. } => (
+                "urn:pez:problem:header-too-large",
+                "Request header fields too large",
+            ),
+            ApiError::UriTooLong => ("urn:pez:problem:uri-too-long", "URI too long"),
+            ApiError::Malformed => ("urn:pez:problem:malformed-request", "Malformed request"),
         }
     }
 
@@ -388,6 +408,17 @@ impl ApiError {
             ApiError::NotReady { reasons } => (
                 format!("Not ready: {}.", reasons.join("; ")),
                 json!({ "reasons": reasons }),
+            ),
+            ApiError::HeadTooLarge { limit } => (
+                format!("The request line and headers together may take at most {limit} bytes."),
+                json!({ "maximum": limit }),
+            ),
+            ApiError::UriTooLong => ("The request target is too long.".to_owned(), json!({})),
+            ApiError::Malformed => (
+                "The request is not valid HTTP/1.1 (request line, method, target or a header); \
+                 the connection is closed."
+                    .to_owned(),
+                json!({}),
             ),
         }
     }

@@ -11,9 +11,11 @@
 //! | `/v2/sequences/{name}/lease?count=N` | POST: a range lease |
 //! | `/v2/sequences/{name}/restart` | POST `{"value": N}` |
 
+use super::answer::{Answer, help, json};
+use super::app::{App, RequestHeaders};
 use super::auth::{Need, authorize};
 use super::format::{self, Format};
-use super::handlers::{Answer, App, RequestHeaders, count, dispense_error, help, json};
+use super::handlers::{count, dispense_error};
 use super::problem::ApiError;
 use super::query;
 use crate::dispenser::SequenceInfo;
@@ -56,8 +58,9 @@ impl Target {
 
     fn allow(&self) -> &'static str {
         match self {
-            Target::Collection => "GET, OPTIONS",
-            Target::Sequence(_) => "GET, PUT, DELETE, OPTIONS",
+            Target::Collection => "GET, HEAD, OPTIONS",
+            Target::Sequence(_) => "GET, HEAD, PUT, DELETE, OPTIONS",
+            // No HEAD where a GET issues numbers: a probe must never use any.
             Target::Next(_) => "GET, POST, OPTIONS",
             Target::Lease(_) | Target::Restart(_) => "POST, OPTIONS",
         }
@@ -122,12 +125,14 @@ async fn respond(
             target.allow(),
         ));
     }
+    // HEAD reads as GET does (hyper leaves the body out).
+    let reads = method == Method::GET || method == Method::HEAD;
     let allowed = matches!(
         (&target, &method),
-        (Target::Collection, &Method::GET)
+        (Target::Collection, &Method::GET | &Method::HEAD)
             | (
                 Target::Sequence(_),
-                &Method::GET | &Method::PUT | &Method::DELETE
+                &Method::GET | &Method::HEAD | &Method::PUT | &Method::DELETE
             )
             | (Target::Next(_), &Method::GET | &Method::POST)
             | (Target::Lease(_), &Method::POST)
@@ -159,7 +164,7 @@ async fn respond(
                 json!({ "sequences": sequences }).to_string(),
             ))
         }
-        Target::Sequence(name) if method == Method::GET => {
+        Target::Sequence(name) if reads => {
             let info = find(app, &name).await?;
             Ok(json(StatusCode::OK, show(&info, app).to_string()))
         }

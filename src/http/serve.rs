@@ -3,7 +3,8 @@
 //! a hostile or broken client can take:
 //!
 //! - the request line and headers together: 8 KiB (hyper's smallest read
-//!   buffer); more is answered 431;
+//!   buffer); more is answered 431 (with a problem+json body, as every
+//!   answer hyper makes by itself: [`super::hyper_errors`]);
 //! - slow headers: a client gets `PEZ_HEADER_TIMEOUT_MS` to send them,
 //!   then the connection is closed (hyper's header read timeout);
 //! - idle connections: hyper's header timeout also runs while a kept-alive
@@ -24,6 +25,7 @@
 //! ([`super::shutdown`]): hyper finishes the request in flight, if any, and
 //! closes it.
 
+use super::hyper_errors::ProblemBodies;
 use super::shutdown::Stop;
 use super::timer::HeadTimer;
 use super::write_deadline::WriteDeadline;
@@ -119,7 +121,10 @@ impl HttpServer {
             let mut enforcer = timer.enforcer();
             let mut stopping = stop.watcher();
             let connection = http.clone().timer(timer).serve_connection(
-                TokioIo::new(WriteDeadline::new(stream, self.limits.idle_timeout)),
+                TokioIo::new(ProblemBodies::new(
+                    WriteDeadline::new(stream, self.limits.idle_timeout),
+                    MAX_HEAD_BYTES,
+                )),
                 service.clone(),
             );
             tokio::spawn(async move {

@@ -298,6 +298,13 @@ pub trait Store: Send + Sync + 'static {
         Ok(())
     }
 
+    /// Whether the store takes writes now, without changing anything: the
+    /// background probe's question. By default a read; stores whose reads
+    /// can answer while writes cannot (SQLite) say more.
+    fn probe(&self) -> Result<(), StoreError> {
+        self.list().map(drop)
+    }
+
     /// Says that the instance `instance` stopped.
     fn farewell(&self, _instance: &str) -> Result<(), StoreError> {
         Ok(())

@@ -159,6 +159,66 @@ async fn unknown_paths_are_not_found(backend: Backend) {
     }
 }
 
+/// HEAD answers every read as GET would, without the body: load balancers
+/// and uptime checkers use it. A route that issues numbers never issues on
+/// HEAD: it stays 405, naming the methods it has.
+async fn head_answers_every_read_as_get_without_a_body_and_never_issues(backend: Backend) {
+    let app = TestApp::spawn_on(backend, |s| {
+        s.access.admin = Some(pez::config::Secret::new("head-admin".into()));
+    })
+    .await;
+    let admin = [("authorization", "Bearer head-admin")];
+    for path in [
+        "/",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/version",
+        "/openapi.json",
+        "/v2/sequences",
+        "/v2/sequences/forward",
+    ] {
+        let get = app.http.send(Method::GET, path, &admin, None).await;
+        let head = app.http.send(Method::HEAD, path, &admin, None).await;
+        assert_eq!(head.status, 200, "HEAD {path}: {}", head.body);
+        assert_eq!(head.status, get.status, "{path}");
+        assert_eq!(head.body, "", "HEAD {path} has a body");
+        assert_eq!(
+            head.header("content-type"),
+            get.header("content-type"),
+            "{path}"
+        );
+        if ["/healthz", "/version", "/openapi.json"].contains(&path) {
+            assert_eq!(
+                head.header("content-length"),
+                Some(get.body.len().to_string().as_str()),
+                "{path}"
+            );
+        }
+    }
+    for path in [
+        "/v1/forward",
+        "/v1/reverse",
+        "/v2/forward?count=5",
+        "/v2/reverse",
+        "/v2/sequences/forward/next",
+    ] {
+        let head = app.http.send(Method::HEAD, path, &admin, None).await;
+        assert_eq!(head.status, 405, "HEAD {path}");
+        assert_eq!(head.body, "");
+        assert_eq!(
+            head.header("content-type"),
+            Some("application/problem+json"),
+            "{path}"
+        );
+        let allow = head.header("allow").unwrap_or_default();
+        assert!(allow.contains("GET") && !allow.contains("HEAD"), "{allow}");
+    }
+    // Nothing was issued by HEAD.
+    assert_eq!(app.numbers("/v1/forward").await, vec![1]);
+    assert_eq!(app.numbers("/v1/reverse").await, vec![MAX]);
+}
+
 crate::on_both_stores!(
     a_fresh_store_gives_one_then_two_as_bare_json_integers,
     reverse_counts_down_from_the_largest_bigint,
@@ -170,4 +230,5 @@ crate::on_both_stores!(
     options_describes_each_resource,
     other_methods_are_not_allowed,
     unknown_paths_are_not_found,
+    head_answers_every_read_as_get_without_a_body_and_never_issues,
 );

@@ -210,3 +210,60 @@ async fn what_a_request_puts_in_the_log_is_one_line_escaped_and_short() {
         assert!(!line.chars().any(char::is_control), "{line:?}");
     }
 }
+
+/// What hyper answers by itself (the request never reaches PEZ's service)
+/// is problem+json too, like every other error: a request line and headers
+/// over 8 KiB get 431, a request that is not HTTP gets 400, each with a
+/// body that says so, and the connection closes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_the_http_stack_makes_itself_are_problem_json() {
+    let app = crate::helpers::TestApp::spawn_with(|_| {}).await;
+    let addr = app.http.addr();
+    let oversized = format!(
+        "GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(9000)
+    );
+    let cases: Vec<(Vec<u8>, u16)> = vec![
+        (oversized.into_bytes(), 431),
+        (b"GARBAGE\r\n\r\n".to_vec(), 400),
+        (b"GET /\x01 HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(), 400),
+        (b"GET / HTTP/1.1\r\nBad Header\r\n\r\n".to_vec(), 400),
+    ];
+    for (request, status) in cases {
+        let (answer, closed) = tokio::task::spawn_blocking(move || {
+            crate::helpers::raw_exchange(addr, &request, Duration::from_secs(5))
+        })
+        .await
+        .expect("exchange");
+        assert!(closed.is_some(), "the connection stays open: {answer}");
+        assert!(
+            answer.starts_with(&format!("HTTP/1.1 {status} ")),
+            "{answer}"
+        );
+        let (head, body) = answer.split_once("\r\n\r\n").expect("a head");
+        let head = head.to_ascii_lowercase();
+        assert!(
+            head.contains("\r\ncontent-type: application/problem+json\r\n"),
+            "{head}"
+        );
+        assert!(
+            head.contains(&format!("\r\ncontent-length: {}\r\n", body.len())),
+            "{head}"
+        );
+        let problem: serde_json::Value =
+            serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body:?}"));
+        assert_eq!(problem["status"], status, "{problem}");
+        assert!(
+            problem["type"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("urn:pez:problem:")),
+            "{problem}"
+        );
+        assert!(
+            problem["detail"].as_str().is_some_and(|d| d.len() > 10),
+            "{problem}"
+        );
+    }
+    // The server goes on answering.
+    assert_eq!(app.get("/healthz").await.status, 200);
+}

@@ -71,6 +71,24 @@ async fn a_browser_shows_each_sequence_with_the_number_the_api_issues_next() {
     .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
 
     assert!(dom.contains("<title>PEZ status</title>"), "{dom}");
+    // Ready, and why one may believe it: the store answers and leased lately.
+    assert_eq!(attr_of(&dom, "ready", "data-ready"), "true");
+    assert_eq!(text_of(&dom, "ready"), "ready");
+    assert_eq!(attr_of(&dom, "store-reachable", "data-reachable"), "true");
+    assert!(!dom.contains("id=\"down-since\""), "{dom}");
+    let leased_ago: u64 = attr_of(&dom, "last-reservation", "data-seconds")
+        .parse()
+        .expect("a reservation's age");
+    assert!(leased_ago < 600, "{leased_ago}");
+    assert!(text_of(&dom, "store").starts_with("sqlite at "), "{dom}");
+    assert_eq!(text_of(&dom, "last-error"), "none since the start");
+    for link in ["/metrics", "/openapi.json", "/healthz", "/readyz"] {
+        assert!(
+            dom.contains(&format!("<a href=\"{link}\">")),
+            "{link}: {dom}"
+        );
+    }
+    assert!(dom.contains("Issued/s, last minute"), "{dom}");
     let forward_row = row(&dom, "forward");
     let reverse_row = row(&dom, "reverse");
     let forward_next = next_number(forward_row);
@@ -90,6 +108,17 @@ async fn a_browser_shows_each_sequence_with_the_number_the_api_issues_next() {
             .parse()
             .expect("data-per-second is a number");
         assert!(per_second > 0.0, "{per_second}");
+    }
+    // The numbers on hand: what is left of the first block of each.
+    for sequence in [forward_row, reverse_row] {
+        let on_hand: u64 = attribute(sequence, "on-hand", "data-value")
+            .parse()
+            .expect("on hand is a number");
+        assert!(on_hand > 0, "{on_hand}");
+        assert_eq!(
+            cell(sequence, "on-hand").replace(',', ""),
+            on_hand.to_string()
+        );
     }
     // What the page says comes next is what the API hands out next.
     assert_eq!(app.numbers("/v1/forward").await, vec![forward_next]);
@@ -120,6 +149,168 @@ async fn a_browser_shows_each_sequence_with_the_number_the_api_issues_next() {
         screenshot.display(),
         png.len()
     );
+}
+
+/// With the store gone (another process holds SQLite's write lock, so no
+/// lease can be made), a person sees at once that the instance is not
+/// ready and why: the store does not answer, since when, its last error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_shows_a_store_that_is_gone_as_not_ready_with_why_and_since_when() {
+    use diesel::connection::SimpleConnection;
+    use diesel::{Connection, SqliteConnection};
+    let app = TestApp::spawn_with(|s| {
+        s.store_timeout = Duration::from_millis(100);
+    })
+    .await;
+    let mut blocker = SqliteConnection::establish(&app.database_file().to_string_lossy())
+        .expect("open the store's file");
+    blocker
+        .batch_execute("BEGIN IMMEDIATE")
+        .expect("take the write lock");
+    // The background probe finds it within a few seconds, with no traffic.
+    let waiting = Instant::now();
+    while app.get("/readyz").await.status != 503 {
+        assert!(
+            waiting.elapsed() < pez::server::PROBE_INTERVAL * 3,
+            "still ready with the store locked"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let url = format!("http://{}/", app.http.addr());
+    let dom = tokio::task::spawn_blocking(move || {
+        String::from_utf8(chromium(&["--dump-dom".to_owned()], &url)).expect("UTF-8")
+    })
+    .await
+    .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+    assert_eq!(attr_of(&dom, "ready", "data-ready"), "false", "{dom}");
+    assert_eq!(text_of(&dom, "ready"), "not ready");
+    assert_eq!(text_of(&dom, "reasons"), "store unavailable");
+    assert_eq!(attr_of(&dom, "store-reachable", "data-reachable"), "false");
+    assert!(
+        text_of(&dom, "store-reachable").starts_with("no, for"),
+        "{dom}"
+    );
+    let down: u64 = attr_of(&dom, "down-since", "data-seconds")
+        .parse()
+        .expect("seconds down");
+    assert!(down < 60, "{down}");
+    assert!(text_of(&dom, "last-error").contains("locked"), "{dom}");
+    // Each sequence still shows, with what is on hand.
+    assert!(!cell(row(&dom, "forward"), "on-hand").is_empty());
+
+    let screenshot = artifact("status-page-store-gone-phone.png");
+    let _ = std::fs::remove_file(&screenshot);
+    let url = format!("http://{}/", app.http.addr());
+    let taken = screenshot.clone();
+    tokio::task::spawn_blocking(move || {
+        chromium(
+            &[
+                format!("--screenshot={}", taken.display()),
+                format!("--window-size={},{}", PHONE.0, PHONE.1),
+                "--hide-scrollbars".to_owned(),
+            ],
+            &url,
+        )
+    })
+    .await
+    .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+    let png = std::fs::read(&screenshot).expect("a screenshot");
+    assert_eq!(png_size(&png), PHONE);
+    assert!(png.len() as u64 > MIN_SCREENSHOT_BYTES, "a blank page?");
+
+    blocker.batch_execute("ROLLBACK").expect("release the lock");
+    drop(blocker);
+    let waiting = Instant::now();
+    while app.get("/readyz").await.status != 200 {
+        assert!(
+            waiting.elapsed() < pez::server::PROBE_INTERVAL * 3,
+            "not ready again"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let page = app.get("/").await.body;
+    assert_eq!(attr_of(&page, "ready", "data-ready"), "true");
+    assert_eq!(attr_of(&page, "store-reachable", "data-reachable"), "true");
+    // The last error stays on the page after the recovery.
+    assert!(text_of(&page, "last-error").contains("locked"), "{page}");
+}
+
+/// Once tokens are set, the store and its errors are for the admin token
+/// and the metrics tokens only; readiness and the links are for anyone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_store_and_its_errors_show_only_to_the_admin_and_metrics_tokens() {
+    use hyper::Method;
+    use pez::config::Secret;
+    let app = TestApp::spawn_with(|s| {
+        s.access.admin = Some(Secret::new("page-admin".into()));
+        s.access.metrics = vec![Secret::new("page-metrics".into())];
+    })
+    .await;
+    let page = |token: Option<&'static str>| {
+        let http = app.http.clone();
+        async move {
+            let headers: Vec<(&str, String)> = token
+                .map(|t| vec![("authorization", format!("Bearer {t}"))])
+                .unwrap_or_default();
+            let headers: Vec<(&str, &str)> =
+                headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+            let answer = http.send(Method::GET, "/", &headers, None).await;
+            assert_eq!(answer.status, 200, "{}", answer.body);
+            answer.body
+        }
+    };
+    for hidden in [page(None).await, page(Some("wrong")).await] {
+        assert_eq!(attr_of(&hidden, "ready", "data-ready"), "true");
+        assert!(hidden.contains("<a href=\"/readyz\">"), "{hidden}");
+        for detail in ["store-health", "last-error", "sqlite", "data-sequence"] {
+            assert!(!hidden.contains(detail), "{detail} shown: {hidden}");
+        }
+    }
+    for token in ["page-admin", "page-metrics"] {
+        let shown = page(Some(token)).await;
+        assert!(
+            text_of(&shown, "store").starts_with("sqlite at "),
+            "{token}"
+        );
+        assert_eq!(text_of(&shown, "last-error"), "none since the start");
+        assert!(shown.contains("data-sequence=\"forward\""), "{token}");
+    }
+}
+
+/// The opening tag of the element with `id`, and its text up to the next tag.
+fn element<'a>(dom: &'a str, id: &str) -> (&'a str, &'a str) {
+    let at = dom
+        .find(&format!(" id=\"{id}\""))
+        .unwrap_or_else(|| panic!("no #{id} in {dom}"));
+    let start = dom[..at].rfind('<').expect("tag starts");
+    let open = at + dom[at..].find('>').expect("tag ends") + 1;
+    let close = open + dom[open..].find('<').unwrap_or(dom.len() - open);
+    (&dom[start..open], &dom[open..close])
+}
+
+/// The text of the element with `id`, entities decoded.
+fn text_of(dom: &str, id: &str) -> String {
+    element(dom, id)
+        .1
+        .replace("&nbsp;", "\u{a0}")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+        .replace('\u{a0}', " ")
+        .trim()
+        .to_owned()
+}
+
+/// An attribute of the element with `id`.
+fn attr_of(dom: &str, id: &str, name: &str) -> String {
+    let tag = element(dom, id).0;
+    let start = tag
+        .find(&format!(" {name}=\""))
+        .unwrap_or_else(|| panic!("no {name} in {tag}"))
+        + name.len()
+        + 3;
+    let end = start + tag[start..].find('"').expect("attribute ends");
+    tag[start..end].to_owned()
 }
 
 /// Runs headless Chromium on `url` with `args`; returns what it printed.

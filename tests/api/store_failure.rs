@@ -178,3 +178,108 @@ async fn a_range_lease_outlasts_a_short_store_failure_and_a_long_one_ends_in_tim
         "answered after {waited:?}"
     );
 }
+
+/// Polls `/readyz` of `pez` until it answers `status`; fails after `limit`.
+async fn readyz_becomes(pez: &crate::helpers::PezProcess, status: u16, limit: Duration) {
+    let started = Instant::now();
+    loop {
+        let answer = pez.http.get("/readyz").await;
+        if answer.status == status {
+            return;
+        }
+        assert!(
+            started.elapsed() < limit,
+            "/readyz still {} after {limit:?}: {}; log: {:?}",
+            answer.status,
+            answer.body,
+            pez.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The log's outage lines (warnings) and recovery lines (info) about the store.
+fn outage_lines(pez: &crate::helpers::PezProcess) -> (Vec<String>, Vec<String>) {
+    let log = pez.log();
+    let down = log
+        .iter()
+        .filter(|l| l.contains("WARN") && l.contains("not ready until it answers"))
+        .cloned()
+        .collect();
+    let up = log
+        .iter()
+        .filter(|l| l.contains("INFO") && l.contains("store: answers again"))
+        .cloned()
+        .collect();
+    (down, up)
+}
+
+/// With no request at all, an outage is still seen (the background probe)
+/// and logged once, and so is the recovery. SQLite answers reads while
+/// another process holds its write lock: the instance must stay "down" the
+/// whole time (its one-a-second reads must not flap it back to ready), and
+/// log the outage once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sqlite_store_that_goes_away_without_traffic_is_logged_once_down_and_once_up() {
+    let dir = crate::helpers::TempDir::new();
+    let pez = crate::helpers::PezProcess::start(
+        dir.path(),
+        &[
+            ("PEZ_SYNC_INTERVAL_MS", "100"),
+            ("PEZ_STORE_TIMEOUT_MS", "100"),
+        ],
+    );
+    readyz_becomes(&pez, 200, Duration::from_secs(5)).await;
+    let mut blocker =
+        SqliteConnection::establish(&dir.path().join("pez.sqlite3").to_string_lossy())
+            .expect("open the store's file");
+    blocker
+        .batch_execute("BEGIN IMMEDIATE")
+        .expect("take the write lock");
+    let limit = pez::server::PROBE_INTERVAL * 3;
+    readyz_becomes(&pez, 503, limit).await;
+    // Down it stays, through more than one probe and many syncs.
+    let watching = Instant::now();
+    while watching.elapsed() < pez::server::PROBE_INTERVAL * 2 {
+        let answer = pez.http.get("/readyz").await;
+        assert_eq!(answer.status, 503, "flapped back to ready: {}", answer.body);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (down, up) = outage_lines(&pez);
+    assert_eq!(down.len(), 1, "{down:?}");
+    assert!(up.is_empty(), "{up:?}");
+
+    blocker.batch_execute("ROLLBACK").expect("release the lock");
+    drop(blocker);
+    readyz_becomes(&pez, 200, limit).await;
+    let (down, up) = outage_lines(&pez);
+    assert_eq!((down.len(), up.len()), (1, 1), "{down:?} {up:?}");
+}
+
+/// The same on PostgreSQL: its cluster stops while no request comes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_store_that_goes_away_without_traffic_is_logged_once_down_and_once_up() {
+    use crate::postgres_support::{Cluster, ClusterOptions, TestDatabase};
+    let cluster = Cluster::start(ClusterOptions::default());
+    let database = TestDatabase::create_on(&cluster.admin_url);
+    let dir = crate::helpers::TempDir::new();
+    let pez = crate::helpers::PezProcess::start(
+        dir.path(),
+        &[
+            ("PEZ_DATABASE_URL", &database.url),
+            // Syncs as rarely as allowed: the probe alone must see it.
+            ("PEZ_SYNC_INTERVAL_MS", "3600000"),
+        ],
+    );
+    readyz_becomes(&pez, 200, Duration::from_secs(5)).await;
+    cluster.stop("fast");
+    let limit = pez::server::PROBE_INTERVAL * 4;
+    readyz_becomes(&pez, 503, limit).await;
+    let (down, up) = outage_lines(&pez);
+    assert_eq!(down.len(), 1, "{down:?}");
+    assert!(up.is_empty(), "{up:?}");
+    cluster.restart();
+    readyz_becomes(&pez, 200, limit).await;
+    let (down, up) = outage_lines(&pez);
+    assert_eq!((down.len(), up.len()), (1, 1), "{down:?} {up:?}");
+}

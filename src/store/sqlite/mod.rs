@@ -337,6 +337,14 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    /// Takes the write lock and lets it go: reads answer while another
+    /// process holds that lock, and leases do not.
+    fn probe(&self) -> Result<(), StoreError> {
+        let mut conn = self.conn()?;
+        conn.immediate_transaction(|_| Ok::<_, diesel::result::Error>(()))
+            .map_err(rows::unavailable)
+    }
+
     fn call_limit(&self) -> Duration {
         // Waiting for the pool (busy timeout + 1 s), then for the write lock
         // (busy timeout), then the fsync.

@@ -1,77 +1,9 @@
-//! The status page (`GET /`): one small HTML document for a person.
-//!
-//! Rendering is pure and synchronous: the route gathers a [`PageInfo`] from
-//! the server's state and this module only turns it into text, so every
-//! formatting rule is unit-tested without a server. The page is
-//! self-contained (inline CSS, no scripts, fonts or images, not even a
-//! favicon request), reloads itself with a `<meta http-equiv="refresh">`,
-//! and turns its table into one card per sequence on narrow screens.
-//!
-//! The page always shows what anyone may know: whether the instance is
-//! ready, its version, how long it has run and how many sequences it
-//! serves. The details (each sequence, where it stands, its rate, where
-//! the store is) only when the route allows them ([`PageInfo::details`]).
-//!
-//! Stable hooks for tests and scrapers: `#ready` with `data-ready`,
-//! `#uptime` with `data-seconds`, `#sequence-count` with `data-count`; each
-//! sequence is a `<tr class="sequence" data-sequence="NAME">` whose cells
-//! have the classes `name`, `next`, `direction`, `mode`, `used` and `rate`,
-//! with the raw values in `data-value`, `data-fraction` and
-//! `data-per-second`.
+//! The page as HTML: one self-contained document, no scripts, fonts or
+//! images, written from a [`PageInfo`].
 
+use super::model::{Details, PageInfo, SequenceStatus};
+use super::text::{clamp_fraction, escape, finite_or_zero, group_thousands, percent, rate, uptime};
 use std::fmt::Write as _;
-use std::time::Duration;
-
-/// One sequence as the status page shows it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SequenceStatus {
-    /// Its name.
-    pub name: String,
-    /// `"ascending"` or `"descending"`.
-    pub direction: &'static str,
-    /// `"leased"` or `"strict"`.
-    pub mode: &'static str,
-    /// Smallest number it issues.
-    pub min: i64,
-    /// Largest number it issues.
-    pub max: i64,
-    /// Whether it starts over after its last number.
-    pub cycle: bool,
-    /// The next number; `None`: a non-cycling sequence ran out.
-    pub next: Option<i64>,
-    /// Fraction of its range used before it wraps, 0.0..=1.0.
-    pub range_used: f64,
-    /// Numbers issued per second over the last minute (this instance).
-    pub per_second: f64,
-}
-
-/// Everything the page shows.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PageInfo {
-    /// The version, e.g. "0.1.0 (git 1fb058d)".
-    pub version: String,
-    /// Whether the instance is ready for traffic (as /readyz says).
-    pub ready: bool,
-    /// How long the server has been running.
-    pub uptime: Duration,
-    /// How many sequences it serves.
-    pub sequence_count: usize,
-    /// How often the page reloads itself, in seconds (0 is taken as 1, so
-    /// the page never reloads in a tight loop).
-    pub refresh_seconds: u32,
-    /// The sequences and the store; `None`: the reader may not see them.
-    pub details: Option<Details>,
-}
-
-/// What only the admin token or a metrics token may see once tokens are
-/// set.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Details {
-    /// Which store, e.g. "sqlite at ./pez-data/pez.sqlite3" (no secrets).
-    pub store: String,
-    /// The sequences, in the order they are shown.
-    pub sequences: Vec<SequenceStatus>,
-}
 
 /// The page's style. Below 44rem (a phone held upright, a narrow window)
 /// each row becomes a card: name and next number across, the other fields
@@ -93,15 +25,26 @@ td{padding:.55rem .6rem;border-bottom:1px solid var(--line);vertical-align:top;f
 .next{font-size:1.1rem;font-weight:600}
 .name b{font-size:1.05rem}
 .range{display:block;color:var(--muted);font-size:.75rem}
-.rate,th.r{text-align:right;white-space:nowrap}
+.rate,.on-hand,th.r{text-align:right;white-space:nowrap}
 .used{min-width:8rem;white-space:nowrap}
 .bar{display:block;height:.4rem;margin-top:.3rem;border-radius:.2rem;background:var(--bar);overflow:hidden}
 .bar i{display:block;height:100%;min-width:2px;background:var(--fill)}
 .exhausted .bar i{background:var(--bad)}
 .badge{display:inline-block;font-size:.75rem;font-weight:600;text-transform:uppercase;letter-spacing:.04em;padding:0 .45rem;border-radius:.6rem;color:var(--bg);background:var(--bad)}
 .empty{color:var(--muted)}
+.state{display:inline-block;font-weight:700;padding:.1rem .6rem;border-radius:.8rem;color:#fff;background:#1f7a3a}
+.state.bad{background:var(--bad)}
+#readiness{margin:.25rem 0 .75rem;font-size:1.05rem}
+dl{display:grid;grid-template-columns:max-content minmax(0,1fr);gap:.2rem 1rem;margin:0 0 1rem;font-size:.9rem}
+dt{color:var(--muted)}
+dd{margin:0;min-width:0;overflow-wrap:anywhere}
+.bad-text{color:var(--bad);font-weight:600}
+nav{margin:1rem 0 0;font-size:.875rem;display:flex;flex-wrap:wrap;gap:.25rem 1rem}
+nav a{color:var(--fill)}
 @media (max-width:44rem){
 body{padding:.75rem}
+dl{grid-template-columns:minmax(0,1fr)}
+dd{margin:0 0 .35rem}
 thead{display:none}
 table,tbody{display:block}
 tr{display:block}
@@ -110,7 +53,7 @@ td{display:block;min-width:0;border:0;padding:0}
 td::before{content:attr(data-label);display:block;color:var(--muted);font-size:.7rem;font-weight:600;text-transform:uppercase;letter-spacing:.04em}
 td.name,td.next{grid-column:1/-1}
 td.name::before{content:none}
-.rate{text-align:left}
+.rate,.on-hand{text-align:left}
 .used{min-width:0}
 }
 "#;
@@ -131,64 +74,121 @@ pub fn render(info: &PageInfo) -> String {
          <link rel=\"icon\" href=\"data:,\">\n\
          <style>{STYLE}</style>\n</head>\n<body>\n<main>\n\
          <h1>PEZ status</h1>\n\
-         <p class=\"meta\"><span id=\"ready\" data-ready=\"{ready}\">{ready_text}</span>\
-         <span id=\"version\">PEZ {version}</span>\
+         <p id=\"readiness\"><span id=\"ready\" data-ready=\"{ready}\" class=\"state{bad}\">{ready_text}</span>\
+         {why}</p>\n\
+         <p class=\"meta\"><span id=\"version\">PEZ {version}</span>\
          <span id=\"uptime\" data-seconds=\"{uptime_seconds}\">up {uptime}</span>\
-         <span id=\"sequence-count\" data-count=\"{count}\">{count} sequence{plural}</span>",
+         <span id=\"sequence-count\" data-count=\"{count}\">{count} sequence{plural}</span>\
+         <span id=\"refresh\" data-seconds=\"{refresh}\">refreshes every {refresh}&nbsp;s</span></p>\n",
         ready = info.ready,
+        bad = if info.ready { "" } else { " bad" },
         ready_text = if info.ready { "ready" } else { "not ready" },
+        why = if info.reasons.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " <span id=\"reasons\">{}</span>",
+                escape(&info.reasons.join("; "))
+            )
+        },
         version = escape(&info.version),
         uptime_seconds = info.uptime.as_secs(),
         uptime = uptime(info.uptime),
         plural = if count == 1 { "" } else { "s" },
     );
     let Some(details) = &info.details else {
-        let _ = write!(
-            html,
-            "<span id=\"refresh\" data-seconds=\"{refresh}\">refreshes every {refresh}&nbsp;s</span></p>\n\
-             <p class=\"empty\" id=\"details-hidden\">Each sequence and where the store is: \
+        html.push_str(
+            "<p class=\"empty\" id=\"details-hidden\">Each sequence and the store's health: \
              for the admin token or one of PEZ_METRICS_TOKENS \
-             (<code>Authorization: Bearer</code>).</p>\n\
-             </main>\n</body>\n</html>\n"
+             (<code>Authorization: Bearer</code>).</p>\n",
         );
+        links(&mut html);
+        html.push_str("</main>\n</body>\n</html>\n");
         return html;
     };
-    let _ = writeln!(
-        html,
-        "<span id=\"store\">{store}</span>\
-         <span id=\"refresh\" data-seconds=\"{refresh}\">refreshes every {refresh}&nbsp;s</span></p>",
-        store = escape(&details.store),
-    );
+    store_health(&mut html, details);
     html.push_str(
         "<table id=\"sequences\">\n<thead><tr><th scope=\"col\">Sequence</th>\
-         <th scope=\"col\">Next</th><th scope=\"col\">Direction</th>\
+         <th scope=\"col\">Next</th><th scope=\"col\" class=\"r\">On hand</th>\
+         <th scope=\"col\">Direction</th>\
          <th scope=\"col\">Mode</th><th scope=\"col\">Range used</th>\
-         <th scope=\"col\" class=\"r\">Last minute</th></tr></thead>\n<tbody>\n",
+         <th scope=\"col\" class=\"r\">Issued/s, last minute</th></tr></thead>\n<tbody>\n",
     );
     if details.sequences.is_empty() {
-        html.push_str("<tr><td class=\"empty\" colspan=\"6\">No sequences.</td></tr>\n");
+        html.push_str("<tr><td class=\"empty\" colspan=\"7\">No sequences.</td></tr>\n");
     }
     for sequence in &details.sequences {
         row(&mut html, sequence);
     }
-    html.push_str("</tbody>\n</table>\n</main>\n</body>\n</html>\n");
+    html.push_str("</tbody>\n</table>\n");
+    links(&mut html);
+    html.push_str("</main>\n</body>\n</html>\n");
     html
 }
 
-/// How long the server has run, in its two largest units: "42 s",
-/// "5 min 3 s", "3 h 12 min", "4 d 7 h".
-pub fn uptime(running: Duration) -> String {
-    let seconds = running.as_secs();
-    let (days, hours, minutes) = (seconds / 86_400, seconds / 3600 % 24, seconds / 60 % 60);
-    if days > 0 {
-        format!("{days}&nbsp;d {hours}&nbsp;h")
-    } else if hours > 0 {
-        format!("{hours}&nbsp;h {minutes}&nbsp;min")
-    } else if minutes > 0 {
-        format!("{minutes}&nbsp;min {}&nbsp;s", seconds % 60)
-    } else {
-        format!("{seconds}&nbsp;s")
+/// The operator endpoints, linked (same origin: nothing is loaded).
+fn links(html: &mut String) {
+    html.push_str(
+        "<nav id=\"links\"><a href=\"/metrics\">/metrics</a>\
+         <a href=\"/openapi.json\">/openapi.json</a>\
+         <a href=\"/healthz\">/healthz</a><a href=\"/readyz\">/readyz</a>\
+         <a href=\"/version\">/version</a></nav>\n",
+    );
+}
+
+/// The store and what its calls said lately. Each `<dd>` carries its age
+/// in whole seconds in `data-seconds` where it has one.
+fn store_health(html: &mut String, details: &Details) {
+    let health = &details.health;
+    let _ = write!(
+        html,
+        "<dl id=\"store-health\"><dt>Store</dt><dd id=\"store\">{store}</dd>",
+        store = escape(&details.store),
+    );
+    let reachable = health.down_for.is_none();
+    let _ = write!(
+        html,
+        "<dt>Store answering</dt><dd id=\"store-reachable\" data-reachable=\"{reachable}\"{class}>{text}</dd>",
+        class = if reachable { "" } else { " class=\"bad-text\"" },
+        text = match health.down_for {
+            None => "yes".to_owned(),
+            Some(down) => format!("no, for {}", uptime(down)),
+        },
+    );
+    if let Some(down) = health.down_for {
+        let _ = write!(
+            html,
+            "<dt>Unreachable since</dt><dd id=\"down-since\" data-seconds=\"{}\">{} ago</dd>",
+            down.as_secs(),
+            uptime(down)
+        );
     }
+    let _ = write!(
+        html,
+        "<dt>Last good reservation</dt>{}",
+        match health.last_reservation {
+            Some(age) => format!(
+                "<dd id=\"last-reservation\" data-seconds=\"{}\">{} ago</dd>",
+                age.as_secs(),
+                uptime(age)
+            ),
+            None =>
+                "<dd id=\"last-reservation\" data-seconds=\"\">none since the start</dd>".to_owned(),
+        }
+    );
+    let _ = writeln!(
+        html,
+        "<dt>Last store error</dt>{}</dl>",
+        match &health.last_error {
+            Some((age, cause)) => format!(
+                "<dd id=\"last-error\" data-seconds=\"{}\">{} ago: {}</dd>",
+                age.as_secs(),
+                uptime(*age),
+                escape(cause)
+            ),
+            None => "<dd id=\"last-error\" data-seconds=\"\">none since the start</dd>".to_owned(),
+        }
+    );
 }
 
 /// One sequence's row (a card on a phone).
@@ -216,6 +216,12 @@ fn row(html: &mut String, s: &SequenceStatus) {
              <span class=\"badge\">exhausted</span></td>",
         ),
     }
+    let _ = write!(
+        html,
+        "<td class=\"on-hand\" data-label=\"On hand\" data-value=\"{on_hand}\">{grouped}</td>",
+        on_hand = s.on_hand,
+        grouped = group_thousands(&s.on_hand.to_string()),
+    );
     let fraction = clamp_fraction(s.range_used);
     let _ = writeln!(
         html,
@@ -223,7 +229,7 @@ fn row(html: &mut String, s: &SequenceStatus) {
          <td class=\"mode\" data-label=\"Mode\">{mode}</td>\
          <td class=\"used\" data-label=\"Range used\" data-fraction=\"{fraction}\">{percent}\
          <span class=\"bar\" aria-hidden=\"true\">{fill}</span></td>\
-         <td class=\"rate\" data-label=\"Last minute\" data-per-second=\"{per_second}\">{rate}</td>\
+         <td class=\"rate\" data-label=\"Issued/s, last minute\" data-per-second=\"{per_second}\">{rate}</td>\
          </tr>",
         direction = escape(s.direction),
         mode = escape(s.mode),
@@ -240,110 +246,10 @@ fn row(html: &mut String, s: &SequenceStatus) {
     );
 }
 
-/// `text` made safe for HTML text and double- or single-quoted attributes.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// The fraction of a range used, as a percentage a person reads correctly:
-/// never "0%" for something used nor "100%" for something not quite full.
-///
-/// `0` → "0%", `1e-15` → "< 0.01%", `0.4213` → "42.13%", `0.5` → "50%",
-/// `0.99999` → "> 99.99%", `1` → "100%". Out-of-range values are clamped;
-/// NaN shows as "?".
-pub fn percent(fraction: f64) -> String {
-    if fraction.is_nan() {
-        return "?".to_owned();
-    }
-    let p = fraction.clamp(0.0, 1.0) * 100.0;
-    if p == 0.0 {
-        "0%".to_owned()
-    } else if p < 0.01 {
-        "< 0.01%".to_owned()
-    } else if p >= 100.0 {
-        "100%".to_owned()
-    } else if p > 99.99 {
-        "> 99.99%".to_owned()
-    } else {
-        format!("{}%", trim_zeros(&format!("{p:.2}")))
-    }
-}
-
-/// Numbers per second, as "0/s", "< 0.01/s", "0.02/s", "3.5/s" or
-/// "12,345/s": two significant digits below ten, whole numbers with
-/// thousands separators above. Negative or non-finite rates show as "0/s".
-pub fn rate(per_second: f64) -> String {
-    let r = finite_or_zero(per_second);
-    let text = if r == 0.0 {
-        "0".to_owned()
-    } else if r < 0.01 {
-        "< 0.01".to_owned()
-    } else if r < 1.0 {
-        trim_zeros(&format!("{r:.2}"))
-    } else if r < 9.95 {
-        // 9.95 and up would print as "10.0": that belongs to the next branch.
-        trim_zeros(&format!("{r:.1}"))
-    } else {
-        group_thousands(&format!("{r:.0}"))
-    };
-    format!("{text}/s")
-}
-
-fn finite_or_zero(value: f64) -> f64 {
-    if value.is_finite() && value > 0.0 {
-        value
-    } else {
-        0.0
-    }
-}
-
-fn clamp_fraction(fraction: f64) -> f64 {
-    if fraction.is_nan() {
-        0.0
-    } else {
-        fraction.clamp(0.0, 1.0)
-    }
-}
-
-/// "42.10" → "42.1", "50.00" → "50"; text without a point is unchanged.
-fn trim_zeros(number: &str) -> String {
-    if number.contains('.') {
-        number
-            .trim_end_matches('0')
-            .trim_end_matches('.')
-            .to_owned()
-    } else {
-        number.to_owned()
-    }
-}
-
-/// "1234567" → "1,234,567" (digits only).
-fn group_thousands(digits: &str) -> String {
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
+    use std::time::Duration;
     fn sequence(name: &str, next: Option<i64>, used: f64, per_second: f64) -> SequenceStatus {
         SequenceStatus {
             name: name.to_owned(),
@@ -354,6 +260,7 @@ mod tests {
             cycle: true,
             next,
             range_used: used,
+            on_hand: 700,
             per_second,
         }
     }
@@ -362,11 +269,17 @@ mod tests {
         PageInfo {
             version: "0.1.0 (git 1fb058d)".to_owned(),
             ready: true,
+            reasons: Vec::new(),
             uptime: Duration::from_secs(3 * 3600 + 12 * 60 + 5),
             sequence_count: sequences.len(),
             refresh_seconds: 5,
             details: Some(Details {
                 store: "sqlite at ./pez-data/pez.sqlite3".to_owned(),
+                health: crate::dispenser::HealthReport {
+                    last_answer: Some(Duration::from_secs(1)),
+                    last_reservation: Some(Duration::from_secs(42)),
+                    ..Default::default()
+                },
                 sequences,
             }),
         }
@@ -382,7 +295,9 @@ mod tests {
         info.details = None;
         info.ready = false;
         let html = render(&info);
-        assert!(html.contains("<span id=\"ready\" data-ready=\"false\">not ready</span>"));
+        assert!(html.contains(
+            "<span id=\"ready\" data-ready=\"false\" class=\"state bad\">not ready</span>"
+        ));
         assert!(html.contains("PEZ 0.1.0 (git 1fb058d)"));
         assert!(html.contains("data-seconds=\"11525\">up 3&nbsp;h 12&nbsp;min"));
         assert!(html.contains("data-count=\"1\">1 sequence</span>"));
@@ -391,16 +306,6 @@ mod tests {
         }
         assert!(html.contains("PEZ_METRICS_TOKENS"));
         assert!(html.trim_end().ends_with("</html>"));
-    }
-
-    #[test]
-    fn uptime_shows_its_two_largest_units() {
-        let s = Duration::from_secs;
-        assert_eq!(uptime(s(0)), "0&nbsp;s");
-        assert_eq!(uptime(s(59)), "59&nbsp;s");
-        assert_eq!(uptime(s(303)), "5&nbsp;min 3&nbsp;s");
-        assert_eq!(uptime(s(3600)), "1&nbsp;h 0&nbsp;min");
-        assert_eq!(uptime(s(4 * 86_400 + 7 * 3600 + 59)), "4&nbsp;d 7&nbsp;h");
     }
 
     /// The `<tr>` of sequence `name`, up to its `</tr>`.
@@ -439,16 +344,6 @@ mod tests {
     }
 
     #[test]
-    fn escape_replaces_every_character_html_gives_meaning_to() {
-        assert_eq!(
-            escape(r#"<script>alert("x") & 'y'</script>"#),
-            "&lt;script&gt;alert(&quot;x&quot;) &amp; &#39;y&#39;&lt;/script&gt;"
-        );
-        assert_eq!(escape("forward_2-b"), "forward_2-b");
-        assert_eq!(escape("ünïcode ✓"), "ünïcode ✓");
-    }
-
-    #[test]
     fn everything_inserted_into_the_page_is_escaped() {
         let mut info = page(vec![SequenceStatus {
             direction: "<i>up</i>",
@@ -466,64 +361,6 @@ mod tests {
         assert!(html.contains("&lt;i&gt;up&lt;/i&gt;"));
         assert!(html.contains("&quot;strict&quot;"));
         assert!(!html.contains("<i>up"));
-    }
-
-    #[test]
-    fn percent_never_rounds_a_used_range_to_zero_or_a_partial_one_to_full() {
-        assert_eq!(percent(0.0), "0%");
-        assert_eq!(percent(1e-15), "< 0.01%");
-        assert_eq!(percent(f64::MIN_POSITIVE), "< 0.01%");
-        // 300 numbers of forward's 2^63-1.
-        assert_eq!(percent(300.0 / i64::MAX as f64), "< 0.01%");
-        assert_eq!(percent(0.000_099), "< 0.01%");
-        assert_eq!(percent(0.0001), "0.01%");
-        assert_eq!(percent(0.001_234), "0.12%");
-        assert_eq!(percent(0.005), "0.5%");
-        assert_eq!(percent(0.25), "25%");
-        assert_eq!(percent(0.421_37), "42.14%");
-        assert_eq!(percent(0.5), "50%");
-        assert_eq!(percent(0.9999), "99.99%");
-        assert_eq!(percent(0.999_95), "> 99.99%");
-        assert_eq!(percent(1.0 - 1e-15), "> 99.99%");
-        assert_eq!(percent(1.0), "100%");
-    }
-
-    #[test]
-    fn percent_clamps_values_outside_zero_to_one() {
-        assert_eq!(percent(-0.5), "0%");
-        assert_eq!(percent(1.5), "100%");
-        assert_eq!(percent(f64::INFINITY), "100%");
-        assert_eq!(percent(f64::NEG_INFINITY), "0%");
-        assert_eq!(percent(f64::NAN), "?");
-    }
-
-    #[test]
-    fn rates_are_short_and_never_show_a_trickle_as_zero() {
-        assert_eq!(rate(0.0), "0/s");
-        assert_eq!(rate(-3.0), "0/s");
-        assert_eq!(rate(f64::NAN), "0/s");
-        assert_eq!(rate(f64::INFINITY), "0/s");
-        assert_eq!(rate(0.001), "< 0.01/s");
-        // One number in the last minute.
-        assert_eq!(rate(1.0 / 60.0), "0.02/s");
-        assert_eq!(rate(0.5), "0.5/s");
-        assert_eq!(rate(1.0), "1/s");
-        assert_eq!(rate(3.46), "3.5/s");
-        assert_eq!(rate(9.94), "9.9/s");
-        assert_eq!(rate(9.96), "10/s");
-        assert_eq!(rate(999.4), "999/s");
-        assert_eq!(rate(1000.0), "1,000/s");
-        assert_eq!(rate(12_345.4), "12,345/s");
-        assert_eq!(rate(11_568_945.0), "11,568,945/s");
-    }
-
-    #[test]
-    fn thousands_are_grouped_from_the_right() {
-        assert_eq!(group_thousands("1"), "1");
-        assert_eq!(group_thousands("123"), "123");
-        assert_eq!(group_thousands("1234"), "1,234");
-        assert_eq!(group_thousands("123456"), "123,456");
-        assert_eq!(group_thousands("1234567"), "1,234,567");
     }
 
     #[test]
@@ -636,9 +473,74 @@ mod tests {
         ] {
             assert!(!html.contains(external), "found {external:?}");
         }
-        // The only link is the empty data: favicon, which stops browsers
-        // asking for /favicon.ico.
-        assert_eq!(html.matches("href=").count(), 1);
+        // The links are the empty data: favicon, which stops browsers
+        // asking for /favicon.ico, and the operator endpoints of this same
+        // server (followed, never loaded).
         assert!(html.contains("<link rel=\"icon\" href=\"data:,\">"));
+        for href in html.split("href=\"").skip(1) {
+            let target = &href[..href.find('"').expect("quoted")];
+            assert!(
+                target == "data:," || (target.starts_with('/') && !target.starts_with("//")),
+                "{target}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_store_that_is_out_shows_why_since_when_and_its_last_error() {
+        let mut info = page(vec![sequence("forward", Some(9), 0.0, 0.0)]);
+        info.ready = false;
+        info.reasons = vec!["store unavailable".to_owned()];
+        details(&mut info).health = crate::dispenser::HealthReport {
+            down_for: Some(Duration::from_secs(75)),
+            last_answer: Some(Duration::from_secs(1)),
+            last_reservation: Some(Duration::from_secs(80)),
+            last_error: Some((Duration::from_secs(2), "database <is> locked".to_owned())),
+        };
+        let html = render(&info);
+        assert!(html.contains(
+            "<span id=\"ready\" data-ready=\"false\" class=\"state bad\">not ready</span> \
+             <span id=\"reasons\">store unavailable</span>"
+        ));
+        assert!(html.contains("data-reachable=\"false\""));
+        assert!(html.contains("no, for 1&nbsp;min 15&nbsp;s"));
+        assert!(html.contains("id=\"down-since\" data-seconds=\"75\""));
+        assert!(html.contains("id=\"last-reservation\" data-seconds=\"80\""));
+        assert!(html.contains(
+            "id=\"last-error\" data-seconds=\"2\">2&nbsp;s ago: database &lt;is&gt; locked"
+        ));
+    }
+
+    #[test]
+    fn a_healthy_store_shows_no_outage_and_the_page_says_what_each_column_counts() {
+        let html = render(&page(vec![sequence("forward", Some(9), 0.0, 2.0)]));
+        assert!(html.contains("data-ready=\"true\" class=\"state\">ready</span></p>"));
+        assert!(html.contains("data-reachable=\"true\">yes</dd>"));
+        assert!(!html.contains("down-since"));
+        assert!(html.contains("none since the start"));
+        assert!(html.contains("Issued/s, last minute"));
+        assert!(!html.contains("Last minute"));
+        let forward = row_of(&html, "forward");
+        assert_eq!(cell(forward, "on-hand"), "700");
+        for link in ["/metrics", "/openapi.json", "/healthz", "/readyz"] {
+            assert!(html.contains(&format!("<a href=\"{link}\">")), "{link}");
+        }
+    }
+
+    #[test]
+    fn without_details_the_store_and_its_errors_stay_hidden_but_links_and_readiness_show() {
+        let mut info = page(vec![]);
+        details(&mut info).health.last_error = Some((
+            Duration::from_secs(1),
+            "password authentication failed".into(),
+        ));
+        info.details = None;
+        info.ready = false;
+        info.reasons = vec!["store unavailable".to_owned()];
+        let html = render(&info);
+        assert!(html.contains("store unavailable"));
+        assert!(!html.contains("password"));
+        assert!(!html.contains("store-health"));
+        assert!(html.contains("<a href=\"/readyz\">"));
     }
 }
