@@ -277,6 +277,72 @@ fn every_shell_example_of_the_readme_runs_in_order() {
     assert!(run >= 5, "only {run} blocks ran");
 }
 
+/// What a setting is when unset: its declared default, or for one with
+/// none of its own what its --help names ("[default: prefer, or ...").
+fn effective_default(setting: &declared::Setting) -> String {
+    setting.default.map(str::to_owned).unwrap_or_else(|| {
+        setting
+            .help
+            .split_once("[default: ")
+            .map(|(_, d)| d.split([',', ']']).next().unwrap_or_default().to_owned())
+            .unwrap_or_default()
+    })
+}
+
+fn setting_named(variable: &str) -> &'static declared::Setting {
+    declared::ALL
+        .iter()
+        .find(|s| s.variable == variable)
+        .unwrap_or_else(|| panic!("{variable} is not a setting"))
+}
+
+#[test]
+fn the_env_file_and_the_chef_attributes_give_the_declared_defaults() {
+    // packaging/pez.env: every `#PEZ_X=VALUE` is the default, commented out.
+    let mut checked = 0;
+    for line in read_doc("packaging/pez.env").lines() {
+        let Some((variable, value)) = line
+            .strip_prefix('#')
+            .filter(|l| l.starts_with("PEZ_"))
+            .and_then(|l| l.split_once('='))
+        else {
+            continue;
+        };
+        if !value.is_empty() {
+            let setting = setting_named(variable);
+            assert_eq!(value, effective_default(setting), "pez.env's {variable}");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 20, "only {checked} defaults in pez.env");
+    // The cookbook: "(PEZ: VALUE" in the comment above each attribute.
+    let attributes = read_doc("chef/cookbooks/pez/attributes/default.rb");
+    let mut comment = String::new();
+    checked = 0;
+    for line in attributes.lines() {
+        if let Some(text) = line.strip_prefix('#') {
+            comment.push_str(text);
+            continue;
+        }
+        let name = line
+            .strip_prefix("default['pez']['env']['")
+            .and_then(|l| l.split_once('\''))
+            .map(|(name, _)| name);
+        if let (Some(name), Some((_, said))) = (name, comment.split_once("(PEZ: ")) {
+            let said = said.split([')', ',', ';']).next().unwrap_or_default();
+            let variable = format!("PEZ_{}", name.to_uppercase());
+            assert_eq!(
+                said,
+                effective_default(setting_named(&variable)),
+                "the cookbook's {name}"
+            );
+            checked += 1;
+        }
+        comment.clear();
+    }
+    assert!(checked >= 20, "only {checked} defaults in the cookbook");
+}
+
 /// The rows of every `| variable | flag | default | meaning |` table:
 /// (variable, flag, default), without the backquotes.
 fn settings_rows(markdown: &str) -> Vec<(String, String, String)> {
@@ -318,29 +384,16 @@ fn the_readme_settings_tables_give_every_declared_setting_with_its_flag_and_defa
         );
         let (_, flag, default) = found[0];
         assert_eq!(flag, &format!("--{}", setting.flag), "{}", setting.variable);
-        // A setting with no default of its own may name what applies when
-        // it is unset, as its --help does: "[default: prefer, ...".
-        let effective = setting.default.map(str::to_owned).unwrap_or_else(|| {
-            setting
-                .help
-                .split_once("[default: ")
-                .map(|(_, d)| {
-                    d.split(|c: char| c == ',' || c == ']')
-                        .next()
-                        .unwrap_or_default()
-                        .to_owned()
-                })
-                .unwrap_or_default()
-        });
         assert_eq!(
-            default, &effective,
+            default,
+            &effective_default(setting),
             "the README's default of {}",
             setting.variable
         );
     }
     for (variable, ..) in &rows {
         assert!(
-            declared::ALL.iter().any(|s| &s.variable == variable),
+            declared::ALL.iter().any(|s| s.variable == variable),
             "the README lists {variable}, which is not a setting"
         );
     }
