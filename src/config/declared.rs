@@ -148,7 +148,8 @@ pub const STORE_TIMEOUT_MS: Setting = setting(
     "store-timeout-ms",
     Some("500"),
     millis(1, 60_000),
-    "Milliseconds an embedded store call waits for a lock held elsewhere before it fails.",
+    "Milliseconds an embedded store call waits for a lock held elsewhere before it fails \
+     (PostgreSQL: PEZ_DB_TIMEOUT_MS).",
 );
 /// The graceful stop's deadlines.
 pub const SHUTDOWN_TIMEOUT_MS: Setting = setting(
@@ -173,7 +174,8 @@ pub const HEADER_TIMEOUT_MS: Setting = setting(
     "header-timeout-ms",
     Some("5000"),
     millis(1, 600_000),
-    "Milliseconds a client has to send a request's headers before it is cut off.",
+    "Milliseconds a new connection has to send its first request's headers before it is cut \
+     off (later requests: PEZ_IDLE_TIMEOUT_MS).",
 );
 /// Time a connection may idle.
 pub const IDLE_TIMEOUT_MS: Setting = setting(
@@ -225,7 +227,8 @@ pub const ADMIN_TOKEN: Setting = setting(
     "admin-token",
     None,
     Kind::Secret,
-    "Bearer token of the admin API (/v2/sequences); without it the admin API is off.",
+    "Bearer token of the admin API (/v2/sequences); it also takes numbers and range leases and \
+     reads /metrics. Without it the admin API is off.",
 );
 /// Tokens that may take numbers.
 pub const TOKENS: Setting = setting(
@@ -338,7 +341,8 @@ pub const DB_TIMEOUT_MS: Setting = setting(
     Some("1000"),
     millis(1, 600_000),
     "Milliseconds for each PostgreSQL statement and lock wait, and for getting a pooled \
-     connection; a call that takes twice this is cancelled and counts as failed.",
+     connection; a call still running after twice this (a commit waiting for a standby that \
+     is gone) is cancelled and counts as failed.",
 );
 /// How long to wait for PostgreSQL at start.
 pub const DB_STARTUP_TIMEOUT_MS: Setting = setting(

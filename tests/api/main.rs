@@ -19,6 +19,7 @@ mod never_twice;
 mod operations;
 mod pooler;
 mod postgres;
+mod readme;
 mod sequences;
 mod status_page;
 mod store_failure;

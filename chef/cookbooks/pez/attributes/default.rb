@@ -34,18 +34,19 @@ default['pez']['env']['block_size'] = nil
 default['pez']['env']['block_max'] = nil
 # Milliseconds a request waits for the store before 503 (PEZ: 1000).
 default['pez']['env']['lease_wait_ms'] = nil
-# Milliseconds a store call waits for a lock (PEZ: 500).
+# Milliseconds an embedded store call waits for a lock held elsewhere (PEZ: 500).
 default['pez']['env']['store_timeout_ms'] = nil
-# Milliseconds a graceful stop waits for requests in flight (PEZ: 5000; the
-# unit allows 15 s for the whole stop).
+# Milliseconds a graceful stop waits for requests in flight, and again for
+# giving unused numbers back (PEZ: 5000; the unit allows 15 s for the whole stop).
 default['pez']['env']['shutdown_timeout_ms'] = nil
 # Log lines: text or json (PEZ: text).
 default['pez']['env']['log_format'] = nil
 # Most connections served at once (PEZ: 1024).
 default['pez']['env']['max_connections'] = nil
-# Milliseconds a new connection has to send its first headers (PEZ: 5000).
+# Milliseconds a new connection has to send its first request's headers (PEZ: 5000).
 default['pez']['env']['header_timeout_ms'] = nil
-# Milliseconds a kept-alive connection may wait for its next request (PEZ: 60000).
+# Milliseconds a kept-alive connection may take to send its next request's
+# headers, or a client to take any byte of its answers (PEZ: 60000).
 default['pez']['env']['idle_timeout_ms'] = nil
 # Milliseconds a request may take before 503 (PEZ: 10000).
 default['pez']['env']['request_timeout_ms'] = nil
@@ -56,7 +57,8 @@ default['pez']['env']['max_body_bytes'] = nil
 default['pez']['env']['sync_interval_ms'] = nil
 # Largest count of a range lease (PEZ: 1000000).
 default['pez']['env']['max_lease'] = nil
-# Bearer token of the admin API; nil: the admin API is off. A secret: like
+# Bearer token of the admin API (it also takes numbers and range leases);
+# nil: the admin API is off. A secret: like
 # the password, better from a place that is not a plain node attribute.
 default['pez']['env']['admin_token'] = nil
 # Tokens that may take numbers: 'a,b,c' or '@/etc/pez/tokens'; nil: open.
@@ -81,13 +83,15 @@ default['pez']['env']['db_username'] = nil
 # Database password. Better from an encrypted data bag (below) than here:
 # node attributes are stored and shown in plain text.
 default['pez']['env']['db_password'] = nil
-# TLS mode (PEZ: prefer). On RDS: 'verify-full' with db_sslrootcert.
+# TLS mode (PEZ: prefer, or what database_url says). On RDS: 'verify-full' with db_sslrootcert.
 default['pez']['env']['db_sslmode'] = nil
 # CA bundle for verify-ca/verify-full, e.g. '/etc/pez/rds-global-bundle.pem'.
 default['pez']['env']['db_sslrootcert'] = nil
 # Connections per instance (PEZ: 4).
 default['pez']['env']['db_pool_size'] = nil
-# Milliseconds per PostgreSQL call (PEZ: 1000).
+# Milliseconds for each PostgreSQL statement and lock wait, and for getting a
+# pooled connection; a call still running after twice this is cancelled and
+# counts as failed (PEZ: 1000).
 default['pez']['env']['db_timeout_ms'] = nil
 # Milliseconds of retrying at start while PostgreSQL is not up (PEZ: 30000).
 default['pez']['env']['db_startup_timeout_ms'] = nil
