@@ -369,20 +369,20 @@ impl Dispenser {
     pub async fn describe(&self) -> Result<Vec<SequenceInfo>, StoreError> {
         let states = self.link.call("list", |store| store.list()).await?;
         self.keep_view(&states);
-        Ok(states
-            .into_iter()
-            .map(|state| {
-                let (next, on_hand) = self
-                    .get(&state.spec.name)
-                    .map_or((None, 0), |sequence| on_hand(&sequence));
-                SequenceInfo {
-                    next: next.or(state.next_value),
-                    store_next: state.next_value,
-                    on_hand,
-                    spec: state.spec,
-                }
-            })
-            .collect())
+        let mut infos = Vec::with_capacity(states.len());
+        for state in states {
+            let (next, on_hand) = match self.get(&state.spec.name) {
+                Some(sequence) => settled_on_hand(&sequence, self.settings.lease_wait).await,
+                None => (None, 0),
+            };
+            infos.push(SequenceInfo {
+                next: next.or(state.next_value),
+                store_next: state.next_value,
+                on_hand,
+                spec: state.spec,
+            });
+        }
+        Ok(infos)
     }
 
     /// Creates a sequence (or finds it there with the same settings) and
@@ -438,6 +438,30 @@ impl Dispenser {
 
 /// The next number `sequence` holds and how many it holds (none for a
 /// strict sequence).
+/// Like [`on_hand`], once a lease in flight while nothing is on hand has
+/// landed (waiting at most `wait`). The store counts such a lease's numbers
+/// as gone the moment it commits, before this instance holds them: read in
+/// between, "next" would name the number after the block this instance is
+/// about to issue from (1001 for a fresh sequence whose first block is 1 to
+/// 1000).
+async fn settled_on_hand(sequence: &Sequence, wait: Duration) -> (Option<i64>, u64) {
+    if let Some(leased) = sequence.leased() {
+        // Registered before the check, so a lease that lands between the
+        // check and the wait still wakes us.
+        let lease_done = leased.lease_done.notified();
+        let in_flight = {
+            let reservoir = leased.reservoir();
+            reservoir.available() == 0 && reservoir.lease_in_flight()
+        };
+        if in_flight {
+            // A lease that does not land in time leaves "next" at the
+            // store's: no worse than before, and the caller is not held.
+            let _ = tokio::time::timeout(wait, lease_done).await;
+        }
+    }
+    on_hand(sequence)
+}
+
 fn on_hand(sequence: &Sequence) -> (Option<i64>, u64) {
     sequence
         .leased()
