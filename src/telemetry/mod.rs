@@ -1,6 +1,7 @@
 //! Logs (through `log` and env_logger) and metrics (Prometheus).
 
 pub mod metrics;
+pub mod process;
 pub mod untrusted;
 
 pub use metrics::Metrics;

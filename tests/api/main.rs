@@ -13,6 +13,7 @@ mod hostile_clients;
 mod lease_limits;
 mod lifecycle;
 mod local_users;
+mod metrics;
 mod never_twice;
 mod operations;
 mod pooler;
