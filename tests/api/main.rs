@@ -14,6 +14,7 @@ mod lease_limits;
 mod lifecycle;
 mod local_users;
 mod metrics;
+mod monitoring;
 mod never_twice;
 mod operations;
 mod pooler;
