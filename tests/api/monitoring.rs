@@ -1,5 +1,6 @@
 //! Issue 18, the operations kit (packaging/monitoring/): the alert rules
-//! pass `promtool check rules`, every dashboard panel has a query, and
+//! pass `promtool check rules` and the unit tests of `promtool test rules`,
+//! every dashboard panel has a query, and
 //! every metric they use is in a live /metrics, which `promtool check
 //! metrics` accepts. promtool is Debian's `prometheus` package (.ci/run
 //! installs it).
@@ -77,6 +78,22 @@ fn the_alert_rules_pass_promtool_check_rules() {
             "{alert} missing"
         );
     }
+}
+
+/// tests/monitoring/pez-alerts.test.yml: each alert fires on the series
+/// it is for (the standby proxy, a sequence running out within 30 days
+/// over two instances, ...) and stays quiet on a healthy instance.
+#[test]
+fn the_alert_rules_fire_on_what_they_are_for_in_promtool_test_rules() {
+    let tests =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/monitoring/pez-alerts.test.yml");
+    let out = promtool(&["test", "rules", &tests.to_string_lossy()], "");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
