@@ -108,11 +108,13 @@ expected_files=$(sort <<'EOF'
 -rw-r----- root pez /etc/pez/pez.env
 -rwxr-xr-x root root /usr/bin/pez
 -rw-r--r-- root root /usr/lib/systemd/system/pez.service
+-rw-r--r-- root root /usr/share/pez/monitoring/pez-alerts.yml
+-rw-r--r-- root root /usr/share/pez/monitoring/pez-dashboard.json
 EOF
 )
 files=$(rpm -qp --qf '[%{FILEMODES:perms} %{FILEUSERNAME} %{FILEGROUPNAME} %{FILENAMES}\n]' "$RPM_FILE" 2>&1 | sort)
 if [ "$files" = "$expected_files" ]; then
-    ok "rpm -qpl lists exactly /usr/bin/pez, the unit and /etc/pez/pez.env, with their modes and owners"
+    ok "rpm -qpl lists exactly /usr/bin/pez, the unit, /etc/pez/pez.env and the monitoring kit, with their modes and owners"
 else
     not_ok "rpm -qpl lists exactly the expected files, modes and owners" \
         "$(diff <(echo "$expected_files") <(echo "$files"))"
@@ -251,6 +253,27 @@ if [ -z "$bad" ]; then
     ok "rpm2cpio | cpio unpacks every file of the RPM, each matching its SHA-256 digest"
 else
     not_ok "rpm2cpio | cpio unpacks every file, each matching its digest" "$bad"
+fi
+# The operations kit (issue 18): the files of packaging/monitoring/, the
+# rules accepted by promtool and the dashboard JSON with a query per panel
+# (make test checks the metrics they use against a live /metrics).
+KIT=$PKG/usr/share/pez/monitoring
+bad=""
+for file in pez-alerts.yml pez-dashboard.json; do
+    cmp -s "$KIT/$file" "packaging/monitoring/$file" ||
+        bad+="$file is not packaging/monitoring/$file (an RPM older than the file?)"$'\n'
+done
+if ! command -v promtool >/dev/null 2>&1; then
+    bad+="promtool missing (Debian's prometheus package; .ci/run installs it)"$'\n'
+elif ! out=$(promtool check rules "$KIT/pez-alerts.yml" 2>&1); then
+    bad+="promtool check rules: $out"$'\n'
+fi
+jq -e '[.panels[] | select(.type != "row")] | length >= 10 and all(.[]; (.targets | length) > 0 and all(.targets[]; (.expr // "") != ""))' \
+    "$KIT/pez-dashboard.json" >/dev/null 2>&1 || bad+="pez-dashboard.json: not JSON, or a panel without a query"$'\n'
+if [ -z "$bad" ]; then
+    ok "the RPM installs the monitoring kit under /usr/share/pez/monitoring/: the alert rules pass promtool check rules, every dashboard panel has a query"
+else
+    not_ok "the RPM installs the monitoring kit under /usr/share/pez/monitoring/" "$bad"
 fi
 PEZ=$PKG/usr/bin/pez
 ENV_FILE=$PKG/etc/pez/pez.env

@@ -124,7 +124,7 @@ impl Dispenser {
             Mode::Strict => Engine::Strict(StrictQueue::new()),
         };
         Arc::new(Sequence {
-            issued: self.metrics.issued_counter(&state.spec.name),
+            issued: self.metrics.register_sequence(&state.spec.name),
             spec: state.spec.clone(),
             generation: AtomicI64::new(state.generation),
             engine,

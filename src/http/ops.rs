@@ -12,6 +12,7 @@ use super::app::{App, RequestHeaders};
 use super::auth::{Need, authorize};
 use super::problem::ApiError;
 use super::status_page::{self, Details, PageInfo, SequenceStatus};
+use crate::telemetry::metrics::SequenceGauges;
 use bytes::Bytes;
 use hyper::Response;
 use hyper::header::{self, HeaderValue};
@@ -200,15 +201,18 @@ fn positions(app: &App) -> Vec<(crate::sequence::SequenceSpec, Option<i64>, u64)
 
 /// GET /metrics: the Prometheus text format, gauges refreshed first.
 pub fn metrics(app: &App) -> Answer {
-    let states: Vec<(String, u64, f64)> = positions(app)
+    let states: Vec<SequenceGauges> = positions(app)
         .into_iter()
-        .map(|(spec, next, on_hand)| {
-            let used = spec.used_fraction(next);
-            (spec.name, on_hand, used)
+        .map(|(spec, next, on_hand)| SequenceGauges {
+            range_used: spec.used_fraction(next),
+            remaining: spec.remaining(next),
+            on_hand,
+            name: spec.name,
         })
         .collect();
     let metrics = app.dispenser.metrics();
-    metrics.sequence_states(&states);
+    // Ready as /readyz says, from the same state (no store call).
+    metrics.set_state(app.dispenser.not_ready().is_empty(), &states);
     let mut response = Response::new(Bytes::from(metrics.render()));
     response.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -294,6 +294,16 @@ impl SequenceSpec {
         (used as f64 / size).clamp(0.0, 1.0)
     }
 
+    /// How many numbers are left before the sequence wraps (or runs out)
+    /// when `next` is the next number it issues, `next` included; 0 when
+    /// exhausted.
+    pub fn remaining(&self, next: Option<i64>) -> u64 {
+        let Some(next) = next.filter(|next| self.contains(*next)) else {
+            return 0;
+        };
+        self.terminus().abs_diff(next) + 1
+    }
+
     /// How many numbers one lap of the sequence holds.
     pub fn size(&self) -> u64 {
         self.min.abs_diff(self.max) + 1
@@ -376,6 +386,18 @@ mod tests {
         assert_eq!(r.used_fraction(Some(i64::MAX)), 0.0);
         assert!(r.used_fraction(Some(1)) > 0.999_999);
         assert!(SequenceSpec::forward().used_fraction(Some(1_000_001)) > 0.0);
+    }
+
+    #[test]
+    fn the_numbers_left_count_from_next_to_the_terminus() {
+        let up = spec(Direction::Ascending, 11, 110, false);
+        assert_eq!(up.remaining(Some(11)), 100);
+        assert_eq!(up.remaining(Some(110)), 1);
+        assert_eq!(up.remaining(None), 0);
+        let down = spec(Direction::Descending, 1, 50, true);
+        assert_eq!(down.remaining(Some(50)), 50);
+        assert_eq!(down.remaining(Some(48)), 48);
+        assert_eq!(SequenceSpec::forward().remaining(Some(1)), i64::MAX as u64);
     }
 
     #[test]

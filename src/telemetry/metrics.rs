@@ -3,25 +3,31 @@
 //!
 //! Counters are bumped where things happen (requests in the HTTP layer,
 //! leases in the dispenser); gauges that describe state (numbers on hand,
-//! range used) are set just before each scrape from the dispenser's view.
+//! range used, numbers left, readiness) are set just before each scrape
+//! from the dispenser's view.
+//!
+//! Every series whose labels can be known at start exists from the first
+//! scrape, at zero: requests by route and status, store calls and errors by
+//! operation, and each sequence's leases by outcome as soon as the
+//! sequence is known. An alert on `rate(pez_store_errors_total[5m])` then
+//! sees the first error, instead of a series that appears with it.
 
-use prometheus::IntCounter;
+use super::process::ProcessCollector;
 use prometheus::{
-    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Every metric of one PEZ instance, in its own registry.
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
-    requests: IntCounterVec,
     /// The request counters, found without hashing labels on the hot path:
-    /// by route and status, made on first use.
-    request_counters: Vec<OnceLock<IntCounter>>,
+    /// by route and status, every pair made at start.
+    request_counters: Vec<IntCounter>,
     issued: IntCounterVec,
     leases: IntCounterVec,
     lease_seconds: HistogramVec,
@@ -29,6 +35,9 @@ pub struct Metrics {
     store_errors: IntCounterVec,
     on_hand: IntGaugeVec,
     range_used: GaugeVec,
+    remaining: GaugeVec,
+    exhaustion_seconds: GaugeVec,
+    ready: IntGauge,
     /// Samples of `issued` per sequence, one a second for a minute, for
     /// the rates of the status page.
     samples: Mutex<VecDeque<(Instant, HashMap<String, u64>)>>,
@@ -36,6 +45,35 @@ pub struct Metrics {
 
 /// The outcomes `pez_leases_total` counts a lease by (its `outcome` label).
 pub const LEASE_OUTCOMES: [&str; 3] = ["ok", "error", "exhausted"];
+
+/// The store operations `pez_store_calls_total` and
+/// `pez_store_errors_total` count (their `operation` label): every name
+/// `StoreLink::call` is given, so each series exists from the start.
+pub const STORE_OPERATIONS: [&str; 10] = [
+    "reserve",
+    "give_back",
+    "list",
+    "create",
+    "delete",
+    "restart",
+    "heartbeat",
+    "farewell",
+    "generations",
+    "probe",
+];
+
+/// What Prometheus needs to know of one sequence at a scrape.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SequenceGauges {
+    /// Its name.
+    pub name: String,
+    /// Leased numbers this instance holds, unissued.
+    pub on_hand: u64,
+    /// Fraction of its range used before it wraps or runs out.
+    pub range_used: f64,
+    /// Numbers left before it wraps or runs out (`SequenceSpec::remaining`).
+    pub remaining: u64,
+}
 
 /// How long the status page's rates look back.
 pub const RATE_WINDOW: Duration = Duration::from_secs(60);
@@ -109,6 +147,32 @@ impl Metrics {
             )
             .expect("valid metric"),
         );
+        let gauge = |name: &str, help: &str| {
+            registered(
+                &registry,
+                GaugeVec::new(Opts::new(name, help), &["sequence"]).expect("valid metric"),
+            )
+        };
+        let remaining = gauge(
+            "pez_sequence_remaining",
+            "Numbers the sequence has left before it wraps (cycling) or runs out, counted \
+             from the next number this instance issues.",
+        );
+        let exhaustion_seconds = gauge(
+            "pez_sequence_exhaustion_seconds",
+            "Seconds until the sequence wraps or runs out at the rate of the last minute on \
+             this instance; +Inf when idle.",
+        );
+        let ready = registered(
+            &registry,
+            IntGauge::new(
+                "pez_ready",
+                "1 when the instance is ready for traffic (GET /readyz answers 200), 0 otherwise.",
+            )
+            .expect("valid metric"),
+        );
+        // The process_* metrics of every Prometheus client.
+        let _ = registry.register(Box::new(ProcessCollector::new()));
         let range_used = registered(
             &registry,
             GaugeVec::new(
@@ -130,12 +194,22 @@ impl Metrics {
             .expect("valid metric"),
         );
         build.with_label_values(&[version]).set(1);
+        // In the order `request` finds them: route, then status.
+        let request_counters = Route::ALL
+            .iter()
+            .flat_map(|route| {
+                STATUSES
+                    .iter()
+                    .map(|status| requests.with_label_values(&[route.as_str(), status]))
+            })
+            .collect();
+        for operation in STORE_OPERATIONS {
+            store_calls.with_label_values(&[operation]);
+            store_errors.with_label_values(&[operation]);
+        }
         Self {
             registry,
-            request_counters: (0..Route::COUNT * STATUSES.len())
-                .map(|_| OnceLock::new())
-                .collect(),
-            requests,
+            request_counters,
             issued,
             leases,
             lease_seconds,
@@ -143,6 +217,9 @@ impl Metrics {
             store_errors,
             on_hand,
             range_used,
+            remaining,
+            exhaustion_seconds,
+            ready,
             samples: Mutex::new(VecDeque::new()),
         }
     }
@@ -150,17 +227,17 @@ impl Metrics {
     /// Counts one answered request. The counters are found by index, not by
     /// hashing labels: this runs for every request.
     pub fn request(&self, route: Route, status: u16) {
-        let status = status_index(status);
-        self.request_counters[route as usize * STATUSES.len() + status]
-            .get_or_init(|| {
-                self.requests
-                    .with_label_values(&[route.as_str(), STATUSES[status]])
-            })
-            .inc();
+        self.request_counters[route as usize * STATUSES.len() + status_index(status)].inc();
     }
 
-    /// The counter of numbers handed out of `sequence`, to keep and bump.
-    pub fn issued_counter(&self, sequence: &str) -> IntCounter {
+    /// Makes every series of `sequence` (its leases by outcome and their
+    /// latency at zero), and returns the counter of numbers handed out of
+    /// it, to keep and bump.
+    pub fn register_sequence(&self, sequence: &str) -> IntCounter {
+        for outcome in LEASE_OUTCOMES {
+            self.leases.with_label_values(&[sequence, outcome]);
+        }
+        self.lease_seconds.with_label_values(&[sequence]);
         self.issued.with_label_values(&[sequence])
     }
 
@@ -193,21 +270,38 @@ impl Metrics {
         let _ = self.lease_seconds.remove_label_values(&[sequence]);
         let _ = self.on_hand.remove_label_values(&[sequence]);
         let _ = self.range_used.remove_label_values(&[sequence]);
+        let _ = self.remaining.remove_label_values(&[sequence]);
+        let _ = self.exhaustion_seconds.remove_label_values(&[sequence]);
     }
 
-    /// Sets the state gauges (before a scrape): for each sequence, the
-    /// numbers on hand and the fraction of its range used. Sequences not
-    /// listed (deleted ones) disappear.
-    pub fn sequence_states(&self, states: &[(String, u64, f64)]) {
+    /// Sets the state gauges (before a scrape): whether the instance is
+    /// ready, and for each sequence the numbers on hand, the fraction of
+    /// its range used, the numbers left and the seconds until they run out
+    /// at the last minute's rate. Sequences not listed (deleted ones)
+    /// disappear.
+    pub fn set_state(&self, ready: bool, states: &[SequenceGauges]) {
+        self.ready.set(i64::from(ready));
         self.on_hand.reset();
         self.range_used.reset();
-        for (sequence, on_hand, range_used) in states {
+        self.remaining.reset();
+        self.exhaustion_seconds.reset();
+        for state in states {
+            let name = [state.name.as_str()];
             self.on_hand
-                .with_label_values(&[sequence])
-                .set(*on_hand as i64);
+                .with_label_values(&name)
+                .set(state.on_hand as i64);
             self.range_used
-                .with_label_values(&[sequence])
-                .set(*range_used);
+                .with_label_values(&name)
+                .set(state.range_used);
+            self.remaining
+                .with_label_values(&name)
+                .set(state.remaining as f64);
+            self.exhaustion_seconds
+                .with_label_values(&name)
+                .set(seconds_until_exhausted(
+                    state.remaining,
+                    self.per_second(&state.name),
+                ));
         }
     }
 
@@ -216,7 +310,25 @@ impl Metrics {
         let mut out = Vec::new();
         // Encoding our own well-formed metrics into a Vec cannot fail.
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
-        String::from_utf8(out).unwrap_or_default()
+        let text = String::from_utf8(out).unwrap_or_default();
+        // The encoder writes a value with Rust's `to_string`, so infinity
+        // as `inf`; the exposition format spells it `+Inf` (`-Inf`, `NaN`).
+        // A value is last on its line (no timestamps here), and a label
+        // value ends with `"`: only values are rewritten.
+        if !text.contains(" inf\n") && !text.contains(" -inf\n") && !text.contains(" NaN\n") {
+            return text;
+        }
+        text.lines()
+            .map(|line| {
+                if let Some(series) = line.strip_suffix(" inf") {
+                    format!("{series} +Inf\n")
+                } else if let Some(series) = line.strip_suffix(" -inf") {
+                    format!("{series} -Inf\n")
+                } else {
+                    format!("{line}\n")
+                }
+            })
+            .collect()
     }
 
     /// Takes a sample of the issued counters of `sequences` (call once a
@@ -251,6 +363,19 @@ impl Metrics {
         let before = first.get(sequence).copied().unwrap_or(0);
         let after = last.get(sequence).copied().unwrap_or(0);
         after.saturating_sub(before) as f64 / seconds
+    }
+}
+
+/// Seconds until `remaining` numbers are gone at `per_second`: none left is
+/// 0, none taken is +Inf (Prometheus writes it `+Inf`; `... < 30 * 86400`
+/// is then false, as an idle sequence should be).
+pub fn seconds_until_exhausted(remaining: u64, per_second: f64) -> f64 {
+    if remaining == 0 {
+        0.0
+    } else if per_second > 0.0 {
+        remaining as f64 / per_second
+    } else {
+        f64::INFINITY
     }
 }
 
@@ -293,8 +418,26 @@ pub enum Route {
 }
 
 impl Route {
-    /// How many routes there are.
-    const COUNT: usize = Route::Other as usize + 1;
+    /// Every route, in the order of their discriminants (which index
+    /// `Metrics::request_counters`).
+    const ALL: [Route; 16] = [
+        Route::V1Forward,
+        Route::V1Reverse,
+        Route::V2Forward,
+        Route::V2Reverse,
+        Route::Sequences,
+        Route::Sequence,
+        Route::Next,
+        Route::Lease,
+        Route::Restart,
+        Route::StatusPage,
+        Route::Healthz,
+        Route::Readyz,
+        Route::Metrics,
+        Route::Version,
+        Route::OpenApi,
+        Route::Other,
+    ];
 
     /// The route as its label.
     pub fn as_str(self) -> &'static str {
@@ -350,14 +493,70 @@ fn status_index(status: u16) -> usize {
 mod tests {
     use super::*;
 
+    fn gauges(name: &str, on_hand: u64, range_used: f64, remaining: u64) -> SequenceGauges {
+        SequenceGauges {
+            name: name.into(),
+            on_hand,
+            range_used,
+            remaining,
+        }
+    }
+
+    #[test]
+    fn each_route_is_at_its_index() {
+        for (index, route) in Route::ALL.iter().enumerate() {
+            assert_eq!(*route as usize, index, "{route:?}");
+        }
+    }
+
+    /// Every operation the dispenser names in a store call is one whose
+    /// series exist from the start.
+    #[test]
+    fn every_store_operation_in_the_code_is_listed() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/dispenser");
+        let mut found = 0;
+        for entry in std::fs::read_dir(dir).expect("src/dispenser") {
+            let text = std::fs::read_to_string(entry.expect("entry").path()).expect("read");
+            for piece in text.split(".call(\"").skip(1) {
+                let operation = piece.split('"').next().unwrap_or_default();
+                assert!(STORE_OPERATIONS.contains(&operation), "{operation}");
+                found += 1;
+            }
+        }
+        assert!(found >= 10, "{found} store calls found");
+    }
+
+    #[test]
+    fn time_to_exhaustion_is_remaining_over_the_rate() {
+        assert_eq!(seconds_until_exhausted(600, 20.0), 30.0);
+        assert_eq!(seconds_until_exhausted(0, 20.0), 0.0);
+        assert_eq!(seconds_until_exhausted(0, 0.0), 0.0);
+        assert_eq!(seconds_until_exhausted(5, 0.0), f64::INFINITY);
+        // Through the rate of the last minute.
+        let metrics = Metrics::new("x");
+        let issued = metrics.register_sequence("s");
+        let t0 = Instant::now();
+        let names = ["s".to_owned()];
+        metrics.sample(t0, &names);
+        issued.inc_by(300);
+        metrics.sample(t0 + Duration::from_secs(30), &names);
+        metrics.set_state(false, &[gauges("s", 0, 0.5, 1000)]);
+        let text = metrics.render();
+        assert!(
+            text.contains(r#"pez_sequence_exhaustion_seconds{sequence="s"} 100"#),
+            "{text}"
+        );
+        assert!(text.contains("pez_ready 0"), "{text}");
+    }
+
     #[test]
     fn counters_show_up_in_the_exposition() {
         let metrics = Metrics::new("1.2.3");
         metrics.request(Route::V1Forward, 200);
         metrics.request(Route::V1Forward, 200);
-        metrics.issued_counter("forward").inc_by(100);
+        metrics.register_sequence("forward").inc_by(100);
         metrics.lease("forward", "ok", Duration::from_millis(3));
-        metrics.sequence_states(&[("forward".into(), 900, 0.25)]);
+        metrics.set_state(true, &[gauges("forward", 900, 0.25, 7)]);
         let text = metrics.render();
         for line in [
             r#"pez_http_requests_total{route="/v1/forward",status="200"} 2"#,
@@ -367,6 +566,12 @@ mod tests {
             r#"pez_numbers_on_hand{sequence="forward"} 900"#,
             r#"pez_sequence_range_used_ratio{sequence="forward"} 0.25"#,
             r#"pez_build_info{version="1.2.3"} 1"#,
+            r#"pez_sequence_remaining{sequence="forward"} 7"#,
+            r#"pez_sequence_exhaustion_seconds{sequence="forward"} +Inf"#,
+            r#"pez_ready 1"#,
+            r#"pez_store_errors_total{operation="reserve"} 0"#,
+            r#"pez_http_requests_total{route="other",status="other"} 0"#,
+            r#"pez_leases_total{outcome="error",sequence="forward"} 0"#,
         ] {
             assert!(text.contains(line), "{line} missing:\n{text}");
         }
@@ -376,12 +581,15 @@ mod tests {
     fn a_forgotten_sequence_leaves_no_series() {
         let metrics = Metrics::new("1.2.3");
         for name in ["gone", "kept"] {
-            metrics.issued_counter(name).inc();
+            metrics.register_sequence(name).inc();
             for outcome in LEASE_OUTCOMES {
                 metrics.lease(name, outcome, Duration::from_millis(1));
             }
         }
-        metrics.sequence_states(&[("gone".into(), 1, 0.5), ("kept".into(), 1, 0.5)]);
+        metrics.set_state(
+            true,
+            &[gauges("gone", 1, 0.5, 1), gauges("kept", 1, 0.5, 1)],
+        );
         metrics.forget("gone");
         metrics.forget("never-there");
         let text = metrics.render();
@@ -396,7 +604,7 @@ mod tests {
         let t0 = Instant::now();
         let names = ["forward".to_owned(), "reverse".to_owned()];
         metrics.sample(t0, &names);
-        metrics.issued_counter("forward").inc_by(600);
+        metrics.register_sequence("forward").inc_by(600);
         metrics.sample(t0 + Duration::from_secs(30), &names);
         assert_eq!(metrics.per_second("forward"), 20.0);
         metrics.sample(t0 + Duration::from_secs(90), &names);

@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod metrics;
+pub mod process;
 pub mod untrusted;
 
 pub use metrics::Metrics;

@@ -15,6 +15,8 @@ mod lease_limits;
 mod lifecycle;
 mod local_users;
 mod logs;
+mod metrics;
+mod monitoring;
 mod never_twice;
 mod operations;
 mod pooler;
