@@ -471,6 +471,28 @@ async fn ring_about_to_wrap_with_p_held(app: &TestApp) -> i64 {
     3000
 }
 
+/// Where the store stands for `name` once it reads `expected` (or after
+/// ten seconds, whatever it reads then): a lease in the background lands
+/// when the machine lets it.
+async fn store_next_once_settled(app: &TestApp, name: &str, expected: i64) -> i64 {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let shown = admin(
+            &app.http,
+            Method::GET,
+            &format!("/v2/sequences/{name}"),
+            None,
+        )
+        .await
+        .json();
+        let store_next = shown["store_next"].as_i64().expect("store_next");
+        if store_next == expected || tokio::time::Instant::now() > deadline {
+            return store_next;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Range leases of the ring from where it stands until one holds `p_last`;
 /// then the server stops, starts again on `store`, and must serve none of
 /// what those leases had (they are all of the lap it is in).
@@ -510,12 +532,20 @@ async fn a_give_back_never_covers_blocks_of_two_laps(backend: Backend) {
     };
     let app = TestApp::spawn_in(store.clone(), small).await;
     let p_last = ring_about_to_wrap_with_p_held(&app).await;
-    // The server runs low on P and leases Q = 1..1000 (and perhaps more),
-    // which begins lap 2, while P's rest is still on hand.
+    // The server runs low on P and leases Q = 1..1000, which begins lap 2,
+    // while P's rest is still on hand. Paced: taken fast, the server
+    // would lease ahead by its rate (up to half this ring) and take lap
+    // 2's 2001..3000 itself, and the range leases below would then run
+    // into lap 3 - the layout this test needs depends on Q alone.
     for _ in 0..6 {
         app.numbers("/v2/sequences/ring/next?count=100").await;
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        store_next_once_settled(&app, "ring", 1001).await,
+        1001,
+        "the server leased Q = 1..1000 and nothing more"
+    );
     // Range leases take lap 2 on, over P's numbers.
     lap_two_over_p_then_a_restart_serves_none_of_it(app, Vec::new(), p_last, store, small).await;
 }
