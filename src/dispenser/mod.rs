@@ -20,6 +20,7 @@
 
 mod backoff;
 mod calls;
+mod exact;
 mod health;
 mod leaser;
 mod range;
