@@ -15,8 +15,9 @@
 //!
 //! Around them: [`registry`] (the sequences, and following the store's
 //! changes), [`sync`] (polling the store), [`range`] (range leases),
-//! [`shutdown`] (the graceful stop), [`calls`] (bounded store calls),
-//! [`backoff`] (pauses between tries against a failing store).
+//! [`exact`] (exact takes from the store, for range leases and strict
+//! batches), [`shutdown`] (the graceful stop), [`calls`] (bounded store
+//! calls), [`backoff`] (pauses between tries against a failing store).
 
 mod backoff;
 mod calls;
