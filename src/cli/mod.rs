@@ -11,7 +11,8 @@ mod store;
 
 pub use sequence::format_list;
 
-use crate::config::{Cli, Command, SequenceCommand, Settings, StoreCommand};
+use crate::config::Settings;
+use crate::config::command::{Cli, Command, SequenceCommand, StoreCommand};
 use crate::server::{self, Server};
 use crate::store::{Consent, OpenError, Store};
 use crate::systemd::{self, Notifier};

@@ -8,7 +8,8 @@
 //! level: a module is named with its level, `pez=trace`.
 
 use super::declared::LOG;
-use super::{SettingError, unknown};
+use super::error::SettingError;
+use super::unknown;
 
 /// The levels a bare word may be, as env_logger reads them (any case).
 const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];

@@ -4,14 +4,45 @@
 
 use super::backoff::Backoff;
 use super::calls::StoreLink;
-use super::registry::Leased;
-use super::reservoir::LeaseDecision;
+use super::reservoir::{LeaseDecision, Reservoir};
 use crate::sequence::Block;
 use crate::store::StoreError;
 use crate::telemetry::Metrics;
+use crate::unpoisoned;
 use log::{debug, error, info, warn};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+use tokio::sync::Notify;
+
+/// The stock of a leased sequence and the signals around it.
+#[derive(Debug)]
+pub struct Leased {
+    reservoir: Mutex<Reservoir>,
+    /// Wakes the leaser: stock is low.
+    pub lease_needed: Notify,
+    /// Wakes waiting requests: a lease finished, well or badly.
+    pub lease_done: Notify,
+    /// Wakes the leaser out of a retry pause: the sequence is closing.
+    pub closing: Notify,
+}
+
+impl Leased {
+    /// A leased sequence's stock, starting from `reservoir`, with no one
+    /// waiting yet.
+    pub fn new(reservoir: Reservoir) -> Self {
+        Self {
+            reservoir: Mutex::new(reservoir),
+            lease_needed: Notify::new(),
+            lease_done: Notify::new(),
+            closing: Notify::new(),
+        }
+    }
+
+    /// The reservoir, locked (never across an `.await`).
+    pub fn reservoir(&self) -> MutexGuard<'_, Reservoir> {
+        unpoisoned::lock(&self.reservoir)
+    }
+}
 
 /// Reserves one block for the sequence if its reservoir wants one; reports
 /// the outcome to the reservoir and wakes the requests waiting for it.

@@ -15,11 +15,13 @@
 //!
 //! Around them: [`registry`] (the sequences, and following the store's
 //! changes), [`sync`] (polling the store), [`range`] (range leases),
-//! [`shutdown`] (the graceful stop), [`calls`] (bounded store calls),
-//! [`backoff`] (pauses between tries against a failing store).
+//! [`exact`] (exact takes from the store, for range leases and strict
+//! batches), [`shutdown`] (the graceful stop), [`calls`] (bounded store
+//! calls), [`backoff`] (pauses between tries against a failing store).
 
 mod backoff;
 mod calls;
+mod exact;
 mod health;
 mod leaser;
 mod range;
@@ -38,7 +40,8 @@ use crate::sequence::{Block, SequenceSpec};
 use crate::store::{Consent, Created, Position, Store, StoreError};
 use crate::telemetry::Metrics;
 use crate::unpoisoned;
-use registry::{Engine, Leased, Sequence};
+use leaser::Leased;
+use registry::{Engine, Sequence};
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -1,15 +1,14 @@
-//! Exact takes straight from the store: range leases, and the batches of
-//! strict sequences.
+//! Range leases: exact takes straight from the store ([`super::exact`]),
+//! retried within the request's wait, for a client to hand out itself.
 
 use super::backoff::Backoff;
-use super::calls::StoreLink;
+use super::exact::take_exact;
 use super::leaser::describe_runs;
 use super::registry::Sequence;
 use super::{DispenseError, Dispenser};
 use crate::sequence::{Block, Mode};
 use crate::store::StoreError;
 use log::{debug, warn};
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -19,92 +18,6 @@ const FIRST_RETRY_PAUSE: Duration = Duration::from_millis(50);
 
 /// The longest pause between tries: short, since the request waits.
 const MAX_RETRY_PAUSE: Duration = Duration::from_millis(400);
-
-/// Beyond the reservations a take needs (its count over what one
-/// reservation holds), this many more: a small cycling sequence that other
-/// callers keep wrapping may need a few.
-const SPARE_RESERVATIONS: u64 = 64;
-
-/// What an exact take got: the runs, in order, and the sequence's count of
-/// laps after the last reservation (what a give-back of its rest names).
-#[derive(Debug)]
-pub struct Exact {
-    /// The numbers, as runs in sequence order.
-    pub runs: Vec<Block>,
-    /// The count of laps after the last reservation.
-    pub laps: i64,
-}
-
-/// Takes exactly `count` numbers of `spec` (of `generation`) from the
-/// store, in as many reservations as the count and wraps need (each holds
-/// up to `most`); fewer only if a non-cycling sequence runs out. A store
-/// that rounds up to its step leaves the excess unissued: a gap. No number
-/// is taken twice: the numbers of a block that the runs taken so far hold
-/// already (a small cycling sequence other callers wrapped meanwhile) are
-/// left as a gap too.
-pub async fn take_exact(
-    link: &Arc<StoreLink>,
-    name: &str,
-    generation: i64,
-    count: u64,
-    most: u64,
-) -> Result<Exact, StoreError> {
-    let mut runs: Vec<Block> = Vec::new();
-    let mut laps = 0;
-    let mut remaining = count;
-    let mut reservations = 0;
-    let budget = count.div_ceil(most.max(1)) + SPARE_RESERVATIONS;
-    while remaining > 0 {
-        reservations += 1;
-        if reservations > budget {
-            return Err(StoreError::Ambiguous(format!(
-                "{name}: no {count} distinct numbers in {budget} reservations"
-            )));
-        }
-        let owned = name.to_owned();
-        let reserved = match link
-            .call("reserve", move |store| {
-                store.reserve(&owned, generation, remaining)
-            })
-            .await
-        {
-            Ok(reserved) => {
-                laps = reserved.laps();
-                reserved
-            }
-            Err(StoreError::Exhausted(_)) if !runs.is_empty() => break,
-            Err(e) => {
-                if matches!(e, StoreError::Stale(_)) {
-                    link.request_sync();
-                }
-                return Err(e);
-            }
-        };
-        for reserved_block in reserved.into_blocks() {
-            let mut parts = vec![reserved_block];
-            for run in &runs {
-                if parts.iter().any(|part| part.overlaps(run)) {
-                    parts = parts.iter().flat_map(|part| part.minus(run)).collect();
-                }
-            }
-            for block in parts {
-                if remaining == 0 {
-                    break;
-                }
-                let (front, _excess) = block.split_front(remaining.min(block.len()));
-                remaining -= front.len();
-                match runs
-                    .last_mut()
-                    .and_then(|last| last.join(front).map(|joined| (last, joined)))
-                {
-                    Some((last, joined)) => *last = joined,
-                    None => runs.push(front),
-                }
-            }
-        }
-    }
-    Ok(Exact { runs, laps })
-}
 
 impl Dispenser {
     /// The largest exact take (a strict take, a range lease) of `sequence`

@@ -2,17 +2,17 @@
 //! sequences created elsewhere are added, deleted ones dropped, restarted
 //! ones (a new generation) lose the blocks on hand.
 
+use super::Dispenser;
+use super::leaser::{self, Leased};
 use super::reservoir::{BlockSizing, Reservoir};
 use super::strict::StrictQueue;
-use super::{Dispenser, leaser};
 use crate::sequence::{Block, Mode, SequenceSpec};
 use crate::store::SequenceState;
 use crate::unpoisoned;
 use log::info;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
-use tokio::sync::Notify;
+use std::sync::{Arc, Mutex};
 use tokio::task::JoinHandle;
 
 /// How a sequence's numbers are produced in this instance.
@@ -23,25 +23,6 @@ pub enum Engine {
     Leased(Box<Leased>),
     /// Straight from the store, request by request (batched).
     Strict(StrictQueue),
-}
-
-/// The stock of a leased sequence and the signals around it.
-#[derive(Debug)]
-pub struct Leased {
-    reservoir: Mutex<Reservoir>,
-    /// Wakes the leaser: stock is low.
-    pub lease_needed: Notify,
-    /// Wakes waiting requests: a lease finished, well or badly.
-    pub lease_done: Notify,
-    /// Wakes the leaser out of a retry pause: the sequence is closing.
-    pub closing: Notify,
-}
-
-impl Leased {
-    /// The reservoir, locked (never across an `.await`).
-    pub fn reservoir(&self) -> MutexGuard<'_, Reservoir> {
-        unpoisoned::lock(&self.reservoir)
-    }
 }
 
 /// One sequence in this instance.
@@ -111,16 +92,11 @@ impl Dispenser {
     /// A new sequence of this instance, not yet serving.
     pub(super) fn new_sequence(&self, state: &SequenceState) -> Arc<Sequence> {
         let engine = match state.spec.mode {
-            Mode::Leased => Engine::Leased(Box::new(Leased {
-                reservoir: Mutex::new(Reservoir::new(
-                    BlockSizing::new(self.settings.block_min, self.settings.block_max)
-                        .within_lap(state.spec.size()),
-                    state.generation,
-                )),
-                lease_needed: Notify::new(),
-                lease_done: Notify::new(),
-                closing: Notify::new(),
-            })),
+            Mode::Leased => Engine::Leased(Box::new(Leased::new(Reservoir::new(
+                BlockSizing::new(self.settings.block_min, self.settings.block_max)
+                    .within_lap(state.spec.size()),
+                state.generation,
+            )))),
             Mode::Strict => Engine::Strict(StrictQueue::new()),
         };
         Arc::new(Sequence {

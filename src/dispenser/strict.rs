@@ -12,7 +12,7 @@
 use super::DispenseError;
 use super::backoff::Backoff;
 use super::calls::StoreLink;
-use super::range::take_exact;
+use super::exact::take_exact;
 use super::reservoir::{BlockSizing, Reservoir};
 use crate::sequence::Block;
 use crate::store::{Stamp, StoreError};

@@ -51,7 +51,7 @@ pub fn number_resource(
             }
             Err(e) => e.into_response(Some(resource.path)),
         },
-        Method::OPTIONS => help(super::openapi::help(resource.path, app), ALLOW),
+        Method::OPTIONS => help(super::openapi::options::help(resource.path, app), ALLOW),
         ref other => ApiError::MethodNotAllowed {
             method: other.to_string(),
             allow: ALLOW,

@@ -79,7 +79,7 @@ pub async fn handle(
             Op::OpenApi => json(StatusCode::OK, super::openapi::document(&app).to_string()),
             Op::StatusPage => page(&app, may_observe().is_ok()),
         },
-        Method::OPTIONS => help(super::openapi::help(op.path(), &app), ALLOW),
+        Method::OPTIONS => help(super::openapi::options::help(op.path(), &app), ALLOW),
         other => ApiError::MethodNotAllowed {
             method: other.to_string(),
             allow: ALLOW,

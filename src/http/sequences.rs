@@ -121,7 +121,7 @@ async fn respond(
 ) -> Result<Answer, ApiError> {
     if method == Method::OPTIONS {
         return Ok(help(
-            super::openapi::help(target.template(), app),
+            super::openapi::options::help(target.template(), app),
             target.allow(),
         ));
     }

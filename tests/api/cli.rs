@@ -335,7 +335,7 @@ fn subcommand_paths() -> Vec<(Vec<String>, Vec<String>)> {
         }
     }
     let mut out = Vec::new();
-    walk(&pez::config::Cli::command(), Vec::new(), &mut out);
+    walk(&pez::config::command::Cli::command(), Vec::new(), &mut out);
     out
 }
 

@@ -279,7 +279,7 @@ fn every_shell_example_of_the_readme_runs_in_order() {
 
 /// What a setting is when unset: its declared default, or for one with
 /// none of its own what its --help names ("[default: prefer, or ...").
-fn effective_default(setting: &declared::Setting) -> String {
+fn effective_default(setting: &pez::config::Setting) -> String {
     setting.default.map(str::to_owned).unwrap_or_else(|| {
         setting
             .help
@@ -289,7 +289,7 @@ fn effective_default(setting: &declared::Setting) -> String {
     })
 }
 
-fn setting_named(variable: &str) -> &'static declared::Setting {
+fn setting_named(variable: &str) -> &'static pez::config::Setting {
     declared::ALL
         .iter()
         .find(|s| s.variable == variable)
