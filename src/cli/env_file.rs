@@ -64,7 +64,7 @@ pub fn load(named: Option<OsString>) -> Result<Option<Loaded>, String> {
 /// Where [`load`] reads from, said once on stderr.
 pub fn announce(loaded: &Loaded) {
     eprintln!(
-        "note: settings read from {} (the environment and flags win over it)",
+        "note: settings read from {} (the environment and flags win over it; a store they name takes none of its store settings)",
         loaded.path.display()
     );
 }

@@ -2,13 +2,27 @@
 //! them as text, one argument per declared setting) and the service's
 //! settings file, before any of them is checked.
 
-use super::declared::ALL;
+use super::declared::{
+    ALL, DATA_DIR, DATABASE_URL, DB_HOST, DB_NAME, DB_PASSWORD, DB_PORT, DB_USERNAME,
+};
 use super::error::SettingError;
 use super::setting::{Kind, Setting};
 use clap::{ArgMatches, Args, Command, FromArgMatches};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
+
+/// The settings that together name the store a command reaches: taken
+/// from the service's settings file all or none ([`RawSettings::beneath`]).
+pub const STORE_IDENTITY: [&Setting; 7] = [
+    &DATABASE_URL,
+    &DB_HOST,
+    &DB_PORT,
+    &DB_NAME,
+    &DB_USERNAME,
+    &DB_PASSWORD,
+    &DATA_DIR,
+];
 
 /// The settings as given (or defaulted), before validation.
 #[derive(Clone, Default)]
@@ -102,10 +116,23 @@ impl RawSettings {
     /// Takes each setting `file` assigns (the service's settings file,
     /// `(VARIABLE, value)` pairs) unless the environment or a flag gave it:
     /// the file sits below both. Other variables in it are left alone.
+    ///
+    /// Which store a command reaches is named by several settings together
+    /// ([`STORE_IDENTITY`]): once the environment or a flag names any of
+    /// them, the file names none. Else `PEZ_DATA_DIR=/tmp/x pez sequence
+    /// restart ...` would keep the file's `PEZ_DATABASE_URL` (which wins
+    /// over a data directory) and restart the service's production
+    /// sequence, and `PEZ_DB_HOST=staging` would send the file's password
+    /// to staging.
     pub fn beneath(&mut self, file: &[(String, String)]) {
+        let store_named_here = STORE_IDENTITY
+            .iter()
+            .any(|setting| self.explicit.contains(setting.variable));
         for (variable, value) in file {
             if let Some(setting) = ALL.iter().find(|s| s.variable == variable)
                 && !self.explicit.contains(setting.variable)
+                && !(store_named_here
+                    && STORE_IDENTITY.iter().any(|s| s.variable == setting.variable))
             {
                 self.values.insert(setting.variable, value.clone());
             }

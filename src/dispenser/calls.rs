@@ -116,11 +116,12 @@ impl StoreLink {
             // A verdict (unknown name, exhausted, ...) is an answer too.
             _ => health.answered(operation, now),
         };
-        drop(health);
         // Once when an outage begins, once when it ends (StoreHealth
         // decides which answers end it). /readyz says only "store
         // unavailable": the cause, which may name the database's users,
-        // hosts and tables, is logged here.
+        // hosts and tables, is logged here. Logged before the health lock
+        // is let go, so no one reads "ready" before the line that says the
+        // store answers again is written.
         match (change, &outcome) {
             (Change::Down, Err(e)) => {
                 log::warn!("store: {operation} failed, not ready until it answers: {e}");
@@ -130,6 +131,7 @@ impl StoreLink {
             }
             _ => {}
         }
+        drop(health);
         outcome
     }
 

@@ -426,8 +426,7 @@ fn the_settings_file_is_read_below_the_environment_and_the_flags() {
          PEZ_MAX_COUNT=3\n\
          PEZ_BLOCK_SIZE=7\n\
          \x20 PEZ_BLOCK_MAX=9000\n\
-         PEZ_DB_NAME=\"pez$USER\"\n\
-         PEZ_DB_USERNAME=it's\n",
+         PEZ_DB_SSLROOTCERT=\"/etc/pez$USER\"\n",
     )
     .expect("write");
     let output = pez_command(dir.path())
@@ -442,8 +441,8 @@ fn the_settings_file_is_read_below_the_environment_and_the_flags() {
         "PEZ_MAX_COUNT=3",
         "PEZ_BLOCK_SIZE=8",
         "PEZ_BLOCK_MAX=9001",
-        "PEZ_DB_NAME=pez$USER",
-        "PEZ_DB_USERNAME=it's",
+        // Not a store's name: the test's PEZ_DATA_DIR names the store.
+        "PEZ_DB_SSLROOTCERT=/etc/pez$USER",
     ] {
         assert!(shown.lines().any(|l| l == line), "{line} missing:\n{shown}");
     }
@@ -456,6 +455,50 @@ fn the_settings_file_is_read_below_the_environment_and_the_flags() {
         1,
         "{stderr}"
     );
+}
+
+/// Which store a command reaches is named by several settings together: an
+/// operator who names a store of their own (a data directory, another
+/// host) must not get the file's PEZ_DATABASE_URL (which wins over a data
+/// directory) or its password along with it.
+#[test]
+fn a_store_named_in_the_environment_takes_none_of_the_files_store_settings() {
+    let dir = TempDir::new();
+    let file = dir.path().join("pez.env");
+    std::fs::write(
+        &file,
+        "PEZ_DATABASE_URL=postgres://127.0.0.1:1/production\n\
+         PEZ_DB_PASSWORD=service-secret\n\
+         PEZ_DB_NAME=production\n\
+         PEZ_MAX_COUNT=3\n",
+    )
+    .expect("write");
+    let data = dir.path().join("mine");
+    let output = pez_command(dir.path())
+        .env("PEZ_ENV_FILE", &file)
+        .env("PEZ_DATA_DIR", &data)
+        .args(["sequence", "create", "scratch"])
+        .output()
+        .expect("run");
+    assert!(output.status.success(), "{output:?}");
+    assert!(
+        data.join("pez.sqlite3").exists(),
+        "the embedded store named by PEZ_DATA_DIR, not the file's database: {output:?}"
+    );
+
+    let settings = pez_command(dir.path())
+        .env("PEZ_ENV_FILE", &file)
+        .env("PEZ_DB_HOST", "staging.internal")
+        .arg("settings")
+        .output()
+        .expect("run");
+    assert!(settings.status.success(), "{settings:?}");
+    let shown = String::from_utf8_lossy(&settings.stdout);
+    for line in ["PEZ_DATABASE_URL=", "PEZ_DB_PASSWORD=", "PEZ_DB_NAME=pez"] {
+        assert!(shown.lines().any(|l| l == line), "{line} missing:\n{shown}");
+    }
+    // Settings that name no store still come from the file.
+    assert!(shown.lines().any(|l| l == "PEZ_MAX_COUNT=3"), "{shown}");
 }
 
 #[test]
