@@ -51,13 +51,19 @@ pub fn load(named: Option<OsString>) -> Result<Option<Loaded>, String> {
         },
         Err(e) => return Err(format!("{e} ({VARIABLE})")),
     };
-    let values = parse(&text).map_err(|line| {
+    let (values, ignored) = parse(&text).map_err(|line| {
         format!(
-            "cannot read {}: line {line} is not VARIABLE=value (an unclosed quote, say); its \
-             value is not shown",
+            "cannot read {}: line {line} opens a quote that never closes; its value is not \
+             shown",
             path.display()
         )
     })?;
+    for line in ignored {
+        eprintln!(
+            "note: line {line} of {} is not VARIABLE=value: ignored, as systemd ignores it",
+            path.display()
+        );
+    }
     Ok(Some(Loaded { path, values }))
 }
 
@@ -74,11 +80,14 @@ pub fn announce(loaded: &Loaded) {
 /// around the name and the value trimmed; within single quotes everything
 /// literal, within double quotes `\` escapes `"`, `\`, `` ` ``, `$` and a
 /// newline; outside quotes `\` escapes any character and a `\` at the end
-/// of a line joins the next. `$` is never expanded. The error is the
-/// number of the first line that is not an assignment.
-pub fn parse(text: &str) -> Result<Vec<(String, String)>, usize> {
+/// of a line joins the next. `$` is never expanded. A line that is no
+/// assignment (no `=`, or no valid name) is ignored, as systemd does, and
+/// its number returned beside the values; the error is the number of a
+/// line whose quote never closes.
+pub fn parse(text: &str) -> Result<(Vec<(String, String)>, Vec<usize>), usize> {
     let chars: Vec<char> = text.chars().collect();
     let mut out = Vec::new();
+    let mut ignored = Vec::new();
     let mut i = 0;
     let mut line = 1;
     while i < chars.len() {
@@ -111,7 +120,14 @@ pub fn parse(text: &str) -> Result<Vec<(String, String)>, usize> {
             && !name.starts_with(|c: char| c.is_ascii_digit())
             && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
         if i >= chars.len() || chars[i] != '=' || !valid_name {
-            return Err(first_line);
+            // systemd ignores such a line ("Ignoring invalid environment
+            // assignment") and starts the unit: so must we, or the
+            // service would refuse a file its own unit accepts.
+            while i < chars.len() && chars[i] != '\n' {
+                i += 1;
+            }
+            ignored.push(first_line);
+            continue;
         }
         i += 1;
         while i < chars.len() && chars[i] != '\n' && chars[i].is_whitespace() {
@@ -201,7 +217,7 @@ pub fn parse(text: &str) -> Result<Vec<(String, String)>, usize> {
         value.truncate(kept);
         out.push((name, value));
     }
-    Ok(out)
+    Ok((out, ignored))
 }
 
 #[cfg(test)]
@@ -209,7 +225,9 @@ mod tests {
     use super::*;
 
     fn pairs(text: &str) -> Vec<(String, String)> {
-        parse(text).unwrap()
+        let (values, ignored) = parse(text).unwrap();
+        assert_eq!(ignored, Vec::<usize>::new(), "{text}");
+        values
     }
 
     #[test]
@@ -235,9 +253,16 @@ mod tests {
     }
 
     #[test]
-    fn a_line_that_is_no_assignment_is_named_by_its_number() {
-        assert_eq!(parse("A=1\nnot an assignment\n"), Err(2));
+    fn a_line_that_is_no_assignment_is_ignored_by_its_number_as_systemd_does() {
+        let pair = |k: &str, v: &str| (k.to_owned(), v.to_owned());
+        assert_eq!(
+            parse("A=1\nnot an assignment\n1A=x\nB=2\n"),
+            Ok((vec![pair("A", "1"), pair("B", "2")], vec![2, 3]))
+        );
+    }
+
+    #[test]
+    fn a_quote_that_never_closes_is_named_by_its_line() {
         assert_eq!(parse("A=1\nB=\"unclosed\n"), Err(2));
-        assert_eq!(parse("1A=x\n"), Err(1));
     }
 }

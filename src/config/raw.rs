@@ -132,7 +132,9 @@ impl RawSettings {
             if let Some(setting) = ALL.iter().find(|s| s.variable == variable)
                 && !self.explicit.contains(setting.variable)
                 && !(store_named_here
-                    && STORE_IDENTITY.iter().any(|s| s.variable == setting.variable))
+                    && STORE_IDENTITY
+                        .iter()
+                        .any(|s| s.variable == setting.variable))
             {
                 self.values.insert(setting.variable, value.clone());
             }

@@ -373,9 +373,12 @@ impl Dispenser {
         let states = self.link.call("list", |store| store.list()).await?;
         self.keep_view(&states);
         let mut infos = Vec::with_capacity(states.len());
+        // One wait for all: many sequences starved at once (a store that
+        // answers reads but not writes) must not add up their waits.
+        let deadline = tokio::time::Instant::now() + self.settings.lease_wait;
         for state in states {
             let (next, on_hand) = match self.get(&state.spec.name) {
-                Some(sequence) => settled_on_hand(&sequence, self.settings.lease_wait).await,
+                Some(sequence) => settled_on_hand(&sequence, deadline).await,
                 None => (None, 0),
             };
             infos.push(SequenceInfo {
@@ -439,15 +442,16 @@ impl Dispenser {
     }
 }
 
-/// The next number `sequence` holds and how many it holds (none for a
-/// strict sequence).
 /// Like [`on_hand`], once a lease in flight while nothing is on hand has
-/// landed (waiting at most `wait`). The store counts such a lease's numbers
+/// landed (waiting until `deadline` at most). The store counts such a lease's numbers
 /// as gone the moment it commits, before this instance holds them: read in
 /// between, "next" would name the number after the block this instance is
 /// about to issue from (1001 for a fresh sequence whose first block is 1 to
 /// 1000).
-async fn settled_on_hand(sequence: &Sequence, wait: Duration) -> (Option<i64>, u64) {
+async fn settled_on_hand(
+    sequence: &Sequence,
+    deadline: tokio::time::Instant,
+) -> (Option<i64>, u64) {
     if let Some(leased) = sequence.leased() {
         // Registered before the check, so a lease that lands between the
         // check and the wait still wakes us.
@@ -459,12 +463,14 @@ async fn settled_on_hand(sequence: &Sequence, wait: Duration) -> (Option<i64>, u
         if in_flight {
             // A lease that does not land in time leaves "next" at the
             // store's: no worse than before, and the caller is not held.
-            let _ = tokio::time::timeout(wait, lease_done).await;
+            let _ = tokio::time::timeout_at(deadline, lease_done).await;
         }
     }
     on_hand(sequence)
 }
 
+/// The next number `sequence` holds and how many it holds (none for a
+/// strict sequence).
 fn on_hand(sequence: &Sequence) -> (Option<i64>, u64) {
     sequence
         .leased()
