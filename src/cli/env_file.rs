@@ -75,6 +75,10 @@ pub fn announce(loaded: &Loaded) {
     );
 }
 
+/// A settings file's `(VARIABLE, value)` pairs, and the numbers of the
+/// lines that were no assignment (ignored).
+pub type Parsed = (Vec<(String, String)>, Vec<usize>);
+
 /// An `EnvironmentFile=` as systemd parses it: `VARIABLE=value` lines;
 /// blank lines and lines starting with `#` or `;` skipped; whitespace
 /// around the name and the value trimmed; within single quotes everything
@@ -84,7 +88,7 @@ pub fn announce(loaded: &Loaded) {
 /// assignment (no `=`, or no valid name) is ignored, as systemd does, and
 /// its number returned beside the values; the error is the number of a
 /// line whose quote never closes.
-pub fn parse(text: &str) -> Result<(Vec<(String, String)>, Vec<usize>), usize> {
+pub fn parse(text: &str) -> Result<Parsed, usize> {
     let chars: Vec<char> = text.chars().collect();
     let mut out = Vec::new();
     let mut ignored = Vec::new();
