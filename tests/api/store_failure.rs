@@ -283,3 +283,54 @@ async fn a_postgres_store_that_goes_away_without_traffic_is_logged_once_down_and
     let (down, up) = outage_lines(&pez);
     assert_eq!((down.len(), up.len()), (1, 1), "{down:?} {up:?}");
 }
+
+/// A database that answers reads and takes no writes (a standby behind the
+/// old primary's address, `default_transaction_read_only`) is an outage
+/// too, seen with no traffic: the probe asks whether it takes writes, and
+/// the instance stays not ready until it does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_store_that_takes_no_writes_is_not_ready_without_traffic() {
+    use crate::postgres_support::{Cluster, ClusterOptions, TestDatabase};
+    use diesel::PgConnection;
+    let cluster = Cluster::start(ClusterOptions::default());
+    let database = TestDatabase::create_on(&cluster.admin_url);
+    let dir = crate::helpers::TempDir::new();
+    let pez = crate::helpers::PezProcess::start(
+        dir.path(),
+        &[
+            ("PEZ_DATABASE_URL", &database.url),
+            ("PEZ_SYNC_INTERVAL_MS", "3600000"),
+        ],
+    );
+    readyz_becomes(&pez, 200, Duration::from_secs(5)).await;
+    let mut dba = PgConnection::establish(&cluster.admin_url).expect("connect as the DBA");
+    let read_only = |dba: &mut PgConnection, on: bool| {
+        dba.batch_execute(if on {
+            "ALTER SYSTEM SET default_transaction_read_only = on"
+        } else {
+            "ALTER SYSTEM RESET default_transaction_read_only"
+        })
+        .expect("alter system");
+        // Every session, pez's pooled ones too, takes it at the reload.
+        dba.batch_execute("SELECT pg_reload_conf()")
+            .expect("reload");
+    };
+    read_only(&mut dba, true);
+    let limit = pez::server::PROBE_INTERVAL * 3;
+    readyz_becomes(&pez, 503, limit).await;
+    // Down it stays through more probes: reads still answer.
+    let watching = Instant::now();
+    while watching.elapsed() < pez::server::PROBE_INTERVAL * 2 {
+        let answer = pez.http.get("/readyz").await;
+        assert_eq!(answer.status, 503, "flapped back to ready: {}", answer.body);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (down, up) = outage_lines(&pez);
+    assert_eq!(down.len(), 1, "{down:?}");
+    assert!(down[0].contains("takes no writes"), "{down:?}");
+    assert!(up.is_empty(), "{up:?}");
+    read_only(&mut dba, false);
+    readyz_becomes(&pez, 200, limit).await;
+    let (down, up) = outage_lines(&pez);
+    assert_eq!((down.len(), up.len()), (1, 1), "{down:?} {up:?}");
+}

@@ -13,7 +13,7 @@ use crate::store::{
     Advanced, Created, Position, Reserved, SequenceState, Stamp, Store, StoreError, TxError,
 };
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Nullable, Text};
+use diesel::sql_types::{BigInt, Bool, Nullable, Text};
 use std::time::Duration;
 
 /// `name`'s description, with its sequence's exclusive lock taken for the
@@ -314,9 +314,39 @@ impl Store for PgStore {
         })
     }
 
+    /// Whether the database takes writes now, without writing anything.
+    /// A standby (an address that still leads to the old primary after a
+    /// failover) or `default_transaction_read_only` answers every read and
+    /// refuses every reservation: a read (the default probe) would call
+    /// it well and end the outage a failed reservation found.
+    fn probe(&self) -> Result<(), StoreError> {
+        let read_only = self.call(Kind::Read, |conn| {
+            Ok(diesel::sql_query(
+                "SELECT current_setting('transaction_read_only') = 'on' AS read_only",
+            )
+            .get_result::<ReadOnly>(conn)?
+            .read_only)
+        })?;
+        if read_only {
+            return Err(StoreError::Unavailable(
+                "postgres: the database takes no writes (transaction_read_only is on: a \
+                 standby, or default_transaction_read_only)"
+                    .to_owned(),
+            ));
+        }
+        Ok(())
+    }
+
     fn farewell(&self, instance: &str) -> Result<(), StoreError> {
         self.call(Kind::Bookkeeping, |conn| {
             Ok(instances::farewell(conn, instance)?)
         })
     }
+}
+
+/// The probe's one row.
+#[derive(QueryableByName)]
+struct ReadOnly {
+    #[diesel(sql_type = Bool)]
+    read_only: bool,
 }
