@@ -580,6 +580,45 @@ async fn an_export_before_the_take_over_continues_where_the_original_stands() {
     assert_eq!(original_nextval(&mut conn, "forward_seq"), 3001);
 }
 
+/// Found by review (issue 18): a role that may not read the original's
+/// sequence exported PEZ's own `forward` (1), far behind the original's
+/// 3000: imported, that backup would issue the original's numbers again.
+/// Such a look is refused in one line naming the sequence.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_role_that_cannot_read_the_originals_sequence_exports_nothing() {
+    let database = original_database(3000, 2000);
+    let dir = TempDir::new();
+    let made = run_pez_on(
+        dir.path(),
+        Some(&database.url),
+        &["sequence", "create", "probe"],
+    );
+    assert!(made.status.success(), "{made:?}");
+    let reader = format!("pez_reader_{}", std::process::id());
+    database.execute(&format!(
+        "CREATE ROLE {reader} LOGIN; \
+         GRANT USAGE ON SCHEMA pez TO {reader}; \
+         GRANT SELECT ON ALL TABLES IN SCHEMA pez TO {reader}; \
+         GRANT SELECT ON ALL SEQUENCES IN SCHEMA pez TO {reader}; \
+         GRANT SELECT ON public.__diesel_schema_migrations TO {reader}"
+    ));
+    let as_reader = database.url.replacen("postgres@", &format!("{reader}@"), 1);
+    assert_ne!(as_reader, database.url, "the URL names its user");
+    let exported = run_pez_on(dir.path(), Some(&as_reader), &["sequence", "export"]);
+    let stderr = String::from_utf8_lossy(&exported.stderr);
+    database.execute(&format!(
+        "REVOKE ALL ON ALL TABLES IN SCHEMA pez FROM {reader}; \
+         REVOKE ALL ON ALL SEQUENCES IN SCHEMA pez FROM {reader}; \
+         REVOKE USAGE ON SCHEMA pez FROM {reader}; \
+         REVOKE ALL ON public.__diesel_schema_migrations FROM {reader}; DROP ROLE {reader}"
+    ));
+    assert!(
+        !exported.status.success() && stderr.contains("forward_seq") && stderr.contains("SELECT"),
+        "{exported:?}"
+    );
+    assert!(exported.stdout.is_empty(), "{exported:?}");
+}
+
 /// Issue 16, point 12: `pez handback` decided that no PEZ ran from the
 /// sessions' application_name, which a connection string (or a pooler) can
 /// set to anything: an instance that called itself something else was not

@@ -193,8 +193,10 @@ pub struct Pending {
 /// that only looks (`pez sequence list`, `export`) must report, so that a
 /// backup made before the take-over never lets the original's numbers out
 /// again. Read without any lock: the original's nodes may move on, never
-/// back.
-pub fn pending(conn: &mut PgConnection) -> QueryResult<Vec<Pending>> {
+/// back. An original this role may not read is refused: PEZ's own
+/// position could be far behind it, and an export that said so would let
+/// the original's numbers out again once imported.
+pub fn pending(conn: &mut PgConnection) -> Result<Vec<Pending>, TxError> {
     let mut pending = Vec::new();
     for (name, relname) in ORIGINALS {
         if recorded(conn, name)?.is_some() {
@@ -204,7 +206,13 @@ pub fn pending(conn: &mut PgConnection) -> QueryResult<Vec<Pending>> {
             continue;
         };
         if !native.readable {
-            continue;
+            return Err(StoreError::Refused(format!(
+                "the original PEZ's sequence {} is in this database and not yet taken over, \
+                 and this role may not read it: where {name} will start cannot be known, so \
+                 nothing is shown or exported (grant SELECT on it, or run as the service's role)",
+                native.shown()
+            ))
+            .into());
         }
         let spec = builtin(name);
         let original_next = native.stands(conn, &spec)?.unwrap_or(spec.origin());
