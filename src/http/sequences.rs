@@ -226,7 +226,10 @@ async fn respond(
             audit::restarted(
                 Route::AdminApi,
                 &name,
-                before.as_ref().map(where_it_stands),
+                // The store's frontier, as `pez sequence restart` logs it:
+                // other instances may have issued up to it, and a backward
+                // restart below it is what can issue their numbers again.
+                before.as_ref().map(|info| info.store_next),
                 restart.value,
                 consent,
             );

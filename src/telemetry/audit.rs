@@ -30,7 +30,9 @@ impl fmt::Display for Route {
 }
 
 /// Where a sequence stood just before a change: its next number, or
-/// `None` when it was exhausted.
+/// `None` when it was exhausted. For a restart, the store's next (where
+/// the next reservation starts: every instance may have issued below it),
+/// not what one instance holds.
 pub type Before = Option<i64>;
 
 /// A sequence's settings on one line.

@@ -45,6 +45,21 @@ async fn admin_api_changes_are_logged_with_old_and_new_values() {
         }
     };
     assert_eq!(restart(r#"{"value": 5000}"#).await.status, 200);
+    // This instance takes 5000 and holds the rest of its block: the store
+    // stands past it, and a backward restart's "from" must say where the
+    // store stood (what any instance may have issued), not 5001.
+    let taken = pez
+        .http
+        .send(Method::GET, "/v2/sequences/audited/next", &auth, None)
+        .await;
+    assert_eq!(taken.status, 200, "{}", taken.body);
+    let shown = pez
+        .http
+        .send(Method::GET, "/v2/sequences/audited", &auth, None)
+        .await
+        .json();
+    let store_next = shown["store_next"].as_i64().expect("store_next");
+    assert!(store_next > 5001, "a block was leased: {shown}");
     let back = restart(r#"{"value": 10, "allow_backward": true}"#).await;
     assert_eq!(back.status, 200, "{}", back.body);
     let deleted = pez
@@ -62,13 +77,20 @@ async fn admin_api_changes_are_logged_with_old_and_new_values() {
         find(&log, "audited", &["restarted", "1 ", "5000"]).is_some(),
         "{log:?}"
     );
-    let backward = find(
-        &log,
-        "audited",
-        &["restarted", "5000", "10", "allow_backward"],
-    )
-    .unwrap_or_else(|| panic!("no backward restart in {log:?}"));
-    assert!(backward.contains(" from 5000 to 10"), "{backward}");
+    let backward = find(&log, "audited", &["restarted", "to 10", "allow_backward"])
+        .unwrap_or_else(|| panic!("no backward restart in {log:?}"));
+    // The store stood at least where it was read a moment before (a
+    // lease ahead may have moved it on since, never back).
+    let from: i64 = backward
+        .split(" from ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no 'from N': {backward}"));
+    assert!(
+        from >= store_next,
+        "{backward}: the store stood at {store_next}"
+    );
     assert!(
         find(&log, "audited", &["deleted", "next 10"]).is_some(),
         "{log:?}"
