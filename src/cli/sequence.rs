@@ -60,8 +60,8 @@ fn read_embedded(settings: &Settings) -> Result<Vec<SequenceState>, String> {
         }
         if let Ok(Some(moved)) = SqliteStore::moved_to_unlocked(dir) {
             eprintln!(
-                "note: this embedded store is retired: its sequences were copied to {} on {}",
-                moved.destination, moved.moved_at
+                "note: this embedded store is retired: {}",
+                moved.what_to_do()
             );
         }
         return Ok(states);

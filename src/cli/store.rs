@@ -197,8 +197,13 @@ pub(super) fn copy(
             other => other.to_string(),
         })?;
     if let Ok(Some(moved)) = source.moved_to() {
+        let done = if moved.finished_at.is_some() {
+            "was copied"
+        } else {
+            "began a copy that is not known to have finished"
+        };
         eprintln!(
-            "note: this store was copied to {} on {} already; copying again moves nothing back",
+            "note: this store {done} to {} on {}; copying again moves nothing back",
             moved.destination, moved.moved_at
         );
     }
@@ -235,6 +240,12 @@ pub(super) fn copy(
     for outcome in copied {
         println!("{outcome}");
     }
+    source.mark_copied().map_err(|e| {
+        format!(
+            "every sequence is in {destination}, but the embedded store could not record \
+             that the copy finished ({e}); run pez store copy again"
+        )
+    })?;
     println!(
         "{} is marked as moved: a server started on it refuses; start PEZ with \
          PEZ_DATABASE_URL set to that database",

@@ -2,7 +2,7 @@
 //! a re-issue (`pez sequence export` and `import`): sequences only ever
 //! move forward (issue 11).
 
-use crate::helpers::{MAX, PezProcess, TempDir, run_pez_on, the_error_line};
+use crate::helpers::{MAX, PezProcess, TempDir, pez_command, run_pez, run_pez_on, the_error_line};
 use crate::postgres_support::TestDatabase;
 use std::path::Path;
 use std::time::Duration;
@@ -439,4 +439,54 @@ async fn an_import_brings_its_laps_onto_a_sequence_that_exists_already() {
         &["sequence", "restart", "ring", "9001"],
     ));
     assert!(refused.contains("--allow-early-wrap"), "{refused}");
+}
+
+/// A copy that stops half way (here a trigger refuses one sequence; in
+/// `make power-cut`, a power cut) leaves the embedded store retired, as it
+/// must, but the refusal must not send the operator to a database that
+/// holds only part of it: it says the copy did not finish and to run it
+/// again, until a copy has finished.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_cut_short_says_so_and_sends_nobody_to_the_partial_copy() {
+    let dir = TempDir::new();
+    create_named_sequences(dir.path());
+    issue_some(dir.path()).await;
+    let database = TestDatabase::create();
+    ok(dir.path(), Some(&database.url), &["migrate"]);
+    database.execute(
+        "CREATE FUNCTION refuse_tickets() RETURNS trigger LANGUAGE plpgsql AS \
+         $$ BEGIN RAISE EXCEPTION 'not now'; END $$; \
+         CREATE TRIGGER refuse_tickets BEFORE INSERT ON pez.sequences FOR EACH ROW \
+         WHEN (NEW.name = 'tickets') EXECUTE FUNCTION refuse_tickets();",
+    );
+    let copy = || {
+        pez_command(dir.path())
+            .env("PEZ_DB_STARTUP_TIMEOUT_MS", "500")
+            .args(["store", "copy", "--to", &database.url])
+            .output()
+            .expect("run pez")
+    };
+    let failed = copy();
+    assert!(!failed.status.success(), "{failed:?}");
+
+    let refused = the_error_line(&run_pez(dir.path(), &["--listen", "127.0.0.1:0"]));
+    assert!(
+        refused.contains("retired")
+            && refused.contains("not known to have finished")
+            && refused.contains("run pez store copy"),
+        "{refused}"
+    );
+    assert!(
+        !refused.contains("start PEZ with that database"),
+        "{refused}"
+    );
+
+    database.execute("DROP TRIGGER refuse_tickets ON pez.sequences");
+    let finished = copy();
+    assert!(finished.status.success(), "{finished:?}");
+    let refused = the_error_line(&run_pez(dir.path(), &["--listen", "127.0.0.1:0"]));
+    assert!(
+        refused.contains("were copied to") && refused.contains("start PEZ with that database"),
+        "{refused}"
+    );
 }

@@ -79,12 +79,10 @@ impl SqliteStore {
         match store.moved_to() {
             Ok(None) => Ok(store),
             Ok(Some(moved)) => Err(OpenError::Moved(format!(
-                "the embedded store at {} is retired: its sequences were copied to {} on {} \
-                 (pez store copy); start PEZ with that database instead (PEZ_DATABASE_URL or \
-                 PEZ_DB_HOST), since serving from here too would issue their numbers twice",
+                "the embedded store at {} is retired: {}; serving from here too would issue \
+                 their numbers twice",
                 store.path.display(),
-                moved.destination,
-                moved.moved_at
+                moved.what_to_do(),
             ))),
             Err(e) => Err(OpenError::Setup(format!("{}: {e}", store.path.display()))),
         }
@@ -178,16 +176,31 @@ impl SqliteStore {
         moved_to(&mut *self.conn()?)
     }
 
-    /// Marks the store as moved to `destination` (a description without
-    /// secrets): from now on a server refuses to start on it.
+    /// Marks the store as moving to `destination` (a description without
+    /// secrets), before anything moves: from now on a server refuses to
+    /// start on it. Until [`Self::mark_copied`], the refusal says the copy
+    /// did not finish.
     pub fn mark_moved(&self, destination: &str) -> Result<(), StoreError> {
         diesel::sql_query(
-            "INSERT INTO moved_to (id, destination, moved_at) \
-             VALUES (1, ?, strftime('%Y-%m-%d %H:%M:%S UTC', 'now')) \
+            "INSERT INTO moved_to (id, destination, moved_at, finished_at) \
+             VALUES (1, ?, strftime('%Y-%m-%d %H:%M:%S UTC', 'now'), NULL) \
              ON CONFLICT (id) DO UPDATE SET destination = excluded.destination, \
-                                           moved_at = excluded.moved_at",
+                                           moved_at = excluded.moved_at, \
+                                           finished_at = NULL",
         )
         .bind::<diesel::sql_types::Text, _>(destination)
+        .execute(&mut *self.conn()?)
+        .map_err(unavailable)?;
+        Ok(())
+    }
+
+    /// Records that every sequence reached the destination of
+    /// [`Self::mark_moved`]: PEZ may now be started there.
+    pub fn mark_copied(&self) -> Result<(), StoreError> {
+        diesel::sql_query(
+            "UPDATE moved_to SET finished_at = strftime('%Y-%m-%d %H:%M:%S UTC', 'now') \
+             WHERE id = 1",
+        )
         .execute(&mut *self.conn()?)
         .map_err(unavailable)?;
         Ok(())
@@ -206,7 +219,7 @@ impl SqliteStore {
 }
 
 fn moved_to(conn: &mut SqliteConnection) -> Result<Option<MovedTo>, StoreError> {
-    diesel::sql_query("SELECT destination, moved_at FROM moved_to WHERE id = 1")
+    diesel::sql_query("SELECT destination, moved_at, finished_at FROM moved_to WHERE id = 1")
         .get_result::<MovedTo>(conn)
         .optional()
         .map_err(unavailable)
@@ -218,9 +231,34 @@ pub struct MovedTo {
     /// The destination, described without secrets.
     #[diesel(sql_type = diesel::sql_types::Text)]
     pub destination: String,
-    /// When, in UTC.
+    /// When the copy began, in UTC.
     #[diesel(sql_type = diesel::sql_types::Text)]
     pub moved_at: String,
+    /// When it finished, in UTC; `None` while it has not (it was cut
+    /// short, or a release before this one made it).
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    pub finished_at: Option<String>,
+}
+
+impl MovedTo {
+    /// Where the sequences are and what the operator does next, for the
+    /// lines that refuse or note a retired store.
+    pub fn what_to_do(&self) -> String {
+        match &self.finished_at {
+            Some(finished) => format!(
+                "its sequences were copied to {} on {finished} (pez store copy); start PEZ \
+                 with that database instead (PEZ_DATABASE_URL or PEZ_DB_HOST)",
+                self.destination
+            ),
+            None => format!(
+                "a copy of its sequences to {} began on {} and is not known to have finished \
+                 (pez store copy was stopped, crashed or failed); run pez store copy to it \
+                 again before PEZ starts there, since until then it may hold only some of \
+                 them",
+                self.destination, self.moved_at
+            ),
+        }
+    }
 }
 
 impl Store for SqliteStore {

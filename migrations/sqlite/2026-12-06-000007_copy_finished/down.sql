@@ -1,0 +1,1 @@
+ALTER TABLE moved_to DROP COLUMN finished_at;
