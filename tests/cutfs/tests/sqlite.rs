@@ -5,13 +5,14 @@ mod common;
 
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
 
 fn sqlite(db: &Path, sql: &str) -> String {
     let out = Command::new("sqlite3")
+        .args(["-cmd", ".timeout 10000"])
         .arg(db)
         .arg(sql)
         .output()
@@ -35,18 +36,34 @@ fn names(dir: &Path) -> Vec<String> {
     v
 }
 
+/// A sqlite3 shell, SIGKILLed and reaped when dropped (the power cut as
+/// the service sees it).
+struct Shell(Child);
+
+impl Drop for Shell {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Start a sqlite3 shell on `db` and commit `rows` one-row transactions in
 /// WAL mode with synchronous=FULL; return once another connection sees them
 /// all, with the shell still running (its connection open, nothing
 /// checkpointed at close).
-fn commit_rows(db: &Path, rows: u32) -> std::process::Child {
-    let mut shell = Command::new("sqlite3")
-        .arg(db)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("sqlite3 (apt-get install -y sqlite3)");
-    let stdin = shell.stdin.as_mut().unwrap();
+fn commit_rows(db: &Path, rows: u32) -> Shell {
+    // Busy timeouts on both sides: the polling reader and the writer
+    // contend for the locks while the database is being set up.
+    let mut shell = Shell(
+        Command::new("sqlite3")
+            .args(["-cmd", ".timeout 10000"])
+            .arg(db)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("sqlite3 (apt-get install -y sqlite3)"),
+    );
+    let stdin = shell.0.stdin.as_mut().unwrap();
     writeln!(
         stdin,
         "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; \
@@ -60,6 +77,7 @@ fn commit_rows(db: &Path, rows: u32) -> std::process::Child {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let out = Command::new("sqlite3")
+            .args(["-cmd", ".timeout 10000"])
             .arg(db)
             .arg("SELECT count(*) FROM t")
             .output()
@@ -81,11 +99,14 @@ fn committed_rows_survive_a_cut_under_a_killed_writer() {
 
     // Phase 1: the writer is killed after the freeze, its WAL never
     // checkpointed. Every committed row comes back from the WAL.
-    let mut shell = commit_rows(&db, 20);
-    eprintln!("before cut: {:?} {}", names(&fs.path("data")), fs.ok("stats"));
+    let shell = commit_rows(&db, 20);
+    eprintln!(
+        "before cut: {:?} {}",
+        names(&fs.path("data")),
+        fs.ok("stats")
+    );
     fs.ok("freeze");
-    shell.kill().unwrap();
-    shell.wait().unwrap();
+    drop(shell);
     let r = fs.ok("cut");
     eprintln!("{r}");
     eprintln!("after cut: {:?}", names(&fs.path("data")));
@@ -118,10 +139,9 @@ fn a_database_in_a_directory_never_synced_is_lost_whole() {
     let mut fs = Cutfs::mount("sqlite-nodir", 7);
     std::fs::create_dir(fs.path("data")).unwrap();
     let db = fs.path("data/pez.db");
-    let mut shell = commit_rows(&db, 5);
+    let shell = commit_rows(&db, 5);
     fs.ok("freeze");
-    shell.kill().unwrap();
-    shell.wait().unwrap();
+    drop(shell);
     fs.ok("cut");
     assert!(!fs.path("data").exists());
 }
