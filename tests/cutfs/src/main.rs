@@ -44,6 +44,10 @@
 //!   MAP_SHARED). Locks (flock, POSIX fcntl, OFD) are left to the kernel,
 //!   which handles them locally since cutfs asks for neither FUSE_POSIX_LOCKS
 //!   nor FUSE_FLOCK_LOCKS.
+//! - A cut is meant to follow the end of every process using the file
+//!   system (the harness SIGKILLs the service after `freeze`): a descriptor
+//!   or mapping kept open across a cut may still see the kernel's cached
+//!   pages of the lost data; opening the file again does not.
 //! - An inode number is never reused. A file unlinked while open works until
 //!   its last close. Freed inodes answer ESTALE.
 //!
