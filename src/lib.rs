@@ -15,6 +15,7 @@ pub const VERSION: &str = env!("PEZ_VERSION");
 pub mod cli;
 pub mod config;
 pub mod dispenser;
+pub mod durable;
 pub mod failpoint;
 pub mod http;
 pub(crate) mod libpq;

@@ -18,9 +18,10 @@
 //! checked, as is every link on the way: each must be root's or PEZ's own.
 #![allow(unsafe_code)]
 
+use crate::durable;
 use std::fs::{self, File, Metadata, OpenOptions};
 use std::io::{self, Read};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::{fmt, fs::Permissions};
 
@@ -268,11 +269,9 @@ fn links_are_trusted(what: &'static str, path: &Path) -> Result<(), Untrusted> {
 pub fn private_dir(what: &'static str, dir: &Path) -> Result<(), Untrusted> {
     let io = |e| Untrusted::new(what, dir, Why::Io(e));
     if fs::symlink_metadata(dir).is_err() {
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(PRIVATE_DIR)
-            .create(dir)
-            .map_err(io)?;
+        // Each directory made is fsynced into its parent: a data directory
+        // lost in a power cut would be made again, empty, at the next start.
+        durable::create_dir_all(dir, PRIVATE_DIR).map_err(io)?;
         // The umask may have taken bits PEZ needs; none it would add back.
         fs::set_permissions(dir, Permissions::from_mode(PRIVATE_DIR)).map_err(io)?;
     }

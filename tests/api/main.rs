@@ -21,6 +21,7 @@ mod never_twice;
 mod operations;
 mod pooler;
 mod postgres;
+mod power_cut;
 mod readme;
 mod sequences;
 mod status_page;

@@ -16,14 +16,18 @@ use super::{
     Advanced, Created, DataDirLock, LockError, OpenError, Position, Reserved, SequenceState, Stamp,
     Store, StoreError, TxError,
 };
+use crate::durable;
 use crate::sequence::{Block, SequenceSpec};
 use crate::trusted;
+use crate::unpoisoned;
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use rows::unavailable;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// The schema, applied at start; each file pair is one step.
@@ -110,6 +114,10 @@ impl SqliteStore {
         // and opens them with O_NOFOLLOW itself: the checks of those say
         // in one line what SQLite would only call "unable to open".
         drop(trusted::private_file("the database file", &path).map_err(untrusted)?);
+        // The database file's name (and the lock file's) durable before
+        // anything is served from it: SQLite fsyncs the directory for the
+        // WAL it makes, not for the database file PEZ made just now.
+        durable::sync_dir(dir).map_err(|e| setup("cannot fsync the directory of", &e))?;
         for companion in ["-wal", "-shm", "-journal"] {
             let mut name = path.clone().into_os_string();
             name.push(companion);
