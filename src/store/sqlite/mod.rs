@@ -62,6 +62,11 @@ pub struct SqliteStore {
     pool: Pool<ConnectionManager<SqliteConnection>>,
     path: PathBuf,
     busy_timeout: Duration,
+    /// Set by a call that failed with a disk I/O error: nothing is read or
+    /// written until [`write_out`] has made the disk hold the store again.
+    disk_failed: AtomicBool,
+    /// One write-out at a time.
+    writing_out: Mutex<()>,
     _lock: DataDirLock,
 }
 
@@ -142,11 +147,16 @@ impl SqliteStore {
             .map_err(|e| setup("cannot set WAL mode on", &e))?;
         conn.run_pending_migrations(MIGRATIONS)
             .map_err(|e| setup("cannot migrate", &e))?;
+        // A process that crashed after a disk error may have left a log
+        // that reads well from the page cache but is not on the disk.
+        write_out(&mut conn, &path).map_err(|e| setup("cannot write out", &e))?;
         drop(conn);
         Ok(Self {
             pool,
             path,
             busy_timeout,
+            disk_failed: AtomicBool::new(false),
+            writing_out: Mutex::new(()),
             _lock: lock,
         })
     }
@@ -220,10 +230,91 @@ impl SqliteStore {
     }
 
     fn conn(&self) -> Result<PooledConnection<ConnectionManager<SqliteConnection>>, StoreError> {
-        self.pool
+        let mut conn = self
+            .pool
             .get()
-            .map_err(|e| StoreError::Unavailable(format!("{}: {e}", self.path.display())))
+            .map_err(|e| StoreError::Unavailable(format!("{}: {e}", self.path.display())))?;
+        if self.disk_failed.load(Ordering::Acquire) {
+            let _one = unpoisoned::lock(&self.writing_out);
+            if self.disk_failed.load(Ordering::Acquire) {
+                write_out(&mut conn, &self.path).map_err(|e| {
+                    StoreError::Unavailable(format!(
+                        "{}: the disk failed under the store and it is not written out again \
+                         yet: {e}",
+                        self.path.display()
+                    ))
+                })?;
+                self.disk_failed.store(false, Ordering::Release);
+                log::warn!(
+                    "{}: written out again after a disk error; serving from it",
+                    self.path.display()
+                );
+            }
+        }
+        Ok(conn)
     }
+
+    /// Runs `call` on a pooled connection; a disk I/O error stops every
+    /// call after it until the store is written out again (see
+    /// [`write_out`]).
+    fn with_conn<T>(
+        &self,
+        call: impl FnOnce(&mut SqliteConnection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let result = call(&mut *self.conn()?);
+        if let Err(StoreError::Unavailable(why)) = &result
+            && why.contains(DISK_IO_ERROR)
+        {
+            self.disk_failed.store(true, Ordering::Release);
+        }
+        result
+    }
+}
+
+/// SQLite's message for every SQLITE_IOERR (a failed read, write, fsync,
+/// truncate...): diesel passes on the message, not the code.
+const DISK_IO_ERROR: &str = "disk I/O error";
+
+/// Makes what is on the disk the store as SQLite reads it, before anything
+/// is served from it again after a disk error.
+///
+/// Linux reports a failed write-back once (fsync fails with EIO) and then
+/// marks the pages clean: the data stays readable from the page cache but
+/// is never written again, so a later fsync succeeds without it
+/// ("fsyncgate"; PostgreSQL panics on a failed fsync for this reason).
+/// SQLite reads its log back (a new connection's recovery, a checkpoint)
+/// from that cache, so a commit whose fsync failed can become the base of
+/// commits after it, whose own fsyncs succeed; a power cut then takes all
+/// of them, blocks PEZ served among them. `make power-cut` found exactly
+/// that (a store 24,000 numbers behind what it had served after an EIO).
+/// So: rewrite every page (`VACUUM`), copy the log into the database file
+/// and fsync it (`wal_checkpoint(TRUNCATE)`, which must complete), and make
+/// the emptied log durable too. Afterwards the disk holds exactly what
+/// SQLite reads. The store is a few pages: this takes milliseconds.
+fn write_out(conn: &mut SqliteConnection, path: &Path) -> Result<(), String> {
+    #[derive(QueryableByName)]
+    struct Checkpoint {
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        busy: i32,
+    }
+    conn.batch_execute("VACUUM")
+        .map_err(|e| format!("VACUUM: {e}"))?;
+    let checkpoint = diesel::sql_query("PRAGMA wal_checkpoint(TRUNCATE)")
+        .get_result::<Checkpoint>(conn)
+        .map_err(|e| format!("checkpoint: {e}"))?;
+    if checkpoint.busy != 0 {
+        return Err("checkpoint: a reader holds the log (a sqlite3 shell?)".to_owned());
+    }
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    match std::fs::File::open(&wal) {
+        Ok(file) => file
+            .sync_all()
+            .map_err(|e| format!("fsync of the log: {e}"))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(format!("the log: {e}")),
+    }
+    Ok(())
 }
 
 fn moved_to(conn: &mut SqliteConnection) -> Result<Option<MovedTo>, StoreError> {
@@ -271,124 +362,137 @@ impl MovedTo {
 
 impl Store for SqliteStore {
     fn list(&self) -> Result<Vec<SequenceState>, StoreError> {
-        rows::list(&mut *self.conn()?)
+        self.with_conn(rows::list)
     }
 
     fn generations(&self) -> Result<Vec<(String, i64)>, StoreError> {
-        rows::generations(&mut *self.conn()?)
+        self.with_conn(rows::generations)
     }
 
     fn reserve(&self, name: &str, generation: i64, size: u64) -> Result<Reserved, StoreError> {
-        let mut conn = self.conn()?;
-        // IMMEDIATE takes the write lock up front, so the read below cannot
-        // go stale before the update.
-        let (block, laps) = conn.immediate_transaction(|conn| {
-            let state = rows::load(conn, name)?;
-            if state.generation != generation {
-                return Err(TxError::Store(StoreError::Stale(name.to_owned())));
-            }
-            let next = state
-                .next_value
-                .ok_or_else(|| TxError::Store(StoreError::Exhausted(name.to_owned())))?;
-            let (block, after) = state.spec.cut(next, size);
-            rows::set_next(conn, name, after)?;
-            let laps = if block.first == state.spec.origin() {
-                rows::begin_lap(conn, name)?
-            } else {
-                state.laps
-            };
-            Ok::<_, TxError>((block, laps))
-        })?;
-        Ok(Reserved::durable(vec![block], laps))
+        self.with_conn(|conn| {
+            // IMMEDIATE takes the write lock up front, so the read below cannot
+            // go stale before the update.
+            let (block, laps) = conn.immediate_transaction(|conn| {
+                let state = rows::load(conn, name)?;
+                if state.generation != generation {
+                    return Err(TxError::Store(StoreError::Stale(name.to_owned())));
+                }
+                let next = state
+                    .next_value
+                    .ok_or_else(|| TxError::Store(StoreError::Exhausted(name.to_owned())))?;
+                let (block, after) = state.spec.cut(next, size);
+                rows::set_next(conn, name, after)?;
+                let laps = if block.first == state.spec.origin() {
+                    rows::begin_lap(conn, name)?
+                } else {
+                    state.laps
+                };
+                Ok::<_, TxError>((block, laps))
+            })?;
+            Ok(Reserved::durable(vec![block], laps))
+        })
     }
 
     fn give_back(&self, name: &str, stamp: Stamp, unused: Block) -> Result<bool, StoreError> {
-        let mut conn = self.conn()?;
-        let taken = conn.immediate_transaction(|conn| {
-            let state = rows::load(conn, name)?;
-            if state.generation != stamp.generation
-                || state.laps != stamp.laps
-                || state.next_value != state.spec.successor(unused.last)
-            {
-                return Ok::<_, TxError>(false);
-            }
-            rows::set_next(conn, name, Some(unused.first))?;
-            Ok(true)
-        })?;
-        Ok(taken)
+        self.with_conn(|conn| {
+            let taken = conn.immediate_transaction(|conn| {
+                let state = rows::load(conn, name)?;
+                if state.generation != stamp.generation
+                    || state.laps != stamp.laps
+                    || state.next_value != state.spec.successor(unused.last)
+                {
+                    return Ok::<_, TxError>(false);
+                }
+                rows::set_next(conn, name, Some(unused.first))?;
+                Ok(true)
+            })?;
+            Ok(taken)
+        })
     }
 
     fn restart(&self, name: &str, value: i64, consent: Consent) -> Result<(), StoreError> {
-        let mut conn = self.conn()?;
-        conn.immediate_transaction(|conn| {
-            let state = rows::load(conn, name)?;
-            let restarted =
-                rules::check_restart(&state.spec, state.next_value, state.laps, value, consent)?;
-            rows::set_next(conn, name, Some(value))?;
-            if restarted == Restarted::Backward {
-                rows::begin_lap(conn, name)?;
-            }
-            rows::new_generation(conn, name)?;
-            Ok::<_, TxError>(())
-        })?;
-        Ok(())
+        self.with_conn(|conn| {
+            conn.immediate_transaction(|conn| {
+                let state = rows::load(conn, name)?;
+                let restarted = rules::check_restart(
+                    &state.spec,
+                    state.next_value,
+                    state.laps,
+                    value,
+                    consent,
+                )?;
+                rows::set_next(conn, name, Some(value))?;
+                if restarted == Restarted::Backward {
+                    rows::begin_lap(conn, name)?;
+                }
+                rows::new_generation(conn, name)?;
+                Ok::<_, TxError>(())
+            })?;
+            Ok(())
+        })
     }
 
     fn advance(&self, name: &str, to: Position, consent: Consent) -> Result<Advanced, StoreError> {
         let next = to.next;
-        let mut conn = self.conn()?;
-        let advanced = conn.immediate_transaction(|conn| {
-            let state = rows::load(conn, name)?;
-            // Judged by this store's own laps: moving to the list's
-            // position skips nothing of the list's history. The list's
-            // laps count from here on.
-            rows::raise_laps(conn, name, to.laps)?;
-            let Some(from) = rules::moves_forward(&state, next, consent)? else {
-                return Ok::<_, TxError>(Advanced::AlreadyThere {
-                    stands: state.next_value,
-                });
-            };
-            rows::set_next(conn, name, next)?;
-            rows::new_generation(conn, name)?;
-            Ok(Advanced::Moved { from })
-        })?;
-        Ok(advanced)
+        self.with_conn(|conn| {
+            let advanced = conn.immediate_transaction(|conn| {
+                let state = rows::load(conn, name)?;
+                // Judged by this store's own laps: moving to the list's
+                // position skips nothing of the list's history. The list's
+                // laps count from here on.
+                rows::raise_laps(conn, name, to.laps)?;
+                let Some(from) = rules::moves_forward(&state, next, consent)? else {
+                    return Ok::<_, TxError>(Advanced::AlreadyThere {
+                        stands: state.next_value,
+                    });
+                };
+                rows::set_next(conn, name, next)?;
+                rows::new_generation(conn, name)?;
+                Ok(Advanced::Moved { from })
+            })?;
+            Ok(advanced)
+        })
     }
 
     fn create(&self, spec: &SequenceSpec, at: Position) -> Result<Created, StoreError> {
-        let mut conn = self.conn()?;
-        let created = conn.immediate_transaction(|conn| match rows::load(conn, &spec.name) {
-            Ok(existing) if existing.spec.same_settings(spec) => Ok(Created::Existing),
-            Ok(existing) => Err(TxError::Store(StoreError::Conflict(Box::new(
-                existing.spec,
-            )))),
-            Err(TxError::Store(StoreError::UnknownSequence(_))) => {
-                rows::insert(conn, spec, at)?;
-                Ok(Created::New)
-            }
-            Err(e) => Err(e),
-        })?;
-        Ok(created)
+        self.with_conn(|conn| {
+            let created =
+                conn.immediate_transaction(|conn| match rows::load(conn, &spec.name) {
+                    Ok(existing) if existing.spec.same_settings(spec) => Ok(Created::Existing),
+                    Ok(existing) => Err(TxError::Store(StoreError::Conflict(Box::new(
+                        existing.spec,
+                    )))),
+                    Err(TxError::Store(StoreError::UnknownSequence(_))) => {
+                        rows::insert(conn, spec, at)?;
+                        Ok(Created::New)
+                    }
+                    Err(e) => Err(e),
+                })?;
+            Ok(created)
+        })
     }
 
     fn delete(&self, name: &str) -> Result<(), StoreError> {
-        let mut conn = self.conn()?;
-        conn.immediate_transaction(|conn| {
-            let spec = rows::load(conn, name)?.spec;
-            if spec.is_builtin() {
-                return Err(TxError::Store(StoreError::Builtin(name.to_owned())));
-            }
-            rows::delete(conn, name)
-        })?;
-        Ok(())
+        self.with_conn(|conn| {
+            conn.immediate_transaction(|conn| {
+                let spec = rows::load(conn, name)?.spec;
+                if spec.is_builtin() {
+                    return Err(TxError::Store(StoreError::Builtin(name.to_owned())));
+                }
+                rows::delete(conn, name)
+            })?;
+            Ok(())
+        })
     }
 
     /// Takes the write lock and lets it go: reads answer while another
     /// process holds that lock, and leases do not.
     fn probe(&self) -> Result<(), StoreError> {
-        let mut conn = self.conn()?;
-        conn.immediate_transaction(|_| Ok::<_, diesel::result::Error>(()))
-            .map_err(rows::unavailable)
+        self.with_conn(|conn| {
+            conn.immediate_transaction(|_| Ok::<_, diesel::result::Error>(()))
+                .map_err(rows::unavailable)
+        })
     }
 
     fn call_limit(&self) -> Duration {
