@@ -40,6 +40,10 @@ pub fn command(state: &Mutex<State>, line: &str) -> String {
             s.eio = *on == "on";
             format!("ok eio {on}")
         }
+        ["fsync-eio", on @ ("on" | "off")] => {
+            s.fsync_eio = *on == "on";
+            format!("ok fsync-eio {on}")
+        }
         ["stats"] => {
             let (ops, bytes) = s.pending();
             let c = &s.counters;

@@ -88,6 +88,10 @@
 //!   with EIO discards that file's pending operations. They stay in the
 //!   current data (reads still see them) but never become durable, neither
 //!   by a later successful fsync nor by `cut torn`: only a rewrite does.
+//! - `fsync-eio on|off`: while on, only fsync and fsyncdir fail with EIO
+//!   (discarding, as above); reads and writes work. Linux reports a failed
+//!   write-back this way, at the next fsync, while the page cache keeps
+//!   serving the data.
 //! - `stats`: `ok writes=N fsyncs=N fsyncdirs=N fsync_errors=N pending_ops=N
 //!   pending_bytes=N cuts=N frozen=0|1 enospc=0|1 eio=0|1` (successful
 //!   writes, fsyncs and fsyncdirs; failed fsyncs and fsyncdirs).

@@ -144,6 +144,10 @@ pub struct State {
     pub frozen: bool,
     pub enospc: bool,
     pub eio: bool,
+    /// Only fsyncs fail (EIO), dropping what they would have made durable;
+    /// reads and writes work: a disk whose write-back fails behind the
+    /// page cache, which Linux reports at the next fsync only.
+    pub fsync_eio: bool,
     pub counters: Counters,
     rng: u64,
 }
@@ -202,6 +206,7 @@ impl State {
             frozen: false,
             enospc: false,
             eio: false,
+            fsync_eio: false,
             counters: Counters::default(),
             rng: splitmix64(seed),
         }
@@ -469,7 +474,7 @@ impl State {
     /// its durable data. Under `eio`, fails and discards them (fsyncgate).
     pub fn fsync(&mut self, ino: u64) -> Res<()> {
         self.check_mutable()?;
-        let eio = self.eio;
+        let eio = self.eio || self.fsync_eio;
         let inode = self.get_mut(ino)?;
         if let Body::File { dur, pending, .. } = &mut inode.body {
             if eio {
@@ -491,7 +496,7 @@ impl State {
     /// fsync of a directory: its current entries become its durable ones.
     pub fn fsyncdir(&mut self, ino: u64) -> Res<()> {
         self.check_mutable()?;
-        if self.eio {
+        if self.eio || self.fsync_eio {
             self.counters.fsync_errors += 1;
             return Err(Errno::EIO);
         }
