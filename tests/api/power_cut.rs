@@ -250,3 +250,31 @@ async fn a_crash_after_a_failed_fsync_then_a_power_cut_issues_nothing_again() {
         "after the power cut forward issues {next} again: {highest} was served"
     );
 }
+
+#[tokio::test]
+async fn a_short_read_during_a_start_after_a_crash_does_not_keep_the_server_out() {
+    use diesel::Connection;
+    use diesel::connection::SimpleConnection;
+    let dir = TempDir::new();
+    let mut pez = PezProcess::start(dir.path(), &[]);
+    let before = pez.http.numbers("/v2/forward?count=5").await;
+    // A crash leaves the log full, so the start writes the store out
+    // again; a read (`pez sequence list`, a `sqlite3` query) holding a
+    // snapshot of the log meanwhile makes that wait for it, not fail.
+    pez.kill_9();
+    let mut reader = diesel::SqliteConnection::establish(
+        &dir.path().join(pez::store::DATABASE_FILE).to_string_lossy(),
+    )
+    .expect("open the store file");
+    reader
+        .batch_execute("BEGIN; SELECT count(*) FROM sequences;")
+        .expect("a read transaction");
+    let reading = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(200));
+        reader.batch_execute("COMMIT").expect("the reader lets go");
+    });
+    let pez = PezProcess::start(dir.path(), &[]);
+    reading.join().expect("reader");
+    let after = pez.http.numbers("/v2/forward?count=5").await;
+    assert!(after[0] > before[4], "{after:?} after {before:?}");
+}

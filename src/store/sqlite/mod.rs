@@ -148,14 +148,23 @@ impl SqliteStore {
         conn.run_pending_migrations(MIGRATIONS)
             .map_err(|e| setup("cannot migrate", &e))?;
         // A process that crashed after a disk error may have left a log
-        // that reads well from the page cache but is not on the disk.
-        write_out(&mut conn, &path).map_err(|e| setup("cannot write out", &e))?;
+        // that reads well from the page cache but is not on the disk. If
+        // the write-out cannot finish now (a reader holds the log, the disk
+        // fails), the store opens all the same and serves nothing until it
+        // has: a `pez sequence list` must never keep a server from starting.
+        let written_out = write_out(&mut conn, &path);
+        if let Err(why) = &written_out {
+            log::warn!(
+                "{}: not written out at start ({why}); nothing is served from it until it is",
+                path.display()
+            );
+        }
         drop(conn);
         Ok(Self {
             pool,
             path,
             busy_timeout,
-            disk_failed: AtomicBool::new(false),
+            disk_failed: AtomicBool::new(written_out.is_err()),
             writing_out: Mutex::new(()),
             _lock: lock,
         })
@@ -191,7 +200,7 @@ impl SqliteStore {
 
     /// Where the sequences went, if `pez store copy` moved them.
     pub fn moved_to(&self) -> Result<Option<MovedTo>, StoreError> {
-        moved_to(&mut *self.conn()?)
+        self.reading(moved_to)
     }
 
     /// Marks the store as moving to `destination` (a description without
@@ -199,28 +208,32 @@ impl SqliteStore {
     /// start on it. Until [`Self::mark_copied`], the refusal says the copy
     /// did not finish.
     pub fn mark_moved(&self, destination: &str) -> Result<(), StoreError> {
-        diesel::sql_query(
-            "INSERT INTO moved_to (id, destination, moved_at, finished_at) \
+        self.writing(|conn| {
+            diesel::sql_query(
+                "INSERT INTO moved_to (id, destination, moved_at, finished_at) \
              VALUES (1, ?, strftime('%Y-%m-%d %H:%M:%S UTC', 'now'), NULL) \
              ON CONFLICT (id) DO UPDATE SET destination = excluded.destination, \
                                            moved_at = excluded.moved_at, \
                                            finished_at = NULL",
-        )
-        .bind::<diesel::sql_types::Text, _>(destination)
-        .execute(&mut *self.conn()?)
-        .map_err(unavailable)?;
+            )
+            .bind::<diesel::sql_types::Text, _>(destination)
+            .execute(conn)
+            .map_err(unavailable)
+        })?;
         Ok(())
     }
 
     /// Records that every sequence reached the destination of
     /// [`Self::mark_moved`]: PEZ may now be started there.
     pub fn mark_copied(&self) -> Result<(), StoreError> {
-        diesel::sql_query(
-            "UPDATE moved_to SET finished_at = strftime('%Y-%m-%d %H:%M:%S UTC', 'now') \
-             WHERE id = 1",
-        )
-        .execute(&mut *self.conn()?)
-        .map_err(unavailable)?;
+        self.writing(|conn| {
+            diesel::sql_query(
+                "UPDATE moved_to SET finished_at = strftime('%Y-%m-%d %H:%M:%S UTC', 'now') \
+                 WHERE id = 1",
+            )
+            .execute(conn)
+            .map_err(unavailable)
+        })?;
         Ok(())
     }
 
@@ -230,38 +243,52 @@ impl SqliteStore {
     }
 
     fn conn(&self) -> Result<PooledConnection<ConnectionManager<SqliteConnection>>, StoreError> {
-        let mut conn = self
-            .pool
+        self.pool
             .get()
-            .map_err(|e| StoreError::Unavailable(format!("{}: {e}", self.path.display())))?;
+            .map_err(|e| StoreError::Unavailable(format!("{}: {e}", self.path.display())))
+    }
+
+    /// Runs `call`, which only reads, on a pooled connection. A read
+    /// serves no number, so it needs no write-out first (a server reads
+    /// its sequences at start, before the write-out can finish when a
+    /// reader holds the log); a disk I/O error still stops the writes
+    /// after it.
+    fn reading<T>(
+        &self,
+        call: impl FnOnce(&mut SqliteConnection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.watched(call(&mut *self.conn()?))
+    }
+
+    /// Runs `call`, which may write, on a pooled connection, once the
+    /// store is written out (see [`write_out`]) if a disk I/O error, or the
+    /// start, left that to do.
+    fn writing<T>(
+        &self,
+        call: impl FnOnce(&mut SqliteConnection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.conn()?;
         if self.disk_failed.load(Ordering::Acquire) {
             let _one = unpoisoned::lock(&self.writing_out);
             if self.disk_failed.load(Ordering::Acquire) {
                 write_out(&mut conn, &self.path).map_err(|e| {
                     StoreError::Unavailable(format!(
-                        "{}: the disk failed under the store and it is not written out again \
-                         yet: {e}",
+                        "{}: not written out again yet after a disk error or a crash: {e}",
                         self.path.display()
                     ))
                 })?;
                 self.disk_failed.store(false, Ordering::Release);
                 log::warn!(
-                    "{}: written out again after a disk error; serving from it",
+                    "{}: written out again; serving from it",
                     self.path.display()
                 );
             }
         }
-        Ok(conn)
+        self.watched(call(&mut conn))
     }
 
-    /// Runs `call` on a pooled connection; a disk I/O error stops every
-    /// call after it until the store is written out again (see
-    /// [`write_out`]).
-    fn with_conn<T>(
-        &self,
-        call: impl FnOnce(&mut SqliteConnection) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
-        let result = call(&mut *self.conn()?);
+    /// Notes a disk I/O error in `result`: no write until a write-out.
+    fn watched<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
         if let Err(StoreError::Unavailable(why)) = &result
             && why.contains(DISK_IO_ERROR)
         {
@@ -366,15 +393,15 @@ impl MovedTo {
 
 impl Store for SqliteStore {
     fn list(&self) -> Result<Vec<SequenceState>, StoreError> {
-        self.with_conn(rows::list)
+        self.reading(rows::list)
     }
 
     fn generations(&self) -> Result<Vec<(String, i64)>, StoreError> {
-        self.with_conn(rows::generations)
+        self.reading(rows::generations)
     }
 
     fn reserve(&self, name: &str, generation: i64, size: u64) -> Result<Reserved, StoreError> {
-        self.with_conn(|conn| {
+        self.writing(|conn| {
             // IMMEDIATE takes the write lock up front, so the read below cannot
             // go stale before the update.
             let (block, laps) = conn.immediate_transaction(|conn| {
@@ -399,7 +426,7 @@ impl Store for SqliteStore {
     }
 
     fn give_back(&self, name: &str, stamp: Stamp, unused: Block) -> Result<bool, StoreError> {
-        self.with_conn(|conn| {
+        self.writing(|conn| {
             let taken = conn.immediate_transaction(|conn| {
                 let state = rows::load(conn, name)?;
                 if state.generation != stamp.generation
@@ -416,7 +443,7 @@ impl Store for SqliteStore {
     }
 
     fn restart(&self, name: &str, value: i64, consent: Consent) -> Result<(), StoreError> {
-        self.with_conn(|conn| {
+        self.writing(|conn| {
             conn.immediate_transaction(|conn| {
                 let state = rows::load(conn, name)?;
                 let restarted = rules::check_restart(
@@ -439,7 +466,7 @@ impl Store for SqliteStore {
 
     fn advance(&self, name: &str, to: Position, consent: Consent) -> Result<Advanced, StoreError> {
         let next = to.next;
-        self.with_conn(|conn| {
+        self.writing(|conn| {
             let advanced = conn.immediate_transaction(|conn| {
                 let state = rows::load(conn, name)?;
                 // Judged by this store's own laps: moving to the list's
@@ -460,7 +487,7 @@ impl Store for SqliteStore {
     }
 
     fn create(&self, spec: &SequenceSpec, at: Position) -> Result<Created, StoreError> {
-        self.with_conn(|conn| {
+        self.writing(|conn| {
             let created =
                 conn.immediate_transaction(|conn| match rows::load(conn, &spec.name) {
                     Ok(existing) if existing.spec.same_settings(spec) => Ok(Created::Existing),
@@ -478,7 +505,7 @@ impl Store for SqliteStore {
     }
 
     fn delete(&self, name: &str) -> Result<(), StoreError> {
-        self.with_conn(|conn| {
+        self.writing(|conn| {
             conn.immediate_transaction(|conn| {
                 let spec = rows::load(conn, name)?.spec;
                 if spec.is_builtin() {
@@ -493,7 +520,7 @@ impl Store for SqliteStore {
     /// Takes the write lock and lets it go: reads answer while another
     /// process holds that lock, and leases do not.
     fn probe(&self) -> Result<(), StoreError> {
-        self.with_conn(|conn| {
+        self.writing(|conn| {
             conn.immediate_transaction(|_| Ok::<_, diesel::result::Error>(()))
                 .map_err(rows::unavailable)
         })
