@@ -425,7 +425,17 @@ class Run:
                         self.record(self.store, "la", r["first"], r["last"])
                     break
             if self.server.poll() is not None:
-                raise Failure(f"PEZ exited after {fault}: {self.tail(self.server_log)}")
+                # Dead under the fault: SQLite maps its -shm file, and a page
+                # of it the disk cannot read is SIGBUS. Restart it, as
+                # systemd does (Restart=on-failure); a clean exit is a bug.
+                code = self.server.returncode
+                self.registry.forget(self.server)
+                self.server = None
+                if code == 0:
+                    raise Failure(f"PEZ exited 0 under {fault}: {self.tail(self.server_log)}")
+                how = f"signal {-code}" if code < 0 else f"exit {code}"
+                self.count(f"{fault}: PEZ died ({how}), restarted as systemd would")
+                self.start_serving(early_cut_ok=False)
             if time.monotonic() - started > 30:
                 raise Failure(f"PEZ did not recover within 30 s after {fault} was lifted "
                               f"(last answer {status})")
