@@ -29,6 +29,15 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
     }
 }
 
+/// Makes the name of `path` in its parent durable: [`sync_dir`] of the
+/// directory holding it (`.` for a bare name).
+pub fn sync_parent(path: &Path) -> io::Result<()> {
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => sync_dir(parent),
+        _ => sync_dir(Path::new(".")),
+    }
+}
+
 /// Makes `dir` and every missing parent with `mode` (before the umask), as
 /// `mkdir -p` does, and fsyncs the parent of each one made, so that none
 /// of them vanishes in a power cut. What already exists is left alone.
@@ -50,11 +59,7 @@ pub fn create_dir_all(dir: &Path, mode: u32) -> io::Result<()> {
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(e),
         }
-        let parent = match new.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
-        sync_dir(parent)?;
+        sync_parent(new)?;
     }
     Ok(())
 }

@@ -278,3 +278,46 @@ async fn a_short_read_during_a_start_after_a_crash_does_not_keep_the_server_out(
     let after = pez.http.numbers("/v2/forward?count=5").await;
     assert!(after[0] > before[4], "{after:?} after {before:?}");
 }
+
+#[tokio::test]
+async fn a_data_directory_made_by_someone_else_is_made_durable_too() {
+    let mut fs = CutFs::mount();
+    // systemd's StateDirectory= or the package's `install -d` made it, and
+    // neither fsyncs the directory above.
+    let data_dir = fs.mount.join("pez");
+    std::fs::create_dir(&data_dir).expect("make the data directory");
+    let mut pez = start(&fs, &data_dir);
+    let before = pez.http.numbers("/v2/forward?count=5").await;
+    fs.cut_power(&mut pez);
+    assert!(
+        data_dir.exists(),
+        "the data directory is gone after the cut"
+    );
+    let pez = start(&fs, &data_dir);
+    let after = pez.http.numbers("/v2/forward?count=5").await;
+    assert!(after[0] > before[4], "{after:?} after {before:?}");
+}
+
+#[tokio::test]
+async fn a_reader_holding_the_store_does_not_keep_a_server_from_starting_after_a_clean_stop() {
+    use diesel::Connection;
+    use diesel::connection::SimpleConnection;
+    let dir = TempDir::new();
+    let mut pez = PezProcess::start(dir.path(), &[]);
+    let before = pez.http.numbers("/v2/forward?count=5").await;
+    pez.terminate();
+    assert_eq!(pez.wait_exit(Duration::from_secs(15)).0, Some(0));
+    // A `sqlite3` shell (or a backup tool) in a read transaction, for as
+    // long as the server takes to start and serve.
+    let mut reader = diesel::SqliteConnection::establish(
+        &dir.path().join(pez::store::DATABASE_FILE).to_string_lossy(),
+    )
+    .expect("open the store file");
+    reader
+        .batch_execute("BEGIN; SELECT count(*) FROM sequences;")
+        .expect("a read transaction");
+    let pez = PezProcess::start(dir.path(), &[]);
+    let after = pez.http.numbers("/v2/forward?count=5").await;
+    assert_eq!(after[0], before[4] + 1, "a clean stop leaves no gap");
+    reader.batch_execute("COMMIT").expect("the reader lets go");
+}

@@ -109,6 +109,12 @@ class CutFs:
         subprocess.run(["fusermount3", "-u", "-z", self.mount], capture_output=True)
 
 
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def http(port, method, path, body=None, timeout=5.0):
     import http.client
     headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -305,6 +311,11 @@ class Run:
         """Starts PEZ on the current store; may cut the power during start."""
         port = self.port(self.store)
         first = not os.path.exists(self.data_dir(self.store))
+        if first and self.rng.random() < 0.3:
+            # Made by someone else, as systemd's StateDirectory= does, and
+            # never fsynced into its parent.
+            os.makedirs(self.data_dir(self.store), mode=0o700)
+            self.count("first start in a directory made beforehand")
         self.server = self.spawn_server()
         if early_cut_ok and (first or self.rng.random() < 0.1):
             # A cut during start: directory, database, migrations, first
@@ -411,6 +422,12 @@ class Run:
             raise Failure(f"a lease under {fault} answered {status}: {body[:300]!r}")
         self.count(f"{fault}: a lease meanwhile answered {status}")
         self.serve_for(self.rng.uniform(0.5, 2.0))
+        if self.rng.random() < 0.3:
+            # The power goes while the disk fails: before any write-out.
+            self.power_cut(f"during {fault}")
+            self.fs.command(f"{fault} off")
+            self.check_store(self.store, f"during {fault}")
+            return
         self.fs.command(f"{fault} off")
         started = time.monotonic()
         # Recovery by itself: fresh leases succeed again (larger than a
@@ -490,15 +507,16 @@ class Run:
             code, out, err = self.cli(["store", "copy", "--to", url])
             if code != 0:
                 raise Failure(f"`pez store copy` again after the cut failed: {err.strip()}")
-            pg = self.spawn_server(database_url=url, port=self.port(self.store) + 10000)
-            why = self.wait_ready(pg, self.port(self.store) + 10000)
+            pg_port = free_port()
+            pg = self.spawn_server(database_url=url, port=pg_port)
+            why = self.wait_ready(pg, pg_port)
             if why:
                 raise Failure(f"PEZ on the copy did not start: {why}")
             for seq, path in (("forward", "/v2/forward?count=100"),
                               ("reverse", "/v2/reverse?count=100"),
                               ("sa", "/v2/sequences/sa/next?count=50"),
                               ("la", "/v2/sequences/la/next?count=100")):
-                status, body = http(self.port(self.store) + 10000, "GET", path)
+                status, body = http(pg_port, "GET", path)
                 if status != 200:
                     raise Failure(f"PEZ on the copy: {path} answered {status}")
                 nums = json.loads(body)

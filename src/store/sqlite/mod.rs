@@ -123,6 +123,17 @@ impl SqliteStore {
         // anything is served from it: SQLite fsyncs the directory for the
         // WAL it makes, not for the database file PEZ made just now.
         durable::sync_dir(dir).map_err(|e| setup("cannot fsync the directory of", &e))?;
+        // And the directory's own name, which whoever made it (systemd's
+        // StateDirectory=, the package's install -d, a PEZ that crashed
+        // before its fsync) may never have made durable.
+        durable::sync_parent(dir).map_err(|e| setup("cannot fsync the directory above", &e))?;
+        // Whether the last process left anything to write out (see
+        // `write_out`): a log that is not empty (it crashed: a clean close
+        // checkpoints and deletes the log), or the mark of a disk error.
+        let mut wal = path.clone().into_os_string();
+        wal.push("-wal");
+        let crashed = std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0);
+        let marked = dir.join(DISK_ERROR_MARK).exists();
         for companion in ["-wal", "-shm", "-journal"] {
             let mut name = path.clone().into_os_string();
             name.push(companion);
@@ -152,7 +163,11 @@ impl SqliteStore {
         // the write-out cannot finish now (a reader holds the log, the disk
         // fails), the store opens all the same and serves nothing until it
         // has: a `pez sequence list` must never keep a server from starting.
-        let written_out = write_out(&mut conn, &path);
+        let written_out = if crashed || marked {
+            write_out(&mut conn, &path).and_then(|()| unmark_disk_error(dir))
+        } else {
+            Ok(())
+        };
         if let Err(why) = &written_out {
             log::warn!(
                 "{}: not written out at start ({why}); nothing is served from it until it is",
@@ -257,44 +272,76 @@ impl SqliteStore {
         &self,
         call: impl FnOnce(&mut SqliteConnection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        self.watched(call(&mut *self.conn()?))
+        let mut conn = self.watched(self.conn())?;
+        self.watched(call(&mut conn))
     }
 
     /// Runs `call`, which may write, on a pooled connection, once the
-    /// store is written out (see [`write_out`]) if a disk I/O error, or the
-    /// start, left that to do.
+    /// store is written out (see [`write_out`]) if a disk I/O error, or a
+    /// crash before this start, left that to do. One write call at a time
+    /// (SQLite has one writer anyway): a call that passed the check cannot
+    /// commit beside the one whose disk error sets it.
     fn writing<T>(
         &self,
         call: impl FnOnce(&mut SqliteConnection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let mut conn = self.conn()?;
+        let _one_writer = unpoisoned::lock(&self.writing_out);
+        let mut conn = self.watched(self.conn())?;
         if self.disk_failed.load(Ordering::Acquire) {
-            let _one = unpoisoned::lock(&self.writing_out);
-            if self.disk_failed.load(Ordering::Acquire) {
-                write_out(&mut conn, &self.path).map_err(|e| {
+            let dir = self.path.parent().unwrap_or(Path::new("."));
+            write_out(&mut conn, &self.path)
+                .and_then(|()| unmark_disk_error(dir))
+                .map_err(|e| {
                     StoreError::Unavailable(format!(
                         "{}: not written out again yet after a disk error or a crash: {e}",
                         self.path.display()
                     ))
                 })?;
-                self.disk_failed.store(false, Ordering::Release);
-                log::warn!(
-                    "{}: written out again; serving from it",
-                    self.path.display()
-                );
-            }
+            self.disk_failed.store(false, Ordering::Release);
+            log::warn!(
+                "{}: written out again; serving from it",
+                self.path.display()
+            );
         }
         self.watched(call(&mut conn))
     }
 
-    /// Notes a disk I/O error in `result`: no write until a write-out.
+    /// Notes a disk I/O error in `result`: no write until a write-out, in
+    /// this process (the flag) and the next (a mark in the data directory,
+    /// for a graceful stop whose last checkpoint deletes the log).
     fn watched<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
         if let Err(StoreError::Unavailable(why)) = &result
             && why.contains(DISK_IO_ERROR)
+            && !self.disk_failed.swap(true, Ordering::AcqRel)
         {
-            self.disk_failed.store(true, Ordering::Release);
+            let dir = self.path.parent().unwrap_or(Path::new("."));
+            if let Err(e) = mark_disk_error(dir) {
+                // The disk that failed may refuse the mark too: this
+                // process still writes out before its next write, and a
+                // crash leaves a log that the next start writes out.
+                log::warn!("{}: cannot record the disk error: {e}", self.path.display());
+            }
         }
         result
+    }
+}
+
+/// The file whose presence says a disk error happened and the store was not
+/// written out since.
+const DISK_ERROR_MARK: &str = "pez.disk-error";
+
+fn mark_disk_error(dir: &Path) -> Result<(), String> {
+    let file = trusted::private_file("the disk error mark", &dir.join(DISK_ERROR_MARK))
+        .map_err(|e| e.to_string())?;
+    file.sync_all().map_err(|e| e.to_string())?;
+    durable::sync_dir(dir).map_err(|e| e.to_string())
+}
+
+fn unmark_disk_error(dir: &Path) -> Result<(), String> {
+    match std::fs::remove_file(dir.join(DISK_ERROR_MARK)) {
+        Ok(()) => durable::sync_dir(dir).map_err(|e| e.to_string()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e.to_string()),
     }
 }
 
