@@ -163,7 +163,7 @@ impl Fetcher {
                     st.failures[i] = None;
                     st.leases += 1;
                     st.ranges += ranges.len() as u64;
-                    st.numbers_leased += count;
+                    st.numbers_leased += ranges.iter().map(|r| r.len()).sum::<u64>();
                     st.pending.extend(ranges);
                     st.fetch_wanted = false;
                     st.epoch += 1;

@@ -162,7 +162,9 @@ pub(crate) fn answer(status: u16, body: &str, sequence: &str, count: u64) -> Lea
 }
 
 /// The ranges of a 200 answer, checked: each within 1..=i64::MAX, and
-/// `count` numbers in all (anything else is not a lease of this client's).
+/// from 1 to `count` numbers in all (fewer than asked at the end of a
+/// non-cycling sequence: the server grants what is left; more is not a
+/// lease of this client's).
 fn granted(body: &str, count: u64) -> LeaseAnswer {
     let lease: Lease = match serde_json::from_str(body) {
         Ok(lease) => lease,
@@ -181,7 +183,7 @@ fn granted(body: &str, count: u64) -> LeaseAnswer {
         }
     }
     let total: u64 = ranges.iter().map(Range::len).sum();
-    if ranges.is_empty() || total != count {
+    if ranges.is_empty() || total > count {
         return LeaseAnswer::Refused(Error::Protocol(format!(
             "a lease of {count} numbers came with {total}"
         )));
@@ -210,10 +212,14 @@ mod tests {
     }
 
     #[test]
-    fn a_lease_of_the_wrong_size_is_refused() {
+    fn a_lease_larger_than_asked_is_refused_a_smaller_one_taken() {
+        assert!(matches!(
+            answer(200, r#"{"ranges": [{"first": 1, "last": 5}]}"#, "s", 4),
+            LeaseAnswer::Refused(Error::Protocol(_))
+        ));
         assert!(matches!(
             answer(200, r#"{"ranges": [{"first": 1, "last": 3}]}"#, "s", 4),
-            LeaseAnswer::Refused(Error::Protocol(_))
+            LeaseAnswer::Granted(_)
         ));
     }
 
