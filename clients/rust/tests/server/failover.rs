@@ -90,6 +90,8 @@ fn when_the_only_server_is_killed_the_numbers_on_hand_come_first_then_a_clear_er
 struct Database {
     url: String,
     cluster: Option<TempDir>,
+    /// The server and the database's name, when it was made on one.
+    made_on: Option<(String, String)>,
 }
 
 fn pg_script() -> std::path::PathBuf {
@@ -111,6 +113,7 @@ impl Database {
             return Database {
                 url: format!("{base}/{name}"),
                 cluster: None,
+                made_on: Some((server, name)),
             };
         }
         let dir = TempDir::new("cluster");
@@ -132,12 +135,18 @@ impl Database {
         Database {
             url: String::from_utf8_lossy(&output.stdout).trim().to_owned(),
             cluster: Some(dir),
+            made_on: None,
         }
     }
 }
 
 impl Drop for Database {
     fn drop(&mut self) {
+        if let Some((server, name)) = &self.made_on {
+            let _ = Command::new("psql")
+                .args([server, "-qc", &format!("DROP DATABASE {name} WITH (FORCE)")])
+                .output();
+        }
         if let Some(dir) = &self.cluster {
             let _ = Command::new(pg_script())
                 .args(["remove", &dir.path().to_string_lossy()])
