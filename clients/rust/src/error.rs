@@ -13,16 +13,17 @@ pub enum Error {
     /// The builder was given something unusable (no URL, a URL that is
     /// not `http://`, an empty sequence name, a zero deadline, ...).
     Config(String),
-    /// The deadline passed while a lease was on its way and no server had
-    /// failed: the servers are slow, not down.
+    /// The deadline passed while a lease was on its way and at least one
+    /// server had not failed: slow, not down.
     Timeout {
         /// The deadline that passed.
         waited: Duration,
         /// The sequence asked for.
         sequence: String,
     },
-    /// The deadline passed and every server tried had failed (connection
-    /// error, timeout, 5xx): `detail` names each with its last failure.
+    /// The deadline passed and every server had failed since it last
+    /// answered (connection error, timeout, 5xx): `detail` names each with
+    /// its last failure.
     Unavailable {
         /// The deadline that passed.
         waited: Duration,

@@ -97,21 +97,25 @@ impl Fetcher {
                 let stalled = std::mem::take(&mut st.stalled);
                 self.sizer.learn(st.rate.take(), stalled);
             }
-            if !self.asked_limit {
-                self.asked_limit = true;
-                self.ask_limit();
-            }
             if !self.lease() {
                 return;
+            }
+            if !self.asked_limit {
+                // After the first lease, so that callers never wait for it,
+                // and of the server that answered.
+                self.asked_limit = true;
+                self.ask_limit();
             }
         }
     }
 
-    /// Reads `lease_limit` from the first server (an admin route: without
-    /// the admin token the limit is learned from the first 400 instead).
+    /// Reads `lease_limit` from the server that answered last (an admin
+    /// route: without the admin token the limit is learned from a 400's
+    /// `maximum` instead).
     fn ask_limit(&mut self) {
         let config = &self.shared.config;
-        if let Some(limit) = self.http.lease_limit(&config.urls[0], &config.sequence) {
+        let url = &config.urls[self.preferred];
+        if let Some(limit) = self.http.lease_limit(url, &config.sequence) {
             self.sizer.set_limit(limit);
             self.shared.lock().lease_limit = Some(limit);
         }

@@ -39,8 +39,8 @@
 //! - **Bounded waits.** With several base URLs, a server that fails
 //!   (connection error, timeout, 5xx) is skipped and retried after a
 //!   backoff (50 ms doubling to 5 s). `next()` waits at most the
-//!   [`Builder::deadline`], then fails with [`Error::Unavailable`] (naming
-//!   each server's failure) or [`Error::Timeout`].
+//!   [`Builder::deadline`], then fails with [`Error::Unavailable`] (every
+//!   server failed; it names each failure) or [`Error::Timeout`].
 //! - **Exhaustion.** On a non-cycling sequence the client takes the last
 //!   numbers too (a 409's `remaining`), hands out all it holds, then
 //!   answers [`Error::Exhausted`].

@@ -148,8 +148,9 @@ impl Shared {
         }
     }
 
-    /// `Unavailable` naming each server that failed, or `Timeout` when
-    /// none did (a lease is on its way, slowly).
+    /// `Unavailable` naming each server's failure when every server has
+    /// failed since it last answered, else `Timeout` (a lease is on its
+    /// way, slowly).
     fn deadline_error(&self, st: &State) -> Error {
         let failed: Vec<String> = self
             .config
@@ -158,7 +159,7 @@ impl Shared {
             .zip(&st.failures)
             .filter_map(|(url, failure)| failure.as_ref().map(|f| format!("{url}: {f}")))
             .collect();
-        if failed.is_empty() {
+        if failed.len() < self.config.urls.len() {
             Error::Timeout {
                 waited: self.config.deadline,
                 sequence: self.config.sequence.clone(),
