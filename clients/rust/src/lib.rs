@@ -1,4 +1,4 @@
-//! A client for [PEZ](../../README.md) that hands out unique 64-bit numbers
+//! A client for PEZ that hands out unique 64-bit numbers
 //! in-process, from range leases it takes from PEZ servers
 //! (`POST /v2/sequences/{name}/lease?count=N`).
 //!
