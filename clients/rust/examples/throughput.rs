@@ -1,0 +1,58 @@
+//! A quick probe of in-process numbers/s: `cargo run --release -p
+//! pez-client --example throughput -- [URL] [SEQUENCE] [SECONDS]` against
+//! a running PEZ (default http://127.0.0.1:8000, forward, 3 s per run).
+//! Prints one line per run; not a benchmark harness (no warm-up rounds,
+//! no repetitions): `make bench-client` is still to be written.
+
+use pez_client::Client;
+use std::time::{Duration, Instant};
+
+fn run(client: &Client, threads: usize, seconds: f64) -> f64 {
+    let started = Instant::now();
+    let total: u64 = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut n = 0u64;
+                    let mut sink = 0i64;
+                    while started.elapsed().as_secs_f64() < seconds {
+                        // Check the clock once per 4,096 numbers.
+                        for _ in 0..4096 {
+                            sink ^= client.next().expect("next");
+                        }
+                        n += 4096;
+                    }
+                    std::hint::black_box(sink);
+                    n
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("thread")).sum()
+    });
+    total as f64 / started.elapsed().as_secs_f64()
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let url = args
+        .next()
+        .unwrap_or_else(|| "http://127.0.0.1:8000".into());
+    let sequence = args.next().unwrap_or_else(|| "forward".into());
+    let seconds: f64 = args.next().and_then(|s| s.parse().ok()).unwrap_or(3.0);
+    let client = Client::builder()
+        .urls([url])
+        .sequence(sequence)
+        .deadline(Duration::from_secs(5))
+        .build()
+        .expect("client");
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let one = run(&client, 1, seconds);
+    let all = run(&client, threads, seconds);
+    let stats = client.stats();
+    println!(
+        "client: {one:.0} numbers/s on 1 thread, {all:.0} numbers/s on {threads} threads \
+         ({} leases, lease limit {:?})",
+        stats.leases,
+        client.lease_limit()
+    );
+}
