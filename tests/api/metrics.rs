@@ -110,6 +110,20 @@ async fn the_first_scrape_has_every_series_at_zero() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_standard_process_metrics_are_exposed() {
     let app = TestApp::spawn_with(|_| {}).await;
+    // CPU time counts in clock ticks (10 ms): a start that fast reads 0.
+    // Work until /proc says this process used two ticks (bounded), so the
+    // metric below has something to show.
+    let ticks = || -> u64 {
+        let stat = std::fs::read_to_string("/proc/self/stat").expect("stat");
+        let after_name = &stat[stat.rfind(')').expect("comm") + 2..];
+        let fields: Vec<&str> = after_name.split_whitespace().collect();
+        // utime and stime: fields 14 and 15 of proc(5), 12 and 13 here.
+        fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime")
+    };
+    let busy = std::time::Instant::now();
+    while ticks() < 2 && busy.elapsed() < Duration::from_secs(5) {
+        std::hint::black_box((0..10_000u64).sum::<u64>());
+    }
     let text = app.get("/metrics").await.body;
     let number = |name: &str| -> f64 {
         value(&text, name)
