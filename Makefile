@@ -27,6 +27,15 @@ fuzz:
 	$(CARGO) nextest run --lib --no-run
 	PROPTEST_CASES=$(FUZZ_CASES) timeout $(FUZZ_SECONDS) $(CARGO) nextest run --lib http::fuzz::
 
+.PHONY: bench-client
+
+## The Rust client's numbers/s in-process (clients/rust), beside a bare
+## atomic counter measured in the same run; prints figures.
+bench-client:
+	$(CARGO) build --release --bin pez
+	$(CARGO) build --release -p pez-client --example throughput
+	bench/bench-client.sh $(BENCH_CLIENT_ARGS)
+
 ## Throughput against the HTTP ceiling, measured in one run (prints figures).
 bench:
 	$(CARGO) build --release --bin pez --example ceiling

@@ -1,13 +1,23 @@
-//! A quick probe of in-process numbers/s: `cargo run --release -p
-//! pez-client --example throughput -- [URL] [SEQUENCE] [SECONDS]` against
-//! a running PEZ (default http://127.0.0.1:8000, forward, 3 s per run).
-//! Prints one line per run; not a benchmark harness (no warm-up rounds,
-//! no repetitions): `make bench-client` is still to be written.
+//! In-process numbers/s of the client: `cargo run --release -p pez-client
+//! --example throughput -- [URL] [SEQUENCE] [SECONDS]` against a running
+//! PEZ (default http://127.0.0.1:8000, forward, 3 s per run). `make
+//! bench-client` (bench/bench-client.sh) starts a PEZ and runs it.
+//!
+//! First the baseline, measured in the same run: the same loop taking
+//! numbers from a bare `AtomicI64::fetch_add`, the ceiling of any
+//! in-process counter shared by the threads. Then the client on one
+//! thread and on every core; the last line is
+//! `client: N numbers/s on 1 thread, M numbers/s on T threads`.
 
 use pez_client::Client;
 use std::time::{Duration, Instant};
 
 fn run(client: &Client, threads: usize, seconds: f64) -> f64 {
+    measure(threads, seconds, || client.next().expect("next"))
+}
+
+/// Numbers/s that `take` hands out on `threads` threads for `seconds`.
+fn measure(threads: usize, seconds: f64, take: impl Fn() -> i64 + Sync) -> f64 {
     let started = Instant::now();
     let total: u64 = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
@@ -18,7 +28,7 @@ fn run(client: &Client, threads: usize, seconds: f64) -> f64 {
                     while started.elapsed().as_secs_f64() < seconds {
                         // Check the clock once per 4,096 numbers.
                         for _ in 0..4096 {
-                            sink ^= client.next().expect("next");
+                            sink ^= take();
                         }
                         n += 4096;
                     }
@@ -46,13 +56,24 @@ fn main() {
         .build()
         .expect("client");
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let counter = std::sync::atomic::AtomicI64::new(1);
+    let bare = || counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let base_one = measure(1, seconds, bare);
+    let base_all = measure(threads, seconds, bare);
+    println!(
+        "baseline (AtomicI64::fetch_add): {base_one:.0} numbers/s on 1 thread, \
+         {base_all:.0} numbers/s on {threads} threads"
+    );
     let one = run(&client, 1, seconds);
     let all = run(&client, threads, seconds);
     let stats = client.stats();
     println!(
-        "client: {one:.0} numbers/s on 1 thread, {all:.0} numbers/s on {threads} threads \
-         ({} leases, lease limit {:?})",
+        "client vs baseline: {:.2}x on 1 thread, {:.2}x on {threads} threads; {} leases, \
+         lease limit {:?}",
+        one / base_one,
+        all / base_all,
         stats.leases,
         client.lease_limit()
     );
+    println!("client: {one:.0} numbers/s on 1 thread, {all:.0} numbers/s on {threads} threads");
 }
