@@ -288,6 +288,46 @@ async fn numbers_left_in_a_non_cycling_sequence_are_never_lost(backend: Backend)
     app.stop().await;
 }
 
+/// A range lease near the end of a non-cycling sequence gets the numbers
+/// the store has left, fewer than asked (README, Named sequences): a
+/// client that asked for more must take them, or they are lost. Once the
+/// store has none left: 409. (What an instance holds in its own block is
+/// served by `next`, not by leases.)
+async fn a_range_lease_near_the_end_gets_the_numbers_left(backend: Backend) {
+    let app = TestApp::spawn_on(backend, with_admin).await;
+    let created = admin(
+        &app.http,
+        Method::PUT,
+        "/v2/sequences/last-lease",
+        Some(r#"{"min": 1, "max": 100000, "cycle": false, "max_lease": 100000}"#),
+    )
+    .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let lease = async |count: u32| {
+        let path = format!("/v2/sequences/last-lease/lease?count={count}");
+        admin(&app.http, Method::POST, &path, None).await
+    };
+    let first = lease(90000).await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    let taken = leased_numbers(&first.json());
+    assert_eq!(taken.len(), 90000);
+    // The instance's own blocks may take some between the two leases.
+    let rest = lease(90000).await;
+    assert_eq!(rest.status, 200, "{}", rest.body);
+    let rest = leased_numbers(&rest.json());
+    assert!(
+        !rest.is_empty() && rest.len() < 10000 + 1,
+        "{} numbers, of the store's last",
+        rest.len()
+    );
+    assert!(rest[0] > *taken.last().expect("numbers"), "{rest:?}");
+    assert_eq!(rest.last().copied(), Some(100000));
+    crate::helpers::assert_consecutive(&rest, 1);
+    let done = lease(1).await.problem(409);
+    assert_eq!(done["remaining"], 0, "{done}");
+    app.stop().await;
+}
+
 /// Point 11: a "forward" restart (or import) of a cycling sequence to its
 /// end brought its first numbers back at once: `restart forward` to 2^63-1,
 /// then `[9223372036854775807, 1, 2]`, though 1 and 2 had been issued in
@@ -648,6 +688,7 @@ crate::on_both_stores!(
     a_give_back_after_a_full_lap_of_range_leases_is_refused,
     a_sequence_of_one_number_is_refused_on_every_store,
     numbers_left_in_a_non_cycling_sequence_are_never_lost,
+    a_range_lease_near_the_end_gets_the_numbers_left,
     a_move_that_makes_a_cycling_sequence_wrap_early_needs_consent,
 );
 
