@@ -38,6 +38,25 @@ pub fn sync_parent(path: &Path) -> io::Result<()> {
     }
 }
 
+/// Makes the names of `dir` and of every directory above it durable, up to
+/// the root: whoever made them (an operator's `mkdir -p`, systemd, a
+/// package) may not have fsynced them, and a power cut that takes one of
+/// them takes the store inside. The parent must succeed (unless it is on a
+/// read-only file system, where no name can have changed); above it, a
+/// directory that cannot be synced (this user may not open it, a read-only
+/// root) is passed over: nothing can be done about it from here.
+pub fn sync_ancestors(dir: &Path) -> io::Result<()> {
+    let dir = fs::canonicalize(dir)?;
+    match sync_parent(&dir) {
+        Err(e) if e.raw_os_error() == Some(libc::EROFS) => {}
+        other => other?,
+    }
+    for ancestor in dir.ancestors().skip(2) {
+        let _ = sync_dir(ancestor);
+    }
+    Ok(())
+}
+
 /// Makes `dir` and every missing parent with `mode` (before the umask), as
 /// `mkdir -p` does, and fsyncs the parent of each one made, so that none
 /// of them vanishes in a power cut. What already exists is left alone.

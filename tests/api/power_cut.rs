@@ -282,10 +282,10 @@ async fn a_short_read_during_a_start_after_a_crash_does_not_keep_the_server_out(
 #[tokio::test]
 async fn a_data_directory_made_by_someone_else_is_made_durable_too() {
     let mut fs = CutFs::mount();
-    // systemd's StateDirectory= or the package's `install -d` made it, and
-    // neither fsyncs the directory above.
-    let data_dir = fs.mount.join("pez");
-    std::fs::create_dir(&data_dir).expect("make the data directory");
+    // systemd's StateDirectory=, the package's `install -d` or an
+    // operator's `mkdir -p` made it, and none fsyncs the directories above.
+    let data_dir = fs.mount.join("srv").join("pez");
+    std::fs::create_dir_all(&data_dir).expect("make the data directory");
     let mut pez = start(&fs, &data_dir);
     let before = pez.http.numbers("/v2/forward?count=5").await;
     fs.cut_power(&mut pez);

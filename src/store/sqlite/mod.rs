@@ -123,10 +123,12 @@ impl SqliteStore {
         // anything is served from it: SQLite fsyncs the directory for the
         // WAL it makes, not for the database file PEZ made just now.
         durable::sync_dir(dir).map_err(|e| setup("cannot fsync the directory of", &e))?;
-        // And the directory's own name, which whoever made it (systemd's
-        // StateDirectory=, the package's install -d, a PEZ that crashed
-        // before its fsync) may never have made durable.
-        durable::sync_parent(dir).map_err(|e| setup("cannot fsync the directory above", &e))?;
+        // And the directory's own name, and those above it, which whoever
+        // made them (systemd's StateDirectory=, the package's install -d,
+        // an operator's mkdir -p, a PEZ that crashed before its fsync) may
+        // never have made durable.
+        durable::sync_ancestors(dir)
+            .map_err(|e| setup("cannot fsync the directories above", &e))?;
         // Whether the last process left anything to write out (see
         // `write_out`): a log that is not empty (it crashed: a clean close
         // checkpoints and deletes the log), or the mark of a disk error.
