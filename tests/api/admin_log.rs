@@ -68,7 +68,16 @@ async fn admin_api_changes_are_logged_with_old_and_new_values() {
         .await;
     assert_eq!(deleted.status, 204);
 
-    let log = pez.log();
+    // The log is read from the server's stderr by a thread of its own: the
+    // last lines may arrive a moment after the answers.
+    let waited = std::time::Instant::now();
+    let mut log = pez.log();
+    while find(&log, "audited", &["deleted", "next 10"]).is_none()
+        && waited.elapsed() < std::time::Duration::from_secs(5)
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        log = pez.log();
+    }
     assert!(
         find(&log, "audited", &["created", "max 1000000", "cycle no"]).is_some(),
         "{log:?}"
