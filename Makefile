@@ -49,6 +49,7 @@ bench:
 ## minutes; --help lists the rest.
 chaos:
 	$(CARGO) build --release --bin pez
+	$(CARGO) build --release -p pez-client --bin pez-take
 	python3 tests/chaos/chaos.py $(CHAOS_ARGS)
 
 .PHONY: power-cut

@@ -101,6 +101,8 @@ def parse_args(argv):
     p.add_argument("--seed", type=int, help="seed of the schedule and the clients "
                    "(default: random, printed)")
     p.add_argument("--binary", default=os.path.join(ROOT, "target", "release", "pez"))
+    p.add_argument("--pez-take", default=os.path.join(ROOT, "target", "release", "pez-take"),
+                   help="the Rust client's command, run by the take client")
     p.add_argument("--out", default=os.path.join(ROOT, "target", "chaos"),
                    help="where runs are kept (default target/chaos)")
     p.add_argument("--keep", action="store_true", help="keep the history of a passing run too")
@@ -367,10 +369,12 @@ def main(argv):
                 print(text, flush=True)
                 failed = failed or bool(verdict["failures"])
         return 1 if failed else 0
-    if not os.access(args.binary, os.X_OK):
-        print(f"chaos: no {args.binary}; build it with `cargo build --release --bin pez` "
-              "(make chaos does)", file=sys.stderr)
-        return 2
+    for binary, how in ((args.binary, "--bin pez"), (args.pez_take, "-p pez-client --bin pez-take")):
+        if not os.access(binary, os.X_OK):
+            print(f"chaos: no {binary}; build it with `cargo build --release {how}` "
+                  "(make chaos does)", file=sys.stderr)
+            return 2
+    clients.PEZ_TAKE = args.pez_take
     run = Run(args)
 
     def on_signal(signum, frame):

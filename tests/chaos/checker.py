@@ -56,7 +56,8 @@ def check(phase, records, log, t0, client_kinds, title, minimum):
 
     def who(r):
         client = "nemesis" if r[CLIENT] == 99 else f"client {r[CLIENT]} ({kinds_of.get(r[CLIENT])})"
-        return f"{client}, {ENDPOINTS[r[EP]]}, instance {r[INST]}, {at(r[T_RECV])}"
+        inst = "any instance" if r[INST] == history.ANY_INSTANCE else f"instance {r[INST]}"
+        return f"{client}, {ENDPOINTS[r[EP]]}, {inst}, {at(r[T_RECV])}"
 
     def fault_before(t):
         last = None
@@ -243,7 +244,7 @@ def check(phase, records, log, t0, client_kinds, title, minimum):
             expected_404 += 1
         elif st >= 900:
             anomalies[(STATUS_NAMES[st], ENDPOINTS[r[EP]])] += 1
-        elif st in (history.NO_ANSWER, history.TIMEOUT):
+        elif st in (history.NO_ANSWER, history.TIMEOUT, history.TAKE_GAVE_UP):
             unanswered[(STATUS_NAMES[st], ENDPOINTS[r[EP]])] += 1
         else:
             statuses[(STATUS_NAMES.get(st, str(st)), ENDPOINTS[r[EP]])] += 1
@@ -255,6 +256,15 @@ def check(phase, records, log, t0, client_kinds, title, minimum):
     if anomalies:
         out("200 answers that broke a rule: " + ", ".join(
             f"{st} on {ep}: {_n(v)}" for (st, ep), v in sorted(anomalies.items())))
+    # The Rust client's promises (clients/rust, docs/clients.md): in order
+    # within one client, the count asked for, no wait past its deadline.
+    take_broken = sum(v for (_, ep), v in anomalies.items() if ep == "pez-take")
+    take_runs = sum(1 for r in others if r[EP] == history.EP_INDEX["pez-take"]
+                    and r[STATUS] == history.TAKE_GAVE_UP)
+    if "take" in client_kinds:
+        out(f"pez-take processes that broke the client's promises: {_n(take_broken)}"
+            + ("" if take_broken else " (in order, the count asked for, no wait past the "
+               "deadline)") + f"; gave up at their deadline: {_n(take_runs)}")
 
     # -- stretches without a 200 --------------------------------------------------
     families = sorted({k for k in client_kinds})
@@ -421,6 +431,8 @@ def check(phase, records, log, t0, client_kinds, title, minimum):
         failures.append(f"{_n(below)} numbers behind where pez store copy put a sequence")
     if broken:
         failures.append(f"{len(broken)} pez commands broke their rule")
+    if take_broken:
+        failures.append(f"{_n(take_broken)} times pez-take broke the client's promises")
     if total < minimum:
         failures.append(f"only {_n(total)} numbers checked (at least {_n(minimum)} expected)")
     verdict = {

@@ -19,8 +19,10 @@ import json
 import math
 import os
 import random
+import select
 import signal
 import socket
+import subprocess
 import time
 
 import history
@@ -31,7 +33,19 @@ CLIENT_TIMEOUT = 15.0
 MAX_COUNT = 10000
 MAX_LEASE = 1_000_000
 
-KINDS = ["v1", "v2", "v2", "next", "strict", "mixed", "lease", "gb", "ring"]
+KINDS = ["v1", "v2", "v2", "next", "strict", "mixed", "lease", "gb", "ring", "take"]
+# The `take` client runs `pez-take` (the Rust client, clients/rust) again
+# and again: this binary, set by chaos.py before the clients fork.
+PEZ_TAKE = None
+# How long one pez-take may wait for a number (its --deadline-ms), and the
+# slack on top (its process start, its last HTTP attempt, the pipe) before
+# the wait counts as a stall past the deadline: the client's bounded wait.
+TAKE_DEADLINE = 10.0
+TAKE_SLACK = 3.0
+# Sequences the take client uses: leased ones only (a strict sequence's range
+# lease is one nextval() per number, and the client sizes its leases toward
+# two seconds of what it hands out, up to PEZ_MAX_LEASE).
+TAKE_SEQUENCES = ("forward", "reverse", "la", "ld")
 # The ring client pauses this long after each request: the rings' lap check
 # costs the checker per number received, so their load is kept to some
 # tens of thousands of numbers a second (many laps a second all the same).
@@ -244,6 +258,8 @@ def run_client(shared, client_id, kind, path, seed):
     """The body of one client process."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     die_with_parent()
+    if kind == "take":
+        return run_take_client(shared, client_id, path, seed)
     parent = os.getppid()
     rng = random.Random(seed)
     writer = history.Writer(path)
@@ -363,3 +379,116 @@ def _record(writer, t_send, t_recv, seq, endpoint, slot, count, fmt, body):
         writer.status(t_send, t_recv, seq, endpoint, slot, history.OUT_OF_ORDER)
     if got != count:
         writer.status(t_send, t_recv, seq, endpoint, slot, history.WRONG_COUNT)
+
+
+def run_take_client(shared, client_id, path, seed):
+    """The body of the `take` client: one `pez-take` process after another,
+    each given every live instance's URL (in a random order) and a count,
+    its numbers read as they come and recorded as runs.
+
+    Checked per process: numbers in the sequence's order from the first to
+    the last (the client's promise, across refetches), the count it was
+    asked for when it exits 0, and no wait for a number longer than its
+    deadline (plus TAKE_SLACK) when it gives up. A process killed or given
+    up on loses the rest of its ranges: a gap, never a duplicate.
+    """
+    rng = random.Random(seed)
+    writer = history.Writer(path)
+    writer.client = client_id
+    said = open(path[: -len(".bin")] + "-pez-take.log", "a")
+    try:
+        while not shared.stop.is_set():
+            live = [port for port in shared.ports if port]
+            if not live:
+                time.sleep(0.05)
+                continue
+            rng.shuffle(live)
+            name = rng.choice(TAKE_SEQUENCES)
+            seq = SEQ_INDEX[name]
+            count = int(10 ** rng.uniform(2, 6.3))
+            args = [PEZ_TAKE, "--url", ",".join(f"http://127.0.0.1:{p}" for p in live),
+                    "--sequence", name, "--count", str(count),
+                    "--deadline-ms", str(int(TAKE_DEADLINE * 1000))]
+            status = _take_once(shared, writer, seq, count, args, said)
+            if status in (404, history.TAKE_GAVE_UP):
+                time.sleep(0.1)
+    finally:
+        writer.close()
+        said.close()
+
+
+def _take_once(shared, writer, seq, count, args, said):
+    asc = history.ASCENDING[seq]
+    endpoint = EP_INDEX["pez-take"]
+    t_start = time.monotonic()
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=die_with_parent)
+    fd = proc.stdout.fileno()
+    tail = b""
+    last = None  # the last number handed out, for the order check
+    got = 0
+    t_last = t_start  # when the last number (or the start) was read
+    out_of_order = False
+    try:
+        while True:
+            ready, _, _ = select.select([fd], [], [], 0.25)
+            if shared.stop.is_set():
+                proc.kill()
+                break
+            writer.epoch(shared.epoch.value)
+            if not ready:
+                continue
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                break
+            t_read = time.monotonic()
+            if t_read - t_last > TAKE_DEADLINE + TAKE_SLACK:
+                # pez-take writes what it has before it waits for a lease,
+                # so this is one wait for a number past the deadline.
+                writer.status(t_last, t_read, seq, endpoint, history.ANY_INSTANCE,
+                              history.TAKE_STALLED)
+            lines = (tail + chunk).split(b"\n")
+            tail = lines.pop()
+            if not lines:
+                continue
+            numbers = [int(x) for x in lines]
+            if last is not None:
+                if (numbers[0] <= last) if asc else (numbers[0] >= last):
+                    out_of_order = True
+            if any((b <= a) if asc else (b >= a) for a, b in zip(numbers, numbers[1:])):
+                out_of_order = True
+            last = numbers[-1]
+            got += len(numbers)
+            t_last = t_read
+            for lo, hi in ring_runs(numbers, asc):
+                writer.run(t_start, t_read, seq, endpoint, history.ANY_INSTANCE, lo, hi)
+        code = proc.wait()
+        stderr = proc.stderr.read().decode(errors="replace").strip()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
+    t_end = time.monotonic()
+    if out_of_order:
+        writer.status(t_start, t_end, seq, endpoint, history.ANY_INSTANCE, history.OUT_OF_ORDER)
+    if shared.stop.is_set() and code != 0:
+        return 0  # killed at the end of the phase
+    said.write(f"{t_end:.3f} exit {code}: {stderr}\n")
+    if code == 0:
+        if got != count:
+            writer.status(t_start, t_end, seq, endpoint, history.ANY_INSTANCE,
+                          history.WRONG_COUNT)
+        return 200
+    if "(404)" in stderr:
+        status = 404
+    elif "within the deadline" in stderr:
+        status = history.TAKE_GAVE_UP
+    else:
+        status = history.TAKE_BROKE
+    writer.status(t_last, t_end, seq, endpoint, history.ANY_INSTANCE, status)
+    if status != history.TAKE_BROKE and t_end - t_last > TAKE_DEADLINE + TAKE_SLACK:
+        writer.status(t_last, t_end, seq, endpoint, history.ANY_INSTANCE,
+                      history.TAKE_STALLED)
+    return status

@@ -76,6 +76,9 @@ ENDPOINTS = [
     "lease",  # POST /v2/sequences/S/lease?count=N (range lease)
     "nemesis-next",  # the nemesis's own takes (give-back race, rings)
     "nemesis-lease",  # the nemesis's own range leases (give-back race, rings)
+    # Numbers a `pez-take` process (the Rust client, clients/rust) handed
+    # out of its range leases; instance ANY_INSTANCE (the client fails over).
+    "pez-take",
 ]
 EP_INDEX = {name: i for i, name in enumerate(ENDPOINTS)}
 
@@ -87,6 +90,15 @@ DUPLICATE_IN_ANSWER = 901
 OUT_OF_ORDER = 902
 WRONG_COUNT = 903
 BAD_BODY = 904
+# A pez-take process: it waited longer than its deadline (plus slack) for a
+# number, or it stopped with an error other than a deadline or a 404.
+TAKE_STALLED = 905
+TAKE_BROKE = 906
+# A pez-take process gave up after its deadline: every server failed or
+# none answered in time (a bounded stall, as promised; not an anomaly).
+TAKE_GAVE_UP = 2
+# The instance slot of pez-take's records: the client picks the server.
+ANY_INSTANCE = 255
 STATUS_NAMES = {
     NO_ANSWER: "no answer (refused/reset)",
     TIMEOUT: "no answer (client timeout)",
@@ -94,6 +106,9 @@ STATUS_NAMES = {
     OUT_OF_ORDER: "200 not in sequence order",
     WRONG_COUNT: "200 with another count than asked",
     BAD_BODY: "200 with a body that does not parse",
+    TAKE_STALLED: "pez-take waited past its deadline",
+    TAKE_BROKE: "pez-take stopped with an unexpected error",
+    TAKE_GAVE_UP: "pez-take gave up at its deadline",
 }
 
 

@@ -109,7 +109,20 @@ fn main() -> ExitCode {
     let mut taken = 0u64;
     let mut failure = None;
     while taken < args.count {
-        match client.next() {
+        // What was handed out is written before any wait for a lease, so a
+        // reader sees every number as soon as the client may block (the
+        // fault suite measures waits this way).
+        let next = match client.next_on_hand() {
+            Some(number) => Ok(number),
+            None => match out.flush() {
+                Ok(()) => client.next(),
+                Err(e) => {
+                    failure = Some(write_failure(e));
+                    break;
+                }
+            },
+        };
+        match next {
             Ok(number) => {
                 if let Err(e) = writeln!(out, "{number}") {
                     failure = Some(write_failure(e));
