@@ -172,16 +172,17 @@ impl StrictQueue {
         let mut backoff = Backoff::new(FIRST_RETRY_PAUSE, MAX_RETRY_PAUSE);
         loop {
             let work = self.work.notified();
-            let Some((batch, _in_flight)) = self.batch(lap) else {
+            let Some((batch, in_flight)) = self.batch(lap) else {
                 if self.closed.load(Ordering::Relaxed) {
                     return;
                 }
                 work.await;
                 continue;
             };
-            // A batch takes everything queued up to its cap: what is still
-            // queued is more than a full batch, so let another worker start
-            // on it while this one waits for the store.
+            // A batch takes everything queued up to its cap: anything still
+            // queued means the cap was reached, so let another worker start
+            // on it (it takes it if it is a full batch) while this one
+            // waits for the store.
             if !self.pending().is_empty() {
                 self.work.notify_one();
             }
@@ -238,6 +239,11 @@ impl StrictQueue {
                         debug!("{name}: strict take failed again, retrying in {pause:?}: {e}");
                     }
                     self.requeue(batch);
+                    // Out of flight while it pauses: an arrival wakes an
+                    // idle worker, which tries at once (a store that came
+                    // back mid-pause serves it without waiting out this
+                    // worker's backoff, up to a second).
+                    drop(in_flight);
                     tokio::time::sleep(pause).await;
                     continue;
                 }
