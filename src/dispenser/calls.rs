@@ -150,50 +150,20 @@ impl StoreLink {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sequence::Block;
-    use crate::store::{Advanced, Consent, Created, Position, Reserved, SequenceState, Stamp};
+    use crate::dispenser::fake_store::FakeStore;
 
     /// A store whose listing hangs far beyond its own stated limit.
-    struct Hanging;
-
-    impl Store for Hanging {
-        fn list(&self) -> Result<Vec<SequenceState>, StoreError> {
+    fn hanging() -> FakeStore {
+        FakeStore::new(Duration::from_millis(100)).listing(|| {
             std::thread::sleep(Duration::from_secs(3));
             Ok(Vec::new())
-        }
-        fn generations(&self) -> Result<Vec<(String, i64)>, StoreError> {
-            Ok(Vec::new())
-        }
-        fn reserve(&self, name: &str, _: i64, _: u64) -> Result<Reserved, StoreError> {
-            Err(StoreError::UnknownSequence(name.to_owned()))
-        }
-        fn give_back(&self, _: &str, _: Stamp, _: Block) -> Result<bool, StoreError> {
-            Ok(false)
-        }
-        fn restart(&self, _: &str, _: i64, _: Consent) -> Result<(), StoreError> {
-            Ok(())
-        }
-        fn advance(&self, _: &str, _: Position, _: Consent) -> Result<Advanced, StoreError> {
-            Ok(Advanced::AlreadyThere { stands: None })
-        }
-        fn create(&self, _: &SequenceSpec, _: Position) -> Result<Created, StoreError> {
-            Ok(Created::Existing)
-        }
-        fn delete(&self, _: &str) -> Result<(), StoreError> {
-            Ok(())
-        }
-        fn call_limit(&self) -> Duration {
-            Duration::from_millis(100)
-        }
-        fn most_per_reservation(&self, spec: &SequenceSpec) -> u64 {
-            spec.size()
-        }
+        })
     }
 
     #[tokio::test]
     async fn a_call_that_overruns_the_limit_is_given_up_as_ambiguous_and_counts_as_trouble() {
         let metrics = Arc::new(Metrics::new("test"));
-        let link = StoreLink::new(Arc::new(Hanging), Arc::clone(&metrics));
+        let link = StoreLink::new(Arc::new(hanging()), Arc::clone(&metrics));
         assert!(
             link.trouble(Duration::from_secs(60)).is_some(),
             "no answer yet"

@@ -22,6 +22,8 @@
 mod backoff;
 mod calls;
 mod exact;
+#[cfg(test)]
+mod fake_store;
 mod health;
 mod leaser;
 mod range;
