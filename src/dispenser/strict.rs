@@ -321,6 +321,8 @@ mod tests {
         running: AtomicUsize,
         most_at_once: AtomicUsize,
         calls: AtomicU64,
+        /// While set, every reservation fails as an outage.
+        down: AtomicBool,
     }
 
     impl Seen {
@@ -329,6 +331,10 @@ mod tests {
             let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
             self.most_at_once.fetch_max(now, Ordering::SeqCst);
             self.calls.fetch_add(1, Ordering::SeqCst);
+            if self.down.load(Ordering::SeqCst) {
+                self.running.fetch_sub(1, Ordering::SeqCst);
+                return Err(StoreError::Unavailable("the store is down".into()));
+            }
             std::thread::sleep(Duration::from_millis(20));
             let first = {
                 let mut next = unpoisoned::lock(&self.next);
@@ -443,6 +449,42 @@ mod tests {
         assert!(
             store.most_at_once.load(Ordering::SeqCst) >= 2,
             "full batches waited for one another"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_request_after_an_outage_is_served_at_once_not_after_a_workers_backoff() {
+        let (queue, store) = start();
+        store.down.store(true, Ordering::SeqCst);
+        let stranded = {
+            let queue = Arc::clone(&queue);
+            tokio::spawn(async move { queue.next(1, Duration::from_secs(30)).await })
+        };
+        // Five failed takes: the worker retrying the stranded request now
+        // pauses 800 ms (50, 100, 200, 400, 800).
+        while store.calls.load(Ordering::SeqCst) < 5 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        store.down.store(false, Ordering::SeqCst);
+        let asked = tokio::time::Instant::now();
+        let fresh = queue
+            .next(1, Duration::from_secs(30))
+            .await
+            .expect("numbers after the store came back");
+        let waited = asked.elapsed();
+        let stranded = stranded.await.expect("task").expect("numbers");
+        queue.close();
+        assert_distinct(
+            fresh
+                .iter()
+                .chain(stranded.iter())
+                .flat_map(Block::iter)
+                .collect(),
+        );
+        // One 20 ms take; waiting out the pause would be 800 ms.
+        assert!(
+            waited < Duration::from_millis(400),
+            "a request after the outage waited {waited:?}"
         );
     }
 }
