@@ -36,10 +36,13 @@ bench-client:
 	$(CARGO) build --release -p pez-client --example throughput
 	bench/bench-client.sh $(BENCH_CLIENT_ARGS)
 
-## Throughput against the HTTP ceiling, measured in one run (prints figures).
+## Throughput against the HTTP ceiling, measured in one run, then the
+## instructions per request under callgrind beside the same ceiling
+## (bench/instructions.py; about two minutes); prints figures.
 bench:
 	$(CARGO) build --release --bin pez --example ceiling
 	python3 bench/bench.py $(BENCH_ARGS)
+	python3 bench/instructions.py $(INSTRUCTIONS_ARGS)
 
 .PHONY: chaos
 

@@ -275,30 +275,44 @@ impl Dispenser {
         Ok(runs)
     }
 
+    /// The next `count` numbers of `name` if they are on hand: `None` when
+    /// the request would have to wait (for a lease, or for a strict
+    /// sequence's store), and [`Dispenser::next`] is the way. Nearly every
+    /// request is answered here, without a future to allocate and poll.
+    pub fn next_on_hand(
+        &self,
+        name: &str,
+        count: u64,
+    ) -> Option<Result<Vec<Block>, DispenseError>> {
+        let Some(sequence) = self.get(name) else {
+            return Some(Err(DispenseError::UnknownSequence));
+        };
+        let Engine::Leased(leased) = &sequence.engine else {
+            return None;
+        };
+        if count > sequence.spec.size() {
+            return Some(Err(DispenseError::CountExceedsRange(sequence.spec.size())));
+        }
+        let runs = match take_on_hand(leased, count) {
+            OnHand::Taken(runs) => runs,
+            OnHand::Wait => return None,
+            OnHand::Failed(e) => return Some(Err(e)),
+        };
+        sequence.issued.inc_by(count);
+        Some(Ok(runs))
+    }
+
     async fn next_leased(&self, leased: &Leased, count: u64) -> Result<Vec<Block>, DispenseError> {
         // Read the clock only if the request has to wait.
         let mut deadline = None;
         loop {
-            // Registered before the lock is released, so a lease that lands
-            // between our check and our wait still wakes us.
+            // Registered before the reservoir's lock is released, so a
+            // lease that lands between our look and our wait still wakes us.
             let lease_done = leased.lease_done.notified();
-            {
-                let mut reservoir = leased.reservoir();
-                let taken = reservoir.take(count);
-                if reservoir.wants_lease() {
-                    leased.lease_needed.notify_one();
-                }
-                match taken {
-                    Ok(runs) => return Ok(runs),
-                    Err(Shortfall::Waiting) => {}
-                    Err(Shortfall::StoreFailing) => return Err(DispenseError::Unavailable),
-                    Err(Shortfall::Exhausted) => {
-                        return Err(DispenseError::Exhausted {
-                            remaining: reservoir.available(),
-                        });
-                    }
-                    Err(Shortfall::Closed) => return Err(DispenseError::ShuttingDown),
-                }
+            match take_on_hand(leased, count) {
+                OnHand::Taken(runs) => return Ok(runs),
+                OnHand::Failed(e) => return Err(e),
+                OnHand::Wait => {}
             }
             let deadline = *deadline
                 .get_or_insert_with(|| tokio::time::Instant::now() + self.settings.lease_wait);
@@ -481,4 +495,33 @@ fn on_hand(sequence: &Sequence) -> (Option<i64>, u64) {
             (reservoir.peek(), reservoir.available())
         })
         .unwrap_or((None, 0))
+}
+
+/// What a look at a leased sequence's numbers on hand came to.
+enum OnHand {
+    /// The numbers, taken.
+    Taken(Vec<Block>),
+    /// Too few on hand for now: a lease is coming (and was asked for).
+    Wait,
+    /// An answer that waiting would not change.
+    Failed(DispenseError),
+}
+
+/// Takes `count` numbers of what `leased` holds, all or none, and asks for
+/// the next lease when the reservoir wants one.
+fn take_on_hand(leased: &Leased, count: u64) -> OnHand {
+    let mut reservoir = leased.reservoir();
+    let taken = reservoir.take(count);
+    if reservoir.wants_lease() {
+        leased.lease_needed.notify_one();
+    }
+    match taken {
+        Ok(runs) => OnHand::Taken(runs),
+        Err(Shortfall::Waiting) => OnHand::Wait,
+        Err(Shortfall::StoreFailing) => OnHand::Failed(DispenseError::Unavailable),
+        Err(Shortfall::Exhausted) => OnHand::Failed(DispenseError::Exhausted {
+            remaining: reservoir.available(),
+        }),
+        Err(Shortfall::Closed) => OnHand::Failed(DispenseError::ShuttingDown),
+    }
 }

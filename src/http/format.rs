@@ -44,10 +44,14 @@ impl Format {
         })
     }
 
-    fn content_type(self) -> &'static str {
+    /// Built once, at compile time: `from_static` checks every byte when
+    /// it runs, and this is on every answer.
+    fn content_type(self) -> HeaderValue {
+        const JSON: HeaderValue = HeaderValue::from_static("application/json");
+        const TEXT: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
         match self {
-            Format::Json | Format::String => "application/json",
-            Format::Text => "text/plain; charset=utf-8",
+            Format::Json | Format::String => JSON,
+            Format::Text => TEXT,
         }
     }
 }
@@ -273,10 +277,9 @@ pub fn ranges(runs: &[Block], format: Format) -> Answer {
 fn ok(body: impl Into<Bytes>, format: Format) -> Answer {
     let mut response = Response::new(body.into());
     *response.status_mut() = StatusCode::OK;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(format.content_type()),
-    );
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, format.content_type());
     response
 }
 

@@ -10,6 +10,7 @@ use super::problem::ApiError;
 use super::query;
 use super::resources::{ALLOW, Resource, Shape};
 use crate::dispenser::DispenseError;
+use crate::sequence::Block;
 use hyper::Method;
 
 /// What a request to one of the original's four resources comes to, once
@@ -61,9 +62,28 @@ pub fn number_resource(
     Prepared::Answered(answer)
 }
 
-/// The numbers a [`Prepared::Take`] asked for, written out (or why none).
+/// The numbers a [`Prepared::Take`] asked for, if they are on hand (see
+/// [`crate::dispenser::Dispenser::next_on_hand`]), written out (or why
+/// none); `None` when they have to be waited for ([`take`]).
+pub fn take_on_hand(resource: Resource, count: u64, format: Format, app: &App) -> Option<Answer> {
+    let taken = app.dispenser.next_on_hand(resource.sequence, count)?;
+    Some(answer(resource, count, format, taken))
+}
+
+/// The numbers a [`Prepared::Take`] asked for, written out (or why none),
+/// waiting for them as long as the dispenser does.
 pub async fn take(resource: Resource, count: u64, format: Format, app: &App) -> Answer {
-    match app.dispenser.next(resource.sequence, count).await {
+    let taken = app.dispenser.next(resource.sequence, count).await;
+    answer(resource, count, format, taken)
+}
+
+fn answer(
+    resource: Resource,
+    count: u64,
+    format: Format,
+    taken: Result<Vec<Block>, DispenseError>,
+) -> Answer {
+    match taken {
         Ok(runs) => match resource.shape {
             Shape::Single => format::single(runs[0].first, format),
             Shape::List => format::list(&runs, count, format),

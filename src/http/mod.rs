@@ -136,8 +136,9 @@ fn resource_of(path: &str) -> Option<Resource> {
 
 type Answered = Result<Response<ResponseBody>, Infallible>;
 
-/// A request's answer: at once, or later. Errors, OPTIONS and 413 are
-/// answered at once and allocate nothing; the rest is one allocation.
+/// A request's answer: at once, or later. Numbers on hand, errors, OPTIONS
+/// and 413 are answered at once and allocate no future; the rest is one
+/// allocation.
 pub enum ApiFuture {
     /// Answered while called.
     Ready(Option<Response<ResponseBody>>),
@@ -201,6 +202,11 @@ where
                     format,
                 } => (resource, count, format),
             };
+            // Numbers on hand are answered at once: no future, no timer.
+            if let Some(answer) = handlers::take_on_hand(resource, count, format, &inner.app) {
+                inner.metrics.request(route, answer.status().as_u16());
+                return ApiFuture::Ready(Some(answer.map(whole)));
+            }
             let inner = Arc::clone(inner);
             return ApiFuture::Pending(Box::pin(async move {
                 let answer = handlers::take(resource, count, format, &inner.app);
