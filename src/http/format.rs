@@ -100,14 +100,17 @@ pub fn list(runs: &[Block], count: u64, format: Format) -> Answer {
 }
 
 fn list_body(runs: &[Block], count: u64, format: Format) -> Vec<u8> {
-    // 19 digits and 4 more characters per number at most.
-    let mut out = Vec::with_capacity(2 + 23 * count as usize);
     // What goes before each number but the first, and after each.
-    let (before, after): (&[u8], Option<u8>) = match format {
-        Format::Json => (b", ", None),
-        Format::String => (b", \"", Some(b'"')),
-        Format::Text => (b"", Some(b'\n')),
+    let (before, after): (&'static [u8], &'static [u8]) = match format {
+        Format::Json => (b", ", b""),
+        Format::String => (b", \"", b"\""),
+        Format::Text => (b"", b"\n"),
     };
+    // The first number goes without `before`, but a string keeps its quote.
+    let lead = usize::from(format == Format::String);
+    // 19 digits and 4 more characters per number at most, and the slack
+    // every copy of a whole window may write past its end.
+    let mut out = Vec::with_capacity(2 + 23 * count as usize + WINDOW);
     if format != Format::Text {
         out.push(b'[');
     }
@@ -115,25 +118,26 @@ fn list_body(runs: &[Block], count: u64, format: Format) -> Vec<u8> {
     for run in runs {
         // A run counts by one: its numbers are written by stepping the
         // decimal digits of the previous one, not by formatting each.
-        let mut digits = Digits::new(run.first, before);
-        for i in 0..run.len() {
-            if i > 0 {
-                match run.direction {
-                    Direction::Ascending => digits.up(),
-                    Direction::Descending => digits.down(),
+        let mut digits = Digits::new(run.first, before, after);
+        if first {
+            digits.append_first(&mut out, lead);
+            first = false;
+        } else {
+            digits.append(&mut out);
+        }
+        // One loop per direction: the step is inlined into each.
+        match run.direction {
+            Direction::Ascending => {
+                for _ in 1..run.len() {
+                    digits.up();
+                    digits.append(&mut out);
                 }
             }
-            if first {
-                if format == Format::String {
-                    out.push(b'"');
+            Direction::Descending => {
+                for _ in 1..run.len() {
+                    digits.down();
+                    digits.append(&mut out);
                 }
-                out.extend_from_slice(digits.as_bytes());
-                first = false;
-            } else {
-                out.extend_from_slice(digits.with_before());
-            }
-            if let Some(after) = after {
-                out.push(after);
             }
         }
     }
@@ -143,27 +147,39 @@ fn list_body(runs: &[Block], count: u64, format: Format) -> Vec<u8> {
     out
 }
 
+/// The most a number and what goes around it take: 19 digits and 4 more.
+const WINDOW: usize = 32;
+
+/// Where a number's digits end in [`Digits::buffer`]; what goes after it
+/// follows.
+const DIGITS_END: usize = 24;
+
 /// The decimal digits of a number of a sequence (at least 1), stepped by
-/// one in place, with what goes before them in a list kept in front, so a
-/// number and its separator are one copy.
+/// one in place, with what goes before and after them in a list around
+/// them, so that a number and its separators are one copy.
 struct Digits {
-    buffer: [u8; 24],
-    /// Where the digits start; they end at the end of `buffer`.
+    /// `before`, the digits and `after`; room for a whole [`WINDOW`] from
+    /// any start.
+    buffer: [u8; DIGITS_END + WINDOW],
+    /// Where the digits start; they end at [`DIGITS_END`].
     start: usize,
     before: &'static [u8],
+    after: usize,
 }
 
 impl Digits {
-    fn new(number: i64, before: &'static [u8]) -> Self {
+    fn new(number: i64, before: &'static [u8], after: &'static [u8]) -> Self {
         let mut written = Vec::with_capacity(20);
         push_decimal(&mut written, number.max(1));
-        let mut buffer = [b'0'; 24];
-        let start = buffer.len() - written.len();
-        buffer[start..].copy_from_slice(&written);
+        let mut buffer = [b'0'; DIGITS_END + WINDOW];
+        let start = DIGITS_END - written.len();
+        buffer[start..DIGITS_END].copy_from_slice(&written);
+        buffer[DIGITS_END..DIGITS_END + after.len()].copy_from_slice(after);
         let mut digits = Self {
             buffer,
             start,
             before,
+            after: after.len(),
         };
         digits.write_before();
         digits
@@ -174,17 +190,34 @@ impl Digits {
         self.buffer[at..self.start].copy_from_slice(self.before);
     }
 
-    fn as_bytes(&self) -> &[u8] {
-        &self.buffer[self.start..]
+    /// Appends the number with what goes before and after it.
+    #[inline]
+    fn append(&self, out: &mut Vec<u8>) {
+        self.append_from(out, self.start - self.before.len());
     }
 
-    fn with_before(&self) -> &[u8] {
-        &self.buffer[self.start - self.before.len()..]
+    /// Appends the number with what goes after it and the last `lead`
+    /// bytes of what goes before.
+    fn append_first(&self, out: &mut Vec<u8>, lead: usize) {
+        self.append_from(out, self.start - lead);
+    }
+
+    /// Copies a whole [`WINDOW`] from `from`, a copy of fixed size that
+    /// needs no call to `memcpy`, then drops what lies past the number's
+    /// end (the list's capacity has room for it).
+    #[inline]
+    fn append_from(&self, out: &mut Vec<u8>, from: usize) {
+        let window: &[u8; WINDOW] = self.buffer[from..from + WINDOW]
+            .try_into()
+            .expect("a window fits the buffer from any start");
+        let len = DIGITS_END + self.after - from;
+        out.extend_from_slice(window);
+        out.truncate(out.len() - (WINDOW - len));
     }
 
     /// Adds one (20 digits hold more than the largest number, plus one).
     fn up(&mut self) {
-        let mut at = self.buffer.len();
+        let mut at = DIGITS_END;
         while at > self.start {
             at -= 1;
             if self.buffer[at] == b'9' {
@@ -201,7 +234,7 @@ impl Digits {
 
     /// Takes one away (from a number above 1: sequences stop at 1).
     fn down(&mut self) {
-        let mut at = self.buffer.len();
+        let mut at = DIGITS_END;
         while at > self.start {
             at -= 1;
             if self.buffer[at] == b'0' {
@@ -211,7 +244,7 @@ impl Digits {
                 break;
             }
         }
-        if self.buffer[self.start] == b'0' && self.start < self.buffer.len() - 1 {
+        if self.buffer[self.start] == b'0' && self.start < DIGITS_END - 1 {
             self.start += 1;
             self.write_before();
         }
@@ -286,6 +319,57 @@ fn ok(body: impl Into<Bytes>, format: Format) -> Answer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// A list as `format!` writes it, for comparison.
+    fn list_by_formatting(runs: &[Block], format: Format) -> String {
+        let numbers: Vec<i64> = runs.iter().flat_map(Block::iter).collect();
+        match format {
+            Format::Json => format!(
+                "[{}]",
+                numbers
+                    .iter()
+                    .map(i64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Format::String => format!(
+                "[{}]",
+                numbers
+                    .iter()
+                    .map(|n| format!("\"{n}\""))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Format::Text => numbers.iter().map(|n| format!("{n}\n")).collect(),
+        }
+    }
+
+    /// A run that starts near a power of ten (where the digits grow or
+    /// shrink), either way, within 1..=i64::MAX.
+    fn run() -> impl Strategy<Value = Block> {
+        (0u32..19, -30i64..30, any::<bool>(), 1u64..60).prop_map(|(power, offset, up, len)| {
+            let first = 10i64.pow(power).saturating_add(offset).clamp(1, i64::MAX);
+            if up {
+                let len = len.min((i64::MAX - first) as u64 + 1);
+                Block::new(first, Direction::Ascending, len)
+            } else {
+                Block::new(first, Direction::Descending, len.min(first as u64))
+            }
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn lists_are_written_as_format_writes_them(
+            runs in prop::collection::vec(run(), 0..4),
+            format in prop::sample::select(vec![Format::Json, Format::String, Format::Text]),
+        ) {
+            let count = runs.iter().map(Block::len).sum();
+            let written = String::from_utf8(list_body(&runs, count, format)).unwrap();
+            prop_assert_eq!(written, list_by_formatting(&runs, format));
+        }
+    }
 
     #[test]
     fn lists_look_like_the_originals_and_the_other_formats_are_exact() {

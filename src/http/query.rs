@@ -19,11 +19,33 @@ pub fn count(query: Option<&str>, max: u64) -> Result<u64, String> {
 }
 
 /// The decoded value of the first parameter named `name`, if any.
+///
+/// Scans bytes rather than `split('&')` and `split_once('=')`: on a query
+/// as short as `count=100`, `str`'s pattern searchers cost more than the
+/// scan (about 400 instructions of a request, measured under callgrind).
+/// Splitting at the ASCII `&` and `=` keeps every slice on a character
+/// boundary.
 pub fn param<'a>(query: &'a str, name: &str) -> Option<Cow<'a, str>> {
-    query.split('&').find_map(|pair| {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        (decoded(key) == name).then(|| decoded(value))
-    })
+    let mut rest = query;
+    loop {
+        let (pair, next) = match rest.bytes().position(|b| b == b'&') {
+            Some(at) => (&rest[..at], Some(&rest[at + 1..])),
+            None => (rest, None),
+        };
+        let (key, value) = match pair.bytes().position(|b| b == b'=') {
+            Some(at) => (&pair[..at], &pair[at + 1..]),
+            None => (pair, ""),
+        };
+        let named = if needs_decoding(key) {
+            decoded(key) == name
+        } else {
+            key == name
+        };
+        if named {
+            return Some(decoded(value));
+        }
+        rest = next?;
+    }
 }
 
 /// application/x-www-form-urlencoded decoding: `+` is a space, `%XX` a
@@ -34,7 +56,7 @@ pub fn decode(text: &str) -> String {
 
 /// [`decode`], borrowing `text` when there is nothing to decode.
 fn decoded(text: &str) -> Cow<'_, str> {
-    if !text.bytes().any(|b| b == b'%' || b == b'+') {
+    if !needs_decoding(text) {
         return Cow::Borrowed(text);
     }
     let bytes = text.as_bytes();
@@ -59,6 +81,10 @@ fn decoded(text: &str) -> Cow<'_, str> {
     Cow::Owned(String::from_utf8_lossy(&out).into_owned())
 }
 
+fn needs_decoding(text: &str) -> bool {
+    text.bytes().any(|b| b == b'%' || b == b'+')
+}
+
 fn hex(digit: u8) -> Option<u8> {
     (digit as char).to_digit(16).map(|d| d as u8)
 }
@@ -66,6 +92,37 @@ fn hex(digit: u8) -> Option<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// `param` as it was written first, with `str`'s splitters: the scan
+    /// must find exactly what this finds.
+    fn param_by_splitting<'a>(query: &'a str, name: &str) -> Option<Cow<'a, str>> {
+        query.split('&').find_map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (decoded(key) == name).then(|| decoded(value))
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn the_scan_finds_what_splitting_finds(
+            query in "([a-z%+=&]|count|format|%63|%2B|=|&|\\PC){0,24}",
+            name in prop::sample::select(vec!["count", "format", "c", "", "co unt"]),
+        ) {
+            prop_assert_eq!(param(&query, name), param_by_splitting(&query, name));
+        }
+    }
+
+    #[test]
+    fn the_first_parameter_of_the_name_wins_whatever_its_spelling() {
+        assert_eq!(
+            param("a=1&%63ount=2&count=3", "count").as_deref(),
+            Some("2")
+        );
+        assert_eq!(param("count&count=3", "count").as_deref(), Some(""));
+        assert_eq!(param("x=count", "count"), None);
+        assert_eq!(param("", ""), Some(Cow::Borrowed("")));
+    }
 
     #[test]
     fn count_defaults_to_one_and_other_parameters_are_ignored() {
