@@ -288,3 +288,96 @@ pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
         let _ = tokio::signal::ctrl_c().await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::Full;
+    use hyper::body::Bytes;
+    use hyper::server::conn::http1;
+    use hyper::service::{Service, service_fn};
+    use hyper_util::rt::TokioIo;
+    use std::convert::Infallible;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A data directory of its own, removed when dropped.
+    struct ScratchDir(std::path::PathBuf);
+
+    impl ScratchDir {
+        fn new() -> Self {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos());
+            let dir = std::env::temp_dir()
+                .join(format!("pez-server-test-{}-{nanos}", std::process::id()));
+            std::fs::create_dir_all(&dir).expect("scratch directory");
+            Self(dir)
+        }
+    }
+
+    impl Drop for ScratchDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// hyper may drop a request's future without polling it (a client that
+    /// closed its end right after sending: hyper sees the end of input
+    /// after it called the service). Such a request must take no number,
+    /// or its numbers would be a gap and its 200 counted for an answer
+    /// never written. Here a service calls PEZ's and drops the future
+    /// unpolled, for both routes that take numbers.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_request_whose_answer_is_never_polled_takes_no_numbers() {
+        let dir = ScratchDir::new();
+        let mut settings = Settings::with_data_dir(dir.0.clone());
+        settings.listen = "127.0.0.1:0".parse().expect("address");
+        let server = Server::start(&settings).await.expect("server starts");
+        let dispenser = Arc::clone(&server.app.dispenser);
+        let api = http::api(
+            Arc::clone(&server.app),
+            Arc::clone(&server.metrics),
+            server.limits.clone(),
+        );
+        let dropping = service_fn(move |request| {
+            drop(api.call(request));
+            async { Ok::<_, Infallible>(hyper::Response::new(Full::new(Bytes::new()))) }
+        });
+        let before = dispenser
+            .next_on_hand("forward", 1)
+            .expect("on hand")
+            .expect("a number")[0]
+            .first;
+        let (mut client, connection) = tokio::io::duplex(64 * 1024);
+        let serving = tokio::spawn(
+            http1::Builder::new().serve_connection(TokioIo::new(connection), dropping),
+        );
+        client
+            .write_all(
+                b"GET /v2/forward?count=10 HTTP/1.1\r\nHost: x\r\n\r\n\
+                  GET /v1/forward HTTP/1.1\r\nHost: x\r\n\r\n\
+                  POST /v2/sequences/forward/next?count=10 HTTP/1.1\r\nHost: x\r\n\
+                  Content-Length: 0\r\nConnection: close\r\n\r\n",
+            )
+            .await
+            .expect("requests");
+        let mut answers = Vec::new();
+        client.read_to_end(&mut answers).await.expect("answers");
+        serving.await.expect("connection task").expect("connection");
+        let answers = String::from_utf8_lossy(&answers);
+        assert_eq!(answers.matches("HTTP/1.1 200").count(), 3, "{answers}");
+        let after = dispenser
+            .next_on_hand("forward", 1)
+            .expect("on hand")
+            .expect("a number")[0]
+            .first;
+        assert_eq!(
+            after,
+            before + 1,
+            "numbers were taken for answers never polled"
+        );
+        dispenser
+            .shutdown(tokio::time::Instant::now() + Duration::from_secs(5))
+            .await;
+    }
+}

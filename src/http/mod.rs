@@ -16,6 +16,7 @@ pub mod format;
 mod fuzz;
 pub mod handlers;
 pub mod hyper_errors;
+mod numbers;
 pub mod openapi;
 pub mod ops;
 pub mod problem;
@@ -31,14 +32,16 @@ pub mod write_deadline;
 pub use answer::Answer;
 pub use app::{App, RequestHeaders};
 pub use handlers::Prepared;
+use numbers::Take;
 
 use crate::config::Limits;
+use crate::telemetry::metrics::Route;
 use crate::telemetry::{Metrics, Untrusted};
 use bytes::Bytes;
 use http_body_util::{Either, Full};
 use hyper::body::{Body as _, Incoming};
 use hyper::service::Service;
-use hyper::{Request, Response};
+use hyper::{Method, Request, Response};
 use log::warn;
 use problem::ApiError;
 use resources::{Resource, V1_FORWARD, V1_REVERSE, V2_FORWARD, V2_REVERSE};
@@ -136,26 +139,40 @@ fn resource_of(path: &str) -> Option<Resource> {
 
 type Answered = Result<Response<ResponseBody>, Infallible>;
 
-/// A request's answer: at once, or later. Numbers on hand, errors, OPTIONS
-/// and 413 are answered at once and allocate no future; the rest is one
-/// allocation.
-pub enum ApiFuture {
+/// A request's answer: at once, at the first poll, or later. Errors,
+/// OPTIONS and 413 are answered while called; numbers at the first poll
+/// from what is on hand ([`numbers`]); neither allocates a future. The
+/// rest is one allocation.
+pub enum ApiFuture<W> {
     /// Answered while called.
     Ready(Option<Response<ResponseBody>>),
+    /// Numbers to take at the first poll.
+    Take(Option<Take<W>>),
     /// Being answered.
     Pending(Pin<Box<dyn Future<Output = Answered> + Send>>),
 }
 
-impl Future for ApiFuture {
+impl<W: Send + Sync + 'static> Future for ApiFuture<W> {
     type Output = Answered;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Answered> {
-        match self.get_mut() {
+        let this = self.get_mut();
+        if let ApiFuture::Take(take) = this {
+            let Some(take) = take.take() else {
+                return Poll::Pending;
+            };
+            match take.on_hand() {
+                Ok(answer) => return Poll::Ready(answer),
+                Err(take) => *this = ApiFuture::Pending(take.wait()),
+            }
+        }
+        match this {
             ApiFuture::Ready(answer) => match answer.take() {
                 Some(answer) => Poll::Ready(Ok(answer)),
                 None => Poll::Pending,
             },
             ApiFuture::Pending(answer) => answer.as_mut().poll(cx),
+            ApiFuture::Take(_) => Poll::Pending,
         }
     }
 }
@@ -170,17 +187,16 @@ where
 {
     type Response = Response<ResponseBody>;
     type Error = Infallible;
-    type Future = ApiFuture;
+    type Future = ApiFuture<W>;
 
-    fn call(&self, request: Request<Incoming>) -> ApiFuture {
+    fn call(&self, request: Request<Incoming>) -> ApiFuture<W> {
         let route = serve::route_of(request.uri().path());
         let inner = &self.inner;
         let limit = inner.limits.max_body_bytes;
         // hyper has read Content-Length already: its size hint is that.
         if request.body().size_hint().lower() > limit {
             let answer = ApiError::BodyTooLarge { limit }.into_response(Some(request.uri().path()));
-            inner.metrics.request(route, answer.status().as_u16());
-            return ApiFuture::Ready(Some(answer.map(whole)));
+            return answered(&inner.metrics, route, answer);
         }
         if let Some(resource) = resource_of(request.uri().path()) {
             let prepared = handlers::number_resource(
@@ -193,8 +209,7 @@ where
             drop(request);
             let (resource, count, format) = match prepared {
                 Prepared::Answered(answer) => {
-                    inner.metrics.request(route, answer.status().as_u16());
-                    return ApiFuture::Ready(Some(answer.map(whole)));
+                    return answered(&inner.metrics, route, answer);
                 }
                 Prepared::Take {
                     resource,
@@ -202,19 +217,12 @@ where
                     format,
                 } => (resource, count, format),
             };
-            // Numbers on hand are answered at once: no future, no timer.
-            if let Some(answer) = handlers::take_on_hand(resource, count, format, &inner.app) {
-                inner.metrics.request(route, answer.status().as_u16());
-                return ApiFuture::Ready(Some(answer.map(whole)));
-            }
-            let inner = Arc::clone(inner);
-            return ApiFuture::Pending(Box::pin(async move {
-                let answer = handlers::take(resource, count, format, &inner.app);
-                let timeout = inner.limits.request_timeout;
-                let answer = within(timeout, resource.path, answer).await;
-                inner.metrics.request(route, answer.status().as_u16());
-                Ok(answer.map(whole))
-            }));
+            return ApiFuture::Take(Some(Take::resource(inner, route, resource, count, format)));
+        }
+        if matches!(*request.method(), Method::GET | Method::POST)
+            && let Some(name) = sequences::next_of(request.uri().path())
+        {
+            return next_of_named(inner, route, name, &request);
         }
         let path = request.uri().path().to_owned();
         let answer = inner.others.call(request);
@@ -231,6 +239,36 @@ where
             Ok(answer.map(Either::Right))
         }))
     }
+}
+
+/// A GET or POST of `/v2/sequences/{name}/next`, answered as warp's route
+/// would (see [`sequences::prepare_next`]): at once when it is refused,
+/// otherwise its numbers are taken at the first poll.
+fn next_of_named<W: Send + Sync + 'static>(
+    inner: &Arc<Inner<W>>,
+    route: Route,
+    name: String,
+    request: &Request<Incoming>,
+) -> ApiFuture<W> {
+    let path = request.uri().path();
+    let prepared = sequences::prepare_next(
+        &name,
+        request.uri().query(),
+        RequestHeaders::of(request.headers()),
+        &inner.app,
+    );
+    match prepared {
+        Ok((count, format)) => {
+            ApiFuture::Take(Some(Take::named(inner, route, name, count, format, path)))
+        }
+        Err(e) => answered(&inner.metrics, route, e.into_response(Some(path))),
+    }
+}
+
+/// An answer ready while the service is called, counted.
+fn answered<W>(metrics: &Metrics, route: Route, answer: Answer) -> ApiFuture<W> {
+    metrics.request(route, answer.status().as_u16());
+    ApiFuture::Ready(Some(answer.map(whole)))
 }
 
 fn whole(body: Bytes) -> ResponseBody {

@@ -18,9 +18,9 @@ use super::format::{self, Format};
 use super::handlers::{count, dispense_error};
 use super::problem::ApiError;
 use super::query;
-use crate::dispenser::SequenceInfo;
+use crate::dispenser::{DispenseError, SequenceInfo};
 use crate::sequence::{
-    Direction, MAX_VALUE, MIN_VALUE, Mode, SequenceSpec, check_name, check_new_name,
+    Block, Direction, MAX_VALUE, MIN_VALUE, Mode, SequenceSpec, check_name, check_new_name,
 };
 use crate::store::{Consent, Created, StoreError};
 use crate::telemetry::audit::{self, Route};
@@ -111,6 +111,56 @@ pub async fn handle(
         .unwrap_or_else(|e| e.into_response(Some(&path)))
 }
 
+/// The decoded name of a `/v2/sequences/{name}/next` path (a slash at
+/// the end too), or `None` for any other path.
+pub(super) fn next_of(path: &str) -> Option<String> {
+    match Target::parse(path.strip_prefix("/v2/sequences/")?)? {
+        Target::Next(name) => Some(name),
+        _ => None,
+    }
+}
+
+/// A GET or POST of `/v2/sequences/{name}/next` up to taking numbers, with
+/// the checks [`handle`] makes, in its order: the token, the name, the
+/// format, the count. The service calls it for the path [`next_of`]
+/// finds, so that taking numbers of a named sequence skips warp's filters
+/// (a copy of every header, the query and the path) and, while numbers
+/// are on hand, a future.
+pub(super) fn prepare_next(
+    name: &str,
+    query: Option<&str>,
+    headers: RequestHeaders<'_>,
+    app: &App,
+) -> Result<(u64, Format), ApiError> {
+    authorize(&app.access, Need::Dispense, headers.authorization())?;
+    check_name(name).map_err(|e| ApiError::InvalidName {
+        detail: e.to_string(),
+    })?;
+    read_next(query, headers, app)
+}
+
+/// The format and count of a `next`, once the request is allowed.
+fn read_next(
+    query: Option<&str>,
+    headers: RequestHeaders<'_>,
+    app: &App,
+) -> Result<(u64, Format), ApiError> {
+    let format = Format::negotiate(query, headers.accept())?;
+    let count = count(query, app.max_count)?;
+    Ok((count, format))
+}
+
+/// The numbers a `next` took, written out, or why none.
+pub(super) fn next_answer(
+    name: &str,
+    count: u64,
+    format: Format,
+    taken: Result<Vec<Block>, DispenseError>,
+) -> Result<Answer, ApiError> {
+    let runs = taken.map_err(|e| dispense_error(name, count, e))?;
+    Ok(format::list(&runs, count, format))
+}
+
 async fn respond(
     target: Target,
     method: Method,
@@ -188,14 +238,9 @@ async fn respond(
             Ok(response)
         }
         Target::Next(name) => {
-            let format = Format::negotiate(query, headers.accept())?;
-            let count = count(query, app.max_count)?;
-            let runs = app
-                .dispenser
-                .next(&name, count)
-                .await
-                .map_err(|e| dispense_error(&name, count, e))?;
-            Ok(format::list(&runs, count, format))
+            let (count, format) = read_next(query, headers, app)?;
+            let taken = app.dispenser.next(&name, count).await;
+            next_answer(&name, count, format, taken)
         }
         Target::Lease(name) => {
             let format = Format::negotiate(query, headers.accept())?;

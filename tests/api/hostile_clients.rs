@@ -4,7 +4,7 @@
 
 use crate::helpers::{PezProcess, TempDir, read_response};
 use std::io::Write;
-use std::net::{SocketAddr, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpSocket, TcpStream as AsyncTcpStream};
@@ -266,4 +266,48 @@ async fn errors_the_http_stack_makes_itself_are_problem_json() {
     }
     // The server goes on answering.
     assert_eq!(app.get("/healthz").await.status, 200);
+}
+
+/// A client that closes its end right after its request (as `nc -q0`
+/// does) often gets no answer: hyper sees the end of input before it polls
+/// the request. Numbers are taken at that first poll, not when hyper calls
+/// the service, so a request never answered takes none: no gap, and no
+/// 200 counted for an answer never written. (Taken at the call, 470 of
+/// 500 numbers were skipped this way in the review of the change.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_whose_client_closed_its_end_takes_numbers_only_if_answered() {
+    let dir = TempDir::new();
+    let app = PezProcess::start(dir.path(), &[]);
+    let addr = app.http.addr();
+    let before = app.http.numbers("/v1/forward").await[0];
+    let answered = tokio::task::spawn_blocking(move || {
+        let mut answered = 0;
+        for path in [
+            "/v2/forward?count=10",
+            "/v2/sequences/forward/next?count=10",
+        ] {
+            for _ in 0..50 {
+                let mut stream = TcpStream::connect(addr).expect("connect");
+                stream
+                    .set_read_timeout(Some(Duration::from_secs(10)))
+                    .expect("timeout");
+                stream
+                    .write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+                    .expect("request");
+                stream.shutdown(Shutdown::Write).expect("half-close");
+                if read_response(&mut stream).starts_with("HTTP/1.1 200") {
+                    answered += 1;
+                }
+            }
+        }
+        answered
+    })
+    .await
+    .expect("clients");
+    let after = app.http.numbers("/v1/forward").await[0];
+    assert_eq!(
+        after,
+        before + 1 + 10 * answered,
+        "{answered} of 100 half-closed requests were answered"
+    );
 }
