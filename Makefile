@@ -47,12 +47,14 @@ bench:
 .PHONY: chaos
 
 ## The fault suite (docs/reliability.md): PostgreSQL clusters (also behind
-## PgBouncer) and PEZ instances under a nemesis, every number checked;
+## PgBouncer) and PEZ instances under a nemesis, every number checked
+## (first its self-test: a pez-take that breaks a promise must fail it);
 ## about five minutes. CHAOS_ARGS="--short" is CI's run, two to three
 ## minutes; --help lists the rest.
 chaos:
 	$(CARGO) build --release --bin pez
 	$(CARGO) build --release -p pez-client --bin pez-take
+	python3 tests/chaos/selftest.py
 	python3 tests/chaos/chaos.py $(CHAOS_ARGS)
 
 .PHONY: power-cut

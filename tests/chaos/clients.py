@@ -429,11 +429,15 @@ def _take_once(shared, writer, seq, count, args, said):
     got = 0
     t_last = t_start  # when the last number (or the start) was read
     out_of_order = False
+    # Cut off at the end of the phase: what it printed is recorded, but its
+    # count is not judged (it may have exited 0 with numbers still unread).
+    cut_off = False
     try:
         while True:
             ready, _, _ = select.select([fd], [], [], 0.25)
             if shared.stop.is_set():
                 proc.kill()
+                cut_off = True
                 break
             writer.epoch(shared.epoch.value)
             if not ready:
@@ -473,8 +477,8 @@ def _take_once(shared, writer, seq, count, args, said):
     t_end = time.monotonic()
     if out_of_order:
         writer.status(t_start, t_end, seq, endpoint, history.ANY_INSTANCE, history.OUT_OF_ORDER)
-    if shared.stop.is_set() and code != 0:
-        return 0  # killed at the end of the phase
+    if cut_off or (shared.stop.is_set() and code != 0):
+        return 0  # stopped at the end of the phase
     said.write(f"{t_end:.3f} exit {code}: {stderr}\n")
     if code == 0:
         if got != count:
