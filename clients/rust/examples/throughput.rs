@@ -7,22 +7,39 @@
 //! numbers from a bare `AtomicI64::fetch_add`, the ceiling of any
 //! in-process counter shared by the threads. Then the client on one
 //! thread and on every core; the last line is
-//! `client: N numbers/s on 1 thread, M numbers/s on T threads`.
+//! `client: N numbers/s on 1 thread, M numbers/s on T threads`; the line
+//! before it gives the same with a `Local` per thread (`Client::local`).
 
 use pez_client::Client;
 use std::time::{Duration, Instant};
 
+/// The numbers a `Local` claims at a time in this benchmark.
+const CHUNK: u64 = 4096;
+
 fn run(client: &Client, threads: usize, seconds: f64) -> f64 {
-    measure(threads, seconds, || client.next().expect("next"))
+    measure(threads, seconds, || || client.next().expect("next"))
 }
 
-/// Numbers/s that `take` hands out on `threads` threads for `seconds`.
-fn measure(threads: usize, seconds: f64, take: impl Fn() -> i64 + Sync) -> f64 {
+fn run_local(client: &Client, threads: usize, seconds: f64) -> f64 {
+    measure(threads, seconds, || {
+        let mut local = client.local(CHUNK);
+        move || local.next().expect("local next")
+    })
+}
+
+/// Numbers/s handed out on `threads` threads for `seconds`, each thread
+/// taking them with the taker `each_thread` makes for it.
+fn measure<T: FnMut() -> i64>(
+    threads: usize,
+    seconds: f64,
+    each_thread: impl Fn() -> T + Sync,
+) -> f64 {
     let started = Instant::now();
     let total: u64 = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
             .map(|_| {
                 s.spawn(|| {
+                    let mut take = each_thread();
                     let mut n = 0u64;
                     let mut sink = 0i64;
                     while started.elapsed().as_secs_f64() < seconds {
@@ -58,14 +75,16 @@ fn main() {
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     let counter = std::sync::atomic::AtomicI64::new(1);
     let bare = || counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let base_one = measure(1, seconds, bare);
-    let base_all = measure(threads, seconds, bare);
+    let base_one = measure(1, seconds, || bare);
+    let base_all = measure(threads, seconds, || bare);
     println!(
         "baseline (AtomicI64::fetch_add): {base_one:.0} numbers/s on 1 thread, \
          {base_all:.0} numbers/s on {threads} threads"
     );
     let one = run(&client, 1, seconds);
     let all = run(&client, threads, seconds);
+    let local_one = run_local(&client, 1, seconds);
+    let local_all = run_local(&client, threads, seconds);
     let stats = client.stats();
     println!(
         "client vs baseline: {:.2}x on 1 thread, {:.2}x on {threads} threads; {} leases, \
@@ -74,6 +93,10 @@ fn main() {
         all / base_all,
         stats.leases,
         client.lease_limit()
+    );
+    println!(
+        "client, a Local per thread ({CHUNK} numbers a claim): {local_one:.0} numbers/s on 1 thread, \
+         {local_all:.0} numbers/s on {threads} threads"
     );
     println!("client: {one:.0} numbers/s on 1 thread, {all:.0} numbers/s on {threads} threads");
 }

@@ -2,7 +2,8 @@
 
 use crate::Error;
 use crate::fetcher;
-use crate::range::Claim;
+use crate::local::Local;
+use crate::range::{Claim, ClaimMany, Range};
 use crate::shared::{Config, Shared};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -93,6 +94,42 @@ impl Client {
                 }
             }
         }
+    }
+
+    /// Up to `most` consecutive numbers at once (at least one; fewer at the
+    /// end of a range), claimed with one atomic add: for a caller that
+    /// hands them out itself, as [`Local`] does. Waits and fails as
+    /// [`Client::next`]; the range comes in grant order like the numbers
+    /// of `next()`.
+    ///
+    /// # Errors
+    /// As [`Client::next`].
+    pub fn take_range(&self, most: u64) -> Result<Range, Error> {
+        let shared = &self.inner.shared;
+        let mut started = None;
+        loop {
+            let segment = shared.current.load();
+            match segment.claim_many(most) {
+                ClaimMany::Numbers { range, prefetch } => {
+                    if prefetch {
+                        shared.prefetch(&segment, segment_claimed(&segment));
+                    }
+                    return Ok(range);
+                }
+                ClaimMany::Empty => {
+                    let seen = arc_swap::Guard::into_inner(segment);
+                    let started = *started.get_or_insert_with(Instant::now);
+                    shared.refill(&seen, started)?;
+                }
+            }
+        }
+    }
+
+    /// A handle for one thread that claims `chunk` numbers of this client
+    /// at a time and hands them out with no atomic operation at all; see
+    /// [`Local`] for what it promises (and what it does not).
+    pub fn local(&self, chunk: u64) -> Local {
+        Local::new(self.clone(), chunk)
     }
 
     /// A number if one is on hand; `None` (never waiting) otherwise.

@@ -45,6 +45,12 @@
 //!   numbers too (a 409's `remaining`), hands out all it holds, then
 //!   answers [`Error::Exhausted`].
 //!
+//! # One thread, many numbers
+//! [`Client::local`] gives a thread a [`Local`] that claims a chunk of
+//! numbers at a time and counts through it without an atomic operation:
+//! threads no longer share a counter's cache line, at the price of the
+//! order across threads (never of uniqueness).
+//!
 //! # Blocking and async
 //! The core is blocking (ureq, one thread per client for leases). With
 //! the `tokio` feature, [`Client::next_async`] answers from the range on
@@ -58,10 +64,12 @@ mod client;
 mod error;
 mod fetcher;
 mod http;
+mod local;
 mod range;
 mod shared;
 mod sizing;
 
 pub use client::{Builder, Client, Stats};
 pub use error::Error;
+pub use local::Local;
 pub use range::Range;

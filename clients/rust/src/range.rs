@@ -74,6 +74,14 @@ pub(crate) enum Claim {
     Empty,
 }
 
+/// What one claim of several numbers came to.
+pub(crate) enum ClaimMany {
+    /// Consecutive numbers of the segment; `prefetch` as in [`Claim`].
+    Numbers { range: Range, prefetch: bool },
+    /// The segment is used up.
+    Empty,
+}
+
 impl Segment {
     /// A segment with nothing in it (before the first lease).
     pub(crate) fn empty() -> Self {
@@ -114,6 +122,28 @@ impl Segment {
         }
     }
 
+    /// Claims up to `most` (at least 1) consecutive numbers at once, one
+    /// atomic add for all: fewer at the end of the range. `prefetch` when
+    /// the claim holds the index that asks for the next lease.
+    #[inline]
+    pub(crate) fn claim_many(&self, most: u64) -> ClaimMany {
+        let most = most.max(1);
+        let k = self.taken.fetch_add(most, Ordering::Relaxed);
+        match self.range {
+            Some(range) if k < self.len => {
+                let claimed = most.min(self.len - k);
+                ClaimMany::Numbers {
+                    range: Range {
+                        first: range.nth(k),
+                        last: range.nth(k + claimed - 1),
+                    },
+                    prefetch: (k..k + claimed).contains(&self.trigger),
+                }
+            }
+            _ => ClaimMany::Empty,
+        }
+    }
+
     /// The index whose claim asks for the next lease.
     pub(crate) fn trigger(&self) -> u64 {
         self.trigger
@@ -150,6 +180,52 @@ mod tests {
                 asks += usize::from(prefetch);
             }
             assert_eq!(asks, 1, "len {len}");
+        }
+    }
+
+    #[test]
+    fn claims_of_many_split_a_segment_between_threads_exactly_once() {
+        for (first, last) in [(1, 100_003), (i64::MAX, i64::MAX - 50_000)] {
+            let segment = Segment::new(Range::new(first, last).unwrap());
+            let prefetches = std::sync::atomic::AtomicU64::new(0);
+            let mut taken: Vec<i64> = std::thread::scope(|s| {
+                let claimers: Vec<_> = [1, 7, 1000, 4096]
+                    .into_iter()
+                    .map(|most| {
+                        let (segment, prefetches) = (&segment, &prefetches);
+                        s.spawn(move || {
+                            let mut mine = Vec::new();
+                            while let ClaimMany::Numbers { range, prefetch } =
+                                segment.claim_many(most)
+                            {
+                                assert!(range.len() <= most);
+                                prefetches.fetch_add(u64::from(prefetch), Ordering::Relaxed);
+                                let step = if range.first() <= range.last() { 1 } else { -1 };
+                                let mut n = range.first();
+                                mine.push(n);
+                                while n != range.last() {
+                                    n += step;
+                                    mine.push(n);
+                                }
+                            }
+                            mine
+                        })
+                    })
+                    .collect();
+                claimers
+                    .into_iter()
+                    .flat_map(|c| c.join().unwrap())
+                    .collect()
+            });
+            taken.sort_unstable();
+            let expected: Vec<i64> = (first.min(last)..=first.max(last)).collect();
+            assert_eq!(taken, expected, "every number once, none outside");
+            assert_eq!(
+                prefetches.into_inner(),
+                1,
+                "one claim asks for the next lease"
+            );
+            assert!(matches!(segment.claim(), Claim::Empty));
         }
     }
 

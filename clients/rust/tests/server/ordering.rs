@@ -56,6 +56,58 @@ fn eight_threads_on_one_client_get_unique_numbers_each_in_increasing_order() {
     assert!(stats.numbers_leased >= all.len() as u64, "{stats:?}");
 }
 
+/// Threads with a `Local` each (small chunks: many claims, across many
+/// refetches) beside threads calling `next()` on the same client: no
+/// number twice, each `Local` in order, either direction, and a `Local`
+/// hands out every number of a chunk it claimed but the ones it holds at
+/// the end.
+#[test]
+fn locals_beside_next_on_one_client_share_no_number_and_each_keeps_its_order() {
+    let pez = Pez::start(&[]);
+    for sequence in ["forward", "reverse"] {
+        let client = small_leases(&pez.url(), sequence);
+        let per_thread: Vec<Vec<i64>> = thread::scope(|s| {
+            let handles: Vec<_> = (0..THREADS)
+                .map(|i| {
+                    let client = &client;
+                    s.spawn(move || {
+                        if i % 2 == 0 {
+                            let mut local = client.local(7 + i as u64 * 100);
+                            (0..PER_THREAD)
+                                .map(|_| local.next().expect("local next"))
+                                .collect::<Vec<i64>>()
+                        } else {
+                            (0..PER_THREAD)
+                                .map(|_| client.next().expect("next"))
+                                .collect::<Vec<i64>>()
+                        }
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("thread"))
+                .collect()
+        });
+        for (i, numbers) in per_thread.iter().enumerate() {
+            let ordered: Vec<i64> = if sequence == "reverse" {
+                numbers.iter().map(|n| -n).collect()
+            } else {
+                numbers.clone()
+            };
+            assert_increasing(&ordered, &format!("{sequence}: thread {i}"));
+        }
+        let all = per_thread.concat();
+        assert_eq!(all.len(), THREADS * PER_THREAD);
+        assert_unique(&all);
+        assert!(
+            client.stats().leases > 1,
+            "{sequence}: {:?}",
+            client.stats()
+        );
+    }
+}
+
 #[test]
 fn two_clients_on_one_sequence_never_share_a_number() {
     let pez = Pez::start(&[]);
