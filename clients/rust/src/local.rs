@@ -55,6 +55,9 @@ impl Local {
     ///
     /// # Errors
     /// As [`Client::next`], when a new chunk is needed.
+    // Named like `Client::next`, which it stands in for. Not an Iterator:
+    // it never ends, and every item would be a Result to unwrap.
+    #[allow(clippy::should_implement_trait)]
     #[inline]
     pub fn next(&mut self) -> Result<i64, Error> {
         if self.left == 0 {
