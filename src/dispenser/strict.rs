@@ -78,11 +78,18 @@ impl StrictQueue {
         count: u64,
         wait: Duration,
     ) -> Result<Vec<Block>, DispenseError> {
-        if self.closed.load(Ordering::Relaxed) {
-            return Err(DispenseError::ShuttingDown);
-        }
         let (reply, answer) = oneshot::channel();
-        self.pending().push_back((count, reply));
+        {
+            // Looked at under the queue's lock, which `close` takes to fail
+            // what is queued after it has set `closed`: a request is either
+            // queued before that (and failed by it) or sees `closed`, never
+            // left in a queue no worker reads until its deadline.
+            let mut pending = self.pending();
+            if self.closed.load(Ordering::Relaxed) {
+                return Err(DispenseError::ShuttingDown);
+            }
+            pending.push_back((count, reply));
+        }
         // Read after the push: a worker lowers `in_flight` before it looks
         // at the queue again, so either it sees this request or this sees
         // it idle and wakes it (or another).
@@ -450,6 +457,35 @@ mod tests {
             store.most_at_once.load(Ordering::SeqCst) >= 2,
             "full batches waited for one another"
         );
+    }
+
+    /// A request that races the sequence's close is told it is shutting
+    /// down at once; it must not sit in the queue until its deadline and
+    /// be answered "unavailable".
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_request_racing_the_close_is_told_shutting_down_at_once() {
+        for _ in 0..200 {
+            let queue = Arc::new(StrictQueue::new());
+            let asking = {
+                let queue = Arc::clone(&queue);
+                tokio::spawn(async move { queue.next(1, Duration::from_secs(5)).await })
+            };
+            let closing = {
+                let queue = Arc::clone(&queue);
+                tokio::task::spawn_blocking(move || queue.close())
+            };
+            closing.await.expect("close");
+            let answer = tokio::time::timeout(Duration::from_secs(1), asking)
+                .await
+                .expect("a request racing the close waited for its deadline")
+                .expect("task");
+            // No worker runs: a request that was queued in time is failed
+            // by the close, one that came after sees it.
+            assert!(
+                matches!(answer, Err(DispenseError::ShuttingDown)),
+                "{answer:?}"
+            );
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
