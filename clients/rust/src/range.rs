@@ -122,25 +122,44 @@ impl Segment {
         }
     }
 
-    /// Claims up to `most` (at least 1) consecutive numbers at once, one
-    /// atomic add for all: fewer at the end of the range. `prefetch` when
-    /// the claim holds the index that asks for the next lease.
+    /// Claims up to `most` (at least 1) consecutive numbers at once: fewer
+    /// at the end of the range. `prefetch` when the claim holds the index
+    /// that asks for the next lease.
+    ///
+    /// A compare-exchange, not a `fetch_add`: adding a caller's `most` to
+    /// `taken` on every call would, on a used-up segment that stays in
+    /// place (an exhausted sequence, a store that is down), wrap the
+    /// counter after 2^64 / `most` calls (two, for `most` = 2^63) and hand
+    /// the segment's numbers out again. Here `taken` never passes `len`.
     #[inline]
     pub(crate) fn claim_many(&self, most: u64) -> ClaimMany {
-        let most = most.max(1);
-        let k = self.taken.fetch_add(most, Ordering::Relaxed);
-        match self.range {
-            Some(range) if k < self.len => {
-                let claimed = most.min(self.len - k);
-                ClaimMany::Numbers {
-                    range: Range {
-                        first: range.nth(k),
-                        last: range.nth(k + claimed - 1),
-                    },
-                    prefetch: (k..k + claimed).contains(&self.trigger),
-                }
+        let Some(range) = self.range else {
+            return ClaimMany::Empty;
+        };
+        let mut k = self.taken.load(Ordering::Relaxed);
+        loop {
+            if k >= self.len {
+                return ClaimMany::Empty;
             }
-            _ => ClaimMany::Empty,
+            let claimed = most.max(1).min(self.len - k);
+            // Relaxed, as in `claim`: the range itself is immutable.
+            match self.taken.compare_exchange_weak(
+                k,
+                k + claimed,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => {
+                    return ClaimMany::Numbers {
+                        range: Range {
+                            first: range.nth(k),
+                            last: range.nth(k + claimed - 1),
+                        },
+                        prefetch: (k..k + claimed).contains(&self.trigger),
+                    };
+                }
+                Err(now) => k = now,
+            }
         }
     }
 
@@ -227,6 +246,25 @@ mod tests {
             );
             assert!(matches!(segment.claim(), Claim::Empty));
         }
+    }
+
+    /// Review of issue 20: with `fetch_add(most)`, a used-up segment that
+    /// stays in place gave its numbers out again once the counter wrapped
+    /// (two claims of 2^63), and asked for the next lease twice.
+    #[test]
+    fn huge_claims_on_a_used_up_segment_never_give_its_numbers_again() {
+        let segment = Segment::new(Range::new(1, 10).unwrap());
+        let mut handed = 0;
+        let mut prefetches = 0;
+        for _ in 0..1000 {
+            if let ClaimMany::Numbers { range, prefetch } = segment.claim_many(1 << 63) {
+                handed += range.len();
+                prefetches += u64::from(prefetch);
+            }
+        }
+        assert_eq!(handed, 10, "the segment's numbers went out more than once");
+        assert_eq!(prefetches, 1);
+        assert!(matches!(segment.claim_many(u64::MAX), ClaimMany::Empty));
     }
 
     #[test]

@@ -46,6 +46,37 @@ fn an_exhausted_sequence_hands_out_every_number_left_then_says_so() {
     assert!(matches!(client.next(), Err(Error::Exhausted { .. })));
 }
 
+/// Huge claims once a non-cycling sequence is exhausted: the used-up
+/// range stays in place, and every call claims again. The review of
+/// `take_range` found the numbers handed out again after two claims of
+/// 2^63 (the claim counter wrapped).
+#[test]
+fn huge_claims_after_exhaustion_never_hand_a_number_out_again() {
+    let pez = Pez::start(&[]);
+    pez.create_sequence(
+        "short",
+        r#"{"min": 1, "max": 1005, "cycle": false, "max_lease": 5}"#,
+    );
+    let client = client(&pez, "short", 5);
+    let mut local = client.local(1 << 62);
+    let mut numbers = Vec::new();
+    for _ in 0..20 {
+        match client.take_range(1 << 63) {
+            Ok(range) => numbers.extend(range.first()..=range.last()),
+            Err(e) => assert!(matches!(e, Error::Exhausted { .. }), "{e}"),
+        }
+        match local.next() {
+            Ok(n) => numbers.push(n),
+            Err(e) => assert!(matches!(e, Error::Exhausted { .. }), "{e}"),
+        }
+        if let Ok(n) = client.next() {
+            numbers.push(n);
+        }
+    }
+    numbers.sort_unstable();
+    assert_eq!(numbers, (1001..=1005).collect::<Vec<i64>>());
+}
+
 #[test]
 fn a_second_client_on_an_exhausted_sequence_gets_the_error_at_once() {
     let pez = Pez::start(&[]);
