@@ -88,11 +88,12 @@ def start(argv, env, ready_url):
     return process
 
 
-def stop(process):
+def stop(process, timeout=10):
+    """SIGTERM, then SIGKILL after `timeout` seconds."""
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
         try:
-            process.wait(timeout=10)
+            process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()

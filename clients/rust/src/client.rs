@@ -3,7 +3,7 @@
 use crate::Error;
 use crate::fetcher;
 use crate::local::Local;
-use crate::range::{Claim, ClaimMany, Range};
+use crate::range::{Claim, Range, Segment};
 use crate::shared::{Config, Shared};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -75,25 +75,7 @@ impl Client {
     /// [`Error::Protocol`] when a server refuses the lease (the next call
     /// asks again).
     pub fn next(&self) -> Result<i64, Error> {
-        let shared = &self.inner.shared;
-        let mut started = None;
-        loop {
-            // A guard, not an Arc clone: no shared reference count to bump.
-            let segment = shared.current.load();
-            match segment.claim() {
-                Claim::Number { number, prefetch } => {
-                    if prefetch {
-                        shared.prefetch(&segment, segment_claimed(&segment));
-                    }
-                    return Ok(number);
-                }
-                Claim::Empty => {
-                    let seen = arc_swap::Guard::into_inner(segment);
-                    let started = *started.get_or_insert_with(Instant::now);
-                    shared.refill(&seen, started)?;
-                }
-            }
-        }
+        self.claim(Segment::claim)
     }
 
     /// Up to `most` consecutive numbers at once (at least one; fewer at the
@@ -105,18 +87,27 @@ impl Client {
     /// # Errors
     /// As [`Client::next`].
     pub fn take_range(&self, most: u64) -> Result<Range, Error> {
+        self.claim(|segment| segment.claim_many(most))
+    }
+
+    /// Claims from the current segment with `claim`; when it is used up,
+    /// puts the next granted range in place (waiting for a lease for at
+    /// most the deadline) and claims again.
+    #[inline]
+    fn claim<T>(&self, claim: impl Fn(&Segment) -> Claim<T>) -> Result<T, Error> {
         let shared = &self.inner.shared;
         let mut started = None;
         loop {
+            // A guard, not an Arc clone: no shared reference count to bump.
             let segment = shared.current.load();
-            match segment.claim_many(most) {
-                ClaimMany::Numbers { range, prefetch } => {
+            match claim(&segment) {
+                Claim::Got { value, prefetch } => {
                     if prefetch {
                         shared.prefetch(&segment, segment_claimed(&segment));
                     }
-                    return Ok(range);
+                    return Ok(value);
                 }
-                ClaimMany::Empty => {
+                Claim::Empty => {
                     let seen = arc_swap::Guard::into_inner(segment);
                     let started = *started.get_or_insert_with(Instant::now);
                     shared.refill(&seen, started)?;
@@ -137,11 +128,11 @@ impl Client {
         let shared = &self.inner.shared;
         let segment = shared.current.load();
         match segment.claim() {
-            Claim::Number { number, prefetch } => {
+            Claim::Got { value, prefetch } => {
                 if prefetch {
                     shared.prefetch(&segment, segment_claimed(&segment));
                 }
-                Some(number)
+                Some(value)
             }
             Claim::Empty => None,
         }
@@ -192,7 +183,7 @@ impl Client {
 
 /// The claims made on a segment when its middle is claimed: the index of
 /// the middle plus one (the rate is measured over them).
-fn segment_claimed(segment: &crate::range::Segment) -> u64 {
+fn segment_claimed(segment: &Segment) -> u64 {
     segment.trigger() + 1
 }
 

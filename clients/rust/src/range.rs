@@ -65,19 +65,12 @@ pub(crate) struct Segment {
     pub(crate) installed: Instant,
 }
 
-/// What one claim on a segment came to.
-pub(crate) enum Claim {
-    /// A number; `prefetch` when this claim is the one that should ask for
+/// What one claim on a segment came to: a number ([`Segment::claim`]) or
+/// a range of them ([`Segment::claim_many`]).
+pub(crate) enum Claim<T> {
+    /// Claimed; `prefetch` when this claim is the one that should ask for
     /// the next lease.
-    Number { number: i64, prefetch: bool },
-    /// The segment is used up.
-    Empty,
-}
-
-/// What one claim of several numbers came to.
-pub(crate) enum ClaimMany {
-    /// Consecutive numbers of the segment; `prefetch` as in [`Claim`].
-    Numbers { range: Range, prefetch: bool },
+    Got { value: T, prefetch: bool },
     /// The segment is used up.
     Empty,
 }
@@ -109,13 +102,13 @@ impl Segment {
 
     /// Claims the next number: the fast path, one atomic add.
     #[inline]
-    pub(crate) fn claim(&self) -> Claim {
+    pub(crate) fn claim(&self) -> Claim<i64> {
         // Relaxed: the range is immutable and was published by the ArcSwap
         // store/load pair; the counter only has to give each index once.
         let k = self.taken.fetch_add(1, Ordering::Relaxed);
         match self.range {
-            Some(range) if k < self.len => Claim::Number {
-                number: range.nth(k),
+            Some(range) if k < self.len => Claim::Got {
+                value: range.nth(k),
                 prefetch: k == self.trigger,
             },
             _ => Claim::Empty,
@@ -132,14 +125,14 @@ impl Segment {
     /// counter after 2^64 / `most` calls (two, for `most` = 2^63) and hand
     /// the segment's numbers out again. Here `taken` never passes `len`.
     #[inline]
-    pub(crate) fn claim_many(&self, most: u64) -> ClaimMany {
+    pub(crate) fn claim_many(&self, most: u64) -> Claim<Range> {
         let Some(range) = self.range else {
-            return ClaimMany::Empty;
+            return Claim::Empty;
         };
         let mut k = self.taken.load(Ordering::Relaxed);
         loop {
             if k >= self.len {
-                return ClaimMany::Empty;
+                return Claim::Empty;
             }
             let claimed = most.max(1).min(self.len - k);
             // Relaxed, as in `claim`: the range itself is immutable.
@@ -150,8 +143,8 @@ impl Segment {
                 Ordering::Relaxed,
             ) {
                 Ok(_) => {
-                    return ClaimMany::Numbers {
-                        range: Range {
+                    return Claim::Got {
+                        value: Range {
                             first: range.nth(k),
                             last: range.nth(k + claimed - 1),
                         },
@@ -175,8 +168,8 @@ mod tests {
 
     fn all(segment: &Segment) -> Vec<i64> {
         let mut out = Vec::new();
-        while let Claim::Number { number, .. } = segment.claim() {
-            out.push(number);
+        while let Claim::Got { value, .. } = segment.claim() {
+            out.push(value);
         }
         out
     }
@@ -195,7 +188,7 @@ mod tests {
         for len in [1, 2, 3, 10, 1001] {
             let s = Segment::new(Range::new(1, len).unwrap());
             let mut asks = 0;
-            while let Claim::Number { prefetch, .. } = s.claim() {
+            while let Claim::Got { prefetch, .. } = s.claim() {
                 asks += usize::from(prefetch);
             }
             assert_eq!(asks, 1, "len {len}");
@@ -214,8 +207,10 @@ mod tests {
                         let (segment, prefetches) = (&segment, &prefetches);
                         s.spawn(move || {
                             let mut mine = Vec::new();
-                            while let ClaimMany::Numbers { range, prefetch } =
-                                segment.claim_many(most)
+                            while let Claim::Got {
+                                value: range,
+                                prefetch,
+                            } = segment.claim_many(most)
                             {
                                 assert!(range.len() <= most);
                                 prefetches.fetch_add(u64::from(prefetch), Ordering::Relaxed);
@@ -257,14 +252,18 @@ mod tests {
         let mut handed = 0;
         let mut prefetches = 0;
         for _ in 0..1000 {
-            if let ClaimMany::Numbers { range, prefetch } = segment.claim_many(1 << 63) {
+            if let Claim::Got {
+                value: range,
+                prefetch,
+            } = segment.claim_many(1 << 63)
+            {
                 handed += range.len();
                 prefetches += u64::from(prefetch);
             }
         }
         assert_eq!(handed, 10, "the segment's numbers went out more than once");
         assert_eq!(prefetches, 1);
-        assert!(matches!(segment.claim_many(u64::MAX), ClaimMany::Empty));
+        assert!(matches!(segment.claim_many(u64::MAX), Claim::Empty));
     }
 
     #[test]

@@ -11,14 +11,20 @@ const PER_THREAD: usize = 50_000;
 /// `THREADS` threads taking `PER_THREAD` numbers each from `client`; each
 /// thread's numbers in the order it got them.
 fn take_from_threads(client: &Client) -> Vec<Vec<i64>> {
+    on_threads(|_| {
+        (0..PER_THREAD)
+            .map(|_| client.next().expect("next"))
+            .collect()
+    })
+}
+
+/// `THREADS` threads, thread `i` running `take(i)`; what each returned.
+fn on_threads(take: impl Fn(usize) -> Vec<i64> + Sync) -> Vec<Vec<i64>> {
     thread::scope(|s| {
         let handles: Vec<_> = (0..THREADS)
-            .map(|_| {
-                s.spawn(|| {
-                    (0..PER_THREAD)
-                        .map(|_| client.next().expect("next"))
-                        .collect::<Vec<i64>>()
-                })
+            .map(|i| {
+                let take = &take;
+                s.spawn(move || take(i))
             })
             .collect();
         handles
@@ -66,28 +72,17 @@ fn locals_beside_next_on_one_client_share_no_number_and_each_keeps_its_order() {
     let pez = Pez::start(&[]);
     for sequence in ["forward", "reverse"] {
         let client = small_leases(&pez.url(), sequence);
-        let per_thread: Vec<Vec<i64>> = thread::scope(|s| {
-            let handles: Vec<_> = (0..THREADS)
-                .map(|i| {
-                    let client = &client;
-                    s.spawn(move || {
-                        if i % 2 == 0 {
-                            let mut local = client.local(7 + i as u64 * 100);
-                            (0..PER_THREAD)
-                                .map(|_| local.next().expect("local next"))
-                                .collect::<Vec<i64>>()
-                        } else {
-                            (0..PER_THREAD)
-                                .map(|_| client.next().expect("next"))
-                                .collect::<Vec<i64>>()
-                        }
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("thread"))
-                .collect()
+        let per_thread = on_threads(|i| {
+            if i % 2 == 0 {
+                let mut local = client.local(7 + i as u64 * 100);
+                (0..PER_THREAD)
+                    .map(|_| local.next().expect("local next"))
+                    .collect()
+            } else {
+                (0..PER_THREAD)
+                    .map(|_| client.next().expect("next"))
+                    .collect()
+            }
         });
         for (i, numbers) in per_thread.iter().enumerate() {
             let ordered: Vec<i64> = if sequence == "reverse" {
