@@ -41,6 +41,22 @@ struct State {
     serial: u64,
     calls: HashMap<u64, Watched>,
     stopping: bool,
+    /// While the thread waits: until when (`None`: until woken). `None`
+    /// while it works; it looks at every call before it waits again.
+    asleep: Option<Option<Instant>>,
+}
+
+/// Whether a new call due at `deadline` must wake the thread: only if it
+/// sleeps with no deadline, or past this one. Every call has the same
+/// limit, so under load a new call is due after the one the thread sleeps
+/// until, and waking it for each call (a context switch per store call,
+/// measured in issue 20) bought nothing.
+fn must_wake(asleep: Option<Option<Instant>>, deadline: Instant) -> bool {
+    match asleep {
+        None => false,
+        Some(None) => true,
+        Some(Some(until)) => deadline < until,
+    }
 }
 
 struct Watched {
@@ -132,21 +148,27 @@ impl Watchdog {
     pub fn watch(&self, token: &str, limit: Duration) -> Watch {
         let cancelled = Arc::new(AtomicBool::new(false));
         let waiting = Arc::new(Mutex::new(None));
+        let deadline = Instant::now() + limit;
         let mut state = unpoisoned::lock(&self.shared.state);
         state.serial += 1;
         let id = state.serial;
         state.calls.insert(
             id,
             Watched {
-                deadline: Instant::now() + limit,
+                deadline,
                 token: token.to_owned(),
                 cancelled: Arc::clone(&cancelled),
                 waiting: Arc::clone(&waiting),
                 cancel_sent: false,
             },
         );
+        // Decided under the lock the thread holds whenever it is not
+        // waiting: a thread about to wait sees this call first.
+        let wake = must_wake(state.asleep, deadline);
         drop(state);
-        self.shared.wake.notify_one();
+        if wake {
+            self.shared.wake.notify_one();
+        }
         Watch {
             id,
             cancelled,
@@ -202,6 +224,7 @@ fn run(shared: &Shared, conninfo: &Secret, prefix: &str, scrub: &dyn Fn(&str) ->
                     .filter(|call| !call.cancel_sent)
                     .map(|call| call.deadline)
                     .min();
+                state.asleep = Some(next);
                 state = match next {
                     Some(deadline) => {
                         shared
@@ -212,6 +235,7 @@ fn run(shared: &Shared, conninfo: &Secret, prefix: &str, scrub: &dyn Fn(&str) ->
                     }
                     None => shared.wake.wait(state).unwrap_or_else(|p| p.into_inner()),
                 };
+                state.asleep = None;
             }
         };
         for (id, token) in overdue {
@@ -322,6 +346,42 @@ fn cancel(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_call_due_before_the_thread_wakes_anyway_wakes_it() {
+        let now = Instant::now();
+        let later = now + Duration::from_secs(5);
+        // Working: it looks at every call before it waits again.
+        assert!(!must_wake(None, now));
+        // Waiting for a call: any call wakes it.
+        assert!(must_wake(Some(None), later));
+        // Sleeping until a deadline: only an earlier one wakes it.
+        assert!(!must_wake(Some(Some(now)), later));
+        assert!(!must_wake(Some(Some(now)), now));
+        assert!(must_wake(Some(Some(later)), now));
+    }
+
+    #[test]
+    fn a_call_registered_after_a_later_one_is_still_cancelled_at_its_own_deadline() {
+        // The thread sleeps until the first call's deadline, a minute away;
+        // the second is due in 20 ms and must wake it.
+        let dog = Watchdog::start(
+            Secret::new("host=127.0.0.1 port=1 connect_timeout=1".into()),
+            "pez:test".into(),
+            str::to_owned,
+        );
+        let first = dog.watch("pez:test:1", Duration::from_secs(60));
+        std::thread::sleep(Duration::from_millis(50));
+        let second = dog.watch("pez:test:2", Duration::from_millis(20));
+        let third = dog.watch("pez:test:3", Duration::from_secs(60));
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(
+            second.finish().is_some(),
+            "the earlier call was not cancelled"
+        );
+        assert_eq!(first.finish(), None);
+        assert_eq!(third.finish(), None);
+    }
 
     #[test]
     fn a_call_past_its_deadline_is_reported_as_overrun_and_one_within_it_is_not() {
