@@ -147,7 +147,8 @@ fn list_body(runs: &[Block], count: u64, format: Format) -> Vec<u8> {
     out
 }
 
-/// The most a number and what goes around it take: 19 digits and 4 more.
+/// The size of every copy of a number with what goes around it: at least
+/// the most they take (19 digits and 4 more), rounded up to 32.
 const WINDOW: usize = 32;
 
 /// Where a number's digits end in [`Digits::buffer`]; what goes after it

@@ -62,33 +62,24 @@ pub fn number_resource(
     Prepared::Answered(answer)
 }
 
-/// The numbers a [`Prepared::Take`] asked for, if they are on hand (see
-/// [`crate::dispenser::Dispenser::next_on_hand`]), written out (or why
-/// none); `None` when they have to be waited for ([`take`]).
-pub fn take_on_hand(resource: Resource, count: u64, format: Format, app: &App) -> Option<Answer> {
-    let taken = app.dispenser.next_on_hand(resource.sequence, count)?;
-    Some(answer(resource, count, format, taken))
-}
-
-/// The numbers a [`Prepared::Take`] asked for, written out (or why none),
-/// waiting for them as long as the dispenser does.
-pub async fn take(resource: Resource, count: u64, format: Format, app: &App) -> Answer {
-    let taken = app.dispenser.next(resource.sequence, count).await;
-    answer(resource, count, format, taken)
-}
-
-fn answer(
-    resource: Resource,
+/// The numbers a request took of `sequence`, written out as `shape`, or
+/// why none (a problem whose `instance` is `path`): what the four
+/// resources and a named sequence's `next` answer, whether the numbers
+/// were on hand or waited for.
+pub fn answer(
+    sequence: &str,
+    path: &str,
+    shape: Shape,
     count: u64,
     format: Format,
     taken: Result<Vec<Block>, DispenseError>,
 ) -> Answer {
     match taken {
-        Ok(runs) => match resource.shape {
+        Ok(runs) => match shape {
             Shape::Single => format::single(runs[0].first, format),
             Shape::List => format::list(&runs, count, format),
         },
-        Err(e) => dispense_error(resource.sequence, count, e).into_response(Some(resource.path)),
+        Err(e) => dispense_error(sequence, count, e).into_response(Some(path)),
     }
 }
 

@@ -11,9 +11,12 @@
 //! request timeout.
 
 use super::format::Format;
-use super::resources::Resource;
-use super::{Answered, Inner, handlers, sequences, whole, within};
+use super::resources::{Resource, Shape};
+use super::{Answer, Answered, Inner, handlers, whole, within};
+use crate::dispenser::DispenseError;
+use crate::sequence::Block;
 use crate::telemetry::metrics::Route;
+use std::borrow::Cow;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -22,25 +25,13 @@ use std::sync::Arc;
 pub struct Take<W> {
     inner: Arc<Inner<W>>,
     route: Route,
-    what: Numbers,
-}
-
-/// Which numbers, and how to write them.
-enum Numbers {
-    /// One of the original's four resources.
-    Resource {
-        resource: Resource,
-        count: u64,
-        format: Format,
-    },
-    /// A named sequence's `next`; `path` is the request's, for a problem's
-    /// `instance`.
-    Named {
-        name: String,
-        count: u64,
-        format: Format,
-        path: String,
-    },
+    /// The sequence: a resource's, or the name in the path.
+    sequence: Cow<'static, str>,
+    /// The request's path, for a problem's `instance`.
+    path: Cow<'static, str>,
+    shape: Shape,
+    count: u64,
+    format: Format,
 }
 
 impl<W: Send + Sync + 'static> Take<W> {
@@ -55,15 +46,16 @@ impl<W: Send + Sync + 'static> Take<W> {
         Self {
             inner: Arc::clone(inner),
             route,
-            what: Numbers::Resource {
-                resource,
-                count,
-                format,
-            },
+            sequence: Cow::Borrowed(resource.sequence),
+            path: Cow::Borrowed(resource.path),
+            shape: resource.shape,
+            count,
+            format,
         }
     }
 
-    /// `count` numbers of the named sequence `name`, asked for at `path`.
+    /// `count` numbers of the named sequence `name`, asked for at `path`
+    /// (a list, as `next` always answers).
     pub(super) fn named(
         inner: &Arc<Inner<W>>,
         route: Route,
@@ -75,76 +67,54 @@ impl<W: Send + Sync + 'static> Take<W> {
         Self {
             inner: Arc::clone(inner),
             route,
-            what: Numbers::Named {
-                name,
-                count,
-                format,
-                path: path.to_owned(),
-            },
+            sequence: Cow::Owned(name),
+            path: Cow::Owned(path.to_owned()),
+            shape: Shape::List,
+            count,
+            format,
         }
     }
 
     /// The answer from what is on hand (numbers, or a failure waiting would
     /// not change), counted; or `self` back when the request has to wait.
     pub(super) fn on_hand(self) -> Result<Answered, Self> {
-        let app = &self.inner.app;
-        let answer = match &self.what {
-            Numbers::Resource {
-                resource,
-                count,
-                format,
-            } => handlers::take_on_hand(*resource, *count, *format, app),
-            Numbers::Named {
-                name,
-                count,
-                format,
-                path,
-            } => app.dispenser.next_on_hand(name, *count).map(|taken| {
-                sequences::next_answer(name, *count, *format, taken)
-                    .unwrap_or_else(|e| e.into_response(Some(path)))
-            }),
-        };
-        match answer {
-            Some(answer) => {
-                self.inner
-                    .metrics
-                    .request(self.route, answer.status().as_u16());
-                Ok(Ok(answer.map(whole)))
-            }
+        let dispenser = &self.inner.app.dispenser;
+        match dispenser.next_on_hand(&self.sequence, self.count) {
+            Some(taken) => Ok(self.counted(self.answer(taken))),
             None => Err(self),
         }
     }
 
     /// A future that waits for the numbers, within the request timeout.
     pub(super) fn wait(self) -> Pin<Box<dyn Future<Output = Answered> + Send>> {
-        let Take { inner, route, what } = self;
         Box::pin(async move {
-            let timeout = inner.limits.request_timeout;
-            let answer = match what {
-                Numbers::Resource {
-                    resource,
-                    count,
-                    format,
-                } => {
-                    let taken = handlers::take(resource, count, format, &inner.app);
-                    within(timeout, resource.path, taken).await
-                }
-                Numbers::Named {
-                    name,
-                    count,
-                    format,
-                    path,
-                } => {
-                    let taken = async {
-                        let taken = inner.app.dispenser.next(&name, count).await;
-                        sequences::next_answer(&name, count, format, taken)
-                            .unwrap_or_else(|e| e.into_response(Some(&path)))
-                    };
-                    within(timeout, &path, taken).await
-                }
+            let taken = async {
+                let taken = self.inner.app.dispenser.next(&self.sequence, self.count);
+                self.answer(taken.await)
             };
-            inner.metrics.request(route, answer.status().as_u16());
-            Ok(answer.map(whole))
+            let timeout = self.inner.limits.request_timeout;
+            let answer = within(timeout, &self.path, taken).await;
+            self.counted(answer)
         })
+    }
+
+    /// What was taken, written out.
+    fn answer(&self, taken: Result<Vec<Block>, DispenseError>) -> Answer {
+        handlers::answer(
+            &self.sequence,
+            &self.path,
+            self.shape,
+            self.count,
+            self.format,
+            taken,
+        )
+    }
+
+    /// `answer`, counted by route and status.
+    fn counted(&self, answer: Answer) -> Answered {
+        self.inner
+            .metrics
+            .request(self.route, answer.status().as_u16());
+        Ok(answer.map(whole))
     }
 }

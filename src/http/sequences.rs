@@ -18,9 +18,9 @@ use super::format::{self, Format};
 use super::handlers::{count, dispense_error};
 use super::problem::ApiError;
 use super::query;
-use crate::dispenser::{DispenseError, SequenceInfo};
+use crate::dispenser::SequenceInfo;
 use crate::sequence::{
-    Block, Direction, MAX_VALUE, MIN_VALUE, Mode, SequenceSpec, check_name, check_new_name,
+    Direction, MAX_VALUE, MIN_VALUE, Mode, SequenceSpec, check_name, check_new_name,
 };
 use crate::store::{Consent, Created, StoreError};
 use crate::telemetry::audit::{self, Route};
@@ -150,17 +150,6 @@ fn read_next(
     Ok((count, format))
 }
 
-/// The numbers a `next` took, written out, or why none.
-pub(super) fn next_answer(
-    name: &str,
-    count: u64,
-    format: Format,
-    taken: Result<Vec<Block>, DispenseError>,
-) -> Result<Answer, ApiError> {
-    let runs = taken.map_err(|e| dispense_error(name, count, e))?;
-    Ok(format::list(&runs, count, format))
-}
-
 async fn respond(
     target: Target,
     method: Method,
@@ -239,8 +228,12 @@ async fn respond(
         }
         Target::Next(name) => {
             let (count, format) = read_next(query, headers, app)?;
-            let taken = app.dispenser.next(&name, count).await;
-            next_answer(&name, count, format, taken)
+            let runs = app
+                .dispenser
+                .next(&name, count)
+                .await
+                .map_err(|e| dispense_error(&name, count, e))?;
+            Ok(format::list(&runs, count, format))
         }
         Target::Lease(name) => {
             let format = Format::negotiate(query, headers.accept())?;

@@ -347,6 +347,16 @@ fn cancel(
 mod tests {
     use super::*;
 
+    /// A watchdog whose cancels cannot be sent (nothing listens on port
+    /// 1): they are tried again, and the calls are overrun all the same.
+    fn cannot_cancel() -> Watchdog {
+        Watchdog::start(
+            Secret::new("host=127.0.0.1 port=1 connect_timeout=1".into()),
+            "pez:test".into(),
+            str::to_owned,
+        )
+    }
+
     #[test]
     fn only_a_call_due_before_the_thread_wakes_anyway_wakes_it() {
         let now = Instant::now();
@@ -365,11 +375,7 @@ mod tests {
     fn a_call_registered_after_a_later_one_is_still_cancelled_at_its_own_deadline() {
         // The thread sleeps until the first call's deadline, a minute away;
         // the second is due in 20 ms and must wake it.
-        let dog = Watchdog::start(
-            Secret::new("host=127.0.0.1 port=1 connect_timeout=1".into()),
-            "pez:test".into(),
-            str::to_owned,
-        );
+        let dog = cannot_cancel();
         let first = dog.watch("pez:test:1", Duration::from_secs(60));
         std::thread::sleep(Duration::from_millis(50));
         let second = dog.watch("pez:test:2", Duration::from_millis(20));
@@ -385,13 +391,7 @@ mod tests {
 
     #[test]
     fn a_call_past_its_deadline_is_reported_as_overrun_and_one_within_it_is_not() {
-        // Nothing listens on port 1: the cancel cannot be sent, and is
-        // tried again; the call is overrun all the same.
-        let dog = Watchdog::start(
-            Secret::new("host=127.0.0.1 port=1 connect_timeout=1".into()),
-            "pez:test".into(),
-            str::to_owned,
-        );
+        let dog = cannot_cancel();
         let quick = dog.watch("pez:test:1", Duration::from_secs(60));
         let slow = dog.watch("pez:test:2", Duration::from_millis(20));
         std::thread::sleep(Duration::from_millis(200));
