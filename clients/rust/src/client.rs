@@ -79,7 +79,7 @@ impl Client {
     }
 
     /// Up to `most` consecutive numbers at once (at least one; fewer at the
-    /// end of a range), claimed with one atomic add: for a caller that
+    /// end of a range), claimed with one compare-exchange: for a caller that
     /// hands them out itself, as [`Local`] does. Waits and fails as
     /// [`Client::next`]; the range comes in grant order like the numbers
     /// of `next()`.
@@ -100,19 +100,12 @@ impl Client {
         loop {
             // A guard, not an Arc clone: no shared reference count to bump.
             let segment = shared.current.load();
-            match claim(&segment) {
-                Claim::Got { value, prefetch } => {
-                    if prefetch {
-                        shared.prefetch(&segment, segment_claimed(&segment));
-                    }
-                    return Ok(value);
-                }
-                Claim::Empty => {
-                    let seen = arc_swap::Guard::into_inner(segment);
-                    let started = *started.get_or_insert_with(Instant::now);
-                    shared.refill(&seen, started)?;
-                }
+            if let Some(value) = claimed(shared, &segment, claim(&segment)) {
+                return Ok(value);
             }
+            let seen = arc_swap::Guard::into_inner(segment);
+            let started = *started.get_or_insert_with(Instant::now);
+            shared.refill(&seen, started)?;
         }
     }
 
@@ -127,15 +120,7 @@ impl Client {
     pub fn next_on_hand(&self) -> Option<i64> {
         let shared = &self.inner.shared;
         let segment = shared.current.load();
-        match segment.claim() {
-            Claim::Got { value, prefetch } => {
-                if prefetch {
-                    shared.prefetch(&segment, segment_claimed(&segment));
-                }
-                Some(value)
-            }
-            Claim::Empty => None,
-        }
+        claimed(shared, &segment, segment.claim())
     }
 
     /// The sequence's lease limit, once the client knows it (from `GET
@@ -181,10 +166,20 @@ impl Client {
     }
 }
 
-/// The claims made on a segment when its middle is claimed: the index of
-/// the middle plus one (the rate is measured over them).
-fn segment_claimed(segment: &Segment) -> u64 {
-    segment.trigger() + 1
+/// What a claim on `segment` got, if anything; the claim that holds its
+/// middle asks for the next lease, with the rate measured over the claims
+/// up to it (the middle's index plus one).
+#[inline]
+fn claimed<T>(shared: &Shared, segment: &Segment, claim: Claim<T>) -> Option<T> {
+    match claim {
+        Claim::Got { value, prefetch } => {
+            if prefetch {
+                shared.prefetch(segment, segment.trigger() + 1);
+            }
+            Some(value)
+        }
+        Claim::Empty => None,
+    }
 }
 
 /// Builds a [`Client`]. Defaults: deadline 5 s, each HTTP attempt at most

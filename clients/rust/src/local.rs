@@ -14,8 +14,8 @@ use crate::{Client, Error, Range};
 /// instead.
 ///
 /// What it keeps of the client's promises:
-/// - **never a number twice**: each chunk is claimed by one atomic add and
-///   belongs to this `Local` alone; numbers left in it when it is dropped
+/// - **never a number twice**: each chunk is claimed by one atomic
+///   compare-exchange and belongs to this `Local` alone; numbers left in it when it is dropped
 ///   are a gap, like a client's;
 /// - **in order within the `Local`**: its chunks come in the order it
 ///   claimed them, each from first to last.
