@@ -114,9 +114,12 @@ impl StrictQueue {
 
     /// Puts a batch whose take failed back at the head of the queue, in
     /// its order; requests that gave up waiting are dropped, and after a
-    /// close every request is told the sequence is shutting down.
-    fn requeue(&self, batch: Vec<(u64, Reply)>) {
+    /// close every request is told the sequence is shutting down. Says
+    /// whether requests arrived while the take was in flight (queued
+    /// behind the batch): they woke no worker.
+    fn requeue(&self, batch: Vec<(u64, Reply)>) -> bool {
         let mut pending = self.pending();
+        let arrived = !pending.is_empty();
         for (count, reply) in batch.into_iter().rev() {
             if reply.is_closed() {
                 continue;
@@ -127,6 +130,7 @@ impl StrictQueue {
                 pending.push_front((count, reply));
             }
         }
+        arrived
     }
 
     /// Takes the next batch: queued requests in order, up to [`MAX_BATCH`]
@@ -245,12 +249,17 @@ impl StrictQueue {
                     } else {
                         debug!("{name}: strict take failed again, retrying in {pause:?}: {e}");
                     }
-                    self.requeue(batch);
+                    let arrived = self.requeue(batch);
                     // Out of flight while it pauses: an arrival wakes an
                     // idle worker, which tries at once (a store that came
                     // back mid-pause serves it without waiting out this
-                    // worker's backoff, up to a second).
+                    // worker's backoff, up to a second). Requests that
+                    // arrived while this take was in flight woke nobody:
+                    // they get the same try now.
                     drop(in_flight);
+                    if arrived {
+                        self.work.notify_one();
+                    }
                     tokio::time::sleep(pause).await;
                     continue;
                 }
@@ -330,6 +339,11 @@ mod tests {
         calls: AtomicU64,
         /// While set, every reservation fails as an outage.
         down: AtomicBool,
+        /// A failing reservation with this call number holds (`holding`)
+        /// until `released`, then fails: a take in flight, on demand.
+        hold_call: AtomicU64,
+        holding: AtomicBool,
+        released: AtomicBool,
     }
 
     impl Seen {
@@ -338,7 +352,14 @@ mod tests {
             let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
             self.most_at_once.fetch_max(now, Ordering::SeqCst);
             self.calls.fetch_add(1, Ordering::SeqCst);
+            let call = self.calls.load(Ordering::SeqCst);
             if self.down.load(Ordering::SeqCst) {
+                if call == self.hold_call.load(Ordering::SeqCst) {
+                    self.holding.store(true, Ordering::SeqCst);
+                    while !self.released.load(Ordering::SeqCst) {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                }
                 self.running.fetch_sub(1, Ordering::SeqCst);
                 return Err(StoreError::Unavailable("the store is down".into()));
             }
@@ -486,6 +507,49 @@ mod tests {
                 "{answer:?}"
             );
         }
+    }
+
+    /// A request that arrives while a take is failing wakes nobody (a
+    /// batch is in flight); when that take fails, it must get a try at
+    /// once, not wait out the failed worker's pause. `.ci/run` caught this
+    /// window once in the test below (822 ms).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_request_that_arrives_during_a_failing_take_is_tried_at_once_after_it() {
+        let (queue, store) = start();
+        store.hold_call.store(5, Ordering::SeqCst);
+        store.down.store(true, Ordering::SeqCst);
+        let stranded = {
+            let queue = Arc::clone(&queue);
+            tokio::spawn(async move { queue.next(1, Duration::from_secs(30)).await })
+        };
+        // The fifth take (after pauses of 50, 100, 200 and 400 ms; the
+        // next would be 800) is in flight and held.
+        while !store.holding.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let fresh = {
+            let queue = Arc::clone(&queue);
+            tokio::spawn(async move { queue.next(1, Duration::from_secs(30)).await })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        store.down.store(false, Ordering::SeqCst);
+        let failed = tokio::time::Instant::now();
+        store.released.store(true, Ordering::SeqCst);
+        let fresh = fresh.await.expect("task").expect("numbers");
+        let waited = failed.elapsed();
+        let stranded = stranded.await.expect("task").expect("numbers");
+        queue.close();
+        assert_distinct(
+            fresh
+                .iter()
+                .chain(stranded.iter())
+                .flat_map(Block::iter)
+                .collect(),
+        );
+        assert!(
+            waited < Duration::from_millis(400),
+            "a request that arrived during the failing take waited {waited:?} after it"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
