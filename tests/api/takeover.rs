@@ -417,6 +417,23 @@ async fn a_user_who_may_not_take_over_is_stopped_with_one_line_and_nothing_moves
         "GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA pez TO {}",
         role.name
     ));
+    // Functions are everyone's to call unless a DBA took that away (here
+    // from its owner too, the user that created PEZ's schema): then the
+    // reservation's is named as well.
+    let reserve = "pez.reserve(bigint,bigint,text,bigint,text,text,bigint,boolean)";
+    database.execute(&format!(
+        "REVOKE EXECUTE ON FUNCTION {reserve} FROM PUBLIC, {}",
+        role.name
+    ));
+    let refused = the_error_line(&start(&limited_url));
+    assert!(
+        refused.contains(&format!("GRANT EXECUTE ON FUNCTION {reserve}")),
+        "{refused}"
+    );
+    database.execute(&format!(
+        "GRANT EXECUTE ON FUNCTION {reserve} TO {}",
+        role.name
+    ));
     let pez = PezProcess::start(dir.path(), &[("PEZ_DATABASE_URL", &limited_url)]);
     assert!(pez.http.numbers("/v1/forward").await[0] > 3001);
     drop(pez);

@@ -133,6 +133,12 @@ pub fn missing_privileges(conn: &mut PgConnection) -> QueryResult<Vec<String>> {
            WHERE has_schema_privilege('pez', 'USAGE') \
              AND NOT has_table_privilege('pez.instances', 'SELECT, INSERT, UPDATE, DELETE') \
          UNION ALL \
+         SELECT 'EXECUTE ON FUNCTION ' || f.oid::regprocedure::text \
+           FROM (SELECT to_regprocedure('pez.reserve(bigint, bigint, text, bigint, text, text, \
+                                                     bigint, boolean)') AS oid) f \
+          WHERE has_schema_privilege('pez', 'USAGE') \
+            AND f.oid IS NOT NULL AND NOT has_function_privilege(f.oid, 'EXECUTE') \
+         UNION ALL \
          SELECT 'USAGE, SELECT, UPDATE ON SEQUENCE ' || c.oid::regclass::text \
            FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
           WHERE n.nspname = 'pez' AND c.relkind = 'S' \

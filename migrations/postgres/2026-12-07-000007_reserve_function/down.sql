@@ -1,0 +1,1 @@
+DROP FUNCTION pez.reserve(bigint, bigint, text, bigint, text, text, bigint, boolean);
