@@ -6,7 +6,7 @@ use crate::helpers::{
 };
 use crate::postgres_support::{Cluster, ClusterOptions, TestDatabase, with_database};
 use diesel::connection::SimpleConnection;
-use diesel::{Connection, PgConnection};
+use diesel::{Connection, PgConnection, RunQueryDsl};
 use hyper::Method;
 use pez::config::{Secret, Settings};
 use pez::failpoint::{self, points};
@@ -768,4 +768,91 @@ async fn no_answer_of_a_small_cycling_sequence_holds_a_number_twice() {
         }
         assert!(answered > 100, "{name}: only {answered} answers");
     }
+}
+
+/// A session that answered within the last second skips the pool's
+/// `SELECT 1` before its next call (issue 20: that round trip cost a
+/// strict batch about 150 us under load); but once a call fails, every
+/// session proves itself again. So when PostgreSQL ends all of PEZ's
+/// connections (a restart, a failover, a DBA), the next calls cost one
+/// failed call, not one per pooled session, each followed by a longer
+/// retry pause; and no request fails for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_the_server_ended_cost_one_failed_call_not_one_per_session() {
+    let app = TestApp::spawn_on(Backend::Postgres, with_admin).await;
+    let names = ["s1", "s2", "s3", "s4"];
+    for name in names {
+        let created = admin(
+            &app.http,
+            Method::PUT,
+            &format!("/v2/sequences/{name}"),
+            Some(r#"{"mode": "strict"}"#),
+        )
+        .await;
+        assert_eq!(created, 201);
+    }
+    let store = app.store();
+    let database = store.database().expect("on postgres");
+    let next = |name: &str| format!("/v2/sequences/{name}/next");
+    let paths = names.map(next);
+    // The four sequences' batches at once, so the pool holds several
+    // sessions that all answered a moment ago.
+    for _ in 0..20 {
+        let answers = tokio::join!(
+            app.get(&paths[0]),
+            app.get(&paths[1]),
+            app.get(&paths[2]),
+            app.get(&paths[3]),
+        );
+        let statuses = [
+            answers.0.status,
+            answers.1.status,
+            answers.2.status,
+            answers.3.status,
+        ];
+        assert!(statuses.iter().all(|status| *status == 200), "{statuses:?}");
+    }
+    let mut dba = PgConnection::establish(&database.url).expect("connect");
+    let ended: Vec<bool> = diesel::sql_query(format!(
+        "SELECT pg_terminate_backend(pid, 5000) AS ended FROM pg_stat_activity \
+          WHERE datname = '{}' AND pid <> pg_backend_pid()",
+        database.name()
+    ))
+    .load::<Ended>(&mut dba)
+    .expect("end PEZ's connections")
+    .into_iter()
+    .map(|row| row.ended)
+    .collect();
+    // The watchdog's connection and at least three of the pool's: without
+    // the rule, each of those would fail a call of its own.
+    assert!(ended.len() >= 4, "{ended:?}");
+    // Failed store calls of every kind so far (the metrics need the
+    // admin's token once one is set).
+    let errors = || async {
+        let text = app
+            .http
+            .send(Method::GET, "/metrics", &[("authorization", ADMIN)], None)
+            .await
+            .body;
+        let series: Vec<f64> = text
+            .lines()
+            .filter(|l| l.starts_with("pez_store_errors_total{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .collect();
+        assert!(!series.is_empty(), "{text}");
+        series.iter().sum::<f64>()
+    };
+    let before = errors().await;
+    for path in &paths {
+        let response = app.get(path).await;
+        assert_eq!(response.status, 200, "{path}: {}", response.body);
+    }
+    let failed = errors().await - before;
+    assert!(failed <= 1.0, "{failed} store calls failed");
+}
+
+#[derive(diesel::QueryableByName)]
+struct Ended {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    ended: bool,
 }

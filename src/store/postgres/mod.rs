@@ -58,8 +58,8 @@ use log::{info, warn};
 use reserve::Taken;
 use session::Sessions;
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use watchdog::Watchdog;
 
@@ -88,6 +88,8 @@ pub struct PgStore {
     /// stale: statements address the sequence by oid and check its
     /// increment, so a stale entry fails and is dropped.
     described: Mutex<HashMap<String, Described>>,
+    /// Calls that failed, on any session ([`Sessions::failures`]).
+    failures: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -226,6 +228,7 @@ impl PgStore {
         startup::reachable(settings)?;
         let token_prefix = token_prefix();
         let scrubbing = settings.clone();
+        let failures = Arc::new(AtomicU64::new(0));
         let pool = diesel::r2d2::Pool::builder()
             .max_size(settings.pool_size)
             // No background connecting: a connection opened by r2d2's thread while
@@ -236,6 +239,7 @@ impl PgStore {
             .error_handler(Box::new(diesel::r2d2::NopErrorHandler))
             .build_unchecked(Sessions {
                 conninfo: settings.conninfo.clone(),
+                failures: Arc::clone(&failures),
             });
         Ok(Self {
             pool,
@@ -249,6 +253,7 @@ impl PgStore {
             token_prefix,
             serial: AtomicU64::new(0),
             described: Mutex::new(HashMap::new()),
+            failures,
         })
     }
 
@@ -376,6 +381,7 @@ impl PgStore {
         };
         if let Some(overrun) = watch.finish() {
             session.retired = true;
+            self.failures.fetch_add(1, Ordering::SeqCst);
             return Err(self.ambiguous(format_args!(
                 "no answer within {:?}{}; the call was cancelled",
                 self.deadline(),
@@ -384,6 +390,14 @@ impl PgStore {
                     .map(|what| format!(" (it was waiting for {what})"))
                     .unwrap_or_default()
             )));
+        }
+        // An answer, a store's verdict among them, vouches for the session
+        // for a moment; anything else has every session prove itself again.
+        match &outcome {
+            Ok(_) | Err(TxError::Store(_)) => session.answered(&self.failures),
+            Err(_) => {
+                self.failures.fetch_add(1, Ordering::SeqCst);
+            }
         }
         outcome.map_err(|e| match e {
             TxError::Store(e) => e,
