@@ -114,7 +114,19 @@ start() {
             echo "ssl_key_file = '$dir/certs/server.key'"
         fi
     } >>"$dir/data/postgresql.conf"
-    as_owner "$BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null
+    # The port was free when picked; another test's cluster or server may
+    # take it before this one binds it (tests start clusters in parallel):
+    # then a fresh port, a few times (a later `port` line wins).
+    local tries=0
+    until as_owner "$BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null; do
+        tries=$((tries + 1))
+        if [ "$tries" -ge 3 ] || ! grep -q "could not bind\|could not create any TCP/IP sockets" "$dir/server.log"; then
+            return 1
+        fi
+        port=$(free_port)
+        echo "$port" >"$dir/port"
+        echo "port = $port" >>"$dir/data/postgresql.conf"
+    done
     [ -n "$watch" ] && watch_owner "$watch" "$dir"
     if [ -n "$password" ]; then
         echo "postgres://postgres:$password@127.0.0.1:$port/postgres"
