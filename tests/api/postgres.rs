@@ -546,3 +546,103 @@ async fn every_relation_pez_makes_has_a_name_no_sequence_may_take() {
         );
     }
 }
+
+/// Every number PEZ takes from PostgreSQL goes through `pez.reserve()`, a
+/// function its migration made. A setting attached to it would undo what
+/// its statement sets for its own commit (`synchronous_commit = local`:
+/// numbers served before the standby has them), so PEZ checks the function
+/// at start, its body and its settings, and stops with one line when it is
+/// missing or not as made; the line says how to make it again, and that
+/// works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reservation_function_changed_by_hand_stops_pez_at_start_with_one_line() {
+    let database = TestDatabase::create();
+    let dir = TempDir::new();
+    // A command that opens the store to change it checks as a server's
+    // start does, and ends either way.
+    let created = std::cell::Cell::new(0);
+    let create = || {
+        created.set(created.get() + 1);
+        pez_command(dir.path())
+            .env("PEZ_DATABASE_URL", &database.url)
+            .args(["sequence", "create", &format!("s{}", created.get())])
+            .output()
+            .expect("run pez")
+    };
+    let migrate = || {
+        let output = pez_command(dir.path())
+            .env("PEZ_DATABASE_URL", &database.url)
+            .arg("migrate")
+            .output()
+            .expect("run pez migrate");
+        assert!(output.status.success(), "{output:?}");
+    };
+    migrate();
+    let first = create();
+    assert!(first.status.success(), "{first:?}");
+    let function = "pez.reserve(bigint, bigint, text, bigint, text, text, bigint, boolean)";
+    for (change, says) in [
+        (
+            format!("ALTER FUNCTION {function} SET synchronous_commit = local"),
+            "synchronous_commit=local",
+        ),
+        (
+            format!("ALTER FUNCTION {function} RESET plan_cache_mode"),
+            "has the settings",
+        ),
+        (
+            format!(
+                "CREATE OR REPLACE FUNCTION pez.reserve(seq_oid bigint, steps bigint, \
+                    seq_name text, seq_generation bigint, token text, lock_timeout_ms text, \
+                    origin bigint, count_laps boolean) \
+                 RETURNS TABLE (taken bigint[], increment_by bigint, counted_with bigint, \
+                                laps bigint) \
+                 LANGUAGE sql SET plan_cache_mode = force_generic_plan \
+                 SET search_path = pg_catalog, pg_temp \
+                 AS $$ SELECT ARRAY[42::bigint], 1::bigint, 1::bigint, 0::bigint $$"
+            ),
+            "body",
+        ),
+        (format!("DROP FUNCTION {function}"), "is missing"),
+    ] {
+        database.execute(&change);
+        let line = crate::helpers::the_error_line(&create());
+        assert!(
+            line.contains(function) && line.contains(says) && line.contains("20261207000007"),
+            "{change}: {line}"
+        );
+        // What the line says to do.
+        database.execute(&format!(
+            "DROP FUNCTION IF EXISTS {function}; \
+             DELETE FROM __diesel_schema_migrations WHERE version = '20261207000007'"
+        ));
+        migrate();
+        let again = create();
+        assert!(again.status.success(), "after {change}: {again:?}");
+    }
+}
+
+/// A `search_path` that puts a schema before PostgreSQL's catalog (a DBA's
+/// `ALTER DATABASE ... SET search_path`, or another client's on a pooled
+/// server connection) cannot put another `nextval()` under the
+/// reservation: its function searches the catalog first, whatever the
+/// session says. The same statement sent inline, as before issue 20, took
+/// the schema's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_function_in_the_search_path_cannot_stand_in_for_nextval() {
+    let store = StoreFixture::new(Backend::Postgres);
+    let database = store.database().expect("on postgres");
+    database.execute(&format!(
+        "CREATE SCHEMA decoy; \
+         CREATE FUNCTION decoy.nextval(regclass) RETURNS bigint LANGUAGE sql AS 'SELECT 42::bigint'; \
+         ALTER DATABASE {} SET search_path = decoy, pg_catalog, public",
+        database.name()
+    ));
+    let app = TestApp::spawn_in(store.clone(), small_blocks).await;
+    // The decoy answers 42 to every call: forward would start there, and
+    // every block would be the same one.
+    let forward = app.numbers("/v2/forward?count=100").await;
+    assert_eq!(forward, (1..=100).collect::<Vec<i64>>());
+    let reverse = app.numbers("/v2/reverse?count=100").await;
+    assert_eq!(reverse, (MAX - 99..=MAX).rev().collect::<Vec<i64>>());
+}

@@ -3,14 +3,24 @@
 -- reservation is no longer planned afresh at every call (PEZ sends unnamed
 -- statements only, for poolers). The body is the statement PEZ sent before,
 -- one statement, one snapshot; src/store/postgres/reserve.rs says why each
--- part is there. Generic plans always (the last statement): the parameters
--- change nothing about the plan, and a custom plan would be the planning
--- this saves.
+-- part is there. Generic plans always: the parameters change nothing
+-- about the plan, and a custom plan would be the planning this saves. Its
+-- search_path is PostgreSQL's catalog, temporary tables last, so that no
+-- schema or temporary table of a role's or a session's can shadow a
+-- function or catalog it calls (every PEZ table is named with its schema).
+-- PEZ checks at start that this function is in the database as written
+-- here, its settings too (src/store/postgres/reserve.rs): a setting
+-- attached to it (`ALTER FUNCTION ... SET synchronous_commit = local`)
+-- would undo what it sets for its own commit. A later version of it gets a
+-- new name, never CREATE OR REPLACE: older PEZ instances still running
+-- during a rolling upgrade call this one.
 CREATE FUNCTION pez.reserve(
     seq_oid bigint, steps bigint, seq_name text, seq_generation bigint,
     token text, lock_timeout_ms text, origin bigint, count_laps boolean)
 RETURNS TABLE (taken bigint[], increment_by bigint, counted_with bigint, laps bigint)
 LANGUAGE plpgsql VOLATILE
+SET plan_cache_mode = force_generic_plan
+SET search_path = pg_catalog, pg_temp
 AS $reserve$
 BEGIN
     IF count_laps THEN
@@ -75,12 +85,3 @@ BEGIN
 END
 $reserve$;
 
--- plan_cache_mode is PostgreSQL 12's; PEZ runs on 10 and later.
-DO $set$
-BEGIN
-    IF current_setting('server_version_num')::int >= 120000 THEN
-        ALTER FUNCTION pez.reserve(bigint, bigint, text, bigint, text, text, bigint, boolean)
-            SET plan_cache_mode = force_generic_plan;
-    END IF;
-END
-$set$;

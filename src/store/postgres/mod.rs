@@ -271,6 +271,15 @@ impl PgStore {
                 .call(Kind::Change, original::take_over)
                 .map_err(|e| store.failed("taking over the original PEZ's sequences", e))?
         };
+        if let Some(problem) = store
+            .call(Kind::Read, |conn| Ok(reserve::function_problem(conn)?))
+            .map_err(|e| store.failed("reading the reservation's function", e))?
+        {
+            return Err(OpenError::Setup(format!(
+                "PostgreSQL at {}: {problem}",
+                settings.description
+            )));
+        }
         let missing = store
             .call(Kind::Read, |conn| Ok(startup::missing_privileges(conn)?))
             .map_err(|e| store.failed("reading the user's rights", e))?;

@@ -8,7 +8,7 @@ use super::call::Call;
 use super::catalog::Described;
 use crate::sequence::Block;
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Bool, Text};
+use diesel::sql_types::{Array, BigInt, Bool, Nullable, Text};
 
 /// At most this many nextval() calls per reservation: a million numbers of
 /// a strict sequence, a billion of a leased one (in steps of 1,000). A
@@ -61,7 +61,10 @@ pub enum Taken {
 /// a strict batch spent in PostgreSQL. A PL/pgSQL function keeps its
 /// statements' plans for the life of the server process, whichever client
 /// calls it; the call itself is cheap to plan. It is one statement in the
-/// function, so one snapshot, as before.
+/// function, so one snapshot, as before. Its `search_path` is the catalog
+/// (temporary tables last), so no schema a role or a session puts first
+/// can stand in for `nextval()` or `pg_sequence`; PEZ checks at start that
+/// the function is as its migration made it ([`function_problem`]).
 ///
 /// **Its own settings.** The statement sets what it needs for itself
 /// ([`super::call`]): the call's token as `application_name` (the
@@ -143,9 +146,73 @@ pub fn take(
 }
 
 /// The migration that defines `pez.reserve()`, the reservation's statement.
-#[cfg(test)]
 const RESERVE_FUNCTION: &str =
     include_str!("../../../migrations/postgres/2026-12-07-000007_reserve_function/up.sql");
+
+/// `pez.reserve()` as `to_regprocedure` names it.
+pub const FUNCTION: &str = "pez.reserve(bigint, bigint, text, bigint, text, text, bigint, boolean)";
+
+/// The settings the migration attaches to `pez.reserve()`, as `pg_proc`
+/// holds them.
+const FUNCTION_SETTINGS: [&str; 2] = [
+    "plan_cache_mode=force_generic_plan",
+    "search_path=pg_catalog, pg_temp",
+];
+
+/// The version diesel records for that migration.
+const FUNCTION_MIGRATION: &str = "20261207000007";
+
+/// The function's body as the migration writes it (between its
+/// `$reserve$` quotes), which PostgreSQL keeps as it was given.
+fn function_body() -> &'static str {
+    RESERVE_FUNCTION
+        .split("$reserve$")
+        .nth(1)
+        .expect("the migration quotes the body with $reserve$")
+}
+
+#[derive(QueryableByName)]
+struct Stored {
+    #[diesel(sql_type = Text)]
+    body: String,
+    #[diesel(sql_type = Nullable<Array<Text>>)]
+    settings: Option<Vec<String>>,
+}
+
+/// Why `pez.reserve()` in the database is not the one PEZ's migration made,
+/// if it is not: missing, another body, or other settings. Every number
+/// PEZ takes from PostgreSQL goes through it, and a setting attached to it
+/// (`ALTER FUNCTION ... SET synchronous_commit = local`, or
+/// `application_name`, `lock_timeout`) would undo what its statement sets
+/// for its own commit: an owner's change of it must stop PEZ, not weaken
+/// every reservation unseen.
+pub fn function_problem(conn: &mut PgConnection) -> QueryResult<Option<String>> {
+    let stored = diesel::sql_query(
+        "SELECT p.prosrc AS body, p.proconfig AS settings FROM pg_catalog.pg_proc p \
+          WHERE p.oid = pg_catalog.to_regprocedure($1)",
+    )
+    .bind::<Text, _>(FUNCTION)
+    .get_result::<Stored>(conn)
+    .optional()?;
+    let remedy = format!(
+        "as the owner of the schema pez, drop it if it is there, delete version \
+         {FUNCTION_MIGRATION} from __diesel_schema_migrations, and run `pez migrate`"
+    );
+    Ok(match stored {
+        None => Some(format!("{FUNCTION} is missing; {remedy}")),
+        Some(stored) if stored.body != function_body() => Some(format!(
+            "the body of {FUNCTION} is not the one PEZ's migration wrote; {remedy}"
+        )),
+        Some(stored) if stored.settings.as_deref().unwrap_or_default() != FUNCTION_SETTINGS => {
+            Some(format!(
+                "{FUNCTION} has the settings {:?}, not {FUNCTION_SETTINGS:?} (a setting \
+                 attached to it can undo the durability of its commit); {remedy}",
+                stored.settings.unwrap_or_default()
+            ))
+        }
+        Some(_) => None,
+    })
+}
 
 /// Whether reservations of `seq` count the laps they begin: a cycling
 /// sequence of fewer than 2^62 numbers (a ring). Of a larger one a full lap

@@ -121,6 +121,11 @@ impl ManageConnection for Sessions {
     }
 
     fn has_broken(&self, session: &mut Session) -> bool {
-        session.retired || std::thread::panicking()
+        // diesel's own verdict too: a transaction it could not roll back
+        // leaves the connection unusable, whatever the call returned (a
+        // store's verdict among it, which vouches for the session).
+        session.retired
+            || std::thread::panicking()
+            || diesel::r2d2::R2D2Connection::is_broken(&mut session.conn)
     }
 }

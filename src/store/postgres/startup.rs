@@ -134,8 +134,7 @@ pub fn missing_privileges(conn: &mut PgConnection) -> QueryResult<Vec<String>> {
              AND NOT has_table_privilege('pez.instances', 'SELECT, INSERT, UPDATE, DELETE') \
          UNION ALL \
          SELECT 'EXECUTE ON FUNCTION ' || f.oid::regprocedure::text \
-           FROM (SELECT to_regprocedure('pez.reserve(bigint, bigint, text, bigint, text, text, \
-                                                     bigint, boolean)') AS oid) f \
+           FROM (SELECT to_regprocedure($1) AS oid) f \
           WHERE has_schema_privilege('pez', 'USAGE') \
             AND f.oid IS NOT NULL AND NOT has_function_privilege(f.oid, 'EXECUTE') \
          UNION ALL \
@@ -146,6 +145,7 @@ pub fn missing_privileges(conn: &mut PgConnection) -> QueryResult<Vec<String>> {
             AND CASE WHEN c.relkind = 'S' \
                      THEN NOT has_sequence_privilege(c.oid, 'USAGE, SELECT, UPDATE') END",
     )
+    .bind::<Text, _>(super::reserve::FUNCTION)
     .load::<Missing>(conn)?;
     // The original PEZ's sequences that forward and reverse continue, read
     // only once pez.sequences may be read at all.
