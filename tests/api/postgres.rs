@@ -591,8 +591,7 @@ async fn a_reservation_function_changed_by_hand_stops_pez_at_start_with_one_line
             "has the settings",
         ),
         (
-            format!(
-                "CREATE OR REPLACE FUNCTION pez.reserve(seq_oid bigint, steps bigint, \
+            "CREATE OR REPLACE FUNCTION pez.reserve(seq_oid bigint, steps bigint, \
                     seq_name text, seq_generation bigint, token text, lock_timeout_ms text, \
                     origin bigint, count_laps boolean) \
                  RETURNS TABLE (taken bigint[], increment_by bigint, counted_with bigint, \
@@ -600,7 +599,7 @@ async fn a_reservation_function_changed_by_hand_stops_pez_at_start_with_one_line
                  LANGUAGE sql SET plan_cache_mode = force_generic_plan \
                  SET search_path = pg_catalog, pg_temp \
                  AS $$ SELECT ARRAY[42::bigint], 1::bigint, 1::bigint, 0::bigint $$"
-            ),
+                .to_owned(),
             "body",
         ),
         (format!("DROP FUNCTION {function}"), "is missing"),
