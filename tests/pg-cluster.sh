@@ -108,6 +108,10 @@ start() {
         echo "listen_addresses = '127.0.0.1'"
         echo "unix_socket_directories = '$dir'"
         echo "max_connections = 200"
+        # A standby that was down (the fault suite crashes it under load)
+        # must find the WAL it missed: without a slot, the primary keeps
+        # only this much (by default none past a checkpoint's needs).
+        echo "wal_keep_size = '1GB'"
         if [ "$ssl" = yes ]; then
             echo "ssl = on"
             echo "ssl_cert_file = '$dir/certs/server.crt'"
