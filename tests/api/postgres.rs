@@ -645,3 +645,59 @@ async fn a_function_in_the_search_path_cannot_stand_in_for_nextval() {
     let reverse = app.numbers("/v2/reverse?count=100").await;
     assert_eq!(reverse, (MAX - 99..=MAX).rev().collect::<Vec<i64>>());
 }
+
+/// The same check while PEZ runs: the sync task reads the function again
+/// every interval, and while it is not as its migration made it nothing is
+/// reserved (503 once what is on hand is gone); once it is put back,
+/// numbers flow again without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reservation_function_changed_while_pez_runs_stops_reservations_until_put_back() {
+    let store = StoreFixture::new(Backend::Postgres);
+    let database = store.database().expect("on postgres");
+    let app = TestApp::spawn_in(store.clone(), |s| {
+        crate::helpers::short_waits(s);
+        s.sync_interval = Duration::from_millis(100);
+        s.access.admin = Some(pez::config::Secret::new("admin".into()));
+    })
+    .await;
+    let created = app
+        .http
+        .send(
+            hyper::Method::PUT,
+            "/v2/sequences/strict",
+            &[("authorization", "Bearer admin")],
+            Some(r#"{"mode": "strict"}"#),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let path = "/v2/sequences/strict/next";
+    assert_eq!(app.get(path).await.status, 200);
+    let function = "pez.reserve(bigint, bigint, text, bigint, text, text, bigint, boolean)";
+    database.execute(&format!(
+        "ALTER FUNCTION {function} SET synchronous_commit = local"
+    ));
+    let started = Instant::now();
+    loop {
+        let response = app.get(path).await;
+        if response.status == 503 {
+            break;
+        }
+        assert_eq!(response.status, 200, "{}", response.body);
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "strict numbers still served through the changed function"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    database.execute(&format!(
+        "ALTER FUNCTION {function} RESET synchronous_commit"
+    ));
+    let started = Instant::now();
+    while app.get(path).await.status != 200 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no numbers once the function was put back"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -90,6 +90,9 @@ pub struct PgStore {
     described: Mutex<HashMap<String, Described>>,
     /// Calls that failed, on any session ([`Sessions::failures`]).
     failures: Arc<AtomicU64>,
+    /// What is wrong with `pez.reserve()`, as the sync task last read it
+    /// ([`reserve::function_problem`]): while set, nothing is reserved.
+    function_problem: Mutex<Option<String>>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -254,6 +257,7 @@ impl PgStore {
             serial: AtomicU64::new(0),
             described: Mutex::new(HashMap::new()),
             failures,
+            function_problem: Mutex::new(None),
         })
     }
 
@@ -346,6 +350,29 @@ impl PgStore {
 
     fn ambiguous(&self, e: impl std::fmt::Display) -> StoreError {
         StoreError::Ambiguous(self.settings.scrub(&format!("postgres: {e}")))
+    }
+
+    /// What is wrong with `pez.reserve()`, as last read while running.
+    fn function_problem(&self) -> Option<String> {
+        unpoisoned::lock(&self.function_problem).clone()
+    }
+
+    /// Records what the sync task read of `pez.reserve()`; says so in the
+    /// log when that changes (reservations stop, or go on again).
+    fn function_seen(&self, problem: Option<String>) {
+        let mut known = unpoisoned::lock(&self.function_problem);
+        match (&*known, &problem) {
+            (None, Some(now)) => log::error!(
+                "postgres at {}: {now}; nothing is reserved until it is as made",
+                self.settings.description
+            ),
+            (Some(_), None) => info!(
+                "postgres at {}: pez.reserve() is as its migration made it again; reserving",
+                self.settings.description
+            ),
+            _ => {}
+        }
+        *known = problem;
     }
 
     /// A new call's identity.

@@ -53,7 +53,10 @@ fn catalog_lock(conn: &mut PgConnection) -> QueryResult<()> {
 impl Store for PgStore {
     fn list(&self) -> Result<Vec<SequenceState>, StoreError> {
         let looking = self.purpose == Purpose::Command;
-        self.call(Kind::Read, |conn| {
+        // The sync task's call, every sync interval: it also looks again at
+        // the reservation's function, which a DBA may change while PEZ runs
+        // (see `reserve::function_problem`).
+        let (states, problem) = self.call(Kind::Read, |conn| {
             let described = catalog::describe_all(conn)?;
             let next = catalog::frontiers(conn, &described)?;
             let mut states: Vec<SequenceState> = described
@@ -79,8 +82,10 @@ impl Store for PgStore {
                     }
                 }
             }
-            Ok(states)
-        })
+            Ok((states, reserve::function_problem(conn)?))
+        })?;
+        self.function_seen(problem);
+        Ok(states)
     }
 
     fn generations(&self) -> Result<Vec<(String, i64)>, StoreError> {
@@ -96,6 +101,11 @@ impl Store for PgStore {
     }
 
     fn reserve(&self, name: &str, generation: i64, size: u64) -> Result<Reserved, StoreError> {
+        // Not through a function that is not as its migration made it: its
+        // commit may not be durable.
+        if let Some(problem) = self.function_problem() {
+            return Err(StoreError::Unavailable(format!("postgres: {problem}")));
+        }
         let outcome = self.call_with(Kind::Statement, |conn, call| {
             let seq = self.described(conn, name)?;
             match self.take(conn, call, &seq, generation, size)? {
