@@ -701,3 +701,92 @@ async fn a_reservation_function_changed_while_pez_runs_stops_reservations_until_
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Between two syncs the check above has not run, so every reservation
+/// also reads the `synchronous_commit` its own commit runs with, after the
+/// function returned: a setting attached to the function, or a trigger on
+/// the table it updates (a ring counts its laps there), that lowers it
+/// makes that reservation fail (its numbers a gap), not serve numbers that
+/// are not durable. The sync is a minute away here; at start both stop
+/// PEZ with one line. The database's own default is `local` (a DBA's), which
+/// PEZ's statement overrides for its commit: a setting attached to the
+/// function puts that default back when the function returns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reservation_whose_commit_was_weakened_serves_nothing_even_before_the_next_sync() {
+    let store = StoreFixture::new(Backend::Postgres);
+    let database = store.database().expect("on postgres");
+    database.execute(&format!(
+        "ALTER DATABASE {} SET synchronous_commit = local",
+        database.name()
+    ));
+    let app = TestApp::spawn_in(store.clone(), |s| {
+        crate::helpers::short_waits(s);
+        s.sync_interval = Duration::from_secs(60);
+        s.access.admin = Some(pez::config::Secret::new("admin".into()));
+    })
+    .await;
+    for (name, body) in [
+        ("plain", r#"{"mode": "strict"}"#),
+        ("ring", r#"{"mode": "strict", "min": 1, "max": 1000}"#),
+    ] {
+        let created = app
+            .http
+            .send(
+                hyper::Method::PUT,
+                &format!("/v2/sequences/{name}"),
+                &[("authorization", "Bearer admin")],
+                Some(body),
+            )
+            .await;
+        assert_eq!(created.status, 201, "{}", created.body);
+        assert_eq!(
+            app.get(&format!("/v2/sequences/{name}/next")).await.status,
+            200
+        );
+    }
+    let function = "pez.reserve(bigint, bigint, text, bigint, text, text, bigint, boolean)";
+    let dir = TempDir::new();
+    let refused_at_start = || {
+        let output = pez_command(dir.path())
+            .env("PEZ_DATABASE_URL", &database.url)
+            .args(["sequence", "create", "another"])
+            .output()
+            .expect("run pez");
+        crate::helpers::the_error_line(&output)
+    };
+    for (weaken, sequence, repair, at_start) in [
+        (
+            format!("ALTER FUNCTION {function} SET synchronous_commit = local"),
+            "plain",
+            format!("ALTER FUNCTION {function} RESET synchronous_commit"),
+            "synchronous_commit=local",
+        ),
+        (
+            "CREATE FUNCTION public.lower_commit() RETURNS trigger LANGUAGE plpgsql AS \
+             $$ BEGIN PERFORM set_config('synchronous_commit', 'local', true); RETURN NULL; END $$; \
+             CREATE TRIGGER lower_commit BEFORE UPDATE ON pez.sequences \
+             FOR EACH STATEMENT EXECUTE FUNCTION public.lower_commit()"
+                .to_owned(),
+            "ring",
+            "DROP TRIGGER lower_commit ON pez.sequences; DROP FUNCTION public.lower_commit()"
+                .to_owned(),
+            "pez.sequences has a trigger",
+        ),
+    ] {
+        database.execute(&weaken);
+        let path = format!("/v2/sequences/{sequence}/next");
+        let response = app.get(&path).await;
+        assert_eq!(response.status, 503, "{weaken}: {}", response.body);
+        let line = refused_at_start();
+        assert!(line.contains(at_start), "{weaken}: {line}");
+        database.execute(&repair);
+        let started = Instant::now();
+        while app.get(&path).await.status != 200 {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "{sequence}: nothing served after {repair}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}

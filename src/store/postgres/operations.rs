@@ -53,9 +53,10 @@ fn catalog_lock(conn: &mut PgConnection) -> QueryResult<()> {
 impl Store for PgStore {
     fn list(&self) -> Result<Vec<SequenceState>, StoreError> {
         let looking = self.purpose == Purpose::Command;
-        // The sync task's call, every sync interval: it also looks again at
-        // the reservation's function, which a DBA may change while PEZ runs
-        // (see `reserve::function_problem`).
+        // A server's sync task's call, every sync interval: it also looks
+        // again at the reservation's function, which a DBA may change while
+        // PEZ runs (see `reserve::function_problem`).
+        let serving = self.purpose == Purpose::Serve;
         let (states, problem) = self.call(Kind::Read, |conn| {
             let described = catalog::describe_all(conn)?;
             let next = catalog::frontiers(conn, &described)?;
@@ -82,9 +83,16 @@ impl Store for PgStore {
                     }
                 }
             }
-            Ok((states, reserve::function_problem(conn)?))
+            let problem = if serving {
+                reserve::function_problem(conn)?
+            } else {
+                None
+            };
+            Ok((states, problem))
         })?;
-        self.function_seen(problem);
+        if serving {
+            self.function_seen(problem);
+        }
         Ok(states)
     }
 
@@ -132,6 +140,11 @@ impl Store for PgStore {
                 self.forget(name);
                 Err(StoreError::Stale(name.to_owned()))
             }
+            Ok((Taken::Weakened(setting), _)) => Err(StoreError::Ambiguous(format!(
+                "postgres: a reservation's commit ran with synchronous_commit = {setting}, \
+                 not on: a setting attached to pez.reserve() or a trigger lowered it; numbers \
+                 taken by it are left unused"
+            ))),
             Ok((Taken::Altered, seq)) => {
                 self.forget(name);
                 Err(StoreError::Ambiguous(format!(

@@ -30,6 +30,9 @@ struct Reservation {
     /// The sequence's count of laps once the statement took its values.
     #[diesel(sql_type = BigInt)]
     laps: i64,
+    /// The `synchronous_commit` the statement's commit runs with.
+    #[diesel(sql_type = Text)]
+    commits_with: String,
 }
 
 /// What one reserving statement returned.
@@ -46,6 +49,11 @@ pub enum Taken {
     /// with another: someone altered it (or handed it back to the original
     /// PEZ). Values were taken and must be left as a gap.
     Altered,
+    /// The commit would run with this `synchronous_commit`, not `on` (or
+    /// `remote_apply`): something of a DBA's undid what the function set
+    /// (a setting attached to it, a trigger). Values were taken; they are
+    /// not durable when PostgreSQL answers, so they are left as a gap.
+    Weakened(String),
 }
 
 /// Calls nextval() `steps` times on the sequence `seq.oid`, in one
@@ -120,8 +128,12 @@ pub fn take(
     generation: i64,
     steps: u64,
 ) -> QueryResult<Taken> {
+    // `commits_with` is read once the function has returned: after a `SET`
+    // attached to it was put back, and after any trigger its statement
+    // fired; the commit runs with it.
     let found = diesel::sql_query(
-        "SELECT taken AS values, increment_by, counted_with, laps \
+        "SELECT taken AS values, increment_by, counted_with, laps, \
+                pg_catalog.current_setting('synchronous_commit') AS commits_with \
            FROM pez.reserve($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind::<BigInt, _>(seq.oid)
@@ -142,6 +154,9 @@ pub fn take(
     if found.increment_by != seq.increment || found.counted_with != seq.increment {
         return Ok(Taken::Altered);
     }
+    if !matches!(found.commits_with.as_str(), "on" | "remote_apply") {
+        return Ok(Taken::Weakened(found.commits_with));
+    }
     Ok(Taken::Blocks(blocks(seq, &found.values), found.laps))
 }
 
@@ -151,6 +166,11 @@ const RESERVE_FUNCTION: &str =
 
 /// `pez.reserve()` as `to_regprocedure` names it.
 pub const FUNCTION: &str = "pez.reserve(bigint, bigint, text, bigint, text, text, bigint, boolean)";
+
+/// The same, every type named with its schema, for `to_regprocedure`: a
+/// type of the session's search path cannot stand in.
+pub const FUNCTION_QUALIFIED: &str = "pez.reserve(bigint, bigint, pg_catalog.text, bigint, \
+     pg_catalog.text, pg_catalog.text, bigint, boolean)";
 
 /// The settings the migration attaches to `pez.reserve()`, as `pg_proc`
 /// holds them.
@@ -177,21 +197,46 @@ struct Stored {
     body: String,
     #[diesel(sql_type = Nullable<Array<Text>>)]
     settings: Option<Vec<String>>,
+    /// Volatile, security invoker, parallel unsafe, PL/pgSQL, and the only
+    /// `pez.reserve` there is.
+    #[diesel(sql_type = Bool)]
+    as_made: bool,
+    /// Triggers, rules or row security on `pez.sequences`, which the
+    /// function updates when it counts laps: a trigger can lower the
+    /// commit's `synchronous_commit` as a setting attached to it can.
+    #[diesel(sql_type = Bool)]
+    table_hooks: bool,
 }
 
 /// Why `pez.reserve()` in the database is not the one PEZ's migration made,
-/// if it is not: missing, another body, or other settings. Every number
+/// if it is not: missing, another body, other settings or attributes, an
+/// overload beside it, or hooks on the table it updates. Every number
 /// PEZ takes from PostgreSQL goes through it, and a setting attached to it
 /// (`ALTER FUNCTION ... SET synchronous_commit = local`, or
 /// `application_name`, `lock_timeout`) would undo what its statement sets
 /// for its own commit: an owner's change of it must stop PEZ, not weaken
-/// every reservation unseen.
+/// every reservation unseen. (Each reservation also reads the setting its
+/// commit will run with, [`Taken::Weakened`]: this check says why early.)
 pub fn function_problem(conn: &mut PgConnection) -> QueryResult<Option<String>> {
     let stored = diesel::sql_query(
-        "SELECT p.prosrc AS body, p.proconfig AS settings FROM pg_catalog.pg_proc p \
+        "SELECT p.prosrc AS body, p.proconfig AS settings, \
+                p.provolatile = 'v' AND NOT p.prosecdef AND p.proparallel = 'u' \
+                  AND l.lanname = 'plpgsql' \
+                  AND (SELECT pg_catalog.count(*) FROM pg_catalog.pg_proc o \
+                        WHERE o.pronamespace = p.pronamespace AND o.proname = p.proname) = 1 \
+                  AS as_made, \
+                EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t \
+                         WHERE t.tgrelid = 'pez.sequences'::pg_catalog.regclass \
+                           AND NOT t.tgisinternal) \
+                  OR EXISTS (SELECT 1 FROM pg_catalog.pg_rewrite r \
+                              WHERE r.ev_class = 'pez.sequences'::pg_catalog.regclass) \
+                  OR (SELECT c.relrowsecurity FROM pg_catalog.pg_class c \
+                       WHERE c.oid = 'pez.sequences'::pg_catalog.regclass) \
+                  AS table_hooks \
+           FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_language l ON l.oid = p.prolang \
           WHERE p.oid = pg_catalog.to_regprocedure($1)",
     )
-    .bind::<Text, _>(FUNCTION)
+    .bind::<Text, _>(FUNCTION_QUALIFIED)
     .get_result::<Stored>(conn)
     .optional()?;
     let remedy = format!(
@@ -200,9 +245,15 @@ pub fn function_problem(conn: &mut PgConnection) -> QueryResult<Option<String>> 
     );
     Ok(match stored {
         None => Some(format!("{FUNCTION} is missing; {remedy}")),
-        Some(stored) if stored.body != function_body() => Some(format!(
-            "the body of {FUNCTION} is not the one PEZ's migration wrote; {remedy}"
-        )),
+        // A checkout that turned the migration's line ends into CRLF wrote
+        // a body that differs only in them.
+        Some(stored)
+            if stored.body.replace("\r\n", "\n") != function_body().replace("\r\n", "\n") =>
+        {
+            Some(format!(
+                "the body of {FUNCTION} is not the one PEZ's migration wrote; {remedy}"
+            ))
+        }
         Some(stored) if stored.settings.as_deref().unwrap_or_default() != FUNCTION_SETTINGS => {
             Some(format!(
                 "{FUNCTION} has the settings {:?}, not {FUNCTION_SETTINGS:?} (a setting \
@@ -210,6 +261,15 @@ pub fn function_problem(conn: &mut PgConnection) -> QueryResult<Option<String>> 
                 stored.settings.unwrap_or_default()
             ))
         }
+        Some(stored) if !stored.as_made => Some(format!(
+            "{FUNCTION} is not volatile, security invoker, parallel unsafe and PL/pgSQL as \
+             made, or another pez.reserve stands beside it; {remedy}"
+        )),
+        Some(stored) if stored.table_hooks => Some(
+            "pez.sequences has a trigger, a rule or row security, which PEZ does not make: \
+             one can lower the durability of a reservation's commit; as its owner, drop it"
+                .to_owned(),
+        ),
         Some(_) => None,
     })
 }

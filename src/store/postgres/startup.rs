@@ -145,7 +145,7 @@ pub fn missing_privileges(conn: &mut PgConnection) -> QueryResult<Vec<String>> {
             AND CASE WHEN c.relkind = 'S' \
                      THEN NOT has_sequence_privilege(c.oid, 'USAGE, SELECT, UPDATE') END",
     )
-    .bind::<Text, _>(super::reserve::FUNCTION)
+    .bind::<Text, _>(super::reserve::FUNCTION_QUALIFIED)
     .load::<Missing>(conn)?;
     // The original PEZ's sequences that forward and reverse continue, read
     // only once pez.sequences may be read at all.
