@@ -80,17 +80,7 @@ impl Sessions {
             answered: None,
         })
     }
-}
 
-impl Session {
-    /// Records that a call on it got its answer, `failures` ([`Sessions::failures`])
-    /// being what they are.
-    pub fn answered(&mut self, failures: &AtomicU64) {
-        self.answered = Some((Instant::now(), failures.load(Ordering::SeqCst)));
-    }
-}
-
-impl Sessions {
     /// Whether `session` may skip the check before its next call: a call
     /// on it answered within [`VOUCHED_FOR`] of `now`, and none failed
     /// since on any session.
@@ -99,6 +89,14 @@ impl Sessions {
             now.saturating_duration_since(at) < VOUCHED_FOR
                 && failures == self.failures.load(Ordering::SeqCst)
         })
+    }
+}
+
+impl Session {
+    /// Records that a call on it got its answer, `failures` ([`Sessions::failures`])
+    /// being what they are.
+    pub fn answered(&mut self, failures: &AtomicU64) {
+        self.answered = Some((Instant::now(), failures.load(Ordering::SeqCst)));
     }
 }
 
